@@ -1,0 +1,9 @@
+/* conc — a concurrency toolkit for C. This header includes every module. */
+#ifndef CONC_H
+#define CONC_H
+
+#include <conc/base.h>
+#include <conc/sync.h>
+#include <conc/thread.h>
+
+#endif

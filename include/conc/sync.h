@@ -1,0 +1,288 @@
+/* conc/sync.h — synchronisation primitives: mutex (timed, fair mode), recursive
+ * mutex, condition variable, semaphore (counting and bounded), event, barrier,
+ * once, reader-writer lock.
+ *
+ * Every object lives in caller memory: a struct member, a global, or shared
+ * memory. An all-zero object is a valid default one (an unlocked mutex, an
+ * unset event, a semaphore of value 0, a once not yet run), and the
+ * CONC_X_INIT static initialisers say the same, so a global lock needs no init
+ * call. conc_X_init(&x, &opts) chooses options (opts may be NULL: defaults);
+ * conc_X_destroy(&x) leaves a dead marker, after which every call returns
+ * CONC_EBADF until the object is initialised again. Destroying an object that
+ * is in use (a locked mutex, a waited-on event) returns CONC_EBUSY and
+ * changes nothing.
+ *
+ * opts.pshared makes an object usable by several processes when it lives in
+ * shared memory (mmap MAP_SHARED): its waiters sleep on shared futexes. It
+ * holds no pointer to process-local memory.
+ *
+ * Timeouts are nanoseconds, relative (base.h): CONC_FOREVER blocks, 0 never
+ * blocks, and a wait that runs out returns CONC_ETIMEDOUT. Every function is
+ * thread-safe. NULL objects and negative timeouts other than CONC_FOREVER are
+ * CONC_EINVAL everywhere.
+ */
+#ifndef CONC_SYNC_H
+#define CONC_SYNC_H
+
+#include <conc/base.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ===================================================================== mutex
+ * An owned lock: the thread that locks it must unlock it. Unlike Python's
+ * Lock, which any thread may release, conc_mutex_unlock by another thread
+ * returns CONC_EPERM; for a hand-off between threads use a semaphore of 1.
+ * Locking a mutex you already hold returns CONC_EDEADLK instead of hanging.
+ *
+ * Default mode: a thread may take a free mutex ahead of threads already
+ * waiting (barging), which is fastest. Fair mode hands the mutex over in FIFO
+ * order to the longest waiter, bounding each wait at the cost of throughput.
+ * Fair mode is in-process only (pshared + fair is CONC_ENOTSUP).
+ */
+typedef struct conc_mutex {
+    _Alignas(8) unsigned char opaque_[48];
+} conc_mutex;
+
+#define CONC_MUTEX_INIT {{0}}
+
+typedef struct conc_mutex_opts {
+    bool pshared; /* usable from several processes in shared memory */
+    bool fair;    /* FIFO hand-off instead of barging */
+} conc_mutex_opts;
+
+/* Returns 0, CONC_EINVAL (NULL m) or CONC_ENOTSUP (pshared with fair). */
+CONC_API int conc_mutex_init(conc_mutex *m, const conc_mutex_opts *opts);
+/* Returns 0, CONC_EBUSY if locked or waited on, CONC_EBADF if already destroyed. */
+CONC_API int conc_mutex_destroy(conc_mutex *m);
+/* Blocks until the mutex is ours. Returns 0, CONC_EDEADLK if the caller holds
+ * it already, CONC_EBADF (destroyed), CONC_EINVAL (NULL). */
+CONC_API int conc_mutex_lock(conc_mutex *m);
+/* As conc_mutex_lock, giving up after timeout ns with CONC_ETIMEDOUT. */
+CONC_API int conc_mutex_timedlock(conc_mutex *m, int64_t timeout);
+/* Never blocks: conc_mutex_timedlock with a timeout of 0 (CONC_ETIMEDOUT if
+ * the mutex is held by another thread). */
+CONC_API int conc_mutex_trylock(conc_mutex *m);
+/* Returns 0, CONC_EPERM if the caller does not hold it (unlocked, or held by
+ * another thread), CONC_EBADF, CONC_EINVAL. Never blocks. */
+CONC_API int conc_mutex_unlock(conc_mutex *m);
+
+/* ========================================================= recursive mutex
+ * As Python's RLock: the owner may lock it again; it is released when unlocked
+ * as many times as locked. */
+typedef struct conc_rmutex {
+    _Alignas(8) unsigned char opaque_[64];
+} conc_rmutex;
+
+#define CONC_RMUTEX_INIT {{0}}
+
+typedef struct conc_rmutex_opts {
+    bool pshared;
+    bool fair;
+} conc_rmutex_opts;
+
+CONC_API int conc_rmutex_init(conc_rmutex *m, const conc_rmutex_opts *opts);
+CONC_API int conc_rmutex_destroy(conc_rmutex *m);
+/* Returns 0, CONC_EAGAIN if the depth would pass UINT32_MAX, CONC_EBADF,
+ * CONC_EINVAL; the timed form also CONC_ETIMEDOUT. */
+CONC_API int conc_rmutex_lock(conc_rmutex *m);
+CONC_API int conc_rmutex_timedlock(conc_rmutex *m, int64_t timeout);
+CONC_API int conc_rmutex_trylock(conc_rmutex *m);
+/* Returns 0, CONC_EPERM if the caller does not hold it, CONC_EBADF, CONC_EINVAL. */
+CONC_API int conc_rmutex_unlock(conc_rmutex *m);
+/* How many times the caller holds m (0 if it does not). */
+CONC_API unsigned conc_rmutex_depth(conc_rmutex *m);
+
+/* ====================================================== condition variable
+ * Waits release the mutex, sleep, and take it again before returning, also
+ * after a timeout. As with every condition variable, a wake-up does not prove
+ * the predicate: re-check it in a loop, or use conc_cond_wait_for. A notify
+ * wakes only threads already waiting; one that times out at the moment it is
+ * chosen passes the wake on to the next waiter. Notifying without holding the
+ * mutex is allowed.
+ */
+typedef struct conc_cond {
+    _Alignas(8) unsigned char opaque_[48];
+} conc_cond;
+
+#define CONC_COND_INIT {{0}}
+
+typedef struct conc_cond_opts {
+    bool pshared;
+} conc_cond_opts;
+
+CONC_API int conc_cond_init(conc_cond *c, const conc_cond_opts *opts);
+/* Returns 0, CONC_EBUSY while threads wait, CONC_EBADF, CONC_EINVAL. */
+CONC_API int conc_cond_destroy(conc_cond *c);
+/* Called holding m. Returns 0 when notified (or spuriously), CONC_ETIMEDOUT,
+ * CONC_EPERM if the caller does not hold m, CONC_EBADF, CONC_EINVAL. */
+CONC_API int conc_cond_wait(conc_cond *c, conc_mutex *m, int64_t timeout);
+/* Called holding m, at any depth: every level is released while waiting and
+ * restored before returning, as Python's Condition over an RLock. */
+CONC_API int conc_cond_wait_rmutex(conc_cond *c, conc_rmutex *m, int64_t timeout);
+/* Waits until pred(arg) is true, checking it first, with one deadline for the
+ * whole wait. Returns 0 once pred holds, CONC_ETIMEDOUT if it still does not
+ * at the deadline, or an error of conc_cond_wait. */
+CONC_API int conc_cond_wait_for(conc_cond *c, conc_mutex *m, bool (*pred)(void *arg),
+                                void *arg, int64_t timeout);
+/* Wake one, n, or all of the waiting threads. n <= 0 is CONC_EINVAL. */
+CONC_API int conc_cond_notify(conc_cond *c);
+CONC_API int conc_cond_notify_n(conc_cond *c, int n);
+CONC_API int conc_cond_notify_all(conc_cond *c);
+
+/* ================================================================ semaphore
+ * A counter that acquire lowers and release raises; acquire waits while it is
+ * too low. A bounded semaphore (opts.bound > 0, Python's BoundedSemaphore)
+ * refuses a release that would lift the value above the bound with
+ * CONC_EINVAL, as Python raises ValueError.
+ *
+ * acquire_n and release_n are all-or-nothing: a release of n that would pass
+ * the bound releases none; an acquire of n takes n at once or waits. Waiters
+ * are woken oldest first among those the value can satisfy, and a thread
+ * arriving while others wait may take a free unit first (barging). So a large
+ * acquire can be overtaken by smaller ones and waits until the value covers it
+ * whole; if that matters, acquire one unit at a time.
+ *
+ * The value is at most CONC_SEM_VALUE_MAX; a release past it is CONC_EOVERFLOW.
+ */
+typedef struct conc_sem {
+    _Alignas(8) unsigned char opaque_[48];
+} conc_sem;
+
+#define CONC_SEM_INIT {{0}} /* value 0, unbounded */
+#define CONC_SEM_VALUE_MAX INT32_MAX
+
+typedef struct conc_sem_opts {
+    bool pshared;
+    unsigned bound; /* 0: unbounded; else the value may never exceed it */
+} conc_sem_opts;
+
+/* Returns 0, CONC_EINVAL (NULL s, value above the bound or above
+ * CONC_SEM_VALUE_MAX). A value of 0 is valid, as in Python. */
+CONC_API int conc_sem_init(conc_sem *s, unsigned value, const conc_sem_opts *opts);
+CONC_API int conc_sem_destroy(conc_sem *s);
+/* Takes 1. Returns 0, CONC_ETIMEDOUT, CONC_EBADF, CONC_EINVAL. */
+CONC_API int conc_sem_acquire(conc_sem *s, int64_t timeout);
+/* Takes n at once. n <= 0 is CONC_EINVAL; n above the bound CONC_EINVAL. */
+CONC_API int conc_sem_acquire_n(conc_sem *s, int n, int64_t timeout);
+/* Returns 0, CONC_EINVAL (above the bound; NULL), CONC_EOVERFLOW, CONC_EBADF. */
+CONC_API int conc_sem_release(conc_sem *s);
+CONC_API int conc_sem_release_n(conc_sem *s, int n);
+/* The current value, a snapshot; negative: a conc error. */
+CONC_API int conc_sem_value(conc_sem *s);
+
+/* ==================================================================== event
+ * A flag threads wait for (Python's Event). set() wakes every thread waiting
+ * at that moment, even if clear() follows at once: a waiter woken by a set
+ * returns 0 whatever the flag is by the time it runs. */
+typedef struct conc_event {
+    _Alignas(8) unsigned char opaque_[48];
+} conc_event;
+
+#define CONC_EVENT_INIT {{0}}
+
+typedef struct conc_event_opts {
+    bool pshared;
+    bool initially_set;
+} conc_event_opts;
+
+CONC_API int conc_event_init(conc_event *e, const conc_event_opts *opts);
+CONC_API int conc_event_destroy(conc_event *e);
+CONC_API int conc_event_set(conc_event *e);
+CONC_API int conc_event_clear(conc_event *e);
+/* 1 if set, 0 if not, or a negative conc error. */
+CONC_API int conc_event_is_set(conc_event *e);
+/* Returns 0 once the flag is set (at once if it is), CONC_ETIMEDOUT,
+ * CONC_EBADF, CONC_EINVAL. */
+CONC_API int conc_event_wait(conc_event *e, int64_t timeout);
+
+/* ================================================================== barrier
+ * n parties meet (Python's Barrier). When the last one arrives, the optional
+ * action runs once, in that thread, before anyone is released. If the action
+ * fails (returns non-zero), a wait times out, or conc_barrier_abort is called,
+ * the barrier is broken: every thread waiting, and every later wait, returns
+ * CONC_EBROKEN (the thread whose own timeout ran out returns CONC_ETIMEDOUT)
+ * until conc_barrier_reset. The action runs with the barrier's internal lock
+ * held: it must not call the barrier. A barrier needs conc_barrier_init.
+ */
+typedef struct conc_barrier {
+    _Alignas(8) unsigned char opaque_[80];
+} conc_barrier;
+
+typedef struct conc_barrier_opts {
+    bool pshared; /* with an action: only processes forked after init share it */
+    int (*action)(void *arg);
+    void *action_arg;
+} conc_barrier_opts;
+
+/* parties <= 0 is CONC_EINVAL. */
+CONC_API int conc_barrier_init(conc_barrier *b, int parties, const conc_barrier_opts *opts);
+CONC_API int conc_barrier_destroy(conc_barrier *b);
+/* Returns 0 and, if index is not NULL, this thread's arrival index in
+ * [0, parties - 1], different for each thread of one round (the last to arrive,
+ * which ran the action, gets parties - 1). Errors: CONC_EBROKEN,
+ * CONC_ETIMEDOUT, CONC_EBADF, CONC_EINVAL. */
+CONC_API int conc_barrier_wait(conc_barrier *b, int64_t timeout, unsigned *index);
+/* Breaks the barrier: current and later waits return CONC_EBROKEN. */
+CONC_API int conc_barrier_abort(conc_barrier *b);
+/* Back to the empty, unbroken state; threads waiting get CONC_EBROKEN. Never
+ * blocks: threads that arrive before the broken round has left wait for it. */
+CONC_API int conc_barrier_reset(conc_barrier *b);
+/* 1 if broken, 0 if not, or a negative conc error. */
+CONC_API int conc_barrier_broken(conc_barrier *b);
+
+/* ===================================================================== once
+ * Runs an initialiser exactly once successfully. Concurrent callers wait while
+ * one runs it. If it fails (returns non-zero), the failure is not latched: that
+ * caller gets its code, and the next caller (a waiting one included) runs it
+ * again. Once it succeeded, every call returns 0 at once. */
+typedef struct conc_once {
+    _Alignas(8) unsigned char opaque_[48];
+} conc_once;
+
+#define CONC_ONCE_INIT {{0}}
+
+/* Returns 0 once fn has succeeded (by this call or an earlier one), or the
+ * non-zero code fn returned on this call. */
+CONC_API int conc_once_call(conc_once *o, int (*fn)(void *arg), void *arg);
+/* As conc_once_call, waiting at most timeout ns for another caller's run:
+ * CONC_ETIMEDOUT if it is still running then. */
+CONC_API int conc_once_call_timed(conc_once *o, int (*fn)(void *arg), void *arg, int64_t timeout);
+
+/* =================================================================== rwlock
+ * Many readers or one writer. Writer-preferring: once a writer waits, new
+ * readers wait behind it, so writers never starve (readers may, under a
+ * constant stream of writers). Read locks are not recursive: a thread that
+ * read-locks twice while a writer waits deadlocks (the second read waits for
+ * the writer, which waits for the first read); a write re-lock or a read lock
+ * by the writer returns CONC_EDEADLK. Upgrading a read lock to a write lock
+ * deadlocks the same way; release the read lock first.
+ */
+typedef struct conc_rwlock {
+    _Alignas(8) unsigned char opaque_[64];
+} conc_rwlock;
+
+#define CONC_RWLOCK_INIT {{0}}
+
+typedef struct conc_rwlock_opts {
+    bool pshared;
+} conc_rwlock_opts;
+
+CONC_API int conc_rwlock_init(conc_rwlock *l, const conc_rwlock_opts *opts);
+CONC_API int conc_rwlock_destroy(conc_rwlock *l);
+CONC_API int conc_rwlock_rdlock(conc_rwlock *l);
+CONC_API int conc_rwlock_timedrdlock(conc_rwlock *l, int64_t timeout);
+CONC_API int conc_rwlock_wrlock(conc_rwlock *l);
+CONC_API int conc_rwlock_timedwrlock(conc_rwlock *l, int64_t timeout);
+/* Releases a read or the write lock. CONC_EPERM if unlocked, or write-locked
+ * by another thread. Which reader unlocks is not tracked. */
+CONC_API int conc_rwlock_unlock(conc_rwlock *l);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* CONC_SYNC_H */

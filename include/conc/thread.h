@@ -1,0 +1,122 @@
+/* conc/thread.h — threads: start with options, join with a timeout, names,
+ * ids, sleep, yield, the usable CPU count, thread-local storage.
+ *
+ * A conc_thread is an opaque heap handle. conc_thread_join(t, timeout, &status)
+ * returns whether the join worked (0, CONC_ETIMEDOUT — it may be retried —,
+ * CONC_EINVAL for a second join or a detached thread, CONC_EDEADLK for joining
+ * yourself) and stores what the thread's function returned in status: a wait's
+ * status is never the thread's result. conc_thread_destroy frees the handle;
+ * destroying a handle whose thread was never joined detaches the thread.
+ *
+ * Threads started by conc block asynchronous signals (they inherit a mask
+ * with every signal blocked but the synchronous ones: SIGSEGV, SIGBUS, SIGFPE,
+ * SIGILL, SIGTRAP, SIGSYS), so the program's handlers run on the threads it
+ * expects. A thread that wants a signal unblocks it with pthread_sigmask.
+ */
+#ifndef CONC_THREAD_H
+#define CONC_THREAD_H
+
+#include <conc/base.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct conc_thread conc_thread;
+
+/* A thread's function. Its return value is the status conc_thread_join hands
+ * back. */
+typedef int (*conc_thread_fn)(void *arg);
+
+/* The longest name the OS shows (/proc/<pid>/task/<tid>/comm, top, gdb):
+ * Linux keeps 15 bytes. conc keeps the whole name for conc_thread_get_name and
+ * gives the OS its first 15 bytes. */
+#define CONC_THREAD_OS_NAME_MAX 15
+
+typedef struct conc_thread_opts {
+    const char *name;  /* NULL: no name (the OS shows the program's) */
+    size_t stack_size; /* 0: the default; else at least PTHREAD_STACK_MIN */
+    bool detached;     /* nobody joins: the thread frees its own handle */
+} conc_thread_opts;
+
+/* Starts fn(arg) on a new thread. *t receives the handle; with opts->detached,
+ * t may be NULL and *t is set to NULL (a detached thread's handle is not the
+ * caller's). Returns 0, CONC_EINVAL (fn NULL; t NULL without detached; a
+ * stack size too small), CONC_EAGAIN (out of threads), CONC_ENOMEM. */
+CONC_API int conc_thread_start(conc_thread **t, conc_thread_fn fn, void *arg,
+                               const conc_thread_opts *opts);
+
+/* Waits up to timeout ns for t to finish and stores its function's return in
+ * *status (status may be NULL). Returns 0, CONC_ETIMEDOUT (t still runs; join
+ * again later), CONC_EINVAL (NULL t, a second join, a detached or adopted
+ * thread, a bad timeout), CONC_EDEADLK (t is the caller). */
+CONC_API int conc_thread_join(conc_thread *t, int64_t timeout, int *status);
+
+/* Lets t run on unjoined; its resources go when it ends. The handle stays
+ * valid until conc_thread_destroy. Returns 0, CONC_EINVAL (NULL, already
+ * joined or detached). */
+CONC_API int conc_thread_detach(conc_thread *t);
+
+/* Frees the handle (detaching the thread if it was neither joined nor
+ * detached). Returns 0 or CONC_EINVAL (NULL, or the calling thread's own
+ * handle from conc_thread_self). */
+CONC_API int conc_thread_destroy(conc_thread *t);
+
+/* The calling thread's handle. For a thread conc did not start, a handle is
+ * made on first use (Python's dummy thread: it cannot be joined) and freed when
+ * that thread exits. Never NULL except out of memory. */
+CONC_API conc_thread *conc_thread_self(void);
+
+/* 1 while t's function runs, 0 once it has returned, or a negative error. */
+CONC_API int conc_thread_is_alive(conc_thread *t);
+
+/* t's kernel thread id (gettid: what /proc, top and gdb show), or a negative
+ * error. */
+CONC_API int64_t conc_thread_id(conc_thread *t);
+
+/* Sets t's name (a copy is kept; the OS gets the first
+ * CONC_THREAD_OS_NAME_MAX bytes). Returns 0, CONC_EINVAL, CONC_ENOMEM. */
+CONC_API int conc_thread_set_name(conc_thread *t, const char *name);
+
+/* Copies t's name into buf (truncated to size - 1 bytes, always terminated).
+ * Returns 0 or CONC_EINVAL (NULL arguments, size 0). A thread without a name
+ * gives "". */
+CONC_API int conc_thread_get_name(conc_thread *t, char *buf, size_t size);
+
+/* Sleeps ns nanoseconds on the monotonic clock, the full time even across
+ * signals. CONC_FOREVER sleeps for good. Returns 0 or CONC_EINVAL. */
+CONC_API int conc_sleep(int64_t ns);
+
+/* Offers the CPU to another runnable thread. */
+CONC_API void conc_thread_yield(void);
+
+/* The number of CPUs this process may really use: the CPUs of its affinity
+ * mask, lowered by a cgroup CPU quota (cpu.max, rounded up), at least 1. A
+ * container limited to 2 CPUs on a 64-core host answers 2, where
+ * sysconf(_SC_NPROCESSORS_ONLN) answers 64. */
+CONC_API int conc_cpu_count(void);
+
+/* ---- thread-local storage: a key whose value is per thread ---- */
+
+typedef struct conc_tls {
+    unsigned key_;
+    bool valid_;
+} conc_tls;
+
+/* Makes a key; every thread's value starts NULL. dtor (may be NULL) runs with
+ * a thread's non-NULL value when that thread exits. Returns 0, CONC_EINVAL,
+ * CONC_EAGAIN (no keys left). */
+CONC_API int conc_tls_create(conc_tls *k, void (*dtor)(void *value));
+CONC_API int conc_tls_delete(conc_tls *k);
+/* The calling thread's value, NULL if none or if k is invalid. */
+CONC_API void *conc_tls_get(const conc_tls *k);
+CONC_API int conc_tls_set(const conc_tls *k, void *value);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* CONC_THREAD_H */

@@ -1,0 +1,314 @@
+/* conc_mutex: an owned lock with a timed form and a fair mode.
+ *
+ * Default mode is Drepper's three-state futex mutex (sync_impl.h): the fast
+ * path is one compare-and-swap to lock and one exchange to unlock; a contended
+ * locker spins briefly, then marks the word CONTENDED and sleeps on it, and an
+ * unlock that finds CONTENDED wakes one sleeper, which competes again with any
+ * newcomer (barging: fast, not fair).
+ *
+ * Fair mode keeps the same fast path while nobody waits, but a contended
+ * locker queues a waiter record on m->q (FIFO) and sets QUEUED; an unlock that
+ * finds QUEUED never frees the word: under q's lock it hands the mutex to the
+ * oldest waiter still waiting, writing that waiter's identity into m->owner
+ * before waking it. A waiter that times out in the same instant loses the
+ * wake's compare-and-swap, and the hand-off moves to the next one; if none is
+ * left, the word is freed. The word is UNLOCKED only while the queue is empty,
+ * so no newcomer can pass a queued waiter.
+ *
+ * Ownership: m->owner is the locker's conc__self() (its tid when pshared),
+ * written after the lock is taken and cleared before it is released, only by
+ * the owner (or, in fair mode, by the unlocker on the new owner's behalf while
+ * the word stays locked). So "owner == me" read without a lock is exact.
+ */
+#include "deadline.h"
+#include "hooks.h"
+#include "sync_impl.h"
+
+#include <string.h>
+
+#define CONC__M_DEAD 0xdeadu /* the word of a destroyed mutex: no CAS from 0 matches */
+
+static inline struct conc__mutex *conc__mutex_of(conc_mutex *m)
+{
+    return (struct conc__mutex *)(void *)m;
+}
+
+static inline bool conc__timeout_valid(int64_t timeout)
+{
+    return timeout >= 0 || timeout == CONC_FOREVER;
+}
+
+int conc_mutex_init(conc_mutex *mx, const conc_mutex_opts *opts)
+{
+    if (!mx)
+        return CONC_EINVAL;
+    bool pshared = opts && opts->pshared, fair = opts && opts->fair;
+    if (pshared && fair)
+        return CONC_ENOTSUP;
+    struct conc__mutex *m = conc__mutex_of(mx);
+    memset(m, 0, sizeof *m);
+    conc__waitq_init(&m->q, (pshared ? CONC__WQ_PSHARED : 0) | (fair ? CONC__WQ_FAIR : 0));
+    return 0;
+}
+
+int conc_mutex_destroy(conc_mutex *mx)
+{
+    if (!mx)
+        return CONC_EINVAL;
+    struct conc__mutex *m = conc__mutex_of(mx);
+    if (conc__waitq_dead(&m->q))
+        return CONC_EBADF;
+    uint32_t unlocked = CONC__M_UNLOCKED;
+    if (!atomic_compare_exchange_strong(&m->word, &unlocked, CONC__M_DEAD))
+        return CONC_EBUSY;
+    if (conc__waitq_kill(&m->q) != 0) {
+        atomic_store(&m->word, CONC__M_UNLOCKED);
+        return CONC_EBUSY;
+    }
+    return 0;
+}
+
+/* Default mode, contended: spin, then sleep on the word. */
+static int conc__mutex_lock_word(struct conc__mutex *m, int64_t deadline)
+{
+    for (int i = 0; i < CONC__SPIN_ITERS; i++) {
+        uint32_t unlocked = CONC__M_UNLOCKED;
+        if (atomic_load_explicit(&m->word, memory_order_relaxed) == CONC__M_UNLOCKED &&
+            atomic_compare_exchange_weak_explicit(&m->word, &unlocked, CONC__M_LOCKED,
+                                                  memory_order_acquire, memory_order_relaxed))
+            return 0;
+        conc__cpu_relax();
+    }
+    bool shared = conc__waitq_pshared(&m->q), timed_out = false;
+    for (;;) {
+        /* Taking it as CONTENDED is conservative: we cannot know whether
+         * other sleepers remain, so our unlock will wake one. */
+        if (atomic_exchange_explicit(&m->word, CONC__M_CONTENDED, memory_order_acquire) ==
+            CONC__M_UNLOCKED)
+            return 0;
+        if (timed_out)
+            return CONC_ETIMEDOUT;
+        timed_out = conc__futex_wait(&m->word, CONC__M_CONTENDED, deadline, shared) ==
+                    CONC_ETIMEDOUT;
+    }
+}
+
+static void conc__mutex_give_to(struct conc__waiter *w, void *arg)
+{
+    struct conc__mutex *m = arg;
+    atomic_store_explicit(&m->owner, w->ctx, memory_order_relaxed);
+}
+
+/* Fair mode, contended: queue and wait for the hand-off. */
+static int conc__mutex_lock_fair(struct conc__mutex *m, uintptr_t self, int64_t deadline)
+{
+    struct conc__waiter w;
+    conc__waiter_init(&w, 0, self);
+    int rc;
+    conc__waitq_lock(&m->q);
+    conc__waitq_announce(&m->q);
+    for (;;) {
+        uint32_t v = atomic_load(&m->word);
+        if (v == CONC__M_UNLOCKED) {
+            if (atomic_compare_exchange_strong(&m->word, &v, CONC__M_LOCKED)) {
+                atomic_store_explicit(&m->owner, self, memory_order_relaxed);
+                rc = 0;
+                break;
+            }
+            continue;
+        }
+        if (conc__expired(deadline)) {
+            rc = CONC_ETIMEDOUT;
+            break;
+        }
+        if (!(v & CONC__M_QUEUED) && !atomic_compare_exchange_strong(&m->word, &v, v | CONC__M_QUEUED))
+            continue;
+        if (conc__waitq_sleep(&m->q, &w, deadline) == CONC__W_WOKEN) {
+            rc = 0; /* handed over: the unlocker wrote us into m->owner */
+            break;
+        }
+    }
+    if (!m->q.head)
+        atomic_fetch_and(&m->word, ~CONC__M_QUEUED);
+    conc__waitq_retire(&m->q);
+    conc__waitq_unlock(&m->q);
+    return rc;
+}
+
+static int conc__mutex_lock_slow(struct conc__mutex *m, int64_t timeout, int64_t deadline)
+{
+    if (conc__waitq_dead(&m->q))
+        return CONC_EBADF;
+    uintptr_t self = conc__owner_self(&m->q);
+    if (atomic_load_explicit(&m->owner, memory_order_relaxed) == self)
+        return CONC_EDEADLK;
+    if (timeout == 0)
+        return CONC_ETIMEDOUT;
+    if (deadline == 0 && conc__deadline(timeout, &deadline) != 0)
+        return CONC_EINVAL;
+    conc__lock_contended(m, CONC__LOCK_MUTEX);
+    if (conc__waitq_flags(&m->q) & CONC__WQ_FAIR)
+        return conc__mutex_lock_fair(m, self, deadline);
+    int rc = conc__mutex_lock_word(m, deadline);
+    if (rc == 0)
+        atomic_store_explicit(&m->owner, self, memory_order_relaxed);
+    return rc;
+}
+
+static inline int conc__mutex_lock_fast(struct conc__mutex *m, int64_t timeout, int64_t deadline)
+{
+    conc__lock_acquire(m, CONC__LOCK_MUTEX);
+    uint32_t unlocked = CONC__M_UNLOCKED;
+    if (conc__likely(atomic_compare_exchange_strong_explicit(
+            &m->word, &unlocked, CONC__M_LOCKED, memory_order_acquire, memory_order_relaxed))) {
+        atomic_store_explicit(&m->owner, conc__owner_self(&m->q), memory_order_relaxed);
+        conc__lock_acquired(m, CONC__LOCK_MUTEX);
+        return 0;
+    }
+    int rc = conc__mutex_lock_slow(m, timeout, deadline);
+    if (rc == 0)
+        conc__lock_acquired(m, CONC__LOCK_MUTEX);
+    return rc;
+}
+
+int conc__mutex_lock_until(struct conc__mutex *m, int64_t deadline)
+{
+    return conc__mutex_lock_fast(m, CONC_FOREVER, deadline);
+}
+
+int conc_mutex_lock(conc_mutex *m)
+{
+    if (!m)
+        return CONC_EINVAL;
+    return conc__mutex_lock_fast(conc__mutex_of(m), CONC_FOREVER, CONC__NO_DEADLINE);
+}
+
+int conc_mutex_timedlock(conc_mutex *m, int64_t timeout)
+{
+    if (!m || !conc__timeout_valid(timeout))
+        return CONC_EINVAL;
+    return conc__mutex_lock_fast(conc__mutex_of(m), timeout, 0);
+}
+
+int conc_mutex_trylock(conc_mutex *m)
+{
+    return conc_mutex_timedlock(m, 0);
+}
+
+static void conc__mutex_unlock_fair(struct conc__mutex *m)
+{
+    uint32_t locked = CONC__M_LOCKED;
+    if (atomic_compare_exchange_strong_explicit(&m->word, &locked, CONC__M_UNLOCKED,
+                                                memory_order_release, memory_order_relaxed))
+        return;
+    conc__waitq_lock(&m->q);
+    if (conc__waitq_handoff(&m->q, conc__mutex_give_to, m)) {
+        if (!m->q.head)
+            atomic_fetch_and(&m->word, ~CONC__M_QUEUED);
+    } else {
+        atomic_store_explicit(&m->owner, 0, memory_order_relaxed);
+        atomic_store_explicit(&m->word, CONC__M_UNLOCKED, memory_order_release);
+    }
+    conc__waitq_unlock(&m->q);
+}
+
+int conc__mutex_unlock(struct conc__mutex *m)
+{
+    if (atomic_load_explicit(&m->owner, memory_order_relaxed) != conc__owner_self(&m->q))
+        return conc__waitq_dead(&m->q) ? CONC_EBADF : CONC_EPERM;
+    atomic_store_explicit(&m->owner, 0, memory_order_relaxed);
+    conc__lock_release(m, CONC__LOCK_MUTEX);
+    if (conc__unlikely(conc__waitq_flags(&m->q) & CONC__WQ_FAIR)) {
+        conc__mutex_unlock_fair(m);
+        return 0;
+    }
+    if (atomic_exchange_explicit(&m->word, CONC__M_UNLOCKED, memory_order_release) ==
+        CONC__M_CONTENDED)
+        conc__futex_wake(&m->word, 1, conc__waitq_pshared(&m->q));
+    return 0;
+}
+
+int conc_mutex_unlock(conc_mutex *m)
+{
+    if (!m)
+        return CONC_EINVAL;
+    return conc__mutex_unlock(conc__mutex_of(m));
+}
+
+/* ---- recursive mutex: an owned mutex plus a depth only the owner touches ---- */
+
+static inline struct conc__rmutex *conc__rmutex_of(conc_rmutex *m)
+{
+    return (struct conc__rmutex *)(void *)m;
+}
+
+int conc_rmutex_init(conc_rmutex *rx, const conc_rmutex_opts *opts)
+{
+    if (!rx)
+        return CONC_EINVAL;
+    conc_mutex_opts mo = {.pshared = opts && opts->pshared, .fair = opts && opts->fair};
+    struct conc__rmutex *r = conc__rmutex_of(rx);
+    r->depth = 0;
+    return conc_mutex_init((conc_mutex *)(void *)&r->m, &mo);
+}
+
+int conc_rmutex_destroy(conc_rmutex *rx)
+{
+    if (!rx)
+        return CONC_EINVAL;
+    return conc_mutex_destroy((conc_mutex *)(void *)&conc__rmutex_of(rx)->m);
+}
+
+static int conc__rmutex_lock(conc_rmutex *rx, int64_t timeout)
+{
+    if (!rx || !conc__timeout_valid(timeout))
+        return CONC_EINVAL;
+    struct conc__rmutex *r = conc__rmutex_of(rx);
+    if (atomic_load_explicit(&r->m.owner, memory_order_relaxed) == conc__owner_self(&r->m.q)) {
+        if (r->depth == UINT32_MAX)
+            return CONC_EAGAIN;
+        r->depth++;
+        return 0;
+    }
+    int rc = conc__mutex_lock_fast(&r->m, timeout, timeout == CONC_FOREVER ? CONC__NO_DEADLINE : 0);
+    if (rc == 0)
+        r->depth = 1;
+    return rc;
+}
+
+int conc_rmutex_lock(conc_rmutex *m)
+{
+    return conc__rmutex_lock(m, CONC_FOREVER);
+}
+
+int conc_rmutex_timedlock(conc_rmutex *m, int64_t timeout)
+{
+    return conc__rmutex_lock(m, timeout);
+}
+
+int conc_rmutex_trylock(conc_rmutex *m)
+{
+    return conc__rmutex_lock(m, 0);
+}
+
+int conc_rmutex_unlock(conc_rmutex *rx)
+{
+    if (!rx)
+        return CONC_EINVAL;
+    struct conc__rmutex *r = conc__rmutex_of(rx);
+    if (atomic_load_explicit(&r->m.owner, memory_order_relaxed) != conc__owner_self(&r->m.q))
+        return conc__waitq_dead(&r->m.q) ? CONC_EBADF : CONC_EPERM;
+    if (--r->depth > 0)
+        return 0;
+    return conc__mutex_unlock(&r->m);
+}
+
+unsigned conc_rmutex_depth(conc_rmutex *rx)
+{
+    if (!rx)
+        return 0;
+    struct conc__rmutex *r = conc__rmutex_of(rx);
+    if (atomic_load_explicit(&r->m.owner, memory_order_relaxed) != conc__owner_self(&r->m.q))
+        return 0;
+    return r->depth;
+}

@@ -1,0 +1,47 @@
+/* Platform specifics behind a small fixed interface: the futex calls, the CPU
+ * pause hint, and whether this is a sanitizer build. Only Linux on x86-64 and
+ * aarch64 is supported; everything OS-specific goes through here. */
+#ifndef CONC_PLATFORM_H
+#define CONC_PLATFORM_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
+#define CONC__SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer)
+#define CONC__SANITIZED 1
+#endif
+#endif
+#ifndef CONC__SANITIZED
+#define CONC__SANITIZED 0
+#endif
+
+#define conc__likely(x) __builtin_expect(!!(x), 1)
+#define conc__unlikely(x) __builtin_expect(!!(x), 0)
+
+/* A hint to the CPU that this is a spin-wait loop. */
+static inline void conc__cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield" ::: "memory");
+#else
+    __asm__ __volatile__("" ::: "memory");
+#endif
+}
+
+/* Sleeps while *addr == expected, until woken or until the absolute monotonic
+ * deadline (INT64_MAX: none). Returns 0 when woken, when the value differed,
+ * or on a signal (callers loop and re-check), CONC_ETIMEDOUT once the
+ * deadline has passed. shared selects the process-shared futex namespace. */
+int conc__futex_wait(_Atomic uint32_t *addr, uint32_t expected, int64_t deadline,
+                     bool shared);
+/* Wakes up to n sleepers on addr. Harmless on an address nobody sleeps on,
+ * even one whose memory has since been reused: futex waiters always re-check. */
+void conc__futex_wake(_Atomic uint32_t *addr, int n, bool shared);
+
+#endif

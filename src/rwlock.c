@@ -1,0 +1,246 @@
+/* conc_rwlock: a writer-preferring reader-writer lock on the wait core.
+ *
+ * l->state holds WRITER, WWAIT and the reader count (sync_impl.h). Readers
+ * take the lock with one compare-and-swap while neither WRITER nor WWAIT is
+ * set; a writer takes a free lock (state 0) the same way. Otherwise the
+ * thread announces itself on l->q and waits there with want = READ or WRITE.
+ * A waiting writer counts itself in writers_waiting (under q's lock) and keeps
+ * WWAIT set while that count is positive, which stops new readers: writers
+ * never starve. Wakes: the last reader out wakes one writer; a writer's unlock
+ * wakes the next writer if one waits, else every reader; a writer that gives
+ * up clears WWAIT when it was the last and wakes everyone to re-check.
+ */
+#include "deadline.h"
+#include "hooks.h"
+#include "sync_impl.h"
+
+#include <string.h>
+
+enum { CONC__RW_WANT_READ = 1, CONC__RW_WANT_WRITE = 2 };
+
+static inline struct conc__rwlock *conc__rwlock_of(conc_rwlock *l)
+{
+    return (struct conc__rwlock *)(void *)l;
+}
+
+int conc_rwlock_init(conc_rwlock *lx, const conc_rwlock_opts *opts)
+{
+    if (!lx)
+        return CONC_EINVAL;
+    struct conc__rwlock *l = conc__rwlock_of(lx);
+    memset(l, 0, sizeof *l);
+    conc__waitq_init(&l->q, opts && opts->pshared ? CONC__WQ_PSHARED : 0);
+    return 0;
+}
+
+int conc_rwlock_destroy(conc_rwlock *lx)
+{
+    if (!lx)
+        return CONC_EINVAL;
+    struct conc__rwlock *l = conc__rwlock_of(lx);
+    if (conc__waitq_dead(&l->q))
+        return CONC_EBADF;
+    if (atomic_load(&l->state) != 0)
+        return CONC_EBUSY;
+    return conc__waitq_kill(&l->q);
+}
+
+static inline bool conc__rw_try_read(struct conc__rwlock *l, int *err)
+{
+    uint32_t v = atomic_load_explicit(&l->state, memory_order_seq_cst);
+    while (!(v & (CONC__RW_WRITER | CONC__RW_WWAIT))) {
+        if ((v & CONC__RW_READERS) == CONC__RW_READERS) {
+            *err = CONC_EAGAIN; /* 2^30 - 1 readers */
+            return false;
+        }
+        if (atomic_compare_exchange_weak_explicit(&l->state, &v, v + 1, memory_order_seq_cst,
+                                                  memory_order_relaxed))
+            return true;
+    }
+    return false;
+}
+
+static inline bool conc__rw_try_write(struct conc__rwlock *l, uintptr_t self)
+{
+    uint32_t v = atomic_load_explicit(&l->state, memory_order_seq_cst);
+    while (!(v & (CONC__RW_WRITER | CONC__RW_READERS))) {
+        if (atomic_compare_exchange_weak_explicit(&l->state, &v, v | CONC__RW_WRITER,
+                                                  memory_order_seq_cst, memory_order_relaxed)) {
+            atomic_store_explicit(&l->owner, self, memory_order_relaxed);
+            return true;
+        }
+    }
+    return false;
+}
+
+static bool conc__rw_want_is(uintptr_t want, void *arg)
+{
+    return want == *(uintptr_t *)arg;
+}
+
+static void conc__rw_spend(uintptr_t want, void *arg)
+{
+    (void)want;
+    *(uintptr_t *)arg = 0; /* one writer is enough: match nothing more */
+}
+
+/* Called with l->q locked. */
+static void conc__rw_wake_writer(struct conc__rwlock *l)
+{
+    uintptr_t want = CONC__RW_WANT_WRITE;
+    conc__waitq_wake_if(&l->q, conc__rw_want_is, conc__rw_spend, &want);
+}
+
+static void conc__rw_wake_readers(struct conc__rwlock *l)
+{
+    uintptr_t want = CONC__RW_WANT_READ;
+    conc__waitq_wake_if(&l->q, conc__rw_want_is, 0, &want);
+}
+
+static int conc__rw_check(conc_rwlock *lx, int64_t timeout)
+{
+    if (!lx || (timeout < 0 && timeout != CONC_FOREVER))
+        return CONC_EINVAL;
+    return conc__waitq_dead(&conc__rwlock_of(lx)->q) ? CONC_EBADF : 0;
+}
+
+static bool conc__rw_held_by(struct conc__rwlock *l, uintptr_t self)
+{
+    return (atomic_load(&l->state) & CONC__RW_WRITER) &&
+           atomic_load_explicit(&l->owner, memory_order_relaxed) == self;
+}
+
+static int conc__rw_rdlock(conc_rwlock *lx, int64_t timeout)
+{
+    int rc = conc__rw_check(lx, timeout);
+    if (rc)
+        return rc;
+    struct conc__rwlock *l = conc__rwlock_of(lx);
+    conc__lock_acquire(l, CONC__LOCK_RWLOCK_READ);
+    if (conc__likely(conc__rw_try_read(l, &rc)))
+        return 0;
+    if (rc || conc__rw_held_by(l, conc__owner_self(&l->q)))
+        return rc ? rc : CONC_EDEADLK;
+    int64_t deadline = CONC__NO_DEADLINE;
+    conc__deadline(timeout, &deadline);
+    struct conc__waiter w;
+    conc__waiter_init(&w, CONC__RW_WANT_READ, 0);
+    conc__waitq_lock(&l->q);
+    conc__waitq_announce(&l->q);
+    while (!conc__rw_try_read(l, &rc) && !rc) {
+        if (conc__expired(deadline)) {
+            rc = CONC_ETIMEDOUT;
+            break;
+        }
+        conc__waitq_sleep(&l->q, &w, deadline);
+    }
+    conc__waitq_retire(&l->q);
+    conc__waitq_unlock(&l->q);
+    return rc;
+}
+
+static int conc__rw_wrlock(conc_rwlock *lx, int64_t timeout)
+{
+    int rc = conc__rw_check(lx, timeout);
+    if (rc)
+        return rc;
+    struct conc__rwlock *l = conc__rwlock_of(lx);
+    uintptr_t self = conc__owner_self(&l->q);
+    conc__lock_acquire(l, CONC__LOCK_RWLOCK_WRITE);
+    if (conc__likely(conc__rw_try_write(l, self)))
+        return 0;
+    if (conc__rw_held_by(l, self))
+        return CONC_EDEADLK;
+    int64_t deadline = CONC__NO_DEADLINE;
+    conc__deadline(timeout, &deadline);
+    struct conc__waiter w;
+    conc__waiter_init(&w, CONC__RW_WANT_WRITE, 0);
+    conc__waitq_lock(&l->q);
+    conc__waitq_announce(&l->q);
+    l->writers_waiting++;
+    atomic_fetch_or(&l->state, CONC__RW_WWAIT);
+    while (!conc__rw_try_write(l, self)) {
+        if (conc__expired(deadline)) {
+            rc = CONC_ETIMEDOUT;
+            break;
+        }
+        conc__waitq_sleep(&l->q, &w, deadline);
+    }
+    if (--l->writers_waiting == 0) {
+        atomic_fetch_and(&l->state, ~CONC__RW_WWAIT);
+        if (rc) /* readers held back for us may go now */
+            conc__rw_wake_readers(l);
+    } else if (rc && !(atomic_load(&l->state) & (CONC__RW_WRITER | CONC__RW_READERS))) {
+        conc__rw_wake_writer(l); /* we may have been the one woken for a free lock */
+    }
+    conc__waitq_retire(&l->q);
+    conc__waitq_unlock(&l->q);
+    return rc;
+}
+
+int conc_rwlock_rdlock(conc_rwlock *l)
+{
+    return conc__rw_rdlock(l, CONC_FOREVER);
+}
+
+int conc_rwlock_timedrdlock(conc_rwlock *l, int64_t timeout)
+{
+    return conc__rw_rdlock(l, timeout);
+}
+
+int conc_rwlock_wrlock(conc_rwlock *l)
+{
+    return conc__rw_wrlock(l, CONC_FOREVER);
+}
+
+int conc_rwlock_timedwrlock(conc_rwlock *l, int64_t timeout)
+{
+    return conc__rw_wrlock(l, timeout);
+}
+
+static int conc__rw_unlock_write(struct conc__rwlock *l)
+{
+    if (atomic_load_explicit(&l->owner, memory_order_relaxed) != conc__owner_self(&l->q))
+        return CONC_EPERM;
+    atomic_store_explicit(&l->owner, 0, memory_order_relaxed);
+    conc__lock_release(l, CONC__LOCK_RWLOCK_WRITE);
+    atomic_fetch_and_explicit(&l->state, ~CONC__RW_WRITER, memory_order_seq_cst);
+    if (!conc__waitq_has_waiters(&l->q))
+        return 0;
+    conc__waitq_lock(&l->q);
+    if (l->writers_waiting)
+        conc__rw_wake_writer(l);
+    else
+        conc__rw_wake_readers(l);
+    conc__waitq_unlock(&l->q);
+    return 0;
+}
+
+static int conc__rw_unlock_read(struct conc__rwlock *l)
+{
+    uint32_t v = atomic_load_explicit(&l->state, memory_order_relaxed);
+    do {
+        if (!(v & CONC__RW_READERS))
+            return CONC_EPERM;
+    } while (!atomic_compare_exchange_weak_explicit(&l->state, &v, v - 1, memory_order_seq_cst,
+                                                    memory_order_relaxed));
+    conc__lock_release(l, CONC__LOCK_RWLOCK_READ);
+    if ((v & CONC__RW_READERS) != 1 || !conc__waitq_has_waiters(&l->q))
+        return 0;
+    conc__waitq_lock(&l->q);
+    conc__rw_wake_writer(l);
+    conc__waitq_unlock(&l->q);
+    return 0;
+}
+
+int conc_rwlock_unlock(conc_rwlock *lx)
+{
+    int rc = conc__rw_check(lx, 0);
+    if (rc)
+        return rc;
+    struct conc__rwlock *l = conc__rwlock_of(lx);
+    uint32_t v = atomic_load(&l->state);
+    if (v & CONC__RW_WRITER)
+        return conc__rw_unlock_write(l);
+    return conc__rw_unlock_read(l);
+}

@@ -1,0 +1,156 @@
+/* conc_sem: counting and bounded semaphores on the wait core.
+ *
+ * The value is one atomic word. acquire takes n with a compare-and-swap when
+ * the value covers n, without any lock (barging is allowed). Otherwise it
+ * announces itself on s->q, re-checks, and sleeps with want = n. release adds
+ * n with a compare-and-swap that enforces the bound and CONC_SEM_VALUE_MAX
+ * (all-or-nothing), then, only if someone announced a wait, takes s->q's lock
+ * and wakes, oldest first, the waiters the new value can satisfy: a budget
+ * starts at the value and each real wake spends its want, so a waiter wanting
+ * more than is left is skipped (and may be overtaken by smaller ones) rather
+ * than woken to fail. A woken waiter re-checks and takes its units itself; one
+ * that finds them gone to a barging thread sleeps again, and nothing is lost:
+ * units are only ever held by the value or by the thread that took them.
+ */
+#include "deadline.h"
+#include "hooks.h"
+#include "sync_impl.h"
+
+#include <string.h>
+
+static inline struct conc__sem *conc__sem_of(conc_sem *s)
+{
+    return (struct conc__sem *)(void *)s;
+}
+
+int conc_sem_init(conc_sem *sx, unsigned value, const conc_sem_opts *opts)
+{
+    if (!sx)
+        return CONC_EINVAL;
+    unsigned bound = opts ? opts->bound : 0;
+    if (value > CONC_SEM_VALUE_MAX || bound > CONC_SEM_VALUE_MAX || (bound && value > bound))
+        return CONC_EINVAL;
+    struct conc__sem *s = conc__sem_of(sx);
+    memset(s, 0, sizeof *s);
+    atomic_store(&s->value, value);
+    s->bound = bound;
+    conc__waitq_init(&s->q, opts && opts->pshared ? CONC__WQ_PSHARED : 0);
+    return 0;
+}
+
+int conc_sem_destroy(conc_sem *sx)
+{
+    if (!sx)
+        return CONC_EINVAL;
+    struct conc__sem *s = conc__sem_of(sx);
+    if (conc__waitq_dead(&s->q))
+        return CONC_EBADF;
+    return conc__waitq_kill(&s->q);
+}
+
+static inline bool conc__sem_try(struct conc__sem *s, uint32_t n)
+{
+    uint32_t v = atomic_load_explicit(&s->value, memory_order_seq_cst);
+    while (v >= n) {
+        if (atomic_compare_exchange_weak_explicit(&s->value, &v, v - n, memory_order_seq_cst,
+                                                  memory_order_relaxed))
+            return true;
+    }
+    return false;
+}
+
+static int conc__sem_acquire_slow(struct conc__sem *s, uint32_t n, int64_t timeout)
+{
+    int64_t deadline = CONC__NO_DEADLINE;
+    if (conc__deadline(timeout, &deadline) != 0)
+        return CONC_EINVAL;
+    conc__lock_contended(s, CONC__LOCK_SEM);
+    struct conc__waiter w;
+    conc__waiter_init(&w, n, 0);
+    int rc = 0;
+    conc__waitq_lock(&s->q);
+    conc__waitq_announce(&s->q);
+    while (!conc__sem_try(s, n)) {
+        if (conc__expired(deadline)) {
+            rc = CONC_ETIMEDOUT;
+            break;
+        }
+        conc__waitq_sleep(&s->q, &w, deadline);
+    }
+    conc__waitq_retire(&s->q);
+    conc__waitq_unlock(&s->q);
+    return rc;
+}
+
+int conc_sem_acquire_n(conc_sem *sx, int n, int64_t timeout)
+{
+    if (!sx || n <= 0 || (timeout < 0 && timeout != CONC_FOREVER))
+        return CONC_EINVAL;
+    struct conc__sem *s = conc__sem_of(sx);
+    if (conc__waitq_dead(&s->q))
+        return CONC_EBADF;
+    if (s->bound && (unsigned)n > s->bound)
+        return CONC_EINVAL; /* could never be satisfied */
+    conc__lock_acquire(s, CONC__LOCK_SEM);
+    if (conc__likely(conc__sem_try(s, (uint32_t)n)))
+        return 0;
+    if (timeout == 0)
+        return CONC_ETIMEDOUT;
+    return conc__sem_acquire_slow(s, (uint32_t)n, timeout);
+}
+
+int conc_sem_acquire(conc_sem *s, int64_t timeout)
+{
+    return conc_sem_acquire_n(s, 1, timeout);
+}
+
+static bool conc__sem_fits(uintptr_t want, void *budget)
+{
+    return want <= *(uint32_t *)budget;
+}
+
+static void conc__sem_spend(uintptr_t want, void *budget)
+{
+    *(uint32_t *)budget -= (uint32_t)want;
+}
+
+int conc_sem_release_n(conc_sem *sx, int n)
+{
+    if (!sx || n <= 0)
+        return CONC_EINVAL;
+    struct conc__sem *s = conc__sem_of(sx);
+    if (conc__waitq_dead(&s->q))
+        return CONC_EBADF;
+    uint32_t v = atomic_load_explicit(&s->value, memory_order_relaxed);
+    do {
+        if (s->bound && (uint32_t)n > s->bound - v)
+            return CONC_EINVAL; /* Python: ValueError, "released too many times" */
+        if ((uint32_t)n > CONC_SEM_VALUE_MAX - v)
+            return CONC_EOVERFLOW;
+    } while (!atomic_compare_exchange_weak_explicit(&s->value, &v, v + (uint32_t)n,
+                                                    memory_order_seq_cst, memory_order_relaxed));
+    conc__lock_release(s, CONC__LOCK_SEM);
+    if (!conc__waitq_has_waiters(&s->q))
+        return 0;
+    conc__waitq_lock(&s->q);
+    uint32_t budget = atomic_load(&s->value);
+    if (budget)
+        conc__waitq_wake_if(&s->q, conc__sem_fits, conc__sem_spend, &budget);
+    conc__waitq_unlock(&s->q);
+    return 0;
+}
+
+int conc_sem_release(conc_sem *s)
+{
+    return conc_sem_release_n(s, 1);
+}
+
+int conc_sem_value(conc_sem *sx)
+{
+    if (!sx)
+        return CONC_EINVAL;
+    struct conc__sem *s = conc__sem_of(sx);
+    if (conc__waitq_dead(&s->q))
+        return CONC_EBADF;
+    return (int)atomic_load_explicit(&s->value, memory_order_relaxed);
+}

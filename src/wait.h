@@ -1,0 +1,269 @@
+/* The wait core: the one mechanism every blocking primitive parks through.
+ *
+ * A waiter record (struct conc__waiter) lives on the waiter's stack. Its state
+ * word moves WAITING → PARKED (asleep on the futex in the record) and ends in
+ * exactly one of WOKEN, TIMED_OUT or CANCELLED. A wake is a compare-and-swap
+ * into WOKEN; a waiter whose deadline passed makes its own compare-and-swap into
+ * TIMED_OUT. Exactly one of the two wins. A waker that loses moves on to the
+ * next waiter, so a wake-one is never swallowed by a waiter that is leaving.
+ * A waiter that loses was chosen: it re-checks its condition before its deadline,
+ * and takes what it was woken for.
+ *
+ * A wait queue (struct conc__waitq) is the per-object part: an internal lock
+ * word, the count of announced waiters, and one of two back-ends chosen by
+ * CONC__WQ_PSHARED:
+ *   - in-process: a FIFO list of waiter records; each sleeps on a private futex
+ *     in its own record, and a wake targets one chosen record;
+ *   - process-shared: no list (records are process-local memory); waiters sleep
+ *     on the queue's seq word with shared futexes, a wake bumps seq.
+ * Both back-ends offer the same operations, so each primitive is written once.
+ *
+ * The pattern every primitive follows (q->lock guards the object's slow-path
+ * state and the list):
+ *
+ *     conc__waitq_lock(q);
+ *     conc__waitq_announce(q);             // before the last check: see below
+ *     for (;;) {
+ *         if (condition holds) { take it; break; }
+ *         if (conc__expired(deadline)) { rc = CONC_ETIMEDOUT; break; }
+ *         conc__waitq_sleep(q, &w, deadline); // unlocks, parks, re-locks
+ *     }
+ *     conc__waitq_retire(q);
+ *     conc__waitq_unlock(q);
+ *
+ * and a waker makes the condition true, then, only if conc__waitq_has_waiters(),
+ * locks q and calls conc__waitq_wake(). The announce (a seq_cst increment) and
+ * the waker's seq_cst update of the condition form a Dekker pair: either the
+ * waiter's check sees the condition, or the waker sees the waiter and wakes it.
+ * That is what lets the fast paths skip the lock and the wake syscall whenever
+ * nobody waits.
+ *
+ * A multi-wait (struct conc__multiwait) is one sleeper with several link
+ * records, each linked into a different object's queue (conc_wait over several
+ * futures). Waking a link notifies the multi-wait while the waker still holds
+ * that queue's lock, and the multi-waiter unlinks every link under each queue's
+ * lock before it returns, so the notify never touches a dead record.
+ */
+#ifndef CONC_WAIT_H
+#define CONC_WAIT_H
+
+#include "platform.h"
+#include <stdbool.h>
+#include <stdint.h>
+
+enum conc__waiter_state {
+    CONC__W_WAITING = 0,  /* linked, not yet asleep (may be spinning) */
+    CONC__W_PARKED = 1,   /* asleep on the futex: a waker must call futex_wake */
+    CONC__W_WOKEN = 2,    /* a waker chose this waiter */
+    CONC__W_TIMED_OUT = 3,/* the deadline passed before any waker chose it */
+    CONC__W_CANCELLED = 4 /* withdrawn by its owner (multi-wait clean-up) */
+};
+
+enum conc__waiter_kind {
+    CONC__WK_THREAD = 0, /* a thread sleeping on the futex in the record */
+    CONC__WK_MULTI = 1,  /* one link of a multi-wait */
+};
+
+struct conc__multiwait;
+
+struct conc__waiter {
+    _Atomic uint32_t state;
+    uint8_t kind;
+    bool linked;                  /* in a queue's list; guarded by that q->lock */
+    uintptr_t want;               /* what the waiter waits for (primitive-defined) */
+    uintptr_t ctx;                /* conc__self() of the waiter, for hand-offs */
+    struct conc__multiwait *multi;
+    struct conc__waiter *next, *prev;
+};
+
+#define CONC__WQ_PSHARED 1u /* process-shared back-end */
+#define CONC__WQ_DEAD 2u    /* the owning object was destroyed */
+#define CONC__WQ_FAIR 4u    /* mutex: FIFO hand-off mode */
+#define CONC__WQ_BOUNDED 8u /* semaphore: has a bound */
+
+struct conc__waitq {
+    _Atomic uint32_t lock;     /* internal lock: 0 free, 1 held, 2 held + sleepers */
+    _Atomic uint32_t seq;      /* process-shared back-end: bumped by each wake */
+    _Atomic uint32_t nwaiters; /* announced waiters (both back-ends) */
+    _Atomic uint32_t flags;    /* CONC__WQ_*; set at init and destroy only */
+    struct conc__waiter *head, *tail; /* in-process back-end; under lock */
+};
+
+struct conc__multiwait {
+    _Atomic uint32_t fired; /* number of links woken so far */
+    _Atomic uint32_t parked;
+};
+
+/* ---- spinning ---- */
+
+/* Iterations of conc__cpu_relax a thread spins before it parks. Zero in
+ * sanitizer builds, so that the tests exercise the parking path. */
+#if CONC__SANITIZED
+#define CONC__SPIN_ITERS 0
+#else
+#define CONC__SPIN_ITERS 100
+#endif
+
+/* ---- the internal lock ---- */
+
+void conc__ilock_slow(_Atomic uint32_t *w, bool shared);
+
+/* Short critical sections only: the holder never blocks while holding it. */
+static inline void conc__ilock(_Atomic uint32_t *w, bool shared)
+{
+    uint32_t free_ = 0;
+    if (!atomic_compare_exchange_strong_explicit(w, &free_, 1, memory_order_acquire,
+                                                 memory_order_relaxed))
+        conc__ilock_slow(w, shared);
+}
+
+static inline void conc__iunlock(_Atomic uint32_t *w, bool shared)
+{
+    if (atomic_exchange_explicit(w, 0, memory_order_release) == 2)
+        conc__futex_wake(w, 1, shared);
+}
+
+/* ---- wait queues ---- */
+
+static inline uint32_t conc__waitq_flags(struct conc__waitq *q)
+{
+    return atomic_load_explicit(&q->flags, memory_order_relaxed);
+}
+
+static inline bool conc__waitq_pshared(struct conc__waitq *q)
+{
+    return conc__waitq_flags(q) & CONC__WQ_PSHARED;
+}
+
+static inline bool conc__waitq_dead(struct conc__waitq *q)
+{
+    return conc__waitq_flags(q) & CONC__WQ_DEAD;
+}
+
+/* Sets up an empty queue with the given CONC__WQ_* flags. An all-zero queue is
+ * a valid empty in-process one. */
+void conc__waitq_init(struct conc__waitq *q, uint32_t flags);
+/* Marks the queue dead. Returns CONC_EBUSY (and changes nothing) if anyone
+ * still waits. */
+int conc__waitq_kill(struct conc__waitq *q);
+
+static inline void conc__waitq_lock(struct conc__waitq *q)
+{
+    conc__ilock(&q->lock, conc__waitq_pshared(q));
+}
+
+static inline void conc__waitq_unlock(struct conc__waitq *q)
+{
+    conc__iunlock(&q->lock, conc__waitq_pshared(q));
+}
+
+/* Called with q locked, before the waiter's final check of its condition. */
+static inline void conc__waitq_announce(struct conc__waitq *q)
+{
+    atomic_fetch_add_explicit(&q->nwaiters, 1, memory_order_seq_cst);
+}
+
+/* Called with q locked, when the waiter leaves. */
+static inline void conc__waitq_retire(struct conc__waitq *q)
+{
+    atomic_fetch_sub_explicit(&q->nwaiters, 1, memory_order_relaxed);
+}
+
+/* Whether anyone has announced a wait. Wakers call it after making their
+ * condition true with a seq_cst operation (see the Dekker pair above). */
+static inline bool conc__waitq_has_waiters(struct conc__waitq *q)
+{
+    return atomic_load_explicit(&q->nwaiters, memory_order_seq_cst) != 0;
+}
+
+/* Called with q locked. Sleeps until woken, until the deadline, or spuriously,
+ * with q unlocked meanwhile; returns with q locked again. Returns
+ * CONC__W_WOKEN or CONC__W_TIMED_OUT. Either way the caller re-checks its
+ * condition before the deadline. w->want is the caller's to set first. */
+uint32_t conc__waitq_sleep(struct conc__waitq *q, struct conc__waiter *w, int64_t deadline);
+
+/* Called with q locked. Wakes up to n waiters, oldest first, skipping those
+ * that already timed out. Returns how many it woke (process-shared: n). */
+unsigned conc__waitq_wake(struct conc__waitq *q, unsigned n);
+
+/* Called with q locked. Wakes all waiters. */
+static inline void conc__waitq_wake_all(struct conc__waitq *q)
+{
+    conc__waitq_wake(q, UINT32_MAX);
+}
+
+/* Called with q locked. Wakes, oldest first, each waiter for which
+ * pick(want, arg) returns true, where want is the waiter's w->want; took(want,
+ * arg) is called after each wake that succeeded (not for a waiter that timed
+ * out in the same instant), so a budget kept in arg counts only real wakes.
+ * Process-shared back-end: wakes all (it cannot see the waiters). Returns how
+ * many were woken. */
+unsigned conc__waitq_wake_if(struct conc__waitq *q, bool (*pick)(uintptr_t want, void *arg),
+                             void (*took)(uintptr_t want, void *arg), void *arg);
+
+/* Called with q locked, in-process back-end: hands the queue's oldest live
+ * waiter a wake, after before_wake(w, arg) has run (a hand-off writes the new
+ * owner there). Returns whether a waiter took it. */
+bool conc__waitq_handoff(struct conc__waitq *q, void (*before_wake)(struct conc__waiter *, void *),
+                         void *arg);
+
+/* ---- single waiter records ---- */
+
+static inline void conc__waiter_init(struct conc__waiter *w, uintptr_t want, uintptr_t ctx)
+{
+    atomic_store_explicit(&w->state, CONC__W_WAITING, memory_order_relaxed);
+    w->kind = CONC__WK_THREAD;
+    w->linked = false;
+    w->want = want;
+    w->ctx = ctx;
+    w->multi = 0;
+    w->next = w->prev = 0;
+}
+
+/* Spins briefly, then sleeps until the record leaves WAITING/PARKED or the
+ * deadline passes. Returns the final state. */
+uint32_t conc__waiter_park(struct conc__waiter *w, int64_t deadline);
+
+/* ---- multi-wait ---- */
+
+void conc__multiwait_init(struct conc__multiwait *m);
+/* Called with q locked: links `link` (a record owned by the multi-waiter) into
+ * q, for the multi-wait m. */
+void conc__multiwait_link(struct conc__multiwait *m, struct conc__waitq *q,
+                          struct conc__waiter *link, uintptr_t want);
+/* Sleeps until at least one link fired or the deadline passed. Returns the
+ * number of links fired so far (0 means the deadline passed). */
+unsigned conc__multiwait_park(struct conc__multiwait *m, int64_t deadline);
+/* Withdraws a link from its queue (takes q's lock). Returns true if this link
+ * had been woken (its wake must then be honoured or passed on by the caller). */
+bool conc__multiwait_unlink(struct conc__waitq *q, struct conc__waiter *link);
+
+/* ---- asymmetric fences ---- */
+
+/* A fast path that must be ordered against a slow path's sleep decision calls
+ * the light fence; the side about to sleep calls the heavy one. With
+ * membarrier(PRIVATE_EXPEDITED) registered the light one is a compiler barrier
+ * and the heavy one a syscall that fences every thread of the process; without
+ * it both are full fences. In-process objects only: membarrier orders only the
+ * calling process's threads. */
+extern bool conc__membarrier_ok;
+
+static inline void conc__fence_light(void)
+{
+    if (conc__likely(conc__membarrier_ok))
+        atomic_signal_fence(memory_order_seq_cst);
+    else
+        atomic_thread_fence(memory_order_seq_cst);
+}
+
+void conc__fence_heavy(void);
+
+/* ---- test-only hooks ---- */
+
+/* Called by a thread waiter right after it timed out (its state is TIMED_OUT)
+ * and before it re-takes the queue lock to unlink itself: a test uses it to
+ * hold the waiter in that window and make the wake-versus-timeout race
+ * deterministic. NULL in production; read only on the timeout path. */
+extern void (*conc__test_after_timeout)(struct conc__waiter *w);
+
+#endif

@@ -1,0 +1,54 @@
+/* Shared by every test: cmocka, the CONC_TEST_SCALE knob, small helpers.
+ * Each test executable takes an optional test name (ctest passes one) and runs
+ * only that test, so every test runs in its own process. */
+#ifndef CONC_TEST_H
+#define CONC_TEST_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <cmocka.h>
+#include <pthread.h>
+
+#define CONC_TEST_MAIN(...)                                                  \
+    int main(int argc, char **argv)                                          \
+    {                                                                        \
+        const struct CMUnitTest tests[] = {__VA_ARGS__};                     \
+        if (argc > 1)                                                        \
+            cmocka_set_test_filter(argv[1]);                                 \
+        return cmocka_run_group_tests(tests, NULL, NULL);                    \
+    }
+
+/* CONC_TEST_SCALE sizes every stress test: about 0.1 under the sanitizers,
+ * 1 in the optimised run, 10 and more in `make stress`. */
+static inline double conc_test_scale(void)
+{
+    const char *s = getenv("CONC_TEST_SCALE");
+    double v = s ? atof(s) : 1.0;
+    return v > 0 ? v : 1.0;
+}
+
+/* n scaled by CONC_TEST_SCALE, at least `floor`. */
+static inline long conc_test_scaled(long n, long floor)
+{
+    double v = (double)n * conc_test_scale();
+    return v < (double)floor ? floor : (long)v;
+}
+
+/* Starts n pthreads running fn(arg_i), arg_i = (char *)args + i * size. */
+static inline void conc_test_run_threads(int n, void *(*fn)(void *), void *args, size_t size)
+{
+    pthread_t *t = calloc((size_t)n, sizeof *t);
+    assert_non_null(t);
+    for (int i = 0; i < n; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, fn, (char *)args + (size_t)i * size), 0);
+    for (int i = 0; i < n; i++)
+        assert_int_equal(pthread_join(t[i], NULL), 0);
+    free(t);
+}
+
+#endif

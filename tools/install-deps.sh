@@ -1,0 +1,22 @@
+#!/bin/sh
+# Installs the Debian packages a step needs, only those that are missing, so a
+# warm machine stays fast (apt-get update runs first, once, and only then).
+#   tools/install-deps.sh test|bench
+set -eu
+case "${1:-test}" in
+  test)  pkgs="libcmocka-dev pkg-config" ;;
+  bench) pkgs="libcmocka-dev pkg-config libck-dev libglib2.0-dev" ;;
+  *) echo "usage: $0 test|bench" >&2; exit 2 ;;
+esac
+missing=""
+for p in $pkgs; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+echo "installing:$missing"
+if [ "$(id -u)" -ne 0 ]; then
+  echo "not root: install these packages first:$missing" >&2; exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends $missing >/dev/null

@@ -1,0 +1,30 @@
+/* `conc tour`: each chapter explains one concept in a paragraph and then
+ * demonstrates it live on this machine, printing what it measured. */
+#ifndef CONC_TOUR_H
+#define CONC_TOUR_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct tour_chapter {
+    const char *name;  /* for --chapter NAME */
+    const char *title;
+    int (*run)(void);  /* 0 on success */
+};
+
+/* The chapters, in tour order; NULL-terminated. */
+extern const struct tour_chapter *const tour_chapters[];
+
+/* Chapter helpers (tour.c). */
+void tour_heading(const char *title);
+void tour_paragraph(const char *text);
+/* A transient progress line on stderr, erased by the next output. */
+void tour_progress(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void tour_progress_done(void);
+double tour_ms(int64_t ns);
+
+int tour_main(int argc, char **argv);
+
+extern const struct tour_chapter tour_parallelism;
+
+#endif
