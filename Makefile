@@ -4,12 +4,14 @@
 #   make tour       build and run `conc tour`, the live tour of concurrency
 #   make test       the whole suite: optimised, ThreadSanitizer, ASan+UBSan
 #   make stress     the stress tests at full size and more (CONC_TEST_SCALE=10)
+#   make bench      conc against its peers, side by side; writes docs/bench/README.md
+#                   (CASES=glob picks cases, QUICK=1 shortens, REPS=n repetitions)
 #   make install    install into PREFIX (default /usr/local)
 PREFIX ?= /usr/local
 BUILD := build/release
 JOBS ?= 2
 
-.PHONY: all build tour test stress install clean
+.PHONY: all build tour test stress bench install clean
 
 all: build
 
@@ -25,6 +27,19 @@ test:
 
 stress:
 	@CONC_TEST_SCALE=$${CONC_TEST_SCALE:-10} VARIANTS=$${VARIANTS:-release} tools/run-tests.sh
+
+bench:
+	@tools/install-deps.sh bench
+	@cmake -S . -B build/bench -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCONC_BUILD_BENCH=ON \
+		-DCONC_BUILD_TESTS=OFF >/dev/null
+	@cmake --build build/bench -j$(JOBS) --target conc-bench -- --no-print-directory
+	@build/bench/bench/conc-bench $(if $(QUICK),--quick) $(if $(REPS),--reps $(REPS)) \
+		$(if $(CASES),--cases '$(CASES)') | tee build/bench/results.jsonl
+	@mkdir -p docs/bench
+	@python3 bench/report.py build/bench/results.jsonl \
+		"make bench$(if $(QUICK), QUICK=1)$(if $(REPS), REPS=$(REPS))$(if $(CASES), CASES='$(CASES)')" \
+		> docs/bench/README.md
+	@echo "wrote docs/bench/README.md"
 
 install: build
 	@cmake --install $(BUILD) --prefix $(PREFIX)

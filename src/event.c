@@ -71,6 +71,12 @@ int conc_event_is_set(conc_event *ex)
     return rc ? rc : (int)atomic_load(&conc__event_of(ex)->flag);
 }
 
+static bool conc__event_ready(void *arg)
+{
+    struct conc__event *e = arg;
+    return atomic_load_explicit(&e->flag, memory_order_acquire) != 0;
+}
+
 int conc_event_wait(conc_event *ex, int64_t timeout)
 {
     int rc = conc__event_check(ex);
@@ -84,6 +90,8 @@ int conc_event_wait(conc_event *ex, int64_t timeout)
         return CONC_EINVAL;
     if (timeout == 0)
         return CONC_ETIMEDOUT;
+    if (conc__spin_until(&e->q, conc__event_ready, e))
+        return 0;
     struct conc__waiter w;
     conc__waiter_init(&w, 0, 0);
     conc__waitq_lock(&e->q);

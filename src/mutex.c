@@ -68,17 +68,23 @@ int conc_mutex_destroy(conc_mutex *mx)
     return 0;
 }
 
-/* Default mode, contended: spin, then sleep on the word. */
+/* Default mode, contended: spin (the wait core's adaptive budget, learnt on
+ * m->q), then sleep on the word. */
 static int conc__mutex_lock_word(struct conc__mutex *m, int64_t deadline)
 {
-    for (int i = 0; i < CONC__SPIN_ITERS; i++) {
+    unsigned budget = conc__spin_budget(&m->q);
+    for (unsigned i = 0; i < budget; i++) {
         uint32_t unlocked = CONC__M_UNLOCKED;
         if (atomic_load_explicit(&m->word, memory_order_relaxed) == CONC__M_UNLOCKED &&
             atomic_compare_exchange_weak_explicit(&m->word, &unlocked, CONC__M_LOCKED,
-                                                  memory_order_acquire, memory_order_relaxed))
+                                                  memory_order_acquire, memory_order_relaxed)) {
+            conc__spin_learn(&m->q, i, true);
             return 0;
+        }
         conc__cpu_relax();
     }
+    if (budget)
+        conc__spin_learn(&m->q, budget, false);
     bool shared = conc__waitq_pshared(&m->q), timed_out = false;
     for (;;) {
         /* Taking it as CONTENDED is conservative: we cannot know whether

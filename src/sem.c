@@ -59,6 +59,19 @@ static inline bool conc__sem_try(struct conc__sem *s, uint32_t n)
     return false;
 }
 
+struct conc__sem_want {
+    struct conc__sem *s;
+    uint32_t n;
+};
+
+/* Spinning: tries to take the units as soon as they are there. */
+static bool conc__sem_ready(void *arg)
+{
+    struct conc__sem_want *w = arg;
+    return atomic_load_explicit(&w->s->value, memory_order_relaxed) >= w->n &&
+           conc__sem_try(w->s, w->n);
+}
+
 static int conc__sem_acquire_slow(struct conc__sem *s, uint32_t n, int64_t timeout)
 {
     int64_t deadline = CONC__NO_DEADLINE;
@@ -96,6 +109,9 @@ int conc_sem_acquire_n(conc_sem *sx, int n, int64_t timeout)
         return 0;
     if (timeout == 0)
         return CONC_ETIMEDOUT;
+    struct conc__sem_want want = {s, (uint32_t)n};
+    if (conc__spin_until(&s->q, conc__sem_ready, &want))
+        return 0;
     return conc__sem_acquire_slow(s, (uint32_t)n, timeout);
 }
 

@@ -2,6 +2,7 @@
 #include "wait.h"
 #include "conc/base.h"
 #include "deadline.h"
+#include "self.h"
 
 #include <linux/membarrier.h>
 #include <sys/syscall.h>
@@ -9,11 +10,35 @@
 
 void (*conc__test_after_timeout)(struct conc__waiter *w);
 
+CONC__TLS struct conc__pending conc__pending_wakes;
+
+/* Called with a queue lock held: the wake is issued at the next unlock. */
+static void conc__wake_later(_Atomic uint32_t *addr, int count, bool shared)
+{
+    struct conc__pending *p = &conc__pending_wakes;
+    if (p->n == CONC__PENDING_MAX) {
+        conc__futex_wake(addr, count, shared);
+        return;
+    }
+    p->wake[p->n].addr = addr;
+    p->wake[p->n].count = count;
+    p->wake[p->n].shared = shared;
+    p->n++;
+}
+
+void conc__pending_flush(void)
+{
+    struct conc__pending *p = &conc__pending_wakes;
+    for (unsigned i = 0; i < p->n; i++)
+        conc__futex_wake(p->wake[i].addr, p->wake[i].count, p->wake[i].shared);
+    p->n = 0;
+}
+
 /* ---- the internal lock: Drepper's three-state futex mutex ---- */
 
 void conc__ilock_slow(_Atomic uint32_t *w, bool shared)
 {
-    for (int i = 0; i < CONC__SPIN_ITERS; i++) {
+    for (int i = 0; CONC__SPIN_ENABLED && i < CONC__ILOCK_SPIN; i++) {
         uint32_t free_ = 0;
         if (atomic_load_explicit(w, memory_order_relaxed) == 0 &&
             atomic_compare_exchange_weak_explicit(w, &free_, 1, memory_order_acquire,
@@ -27,19 +52,57 @@ void conc__ilock_slow(_Atomic uint32_t *w, bool shared)
 
 /* ---- waiter records ---- */
 
-uint32_t conc__waiter_park(struct conc__waiter *w, int64_t deadline)
+/* ---- adaptive spinning ---- */
+
+static CONC__TLS unsigned conc__spin_probe;
+
+unsigned conc__spin_budget(struct conc__waitq *q)
+{
+    if (!CONC__SPIN_ENABLED)
+        return 0;
+    unsigned estimate = atomic_load_explicit(&q->spin, memory_order_relaxed);
+    if (estimate == 0)
+        return ++conc__spin_probe % CONC__SPIN_PROBE_EVERY == 0 ? CONC__SPIN_PROBE : 0;
+    unsigned budget = 2 * estimate + 16;
+    return budget > CONC__SPIN_MAX ? CONC__SPIN_MAX : budget;
+}
+
+void conc__spin_learn(struct conc__waitq *q, unsigned spun, bool success)
+{
+    if (!CONC__SPIN_ENABLED)
+        return;
+    /* Racy read-modify-write on purpose: a lost update only blurs a hint. */
+    unsigned e = atomic_load_explicit(&q->spin, memory_order_relaxed);
+    if (success)
+        e = e + ((int)spun + 1 - (int)e) / 4;
+    else
+        e /= 2;
+    if (e < 1 && success)
+        e = 1;
+    atomic_store_explicit(&q->spin, (uint16_t)(e > CONC__SPIN_MAX ? CONC__SPIN_MAX : e),
+                          memory_order_relaxed);
+}
+
+/* ---- waiter records ---- */
+
+uint32_t conc__waiter_park(struct conc__waiter *w, int64_t deadline, unsigned spin, unsigned *spun)
 {
     uint32_t s;
-    for (int i = 0; i < CONC__SPIN_ITERS; i++) {
+    for (unsigned i = 0; i < spin; i++) {
         s = atomic_load_explicit(&w->state, memory_order_acquire);
-        if (s >= CONC__W_WOKEN)
+        if (s >= CONC__W_WOKEN) {
+            *spun = i;
             return s;
+        }
         conc__cpu_relax();
     }
+    *spun = UINT32_MAX;
     uint32_t expected = CONC__W_WAITING;
     if (!atomic_compare_exchange_strong_explicit(&w->state, &expected, CONC__W_PARKED,
-                                                 memory_order_acq_rel, memory_order_acquire))
+                                                 memory_order_acq_rel, memory_order_acquire)) {
+        *spun = spin;
         return expected;
+    }
     while ((s = atomic_load_explicit(&w->state, memory_order_acquire)) == CONC__W_PARKED) {
         if (conc__futex_wait(&w->state, CONC__W_PARKED, deadline, false) != CONC_ETIMEDOUT)
             continue;
@@ -60,7 +123,7 @@ static void conc__multiwait_notify(struct conc__multiwait *m)
 {
     atomic_fetch_add_explicit(&m->fired, 1, memory_order_seq_cst);
     if (atomic_load_explicit(&m->parked, memory_order_seq_cst))
-        conc__futex_wake(&m->fired, 1, false);
+        conc__wake_later(&m->fired, 1, false);
 }
 
 /* Moves w from WAITING or PARKED to WOKEN and makes sure it sees it.
@@ -76,18 +139,19 @@ static bool conc__waiter_wake(struct conc__waiter *w)
     if (w->kind == CONC__WK_MULTI)
         conc__multiwait_notify(w->multi);
     else if (s == CONC__W_PARKED)
-        conc__futex_wake(&w->state, 1, false); /* w may be gone already: harmless */
+        conc__wake_later(&w->state, 1, false);
     return true;
 }
 
 /* ---- wait queues ---- */
 
-void conc__waitq_init(struct conc__waitq *q, uint32_t flags)
+void conc__waitq_init(struct conc__waitq *q, unsigned flags)
 {
     atomic_store_explicit(&q->lock, 0, memory_order_relaxed);
     atomic_store_explicit(&q->seq, 0, memory_order_relaxed);
     atomic_store_explicit(&q->nwaiters, 0, memory_order_relaxed);
-    atomic_store_explicit(&q->flags, flags, memory_order_relaxed);
+    atomic_store_explicit(&q->flags, (uint16_t)flags, memory_order_relaxed);
+    atomic_store_explicit(&q->spin, 0, memory_order_relaxed);
     q->head = q->tail = 0;
 }
 
@@ -142,8 +206,11 @@ uint32_t conc__waitq_sleep(struct conc__waitq *q, struct conc__waiter *w, int64_
         return conc__waitq_sleep_shared(q, deadline);
     atomic_store_explicit(&w->state, CONC__W_WAITING, memory_order_relaxed);
     conc__waitq_link(q, w);
+    unsigned budget = conc__spin_budget(q), spun;
     conc__waitq_unlock(q);
-    uint32_t s = conc__waiter_park(w, deadline);
+    uint32_t s = conc__waiter_park(w, deadline, budget, &spun);
+    if (budget)
+        conc__spin_learn(q, spun, spun < budget);
     conc__waitq_lock(q);
     if (w->linked) /* timed out: the waker never reached us */
         conc__waitq_unlink(q, w);
@@ -153,7 +220,7 @@ uint32_t conc__waitq_sleep(struct conc__waitq *q, struct conc__waiter *w, int64_
 static unsigned conc__waitq_wake_shared(struct conc__waitq *q, unsigned n)
 {
     atomic_fetch_add_explicit(&q->seq, 1, memory_order_release);
-    conc__futex_wake(&q->seq, n > INT32_MAX ? INT32_MAX : (int)n, true);
+    conc__wake_later(&q->seq, n > INT32_MAX ? INT32_MAX : (int)n, true);
     return n;
 }
 
@@ -228,7 +295,7 @@ void conc__multiwait_link(struct conc__multiwait *m, struct conc__waitq *q,
 unsigned conc__multiwait_park(struct conc__multiwait *m, int64_t deadline)
 {
     uint32_t fired;
-    for (int i = 0; i < CONC__SPIN_ITERS; i++) {
+    for (int i = 0; CONC__SPIN_ENABLED && i < CONC__SPIN_PROBE; i++) {
         if ((fired = atomic_load_explicit(&m->fired, memory_order_acquire)))
             return fired;
         conc__cpu_relax();

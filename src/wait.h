@@ -48,6 +48,7 @@
 #define CONC_WAIT_H
 
 #include "platform.h"
+#include "self.h"
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -85,7 +86,8 @@ struct conc__waitq {
     _Atomic uint32_t lock;     /* internal lock: 0 free, 1 held, 2 held + sleepers */
     _Atomic uint32_t seq;      /* process-shared back-end: bumped by each wake */
     _Atomic uint32_t nwaiters; /* announced waiters (both back-ends) */
-    _Atomic uint32_t flags;    /* CONC__WQ_*; set at init and destroy only */
+    _Atomic uint16_t flags;    /* CONC__WQ_*; set at init and destroy only */
+    _Atomic uint16_t spin;     /* adaptive spin estimate, in pause iterations */
     struct conc__waiter *head, *tail; /* in-process back-end; under lock */
 };
 
@@ -94,15 +96,48 @@ struct conc__multiwait {
     _Atomic uint32_t parked;
 };
 
-/* ---- spinning ---- */
+/* ---- spinning ----
+ *
+ * Spinning before parking wins a hand-off between threads that are both on a
+ * CPU (a futex wake-up costs microseconds here), and loses everything when the
+ * thread we wait for is not running: then the spinner only keeps it off the
+ * CPU. So each wait queue learns: q->spin estimates how many pause iterations
+ * a successful spin took; a wait spins up to twice that, and a spin that ends
+ * in parking halves the estimate. At 0 (a cold or oversubscribed object) a
+ * thread spins only one wait in CONC__SPIN_PROBE_EVERY, as a probe, so that an
+ * object whose hand-offs become fast can learn it again. Never in sanitizer
+ * builds, so that the tests exercise the parking paths. */
 
-/* Iterations of conc__cpu_relax a thread spins before it parks. Zero in
- * sanitizer builds, so that the tests exercise the parking path. */
 #if CONC__SANITIZED
-#define CONC__SPIN_ITERS 0
+#define CONC__SPIN_ENABLED 0
 #else
-#define CONC__SPIN_ITERS 100
+#define CONC__SPIN_ENABLED 1
 #endif
+#define CONC__SPIN_MAX 2000      /* ~20 us at ~10 ns per pause */
+#define CONC__SPIN_PROBE 64      /* the budget of a probe */
+#define CONC__SPIN_PROBE_EVERY 16
+#define CONC__ILOCK_SPIN 100     /* the internal lock: short critical sections */
+
+unsigned conc__spin_budget(struct conc__waitq *q);
+/* Records how a spin on q ended: success after `spun` iterations, or not. */
+void conc__spin_learn(struct conc__waitq *q, unsigned spun, bool success);
+
+/* Spins within q's budget until ready(arg) holds, before a waiter takes the
+ * slow path. Returns whether it did; either way the outcome is learnt. */
+static inline bool conc__spin_until(struct conc__waitq *q, bool (*ready)(void *), void *arg)
+{
+    unsigned budget = conc__spin_budget(q);
+    for (unsigned i = 0; i < budget; i++) {
+        conc__cpu_relax();
+        if (ready(arg)) {
+            conc__spin_learn(q, i, true);
+            return true;
+        }
+    }
+    if (budget)
+        conc__spin_learn(q, budget, false);
+    return false;
+}
 
 /* ---- the internal lock ---- */
 
@@ -125,7 +160,7 @@ static inline void conc__iunlock(_Atomic uint32_t *w, bool shared)
 
 /* ---- wait queues ---- */
 
-static inline uint32_t conc__waitq_flags(struct conc__waitq *q)
+static inline unsigned conc__waitq_flags(struct conc__waitq *q)
 {
     return atomic_load_explicit(&q->flags, memory_order_relaxed);
 }
@@ -142,7 +177,7 @@ static inline bool conc__waitq_dead(struct conc__waitq *q)
 
 /* Sets up an empty queue with the given CONC__WQ_* flags. An all-zero queue is
  * a valid empty in-process one. */
-void conc__waitq_init(struct conc__waitq *q, uint32_t flags);
+void conc__waitq_init(struct conc__waitq *q, unsigned flags);
 /* Marks the queue dead. Returns CONC_EBUSY (and changes nothing) if anyone
  * still waits. */
 int conc__waitq_kill(struct conc__waitq *q);
@@ -152,9 +187,30 @@ static inline void conc__waitq_lock(struct conc__waitq *q)
     conc__ilock(&q->lock, conc__waitq_pshared(q));
 }
 
+/* Futex wakes decided under a queue lock are issued after it is released:
+ * a woken thread's first act is to take that lock again, and finding it still
+ * held would cost it a second sleep. The woken record may be gone by then; a
+ * futex wake on stale memory is harmless, since every futex waiter re-checks
+ * its word (wait.c). The list is per thread; when it is full, wakes are issued
+ * at once. */
+#define CONC__PENDING_MAX 16
+struct conc__pending {
+    unsigned n;
+    struct {
+        _Atomic uint32_t *addr;
+        int count;
+        bool shared;
+    } wake[CONC__PENDING_MAX];
+};
+extern CONC__TLS struct conc__pending conc__pending_wakes;
+
+void conc__pending_flush(void);
+
 static inline void conc__waitq_unlock(struct conc__waitq *q)
 {
     conc__iunlock(&q->lock, conc__waitq_pshared(q));
+    if (conc__pending_wakes.n)
+        conc__pending_flush();
 }
 
 /* Called with q locked, before the waiter's final check of its condition. */
@@ -220,9 +276,10 @@ static inline void conc__waiter_init(struct conc__waiter *w, uintptr_t want, uin
     w->next = w->prev = 0;
 }
 
-/* Spins briefly, then sleeps until the record leaves WAITING/PARKED or the
- * deadline passes. Returns the final state. */
-uint32_t conc__waiter_park(struct conc__waiter *w, int64_t deadline);
+/* Spins up to `spin` iterations, then sleeps until the record leaves
+ * WAITING/PARKED or the deadline passes. Returns the final state; *spun is
+ * the number of iterations spun, or UINT32_MAX if it had to sleep. */
+uint32_t conc__waiter_park(struct conc__waiter *w, int64_t deadline, unsigned spin, unsigned *spun);
 
 /* ---- multi-wait ---- */
 

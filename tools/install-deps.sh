@@ -5,7 +5,7 @@
 set -eu
 case "${1:-test}" in
   test)  pkgs="libcmocka-dev pkg-config" ;;
-  bench) pkgs="libcmocka-dev pkg-config libck-dev libglib2.0-dev" ;;
+  bench) pkgs="pkg-config libck-dev libglib2.0-dev python3" ;;
   *) echo "usage: $0 test|bench" >&2; exit 2 ;;
 esac
 missing=""

@@ -9,6 +9,10 @@
 
 const struct tour_chapter *const tour_chapters[] = {
     &tour_parallelism,
+    &tour_threads,
+    &tour_gil,
+    &tour_locks,
+    &tour_semaphores,
     NULL,
 };
 

@@ -26,5 +26,9 @@ double tour_ms(int64_t ns);
 int tour_main(int argc, char **argv);
 
 extern const struct tour_chapter tour_parallelism;
+extern const struct tour_chapter tour_threads;
+extern const struct tour_chapter tour_gil;
+extern const struct tour_chapter tour_locks;
+extern const struct tour_chapter tour_semaphores;
 
 #endif

@@ -1,0 +1,75 @@
+/* The benchmark harness shared by every case file.
+ *
+ * A case (mutex.contended, sem.pingpong, ...) has one unit and a list of
+ * implementations: conc and the peers that have the same thing. Each
+ * measurement runs in a fresh process (the runner re-executes itself with
+ * `--measure CASE IMPL`), so that no measurement inherits another's threads,
+ * caches or glibc's single-thread shortcut, and Python peers plug in the same
+ * way (a python3 process printing the same one-line JSON). The runner takes
+ * turns round by round — conc, peer A, peer B, conc, ... — so a drift of this
+ * shared machine hits every implementation alike.
+ */
+#ifndef CONC_BENCH_H
+#define CONC_BENCH_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct bench_params {
+    bool quick;      /* QUICK=1: shorter runs */
+    double seconds;  /* target length of a timed phase */
+};
+
+struct bench_result {
+    double value;    /* in the case's unit */
+    double cpu_pct;  /* CPU time of the process / wall time x 100; < 0: not reported */
+    double fair;     /* min/max of the threads' shares; < 0: not reported */
+};
+
+struct bench_impl {
+    const char *impl; /* DESIGN.md's names: conc, conc:fair, pthread, ck:ticket, glib, python, ... */
+    /* Measures once, in this process. NULL for python (runs bench/py/peers.py). */
+    int (*measure)(const struct bench_params *p, struct bench_result *r);
+};
+
+struct bench_case {
+    const char *name;
+    const char *unit;    /* ns/op, us/op, ops/s, ... (DESIGN.md's list) */
+    const char *what;    /* one line for the report */
+    int threads;         /* the same in every row */
+    const struct bench_impl *impls; /* terminated by {0} */
+};
+
+/* Every case, from the case files; NULL-terminated. */
+extern const struct bench_case *const bench_cases[];
+
+/* ---- helpers for the case files ---- */
+
+int64_t bench_now_ns(void);
+/* CPU time (user + system) of the whole process, ns. */
+int64_t bench_cpu_ns(void);
+
+/* A timed window: start it, stop it, and it fills cpu_pct. */
+struct bench_window {
+    int64_t wall0, cpu0, wall_ns, cpu_ns;
+};
+void bench_window_start(struct bench_window *w);
+void bench_window_stop(struct bench_window *w);
+double bench_window_cpu_pct(const struct bench_window *w);
+
+/* An idle thread kept alive (blocked) for the life of the measurement: real
+ * programs have several threads, and glibc skips atomics while a process has
+ * only one. */
+void bench_start_idle_thread(void);
+
+/* min/max of n counts (1 = even shares). */
+double bench_fairness(const uint64_t *counts, int n);
+
+/* Runs fn(arg + i * size) on n pthreads started together (a start barrier),
+ * and joins them. */
+void bench_run_threads(int n, void *(*fn)(void *), void *arg, unsigned long size);
+
+/* Keeps the compiler from optimising a value away. */
+#define bench_keep(x) __asm__ __volatile__("" : : "r"(x) : "memory")
+
+#endif

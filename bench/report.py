@@ -1,0 +1,130 @@
+#!/usr/bin/env python3
+"""Turns conc-bench's JSON lines into docs/bench/README.md.
+
+    python3 bench/report.py RESULTS.jsonl COMMAND > docs/bench/README.md
+
+Every figure in the page comes from the one run in RESULTS.jsonl; ratios are
+against conc's row of the same case in that run.
+"""
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+
+HIGHER_IS_BETTER = {"ops/s", "items/s", "tasks/s", "rt/s", "req/s"}
+
+# The floors the issues set, as (case, peer, rule): conc must be at least as
+# good as the peer ("<=" for a lower-is-better unit). Reported, never asserted.
+TARGETS = [
+    ("mutex.uncontended", "pthread", "conc ns/op ≤ 1.0× pthread_mutex"),
+    ("mutex.contended", "pthread", "conc ops/s ≥ 1.0× pthread_mutex, fair ≥ 0.9× pthread's"),
+    ("sem.pingpong", "pthread", "conc ns/hand-off ≤ 1.0× sem_t"),
+    ("sem.pingpong.4pairs", "pthread", "conc no worse than sem_t"),
+]
+
+
+def sh(cmd):
+    try:
+        return subprocess.run(cmd, shell=True, capture_output=True, text=True).stdout.strip()
+    except OSError:
+        return "?"
+
+
+def environment():
+    cpu = sh("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2").strip()
+    return [
+        ("date", datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")),
+        ("machine", f"{cpu or platform.machine()}, {os.cpu_count()} CPUs"),
+        ("kernel", platform.release()),
+        ("compiler", sh("cc --version | head -n1")),
+        ("python", sh("python3 --version")),
+        ("load average at the end", sh("cut -d' ' -f1-3 /proc/loadavg")),
+    ]
+
+
+def fmt(v):
+    if v >= 1e6:
+        return f"{v:,.0f}"
+    if v >= 100:
+        return f"{v:,.0f}"
+    if v >= 10:
+        return f"{v:.1f}"
+    return f"{v:.2f}"
+
+
+def ratio_words(case_unit, conc, other):
+    """How conc compares with `other`: '1.32× faster' / '1.10× slower'."""
+    if not conc or not other:
+        return ""
+    r = other / conc if case_unit not in HIGHER_IS_BETTER else conc / other
+    if abs(r - 1) < 0.005:
+        return "same"
+    return f"{r:.2f}× faster" if r > 1 else f"{1 / r:.2f}× slower"
+
+
+def spread(row):
+    return (row["max"] - row["min"]) / row["value"] if row["value"] else 0
+
+
+def main():
+    path, command = sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else "make bench"
+    rows = [json.loads(l) for l in open(path) if l.strip().startswith("{")]
+    cases = {}
+    for r in rows:
+        cases.setdefault(r["case"], []).append(r)
+
+    out = ["# conc benchmarks", "",
+           "conc against the peers a C programmer would pick instead, side by side in one run:",
+           "each measurement is a fresh process, and conc and the peers take turns round by round,",
+           "so a drift of this shared machine hits all alike. `value` is the median of the",
+           "repetitions, `min–max` their spread; ratios are conc against each row, same run.",
+           "Benchmarks measure; the tests never assert a speed.", "",
+           f"Made by: `{command}`", ""]
+    out += [f"- {k}: {v}" for k, v in environment()]
+    out.append("")
+
+    out += ["## Floors the issues set", "",
+            "| case | floor | conc | peer | conc vs peer | note |", "|---|---|---|---|---|---|"]
+    for case, peer, rule in TARGETS:
+        by = {r["impl"]: r for r in cases.get(case, [])}
+        if "conc" not in by or peer not in by:
+            out.append(f"| {case} | {rule} | n/a | n/a | not measured | |")
+            continue
+        c, p = by["conc"], by[peer]
+        unit = c["unit"]
+        note = []
+        margin = abs(c["value"] - p["value"]) / p["value"]
+        if max(spread(c), spread(p)) > margin:
+            note.append(f"spread {100 * max(spread(c), spread(p)):.0f}% > the {100 * margin:.0f}% margin")
+        if "fair" in c and "fair" in p:
+            note.append(f"fair {c['fair']:.2f} vs {p['fair']:.2f}")
+        out.append(f"| {case} | {rule} | {fmt(c['value'])} {unit} | {fmt(p['value'])} {unit} | "
+                   f"{ratio_words(unit, c['value'], p['value'])} | {'; '.join(note)} |")
+    out.append("")
+
+    for case, rs in cases.items():
+        unit = rs[0]["unit"]
+        conc = next((r["value"] for r in rs if r["impl"] == "conc"), None)
+        better = "higher" if unit in HIGHER_IS_BETTER else "lower"
+        out += [f"## {case}", "", f"{unit}, {better} is better; {rs[0].get('threads', '?')} thread(s).", ""]
+        has_cpu = any("cpu_pct" in r for r in rs)
+        has_fair = any("fair" in r for r in rs)
+        head = "| impl | value | min–max | spread |" + (" CPU % |" if has_cpu else "") + \
+               (" fair |" if has_fair else "") + " conc vs this |"
+        out += [head, "|" + "---|" * (head.count("|") - 1)]
+        for r in rs:
+            line = f"| {r['impl']} | {fmt(r['value'])} | {fmt(r['min'])}–{fmt(r['max'])} | {100 * spread(r):.0f}% |"
+            if has_cpu:
+                line += f" {r['cpu_pct']:.0f} |" if "cpu_pct" in r else " |"
+            if has_fair:
+                line += f" {r['fair']:.2f} |" if "fair" in r else " |"
+            line += " — |" if r["impl"] == "conc" else f" {ratio_words(unit, conc, r['value'])} |"
+            out.append(line)
+        out.append("")
+    print("\n".join(out))
+
+
+if __name__ == "__main__":
+    main()

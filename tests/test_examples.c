@@ -1,0 +1,124 @@
+/* The example programs run and say what they claim.
+ *
+ * Each test runs one examples/exN binary (CONC_EXAMPLES_DIR, set by CMake) as
+ * a child process, checks that it exits 0 — under the sanitizer builds a
+ * report would make it exit otherwise — and parses its output: ex1 must show
+ * its workers' statuses, a join that timed out on a running thread and then a
+ * join that worked; ex2 must count exactly with the mutex and the atomics, and
+ * its unlocked line must be consistent (lost = expected - got, never negative).
+ * How many updates the unlocked counter loses is printed, never asserted.
+ */
+#include "test.h"
+
+#include <string.h>
+#include <sys/wait.h>
+
+#ifndef CONC_EXAMPLES_DIR
+#error "CONC_EXAMPLES_DIR must name the directory of the example binaries"
+#endif
+
+#define OUT_MAX 16384
+
+/* Runs CONC_EXAMPLES_DIR/name with args; fills out, returns the wait status. */
+static int run_example(const char *name, const char *args, char *out, size_t size)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "'%s/%s' %s", CONC_EXAMPLES_DIR, name, args);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    size_t len = 0, n;
+    while (len < size - 1 && (n = fread(out + len, 1, size - 1 - len, p)) > 0)
+        len += n;
+    out[len] = '\0';
+    int st = pclose(p);
+    print_message("%s", out);
+    return st;
+}
+
+/* The line of out that starts with prefix, or NULL. */
+static const char *find_line(const char *out, const char *prefix)
+{
+    size_t plen = strlen(prefix);
+    for (const char *l = out; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
+        if (!strncmp(l, prefix, plen))
+            return l;
+    return NULL;
+}
+
+static void assert_exited_zero(int st)
+{
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+}
+
+static void ex1_joins_show_status_and_timeout(void **state)
+{
+    (void)state;
+    static char out[OUT_MAX];
+    assert_exited_zero(run_example("ex1_basic_threading", "", out, sizeof out));
+
+    for (int i = 1; i <= 3; i++) {
+        char want[64];
+        snprintf(want, sizeof want, "joined worker-%d: OK, status %d\n", i, 100 + i);
+        assert_non_null(strstr(out, want));
+    }
+    const char *timed = find_line(out, "join with a 50 ms timeout: ");
+    assert_non_null(timed);
+    double ms;
+    int alive;
+    assert_int_equal(sscanf(timed, "join with a 50 ms timeout: ETIMEDOUT after %lf ms "
+                                   "(still running: %d)", &ms, &alive), 2);
+    assert_true(ms >= 50.0); /* a timed join never returns before its deadline */
+    assert_int_equal(alive, 1);
+    assert_non_null(find_line(out, "join after setting the event: OK, status 42\n"));
+
+    const char *cost = find_line(out, "creation cost (");
+    assert_non_null(cost);
+    int n;
+    double thread_us, process_us;
+    assert_int_equal(sscanf(cost, "creation cost (%d each): thread %lf us, process %lf us", &n,
+                            &thread_us, &process_us), 3);
+    assert_true(n > 0 && thread_us > 0 && process_us > 0);
+    assert_non_null(find_line(out, "ok\n"));
+}
+
+/* Parses "<what>: expected E got G"; returns G, checks E. */
+static long parse_count(const char *out, const char *what, long expected)
+{
+    char prefix[32], fmt[64];
+    snprintf(prefix, sizeof prefix, "%s: expected ", what);
+    snprintf(fmt, sizeof fmt, "%s: expected %%ld got %%ld", what);
+    const char *line = find_line(out, prefix);
+    assert_non_null(line);
+    long e, g;
+    assert_int_equal(sscanf(line, fmt, &e, &g), 2);
+    assert_int_equal(e, expected);
+    return g;
+}
+
+static void ex2_locked_counts_exact_unlocked_consistent(void **state)
+{
+    (void)state;
+    static char out[OUT_MAX];
+    long per_thread = conc_test_scaled(1000000, 10000);
+    char args[32];
+    snprintf(args, sizeof args, "%ld", per_thread);
+    assert_exited_zero(run_example("ex2_shared_state", args, out, sizeof out));
+
+    long expected = 4 * per_thread; /* the example's NTHREADS */
+    assert_int_equal(parse_count(out, "mutex", expected), expected);
+    assert_int_equal(parse_count(out, "atomic", expected), expected);
+
+    long got = parse_count(out, "unlocked", expected), lost;
+    const char *line = find_line(out, "unlocked: ");
+    assert_non_null(strstr(line, "(lost "));
+    assert_int_equal(sscanf(strstr(line, "(lost "), "(lost %ld)", &lost), 1);
+    assert_true(got > 0 && got <= expected); /* updates can be lost, never invented */
+    assert_int_equal(lost, expected - got);
+    print_message("unlocked counter lost %ld of %ld updates\n", lost, expected);
+}
+
+CONC_TEST_MAIN(
+    cmocka_unit_test(ex1_joins_show_status_and_timeout),
+    cmocka_unit_test(ex2_locked_counts_exact_unlocked_consistent),
+)
