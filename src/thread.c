@@ -200,7 +200,9 @@ int conc_thread_detach(conc_thread *t)
 
 int conc_thread_destroy(conc_thread *t)
 {
-    if (!t || t->adopted)
+    /* A thread's own handle is its creator's reference: dropping it here
+     * would leave the creator a dangling pointer. */
+    if (!t || t->adopted || t == conc__thread_current)
         return CONC_EINVAL;
     int joinable = CONC__T_JOINABLE;
     if (atomic_compare_exchange_strong(&t->join_state, &joinable, CONC__T_DETACHED))
