@@ -91,8 +91,8 @@ static int join_with_timeout(void)
     int status = -1;
     int64_t t0 = conc_now_ns();
     int rc = conc_thread_join(t, CONC_MSEC(50), &status);
-    printf("join with a 50 ms timeout: %s after %.1f ms (still running: %d)\n",
-           conc_err_name(rc), (double)(conc_now_ns() - t0) / 1e6, conc_thread_is_alive(t));
+    printf("join with a 50 ms timeout: %s after %.1f ms (still running: %d)\n", conc_err_name(rc),
+           (double)(conc_now_ns() - t0) / 1e6, conc_thread_is_alive(t));
     int failed = rc != CONC_ETIMEDOUT;
 
     conc_event_set(&go); /* now let it finish */
@@ -125,7 +125,9 @@ static int creation_cost(int n)
     int64_t thread_ns = (conc_now_ns() - t0) / n;
 
     /* A process: fork copies this one; the child only exits. No other thread
-     * is running now, which keeps fork simple (see DESIGN: fork and threads). */
+     * is running now, which keeps fork simple. Flush stdout first: the child
+     * gets a copy of its unwritten buffer, and must not print it twice. */
+    fflush(stdout);
     t0 = conc_now_ns();
     for (int i = 0; i < n; i++) {
         pid_t pid = fork();
@@ -138,8 +140,8 @@ static int creation_cost(int n)
             return 1;
     }
     int64_t process_ns = (conc_now_ns() - t0) / n;
-    printf("creation cost (%d each): thread %.1f us, process %.1f us\n", n,
-           (double)thread_ns / 1e3, (double)process_ns / 1e3);
+    printf("creation cost (%d each): thread %.1f us, process %.1f us\n", n, (double)thread_ns / 1e3,
+           (double)process_ns / 1e3);
     return 0;
 }
 

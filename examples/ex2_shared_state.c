@@ -29,12 +29,14 @@ static long per_thread = 1000000; /* N: argv[1] can change it */
 
 static _Atomic long counter;
 static conc_mutex lock = CONC_MUTEX_INIT; /* a global mutex needs no init call */
+static conc_event go = CONC_EVENT_INIT;   /* the starting gun: all threads start at once */
 
 /* 1. load, add, store: another thread may store in between, and one of the
  *    two increments is overwritten. */
 static int add_unlocked(void *arg)
 {
     (void)arg;
+    conc_event_wait(&go, CONC_FOREVER);
     for (long i = 0; i < per_thread; i++) {
         long v = atomic_load_explicit(&counter, memory_order_relaxed);
         atomic_store_explicit(&counter, v + 1, memory_order_relaxed);
@@ -46,6 +48,7 @@ static int add_unlocked(void *arg)
 static int add_with_mutex(void *arg)
 {
     (void)arg;
+    conc_event_wait(&go, CONC_FOREVER);
     for (long i = 0; i < per_thread; i++) {
         conc_mutex_lock(&lock);
         long v = atomic_load_explicit(&counter, memory_order_relaxed);
@@ -59,6 +62,7 @@ static int add_with_mutex(void *arg)
 static int add_atomic(void *arg)
 {
     (void)arg;
+    conc_event_wait(&go, CONC_FOREVER);
     for (long i = 0; i < per_thread; i++)
         atomic_fetch_add_explicit(&counter, 1, memory_order_relaxed);
     return 0;
@@ -70,10 +74,14 @@ static long run(conc_thread_fn fn, double *ms)
 {
     conc_thread *t[NTHREADS];
     atomic_store(&counter, 0);
-    int64_t t0 = conc_now_ns();
+    conc_event_clear(&go);
     int started = 0;
     while (started < NTHREADS && conc_thread_start(&t[started], fn, NULL, NULL) == 0)
         started++;
+    /* Starting a thread takes longer than a short counting loop: without the
+     * gate the first thread could finish before the last one starts. */
+    int64_t t0 = conc_now_ns();
+    conc_event_set(&go);
     for (int i = 0; i < started; i++) {
         conc_thread_join(t[i], CONC_FOREVER, NULL);
         conc_thread_destroy(t[i]);
@@ -95,8 +103,8 @@ int main(int argc, char **argv)
     printf("%d threads, %ld increments each\n\n", NTHREADS, per_thread);
 
     long got = run(add_unlocked, &ms);
-    printf("unlocked: expected %ld got %ld (lost %ld)  [%.1f ms]\n", expected, got,
-           expected - got, ms);
+    printf("unlocked: expected %ld got %ld (lost %ld)  [%.1f ms]\n", expected, got, expected - got,
+           ms);
     if (got == expected)
         printf("  lucky: none lost this time — the race is still there\n");
 
@@ -106,7 +114,8 @@ int main(int argc, char **argv)
     long got_atomic = run(add_atomic, &ms);
     printf("atomic: expected %ld got %ld  [%.1f ms]\n", expected, got_atomic, ms);
 
-    int ok = got_mutex == expected && got_atomic == expected && conc_mutex_destroy(&lock) == 0;
+    int ok = got_mutex == expected && got_atomic == expected && conc_mutex_destroy(&lock) == 0 &&
+             conc_event_destroy(&go) == 0;
     printf("\n%s\n", ok ? "ok" : "FAILED");
     return ok ? 0 : 1;
 }

@@ -218,19 +218,42 @@ static void conc__mutex_unlock_fair(struct conc__mutex *m)
     conc__waitq_unlock(&m->q);
 }
 
-int conc__mutex_unlock(struct conc__mutex *m)
+__attribute__((noinline)) static int conc__mutex_unlock_slow(struct conc__mutex *m, unsigned flags)
 {
-    if (atomic_load_explicit(&m->owner, memory_order_relaxed) != conc__owner_self(&m->q))
-        return conc__waitq_dead(&m->q) ? CONC_EBADF : CONC_EPERM;
+    uintptr_t self = flags & CONC__WQ_PSHARED ? (uintptr_t)conc__tid() : conc__self();
+    if (atomic_load_explicit(&m->owner, memory_order_relaxed) != self)
+        return flags & CONC__WQ_DEAD ? CONC_EBADF : CONC_EPERM;
     atomic_store_explicit(&m->owner, 0, memory_order_relaxed);
     conc__lock_release(m, CONC__LOCK_MUTEX);
-    if (conc__unlikely(conc__waitq_flags(&m->q) & CONC__WQ_FAIR)) {
+    if (flags & CONC__WQ_FAIR) {
         conc__mutex_unlock_fair(m);
         return 0;
     }
     if (atomic_exchange_explicit(&m->word, CONC__M_UNLOCKED, memory_order_release) ==
         CONC__M_CONTENDED)
-        conc__futex_wake(&m->word, 1, conc__waitq_pshared(&m->q));
+        conc__futex_wake(&m->word, 1, flags & CONC__WQ_PSHARED);
+    return 0;
+}
+
+__attribute__((noinline)) static int conc__mutex_wake_one(struct conc__mutex *m)
+{
+    conc__futex_wake(&m->word, 1, false);
+    return 0;
+}
+
+/* The fast path covers the all-default mutex: in-process, barging, alive. */
+int conc__mutex_unlock(struct conc__mutex *m)
+{
+    unsigned flags = conc__waitq_flags(&m->q);
+    if (conc__unlikely(flags != 0))
+        return conc__mutex_unlock_slow(m, flags);
+    if (atomic_load_explicit(&m->owner, memory_order_relaxed) != conc__self())
+        return CONC_EPERM;
+    atomic_store_explicit(&m->owner, 0, memory_order_relaxed);
+    conc__lock_release(m, CONC__LOCK_MUTEX);
+    if (conc__unlikely(atomic_exchange_explicit(&m->word, CONC__M_UNLOCKED,
+                                                memory_order_release) == CONC__M_CONTENDED))
+        return conc__mutex_wake_one(m);
     return 0;
 }
 

@@ -5,7 +5,6 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-CONC__TLS char conc__self_tag;
 CONC__TLS uintptr_t conc__self_override;
 CONC__TLS uint32_t conc__tid_cache;
 

@@ -1,6 +1,7 @@
 /* conc__self(): the execution-context identity used for lock ownership,
- * EDEADLK and (later) lock-order checks. Today it is the thread: the address
- * of a thread-local tag, unique among live threads. A pool task or coroutine
+ * EDEADLK and (later) lock-order checks. Today it is the thread: its thread
+ * pointer (the TLS base: unique among live threads, one register read). A
+ * pool task or coroutine
  * running on the thread installs its own identity in conc__self_override, so
  * that a task helped in on a waiting worker never counts as the owner of the
  * worker's locks. initial-exec TLS keeps this a single fs-relative load, with
@@ -16,14 +17,13 @@
 
 #define CONC__TLS __thread __attribute__((tls_model("initial-exec")))
 
-extern CONC__TLS char conc__self_tag;
 extern CONC__TLS uintptr_t conc__self_override;
 extern CONC__TLS uint32_t conc__tid_cache;
 
 static inline uintptr_t conc__self(void)
 {
     uintptr_t o = conc__self_override;
-    return o ? o : (uintptr_t)&conc__self_tag;
+    return o ? o : (uintptr_t)__builtin_thread_pointer();
 }
 
 uint32_t conc__tid_slow(void);

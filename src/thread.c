@@ -4,7 +4,8 @@
  * conc_thread_destroy), one for the thread (dropped as its last act). The
  * timed join waits on the handle's `done` event, which the thread sets when
  * its function returns, then calls pthread_join, which returns at once since
- * the thread is on its way out. join_state moves JOINABLE → JOINED or
+ * the thread is on its way out; a join without a timeout calls pthread_join
+ * alone, saving a second sleep. join_state moves JOINABLE → JOINED or
  * JOINABLE → DETACHED exactly once (compare-and-swap), which makes a second
  * join or a join after detach CONC_EINVAL instead of undefined behaviour.
  *
@@ -127,11 +128,18 @@ static int conc__thread_create(conc_thread *t, const conc_thread_opts *opts)
     if (opts && opts->stack_size && pthread_attr_setstacksize(&attr, opts->stack_size) != 0)
         rc = EINVAL;
     if (rc == 0) {
-        sigset_t blocked, old;
+        sigset_t blocked;
         conc__async_signals(&blocked);
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 32)
+        /* The new thread starts with the mask: no window, no syscall here. */
+        pthread_attr_setsigmask_np(&attr, &blocked);
+        rc = pthread_create(&t->pthread, &attr, conc__thread_main, t);
+#else
+        sigset_t old; /* it inherits ours, briefly narrowed */
         pthread_sigmask(SIG_SETMASK, &blocked, &old);
         rc = pthread_create(&t->pthread, &attr, conc__thread_main, t);
         pthread_sigmask(SIG_SETMASK, &old, NULL);
+#endif
     }
     pthread_attr_destroy(&attr);
     return -rc;
@@ -175,7 +183,8 @@ int conc_thread_join(conc_thread *t, int64_t timeout, int *status)
         return CONC_EDEADLK;
     if (t->adopted || atomic_load(&t->join_state) != CONC__T_JOINABLE)
         return CONC_EINVAL;
-    int rc = conc_event_wait(&t->done, timeout);
+    /* Without a timeout, pthread_join alone waits (one sleep, not two). */
+    int rc = timeout == CONC_FOREVER ? 0 : conc_event_wait(&t->done, timeout);
     if (rc != 0)
         return rc;
     int joinable = CONC__T_JOINABLE;

@@ -29,7 +29,7 @@ extern char **environ;
 #define NBLOCKS 64
 #define MAX_WORKERS 4
 #define C_TARGET_NS (250 * CONC_NSEC_PER_MSEC) /* the C serial run */
-#define PY_TARGET_S "0.6"                       /* the Python serial run */
+#define PY_TARGET_S "0.6"                      /* the Python serial run */
 #define PY_LO 1000000u
 #define PY_DEADLINE_NS CONC_SEC(60)
 
@@ -132,7 +132,8 @@ static uint64_t count_share(uint32_t lo, uint32_t hi, int w, int nw)
     uint32_t size = (hi - lo) / NBLOCKS;
     uint64_t n = 0;
     for (int b = w; b < NBLOCKS; b += nw)
-        n += count_primes(lo + (uint32_t)b * size, b == NBLOCKS - 1 ? hi : lo + (uint32_t)(b + 1) * size);
+        n += count_primes(lo + (uint32_t)b * size,
+                          b == NBLOCKS - 1 ? hi : lo + (uint32_t)(b + 1) * size);
     return n;
 }
 
@@ -199,9 +200,9 @@ static uint32_t c_calibrate(uint32_t lo, int64_t target_ns)
 /* -------------------------------------------------------------- Python side */
 
 struct py_result {
-    bool ran;          /* python3 ran every measurement */
-    char why[160];     /* when not: why */
-    char other[160];   /* the last line that was not a result (an error's) */
+    bool ran;        /* python3 ran every measurement */
+    char why[160];   /* when not: why */
+    char other[160]; /* the last line that was not a result (an error's) */
     char version[32];
     int gil;
     uint32_t lo, hi;
@@ -357,15 +358,14 @@ static void conclude(int cpus, int nw, const struct measure *c, const struct py_
 
 static int gil_run(void)
 {
-    tour_paragraph(
-        "CPython runs Python bytecode under a global interpreter lock: however many "
-        "threads a program starts, one executes Python code at a time, so threads "
-        "help with waiting (I/O) but not with computing. Python programmers get "
-        "parallelism from processes (multiprocessing), each with its own interpreter. "
-        "C has no such lock: threads run on all cores at once. Below, the same job "
-        "— counting primes in a range by trial division, the range dealt in blocks "
-        "round-robin to the workers — runs in C and in Python, on 1 and several "
-        "workers.");
+    tour_paragraph("CPython runs Python bytecode under a global interpreter lock: however many "
+                   "threads a program starts, one executes Python code at a time, so threads "
+                   "help with waiting (I/O) but not with computing. Python programmers get "
+                   "parallelism from processes (multiprocessing), each with its own interpreter. "
+                   "C has no such lock: threads run on all cores at once. Below, the same job "
+                   "— counting primes in a range by trial division, the range dealt in blocks "
+                   "round-robin to the workers — runs in C and in Python, on 1 and several "
+                   "workers.");
     int cpus = conc_cpu_count();
     int nw = cpus < 2 ? 2 : cpus > MAX_WORKERS ? MAX_WORKERS : cpus;
 
@@ -387,8 +387,8 @@ static int gil_run(void)
 
     printf("  C counts the primes in [%u, %u)\n", c_lo, c_hi);
     if (py.ran)
-        printf("  Python %s in [%u, %u): C gets through %.0fx more numbers.\n\n", py.version,
-               py.lo, py.hi, (double)(c_hi - c_lo) / (double)(py.hi - py.lo));
+        printf("  Python %s in [%u, %u): C gets through %.0fx more numbers.\n\n", py.version, py.lo,
+               py.hi, (double)(c_hi - c_lo) / (double)(py.hi - py.lo));
     else
         printf("  Python: not measured — %s.\n\n", py.why);
     printf("  %-7s %-24s %7s %8s %8s %9s\n", "", "how", "workers", "wall s", "CPU s", "speed-up");

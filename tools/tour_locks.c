@@ -106,8 +106,8 @@ static void report(const long *got, const int64_t *ns, const long *expected)
     long lost = expected[RACY] - got[RACY];
     printf("\n");
     if (lost > 0)
-        printf("  Without a lock, %ld of %ld increments were lost (%.1f%%): two threads\n"
-               "  read the same value and both wrote back that value + 1.\n",
+        printf("  Without a lock, %ld of %ld increments were lost (%.1f%%):\n"
+               "  two threads read the same value and both wrote back that value + 1.\n",
                lost, expected[RACY], 100.0 * (double)lost / (double)expected[RACY]);
     else
         printf("  Without a lock nothing was lost this time (lucky: the threads did not\n"
@@ -125,14 +125,13 @@ static void report(const long *got, const int64_t *ns, const long *expected)
 
 static int locks_run(void)
 {
-    tour_paragraph(
-        "counter += 1 looks like one step but is three: load the value, add one, "
-        "store it back. When two threads do it at the same time, both may load the "
-        "same value and both store value + 1 — one increment is lost, silently. "
-        "A mutex makes the three steps a critical section only one thread enters at "
-        "a time; an atomic read-modify-write (atomic_fetch_add, a single locked "
-        "instruction on x86) does the same in hardware. Below, several threads add "
-        "to one counter all at once, each way, and we count what arrives.");
+    tour_paragraph("counter += 1 looks like one step but is three: load the value, add one, "
+                   "store it back. When two threads do it at the same time, both may load the "
+                   "same value and both store value + 1 — one increment is lost, silently. "
+                   "A mutex makes the three steps a critical section only one thread enters at "
+                   "a time; an atomic read-modify-write (atomic_fetch_add, a single locked "
+                   "instruction on x86) does the same in hardware. Below, several threads add "
+                   "to one counter all at once, each way, and we count what arrives.");
     int cpus = conc_cpu_count();
     int nt = cpus < 2 ? 2 : cpus > MAX_T ? MAX_T : cpus;
     static struct shared s;

@@ -145,7 +145,7 @@ static void report(const struct gate *g, const struct visitor *v, const int *ins
     printf("  %-30s %8d\n", "most seen waiting", most_waiting);
     printf("  %-30s %8ld  (per thread %ld to %ld)\n", "acquisitions", total, lo, hi);
     printf("  %-30s %8.2f\n", "mean time held, ms", held / (double)(total ? total : 1) / 1e6);
-    printf("  %-30s %7.0f%%  (of %d slots x %.0f ms)\n", "slot time used", 
+    printf("  %-30s %7.0f%%  (of %d slots x %.0f ms)\n", "slot time used",
            100.0 * held / ((double)SLOTS * (double)wall_ns), SLOTS, tour_ms(wall_ns));
     printf("\n  Never more than %d inside, though up to %d more waited at the door;\n"
            "  as threads arrive the inside count climbs to %d and stays there until\n"
@@ -155,14 +155,13 @@ static void report(const struct gate *g, const struct visitor *v, const int *ins
 
 static int semaphores_run(void)
 {
-    tour_paragraph(
-        "A semaphore is a counter of free slots: acquire takes one, waiting while "
-        "none is left; release gives it back. A semaphore of 1 is a lock; a semaphore "
-        "of N limits how many threads use something at once — connections to a "
-        "database, downloads in flight, a pool of buffers. Below, 8 threads keep "
-        "asking for a resource guarded by a semaphore of 3 and hold it 1 to 4 ms "
-        "each time; they arrive one by one and later leave one by one, and the main "
-        "thread watches how many are inside and how many wait.");
+    tour_paragraph("A semaphore is a counter of free slots: acquire takes one, waiting while "
+                   "none is left; release gives it back. A semaphore of 1 is a lock; a semaphore "
+                   "of N limits how many threads use something at once — connections to a "
+                   "database, downloads in flight, a pool of buffers. Below, 8 threads keep "
+                   "asking for a resource guarded by a semaphore of 3 and hold it 1 to 4 ms "
+                   "each time; they arrive one by one and later leave one by one, and the main "
+                   "thread watches how many are inside and how many wait.");
     static struct gate g;
     struct visitor v[NTHREADS];
     int inside[NSAMPLES] = {0}, waiting[NSAMPLES] = {0};

@@ -49,6 +49,7 @@ static int64_t time_threads(int n)
 /* Nanoseconds per child for n fork+waitpid pairs, or a negative error. */
 static int64_t time_forks(int n)
 {
+    fflush(stdout); /* a child must not inherit unwritten output */
     int64_t t0 = conc_now_ns();
     for (int i = 0; i < n; i++) {
         pid_t pid = fork();
@@ -74,6 +75,7 @@ static int write_two(void *arg)
  * Returns the child's wait status, or -1. */
 static int child_writes_three(void)
 {
+    fflush(stdout);
     pid_t pid = fork();
     if (pid < 0)
         return -1;
@@ -88,6 +90,7 @@ static int child_writes_three(void)
 /* Forks a child that dies of SIGSEGV (no core file). Returns its wait status. */
 static int child_crashes(void)
 {
+    fflush(stdout);
     pid_t pid = fork();
     if (pid < 0)
         return -1;
@@ -131,8 +134,8 @@ static int show_creation_cost(void)
         return rc;
     tour_progress_done();
 
-    printf("  %-28s %12s %12s   (%d rounds of %d)\n", "create and wait for", "best µs",
-           "worst µs", ROUNDS, CREATE_N);
+    printf("  %-28s %12s %12s   (%d rounds of %d)\n", "create and wait for", "best µs", "worst µs",
+           ROUNDS, CREATE_N);
     printf("  %-28s %12.1f %12.1f\n", "a thread (start + join)", (double)thr[0] / 1e3,
            (double)thr[1] / 1e3);
     printf("  %-28s %12.1f %12.1f\n", "a process (fork + waitpid)", (double)proc[0] / 1e3,
@@ -160,13 +163,12 @@ static int show_memory(void)
     conc_thread_join(t, CONC_FOREVER, NULL);
     conc_thread_destroy(t);
     int after_thread = shared_value;
-    printf("  a thread wrote 2         -> main thread reads %d  (one memory, shared)\n",
+    printf("  a thread wrote 2         -> the main thread reads %d (one memory, shared)\n",
            after_thread);
 
     int st = child_writes_three();
     int child_saw = st >= 0 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-    printf("  a forked child wrote 3   -> the child read back %d, the parent reads %d"
-           "  (a copy)\n",
+    printf("  a forked child wrote 3   -> it read back %d; the parent reads %d (a copy)\n",
            child_saw, shared_value);
 
     int crash = child_crashes();
@@ -182,14 +184,13 @@ static int show_memory(void)
 
 static int threads_run(void)
 {
-    tour_paragraph(
-        "A process is a program with its own address space; a thread is one more "
-        "flow of control inside a process, sharing its memory, files and everything "
-        "else. So threads are cheap to create and talk to each other simply by "
-        "writing memory — which is also why they need locks. Processes cost more to "
-        "create and must share data on purpose (pipes, shared memory), but a crash "
-        "in one cannot touch the others. Python's multiprocessing starts processes "
-        "to get past the GIL; in C, threads already run in parallel.");
+    tour_paragraph("A process is a program with its own address space; a thread is one more "
+                   "flow of control inside a process, sharing its memory, files and everything "
+                   "else. So threads are cheap to create and talk to each other simply by "
+                   "writing memory — which is also why they need locks. Processes cost more to "
+                   "create and must share data on purpose (pipes, shared memory), but a crash "
+                   "in one cannot touch the others. Python's multiprocessing starts processes "
+                   "to get past the GIL; in C, threads already run in parallel.");
     int rc = show_creation_cost();
     if (rc != 0)
         return rc;
