@@ -82,12 +82,13 @@ int conc_event_wait(conc_event *ex, int64_t timeout)
     int rc = conc__event_check(ex);
     if (rc)
         return rc;
+    if (timeout < 0 && timeout != CONC_FOREVER)
+        return CONC_EINVAL;
     struct conc__event *e = conc__event_of(ex);
     if (atomic_load_explicit(&e->flag, memory_order_acquire))
         return 0;
     int64_t deadline = CONC__NO_DEADLINE;
-    if (conc__deadline(timeout, &deadline) != 0)
-        return CONC_EINVAL;
+    conc__deadline(timeout, &deadline);
     if (timeout == 0)
         return CONC_ETIMEDOUT;
     if (conc__spin_until(&e->q, conc__event_ready, e))

@@ -9,7 +9,9 @@
  * starts at the value and each real wake spends its want, so a waiter wanting
  * more than is left is skipped (and may be overtaken by smaller ones) rather
  * than woken to fail. A woken waiter re-checks and takes its units itself; one
- * that finds them gone to a barging thread sleeps again, and nothing is lost:
+ * that finds them gone to a barging thread passes the wake on (the units left
+ * may fit a smaller waiter that was skipped) before it sleeps again or times
+ * out. So a waiter the value covers is never left asleep, and nothing is lost:
  * units are only ever held by the value or by the thread that took them.
  */
 #include "deadline.h"
@@ -59,6 +61,26 @@ static inline bool conc__sem_try(struct conc__sem *s, uint32_t n)
     return false;
 }
 
+static bool conc__sem_fits(uintptr_t want, void *budget)
+{
+    return want <= *(uint32_t *)budget;
+}
+
+static void conc__sem_spend(uintptr_t want, void *budget)
+{
+    *(uint32_t *)budget -= (uint32_t)want;
+}
+
+/* Called with s->q locked: wakes, oldest first, the waiters the value can
+ * satisfy; each real wake spends its want from a budget that starts at the
+ * value. */
+static void conc__sem_wake_fitting(struct conc__sem *s)
+{
+    uint32_t budget = atomic_load(&s->value);
+    if (budget)
+        conc__waitq_wake_if(&s->q, conc__sem_fits, conc__sem_spend, &budget);
+}
+
 struct conc__sem_want {
     struct conc__sem *s;
     uint32_t n;
@@ -81,14 +103,19 @@ static int conc__sem_acquire_slow(struct conc__sem *s, uint32_t n, int64_t timeo
     struct conc__waiter w;
     conc__waiter_init(&w, n, 0);
     int rc = 0;
+    uint32_t woken = 0;
     conc__waitq_lock(&s->q);
     conc__waitq_announce(&s->q);
     while (!conc__sem_try(s, n)) {
+        /* Chosen by a release, but a barging thread took the units first:
+         * what is left may cover a smaller waiter that was not chosen. */
+        if (woken == CONC__W_WOKEN)
+            conc__sem_wake_fitting(s);
         if (conc__expired(deadline)) {
             rc = CONC_ETIMEDOUT;
             break;
         }
-        conc__waitq_sleep(&s->q, &w, deadline);
+        woken = conc__waitq_sleep(&s->q, &w, deadline);
     }
     conc__waitq_retire(&s->q);
     conc__waitq_unlock(&s->q);
@@ -120,16 +147,6 @@ int conc_sem_acquire(conc_sem *s, int64_t timeout)
     return conc_sem_acquire_n(s, 1, timeout);
 }
 
-static bool conc__sem_fits(uintptr_t want, void *budget)
-{
-    return want <= *(uint32_t *)budget;
-}
-
-static void conc__sem_spend(uintptr_t want, void *budget)
-{
-    *(uint32_t *)budget -= (uint32_t)want;
-}
-
 int conc_sem_release_n(conc_sem *sx, int n)
 {
     if (!sx || n <= 0)
@@ -149,9 +166,7 @@ int conc_sem_release_n(conc_sem *sx, int n)
     if (!conc__waitq_has_waiters(&s->q))
         return 0;
     conc__waitq_lock(&s->q);
-    uint32_t budget = atomic_load(&s->value);
-    if (budget)
-        conc__waitq_wake_if(&s->q, conc__sem_fits, conc__sem_spend, &budget);
+    conc__sem_wake_fitting(s);
     conc__waitq_unlock(&s->q);
     return 0;
 }

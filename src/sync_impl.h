@@ -66,6 +66,7 @@ enum { CONC__O_INIT = 0, CONC__O_RUNNING = 1, CONC__O_DONE = 2 };
 struct conc__once {
     _Atomic uint32_t state;
     uint32_t reserved_;
+    uintptr_t runner; /* who runs the initialiser; under q.lock */
     struct conc__waitq q;
 };
 

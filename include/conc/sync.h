@@ -205,7 +205,9 @@ CONC_API int conc_event_wait(conc_event *e, int64_t timeout);
  * fails (returns non-zero), a wait times out, or conc_barrier_abort is called,
  * the barrier is broken: every thread waiting, and every later wait, returns
  * CONC_EBROKEN (the thread whose own timeout ran out returns CONC_ETIMEDOUT)
- * until conc_barrier_reset. The action runs with the barrier's internal lock
+ * until conc_barrier_reset. A thread that arrives while the previous round is
+ * still leaving waits for it first; timing out there returns CONC_ETIMEDOUT
+ * without breaking anything, since it never joined a round. The action runs with the barrier's internal lock
  * held: it must not call the barrier. A barrier needs conc_barrier_init.
  */
 typedef struct conc_barrier {
@@ -245,8 +247,9 @@ typedef struct conc_once {
 
 #define CONC_ONCE_INIT {{0}}
 
-/* Returns 0 once fn has succeeded (by this call or an earlier one), or the
- * non-zero code fn returned on this call. */
+/* Returns 0 once fn has succeeded (by this call or an earlier one), the
+ * non-zero code fn returned on this call, or CONC_EDEADLK when fn itself calls
+ * the same once (it would wait for itself). */
 CONC_API int conc_once_call(conc_once *o, int (*fn)(void *arg), void *arg);
 /* As conc_once_call, waiting at most timeout ns for another caller's run:
  * CONC_ETIMEDOUT if it is still running then. */
