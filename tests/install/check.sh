@@ -15,6 +15,11 @@ export PKG_CONFIG_PATH
 cc -o "$scratch/pc" "$here/main.c" $(pkg-config --cflags --libs conc)
 echo "pkg-config: $(LD_LIBRARY_PATH=$libdir "$scratch/pc")"
 
+# The README's first program, as a newcomer would copy it.
+sed -n '/^```c$/,/^```$/p' "$here/../../README.md" | sed '1d;$d' >"$scratch/first.c"
+cc -Wall -Werror -o "$scratch/first" "$scratch/first.c" $(pkg-config --cflags --libs conc)
+echo "README:     $(LD_LIBRARY_PATH=$libdir "$scratch/first")"
+
 cmake -S "$here" -B "$scratch/cm" -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
 cmake --build "$scratch/cm" >/dev/null
 echo "cmake:      $(LD_LIBRARY_PATH=$libdir "$scratch/cm/use_conc")"
