@@ -14,7 +14,9 @@ int conc__futex_wait(_Atomic uint32_t *addr, uint32_t expected, int64_t deadline
 {
     struct timespec ts, *tsp = 0;
     if (deadline != CONC__NO_DEADLINE) {
-        if (deadline <= 0)
+        /* Past deadlines return here: the kernel would still sleep out its
+         * timer slack (~50 us) before saying so. */
+        if (deadline <= conc__now())
             return CONC_ETIMEDOUT;
         ts = conc__timespec(deadline);
         tsp = &ts;

@@ -314,6 +314,8 @@ int conc_sleep(int64_t ns)
     int64_t deadline = CONC__NO_DEADLINE;
     if (conc__deadline(ns, &deadline) != 0)
         return CONC_EINVAL;
+    if (ns == 0)
+        return 0;
     if (deadline == CONC__NO_DEADLINE) {
         for (;;)
             pause();
