@@ -51,7 +51,7 @@ int conc_event_set(conc_event *ex)
     if (atomic_exchange(&e->flag, 1) == 1 || !conc__waitq_has_waiters(&e->q))
         return 0;
     conc__waitq_lock(&e->q);
-    atomic_fetch_add_explicit(&e->gen, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&e->gen, 1, memory_order_release);
     conc__waitq_wake_all(&e->q);
     conc__waitq_unlock(&e->q);
     return 0;
@@ -69,6 +69,13 @@ int conc_event_is_set(conc_event *ex)
 {
     int rc = conc__event_check(ex);
     return rc ? rc : (int)atomic_load(&conc__event_of(ex)->flag);
+}
+
+/* The wait that began at generation gen is over: the flag is set, or a set
+ * happened since (the pulse). */
+static bool conc__event_fired(struct conc__event *e, uint32_t gen)
+{
+    return atomic_load(&e->flag) || atomic_load_explicit(&e->gen, memory_order_acquire) != gen;
 }
 
 static bool conc__event_ready(void *arg)
@@ -98,12 +105,18 @@ int conc_event_wait(conc_event *ex, int64_t timeout)
     conc__waitq_lock(&e->q);
     conc__waitq_announce(&e->q);
     uint32_t gen = atomic_load_explicit(&e->gen, memory_order_relaxed);
-    while (!atomic_load(&e->flag) && atomic_load_explicit(&e->gen, memory_order_relaxed) == gen) {
+    while (!conc__event_fired(e, gen)) {
         if (conc__expired(deadline)) {
             rc = CONC_ETIMEDOUT;
             break;
         }
-        conc__waitq_sleep(&e->q, &w, deadline);
+        if (conc__waitq_sleep_unlocked(&e->q, &w, deadline) == CONC__W_WOKEN &&
+            conc__event_fired(e, gen)) { /* the common wake: leave lock-free */
+            conc__waitq_retire(&e->q);
+            return 0;
+        }
+        conc__waitq_lock(&e->q);
+        conc__waitq_forget(&e->q, &w);
     }
     conc__waitq_retire(&e->q);
     conc__waitq_unlock(&e->q);

@@ -103,19 +103,25 @@ static int conc__sem_acquire_slow(struct conc__sem *s, uint32_t n, int64_t timeo
     struct conc__waiter w;
     conc__waiter_init(&w, n, 0);
     int rc = 0;
-    uint32_t woken = 0;
+    bool woken = false;
     conc__waitq_lock(&s->q);
     conc__waitq_announce(&s->q);
     while (!conc__sem_try(s, n)) {
         /* Chosen by a release, but a barging thread took the units first:
          * what is left may cover a smaller waiter that was not chosen. */
-        if (woken == CONC__W_WOKEN)
+        if (woken)
             conc__sem_wake_fitting(s);
         if (conc__expired(deadline)) {
             rc = CONC_ETIMEDOUT;
             break;
         }
-        woken = conc__waitq_sleep(&s->q, &w, deadline);
+        woken = conc__waitq_sleep_unlocked(&s->q, &w, deadline) == CONC__W_WOKEN;
+        if (woken && conc__sem_try(s, n)) { /* the hand-off: leave lock-free */
+            conc__waitq_retire(&s->q);
+            return 0;
+        }
+        conc__waitq_lock(&s->q);
+        conc__waitq_forget(&s->q, &w);
     }
     conc__waitq_retire(&s->q);
     conc__waitq_unlock(&s->q);

@@ -191,19 +191,15 @@ static void conc__waitq_unlink(struct conc__waitq *q, struct conc__waiter *w)
     w->linked = false;
 }
 
-static uint32_t conc__waitq_sleep_shared(struct conc__waitq *q, int64_t deadline)
+uint32_t conc__waitq_sleep_unlocked(struct conc__waitq *q, struct conc__waiter *w,
+                                    int64_t deadline)
 {
-    uint32_t snapshot = atomic_load_explicit(&q->seq, memory_order_relaxed);
-    conc__waitq_unlock(q);
-    int rc = conc__futex_wait(&q->seq, snapshot, deadline, true);
-    conc__waitq_lock(q);
-    return rc == CONC_ETIMEDOUT ? CONC__W_TIMED_OUT : CONC__W_WOKEN;
-}
-
-uint32_t conc__waitq_sleep(struct conc__waitq *q, struct conc__waiter *w, int64_t deadline)
-{
-    if (conc__waitq_pshared(q))
-        return conc__waitq_sleep_shared(q, deadline);
+    if (conc__waitq_pshared(q)) {
+        uint32_t snapshot = atomic_load_explicit(&q->seq, memory_order_relaxed);
+        conc__waitq_unlock(q);
+        int rc = conc__futex_wait(&q->seq, snapshot, deadline, true);
+        return rc == CONC_ETIMEDOUT ? CONC__W_TIMED_OUT : CONC__W_WOKEN;
+    }
     atomic_store_explicit(&w->state, CONC__W_WAITING, memory_order_relaxed);
     conc__waitq_link(q, w);
     unsigned budget = conc__spin_budget(q), spun;
@@ -211,9 +207,20 @@ uint32_t conc__waitq_sleep(struct conc__waitq *q, struct conc__waiter *w, int64_
     uint32_t s = conc__waiter_park(w, deadline, budget, &spun);
     if (budget)
         conc__spin_learn(q, spun, spun < budget);
-    conc__waitq_lock(q);
+    return s;
+}
+
+void conc__waitq_forget(struct conc__waitq *q, struct conc__waiter *w)
+{
     if (w->linked) /* timed out: the waker never reached us */
         conc__waitq_unlink(q, w);
+}
+
+uint32_t conc__waitq_sleep(struct conc__waitq *q, struct conc__waiter *w, int64_t deadline)
+{
+    uint32_t s = conc__waitq_sleep_unlocked(q, w, deadline);
+    conc__waitq_lock(q);
+    conc__waitq_forget(q, w);
     return s;
 }
 

@@ -219,7 +219,7 @@ static inline void conc__waitq_announce(struct conc__waitq *q)
     atomic_fetch_add_explicit(&q->nwaiters, 1, memory_order_seq_cst);
 }
 
-/* Called with q locked, when the waiter leaves. */
+/* Called when the waiter leaves, with or without q locked. */
 static inline void conc__waitq_retire(struct conc__waitq *q)
 {
     atomic_fetch_sub_explicit(&q->nwaiters, 1, memory_order_relaxed);
@@ -237,6 +237,16 @@ static inline bool conc__waitq_has_waiters(struct conc__waitq *q)
  * CONC__W_WOKEN or CONC__W_TIMED_OUT. Either way the caller re-checks its
  * condition before the deadline. w->want is the caller's to set first. */
 uint32_t conc__waitq_sleep(struct conc__waitq *q, struct conc__waiter *w, int64_t deadline);
+
+/* As conc__waitq_sleep, but returns with q *unlocked*, so that a woken waiter
+ * whose condition now holds can leave without touching the lock (a hand-off's
+ * hot path). After CONC__W_WOKEN the record is off the queue; after
+ * CONC__W_TIMED_OUT it may still be on it: the caller re-locks q and calls
+ * conc__waitq_forget before anything else. */
+uint32_t conc__waitq_sleep_unlocked(struct conc__waitq *q, struct conc__waiter *w,
+                                    int64_t deadline);
+/* Called with q locked: takes w off the queue if it is still on it. */
+void conc__waitq_forget(struct conc__waitq *q, struct conc__waiter *w);
 
 /* Called with q locked. Wakes up to n waiters, oldest first, skipping those
  * that already timed out. Returns how many it woke (process-shared: n). */

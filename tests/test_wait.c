@@ -272,6 +272,13 @@ static void wake_one_skips_expiring_waiter(void **state)
     assert_int_equal(conc__waitq_kill(&q), 0);
 }
 
+/* conc__waiter_park without a spin. */
+static uint32_t park(struct conc__waiter *w, int64_t deadline)
+{
+    unsigned spun;
+    return conc__waiter_park(w, deadline, 0, &spun);
+}
+
 /* The mirror race, in the record itself: a waker that already won (the
  * record is WOKEN) beats a deadline that has passed. Also the plain
  * timeout, and the hook left NULL in production. */
@@ -282,20 +289,20 @@ static void park_honours_wake_after_deadline(void **state)
     struct conc__waiter w;
     conc__waiter_init(&w, 0, 0);
     atomic_store(&w.state, CONC__W_WOKEN);
-    assert_int_equal(conc__waiter_park(&w, conc_now_ns() - CONC_MSEC(1)), CONC__W_WOKEN);
-    assert_int_equal(conc__waiter_park(&w, 0), CONC__W_WOKEN);
+    assert_int_equal(park(&w, conc_now_ns() - CONC_MSEC(1)), CONC__W_WOKEN);
+    assert_int_equal(park(&w, 0), CONC__W_WOKEN);
     /* Nobody wakes: a passed deadline gives TIMED_OUT, and the state says so. */
     conc__waiter_init(&w, 0, 0);
-    assert_int_equal(conc__waiter_park(&w, conc_now_ns() - 1), CONC__W_TIMED_OUT);
+    assert_int_equal(park(&w, conc_now_ns() - 1), CONC__W_TIMED_OUT);
     assert_int_equal(atomic_load(&w.state), CONC__W_TIMED_OUT);
     conc__waiter_init(&w, 0, 0);
     int64_t t0 = conc_now_ns();
-    assert_int_equal(conc__waiter_park(&w, t0 + CONC_MSEC(5)), CONC__W_TIMED_OUT);
+    assert_int_equal(park(&w, t0 + CONC_MSEC(5)), CONC__W_TIMED_OUT);
     assert_true(conc_now_ns() - t0 >= CONC_MSEC(5));
     /* A cancelled record is final too. */
     conc__waiter_init(&w, 0, 0);
     atomic_store(&w.state, CONC__W_CANCELLED);
-    assert_int_equal(conc__waiter_park(&w, CONC__NO_DEADLINE), CONC__W_CANCELLED);
+    assert_int_equal(park(&w, CONC__NO_DEADLINE), CONC__W_CANCELLED);
 }
 
 /* ---- the mirror race with a real sleeper: a signal handler pins the
