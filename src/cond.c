@@ -38,14 +38,23 @@ int conc_cond_destroy(conc_cond *cx)
     return conc__waitq_kill(&c->q);
 }
 
-/* depth: the recursive mutex's depth to release and restore, or NULL. */
-static int conc__cond_wait(struct conc__cond *c, struct conc__mutex *m, uint32_t *depth,
-                           int64_t deadline)
+/* Both objects alive, and the caller holds m. */
+static int conc__cond_check(struct conc__cond *c, struct conc__mutex *m)
 {
     if (conc__waitq_dead(&c->q) || conc__waitq_dead(&m->q))
         return CONC_EBADF;
     if (atomic_load_explicit(&m->owner, memory_order_relaxed) != conc__owner_self(&m->q))
         return CONC_EPERM;
+    return 0;
+}
+
+/* depth: the recursive mutex's depth to release and restore, or NULL. */
+static int conc__cond_wait(struct conc__cond *c, struct conc__mutex *m, uint32_t *depth,
+                           int64_t deadline)
+{
+    int rc = conc__cond_check(c, m);
+    if (rc)
+        return rc;
     struct conc__waiter w;
     conc__waiter_init(&w, 0, 0);
     uint32_t saved_depth = depth ? *depth : 0;
@@ -86,10 +95,13 @@ int conc_cond_wait_for(conc_cond *c, conc_mutex *m, bool (*pred)(void *), void *
     int64_t deadline = CONC__NO_DEADLINE;
     if (!c || !m || !pred || conc__deadline(timeout, &deadline) != 0)
         return CONC_EINVAL;
+    int rc = conc__cond_check(conc__cond_of(c), (struct conc__mutex *)(void *)m);
+    if (rc)
+        return rc; /* checked before pred, which reads state m guards */
     while (!pred(arg)) {
         if (conc__expired(deadline))
             return CONC_ETIMEDOUT;
-        int rc = conc__cond_wait(conc__cond_of(c), (struct conc__mutex *)(void *)m, 0, deadline);
+        rc = conc__cond_wait(conc__cond_of(c), (struct conc__mutex *)(void *)m, 0, deadline);
         if (rc != 0 && rc != CONC_ETIMEDOUT)
             return rc;
     }

@@ -56,16 +56,20 @@ int conc_mutex_destroy(conc_mutex *mx)
     if (!mx)
         return CONC_EINVAL;
     struct conc__mutex *m = conc__mutex_of(mx);
-    if (conc__waitq_dead(&m->q))
-        return CONC_EBADF;
+    /* Decided whole under q's lock, where fair lockers look at the word, so
+     * that a refused destroy never shows them the dead marker. */
+    int rc = 0;
     uint32_t unlocked = CONC__M_UNLOCKED;
-    if (!atomic_compare_exchange_strong(&m->word, &unlocked, CONC__M_DEAD))
-        return CONC_EBUSY;
-    if (conc__waitq_kill(&m->q) != 0) {
-        atomic_store(&m->word, CONC__M_UNLOCKED);
-        return CONC_EBUSY;
-    }
-    return 0;
+    conc__waitq_lock(&m->q);
+    if (conc__waitq_dead(&m->q))
+        rc = CONC_EBADF;
+    else if (atomic_load(&m->q.nwaiters) != 0 ||
+             !atomic_compare_exchange_strong(&m->word, &unlocked, CONC__M_DEAD))
+        rc = CONC_EBUSY;
+    else
+        atomic_fetch_or(&m->q.flags, CONC__WQ_DEAD);
+    conc__waitq_unlock(&m->q);
+    return rc;
 }
 
 /* Default mode, contended: spin (the wait core's adaptive budget, learnt on

@@ -38,11 +38,20 @@ int conc_rwlock_destroy(conc_rwlock *lx)
     if (!lx)
         return CONC_EINVAL;
     struct conc__rwlock *l = conc__rwlock_of(lx);
+    /* The dead state has WRITER set, so no fast path can take the lock once
+     * destroy has decided; decided whole under q's lock, as the mutex's. */
+    int rc = 0;
+    uint32_t free_ = 0;
+    conc__waitq_lock(&l->q);
     if (conc__waitq_dead(&l->q))
-        return CONC_EBADF;
-    if (atomic_load(&l->state) != 0)
-        return CONC_EBUSY;
-    return conc__waitq_kill(&l->q);
+        rc = CONC_EBADF;
+    else if (atomic_load(&l->q.nwaiters) != 0 ||
+             !atomic_compare_exchange_strong(&l->state, &free_, CONC__RW_DEAD))
+        rc = CONC_EBUSY;
+    else
+        atomic_fetch_or(&l->q.flags, CONC__WQ_DEAD);
+    conc__waitq_unlock(&l->q);
+    return rc;
 }
 
 static inline bool conc__rw_try_read(struct conc__rwlock *l, int *err)

@@ -74,6 +74,7 @@ struct conc__once {
 #define CONC__RW_WRITER (1u << 31)
 #define CONC__RW_WWAIT (1u << 30)
 #define CONC__RW_READERS (CONC__RW_WWAIT - 1)
+#define CONC__RW_DEAD (CONC__RW_WRITER | 0xdeadu) /* destroyed: no fast path matches */
 
 struct conc__rwlock {
     _Atomic uint32_t state;

@@ -275,6 +275,9 @@ typedef struct conc_rwlock_opts {
 } conc_rwlock_opts;
 
 CONC_API int conc_rwlock_init(conc_rwlock *l, const conc_rwlock_opts *opts);
+/* Errors of the lock calls: CONC_ETIMEDOUT (timed forms), CONC_EDEADLK (the
+ * writer locks again), CONC_EAGAIN (2^30 - 1 readers hold it already),
+ * CONC_EBADF, CONC_EINVAL. */
 CONC_API int conc_rwlock_destroy(conc_rwlock *l);
 CONC_API int conc_rwlock_rdlock(conc_rwlock *l);
 CONC_API int conc_rwlock_timedrdlock(conc_rwlock *l, int64_t timeout);
