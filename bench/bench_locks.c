@@ -46,7 +46,7 @@ static int bench_contended(const struct bench_params *p, struct bench_result *r,
 #define UNUSED __attribute__((unused))
 
 #define LOCK_BENCH(NAME, TYPE, INIT, LOCK, UNLOCK)                                         \
-    static struct {                                                                        \
+    static _Alignas(64) struct {                                                           \
         TYPE lock;                                                                         \
         uint64_t counter;                                                                  \
     } NAME##_shared;                                                                       \

@@ -2,7 +2,8 @@
  *
  * Default mode is Drepper's three-state futex mutex (sync_impl.h): the fast
  * path is one compare-and-swap to lock and one exchange to unlock; a contended
- * locker spins briefly, then marks the word CONTENDED and sleeps on it, and an
+ * locker marks the word CONTENDED and sleeps on it (no spinning: wait.h says
+ * why), and an
  * unlock that finds CONTENDED wakes one sleeper, which competes again with any
  * newcomer (barging: fast, not fair).
  *
@@ -72,23 +73,9 @@ int conc_mutex_destroy(conc_mutex *mx)
     return rc;
 }
 
-/* Default mode, contended: spin (the wait core's adaptive budget, learnt on
- * m->q), then sleep on the word. */
+/* Default mode, contended: sleep on the word (no spinning: see wait.h). */
 static int conc__mutex_lock_word(struct conc__mutex *m, int64_t deadline)
 {
-    unsigned budget = conc__spin_budget(&m->q);
-    for (unsigned i = 0; i < budget; i++) {
-        uint32_t unlocked = CONC__M_UNLOCKED;
-        if (atomic_load_explicit(&m->word, memory_order_relaxed) == CONC__M_UNLOCKED &&
-            atomic_compare_exchange_weak_explicit(&m->word, &unlocked, CONC__M_LOCKED,
-                                                  memory_order_acquire, memory_order_relaxed)) {
-            conc__spin_learn(&m->q, i, true);
-            return 0;
-        }
-        conc__cpu_relax();
-    }
-    if (budget)
-        conc__spin_learn(&m->q, budget, false);
     bool shared = conc__waitq_pshared(&m->q), timed_out = false;
     for (;;) {
         /* Taking it as CONTENDED is conservative: we cannot know whether
@@ -165,13 +152,23 @@ static int conc__mutex_lock_slow(struct conc__mutex *m, int64_t timeout, int64_t
     return rc;
 }
 
+/* The owner of a process-shared mutex is its thread id (sync_impl.h). Out of
+ * line, so that the in-process fast path needs no stack frame. */
+__attribute__((noinline)) static void conc__mutex_own_shared(struct conc__mutex *m)
+{
+    atomic_store_explicit(&m->owner, (uintptr_t)conc__tid(), memory_order_relaxed);
+}
+
 static inline int conc__mutex_lock_fast(struct conc__mutex *m, int64_t timeout, int64_t deadline)
 {
     conc__lock_acquire(m, CONC__LOCK_MUTEX);
     uint32_t unlocked = CONC__M_UNLOCKED;
     if (conc__likely(atomic_compare_exchange_strong_explicit(
             &m->word, &unlocked, CONC__M_LOCKED, memory_order_acquire, memory_order_relaxed))) {
-        atomic_store_explicit(&m->owner, conc__owner_self(&m->q), memory_order_relaxed);
+        if (conc__likely(!conc__waitq_pshared(&m->q)))
+            atomic_store_explicit(&m->owner, conc__self(), memory_order_relaxed);
+        else
+            conc__mutex_own_shared(m);
         conc__lock_acquired(m, CONC__LOCK_MUTEX);
         return 0;
     }
@@ -261,11 +258,22 @@ int conc__mutex_unlock(struct conc__mutex *m)
     return 0;
 }
 
-int conc_mutex_unlock(conc_mutex *m)
+int conc_mutex_unlock(conc_mutex *mx)
 {
-    if (!m)
+    if (!mx)
         return CONC_EINVAL;
-    return conc__mutex_unlock(conc__mutex_of(m));
+    struct conc__mutex *m = conc__mutex_of(mx);
+    unsigned flags = conc__waitq_flags(&m->q);
+    if (conc__unlikely(flags != 0))
+        return conc__mutex_unlock_slow(m, flags);
+    if (atomic_load_explicit(&m->owner, memory_order_relaxed) != conc__self())
+        return CONC_EPERM;
+    atomic_store_explicit(&m->owner, 0, memory_order_relaxed);
+    conc__lock_release(m, CONC__LOCK_MUTEX);
+    if (conc__unlikely(atomic_exchange_explicit(&m->word, CONC__M_UNLOCKED,
+                                                memory_order_release) == CONC__M_CONTENDED))
+        return conc__mutex_wake_one(m);
+    return 0;
 }
 
 /* ---- recursive mutex: an owned mutex plus a depth only the owner touches ---- */

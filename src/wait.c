@@ -50,36 +50,58 @@ void conc__ilock_slow(_Atomic uint32_t *w, bool shared)
         conc__futex_wait(w, 2, CONC__NO_DEADLINE, shared);
 }
 
-/* ---- waiter records ---- */
-
 /* ---- adaptive spinning ---- */
 
 static CONC__TLS unsigned conc__spin_probe;
 
-unsigned conc__spin_budget(struct conc__waitq *q)
+/* q->spin: the score, a signed byte, in the low byte (so that an all-zero
+ * object starts at 0); the probe level above it. Updated with a racy
+ * read-modify-write on purpose: a lost update only blurs a hint. */
+#define CONC__SPIN_LEVEL_SHIFT 8
+
+static int conc__spin_score(unsigned word)
 {
-    if (!CONC__SPIN_ENABLED)
-        return 0;
-    unsigned estimate = atomic_load_explicit(&q->spin, memory_order_relaxed);
-    if (estimate == 0)
-        return ++conc__spin_probe % CONC__SPIN_PROBE_EVERY == 0 ? CONC__SPIN_PROBE : 0;
-    unsigned budget = 2 * estimate + 16;
-    return budget > CONC__SPIN_MAX ? CONC__SPIN_MAX : budget;
+    return (int8_t)(uint8_t)(word & 0xffu);
 }
 
-void conc__spin_learn(struct conc__waitq *q, unsigned spun, bool success)
+bool conc__spin_worthwhile(struct conc__waitq *q)
+{
+    return CONC__SPIN_ENABLED &&
+           conc__spin_score(atomic_load_explicit(&q->spin, memory_order_relaxed)) >= 0;
+}
+
+unsigned conc__spin_budget(struct conc__waitq *q, bool *probe)
+{
+    *probe = false;
+    if (!CONC__SPIN_ENABLED)
+        return 0;
+    unsigned word = atomic_load_explicit(&q->spin, memory_order_relaxed);
+    if (conc__spin_score(word) >= 0)
+        return CONC__SPIN_BUDGET;
+    unsigned level = word >> CONC__SPIN_LEVEL_SHIFT;
+    if (++conc__spin_probe % (16u << level) != 0)
+        return 0;
+    *probe = true;
+    return CONC__SPIN_BUDGET;
+}
+
+void conc__spin_learn(struct conc__waitq *q, bool success, bool probe)
 {
     if (!CONC__SPIN_ENABLED)
         return;
-    /* Racy read-modify-write on purpose: a lost update only blurs a hint. */
-    unsigned e = atomic_load_explicit(&q->spin, memory_order_relaxed);
-    if (success)
-        e = e + ((int)spun + 1 - (int)e) / 4;
-    else
-        e /= 2;
-    if (e < 1 && success)
-        e = 1;
-    atomic_store_explicit(&q->spin, (uint16_t)(e > CONC__SPIN_MAX ? CONC__SPIN_MAX : e),
+    unsigned word = atomic_load_explicit(&q->spin, memory_order_relaxed);
+    int score = conc__spin_score(word);
+    unsigned level = word >> CONC__SPIN_LEVEL_SHIFT;
+    if (success) {
+        score = score + 1 > CONC__SPIN_SCORE_MAX ? CONC__SPIN_SCORE_MAX : score + 1;
+        level = 0;
+    } else {
+        score = score - 4 < CONC__SPIN_SCORE_MIN ? CONC__SPIN_SCORE_MIN : score - 4;
+        if (probe && level < CONC__SPIN_PROBE_LEVELS)
+            level++;
+    }
+    atomic_store_explicit(&q->spin,
+                          (uint16_t)((uint8_t)(int8_t)score | level << CONC__SPIN_LEVEL_SHIFT),
                           memory_order_relaxed);
 }
 
@@ -130,16 +152,22 @@ static void conc__multiwait_notify(struct conc__multiwait *m)
  * Returns false if w already left (timed out or cancelled). */
 static bool conc__waiter_wake(struct conc__waiter *w)
 {
-    uint32_t s = atomic_load_explicit(&w->state, memory_order_relaxed);
+    /* Read all we need before the compare-and-swap: once WOKEN, a thread
+     * waiter may return at once (conc__waitq_sleep_unlocked) and its record,
+     * on its stack, be gone. A multi-wait's links stay until their owner has
+     * taken each queue's lock, which we hold. */
+    struct conc__multiwait *multi = w->kind == CONC__WK_MULTI ? w->multi : NULL;
+    _Atomic uint32_t *word = &w->state;
+    uint32_t s = atomic_load_explicit(word, memory_order_relaxed);
     do {
         if (s >= CONC__W_WOKEN)
             return false;
-    } while (!atomic_compare_exchange_weak_explicit(&w->state, &s, CONC__W_WOKEN,
-                                                    memory_order_acq_rel, memory_order_relaxed));
-    if (w->kind == CONC__WK_MULTI)
-        conc__multiwait_notify(w->multi);
+    } while (!atomic_compare_exchange_weak_explicit(word, &s, CONC__W_WOKEN, memory_order_acq_rel,
+                                                    memory_order_relaxed));
+    if (multi)
+        conc__multiwait_notify(multi);
     else if (s == CONC__W_PARKED)
-        conc__wake_later(&w->state, 1, false);
+        conc__wake_later(word, 1, false); /* the address only: harmless if stale */
     return true;
 }
 
@@ -202,12 +230,12 @@ uint32_t conc__waitq_sleep_unlocked(struct conc__waitq *q, struct conc__waiter *
     }
     atomic_store_explicit(&w->state, CONC__W_WAITING, memory_order_relaxed);
     conc__waitq_link(q, w);
-    unsigned budget = conc__spin_budget(q), spun;
+    /* A second, short chance while queued: a waker that finds us still
+     * spinning wakes us without a syscall. Not learnt from: the score is
+     * about the spins before queueing. */
+    unsigned budget = conc__spin_worthwhile(q) ? CONC__SPIN_QUEUED : 0, spun;
     conc__waitq_unlock(q);
-    uint32_t s = conc__waiter_park(w, deadline, budget, &spun);
-    if (budget)
-        conc__spin_learn(q, spun, spun < budget);
-    return s;
+    return conc__waiter_park(w, deadline, budget, &spun);
 }
 
 void conc__waitq_forget(struct conc__waitq *q, struct conc__waiter *w)
@@ -302,7 +330,7 @@ void conc__multiwait_link(struct conc__multiwait *m, struct conc__waitq *q,
 unsigned conc__multiwait_park(struct conc__multiwait *m, int64_t deadline)
 {
     uint32_t fired;
-    for (int i = 0; CONC__SPIN_ENABLED && i < CONC__SPIN_PROBE; i++) {
+    for (int i = 0; CONC__SPIN_ENABLED && i < CONC__SPIN_QUEUED; i++) {
         if ((fired = atomic_load_explicit(&m->fired, memory_order_acquire)))
             return fired;
         conc__cpu_relax();

@@ -87,7 +87,7 @@ struct conc__waitq {
     _Atomic uint32_t seq;      /* process-shared back-end: bumped by each wake */
     _Atomic uint32_t nwaiters; /* announced waiters (both back-ends) */
     _Atomic uint16_t flags;    /* CONC__WQ_*; set at init and destroy only */
-    _Atomic uint16_t spin;     /* adaptive spin estimate, in pause iterations */
+    _Atomic uint16_t spin;     /* spin score and probe level (wait.c) */
     struct conc__waiter *head, *tail; /* in-process back-end; under lock */
 };
 
@@ -99,43 +99,59 @@ struct conc__multiwait {
 /* ---- spinning ----
  *
  * Spinning before parking wins a hand-off between threads that are both on a
- * CPU (a futex wake-up costs microseconds here), and loses everything when the
- * thread we wait for is not running: then the spinner only keeps it off the
- * CPU. So each wait queue learns: q->spin estimates how many pause iterations
- * a successful spin took; a wait spins up to twice that, and a spin that ends
- * in parking halves the estimate. At 0 (a cold or oversubscribed object) a
- * thread spins only one wait in CONC__SPIN_PROBE_EVERY, as a probe, so that an
- * object whose hand-offs become fast can learn it again. Never in sanitizer
- * builds, so that the tests exercise the parking paths. */
+ * CPU (a futex wake-up costs 10-20 us here: a semaphore ping-pong takes
+ * ~150 ns a hand-off with both sides spinning, ~12 us with both parking), and
+ * loses everything when the thread we wait for is not running: then the
+ * spinner only keeps it off the CPU (more threads than cores). So each wait
+ * queue keeps a score of its recent spins in q->spin: a spin that ends with
+ * the condition met adds 1, one that ends in parking takes 4 (so spinning
+ * continues while at least 4 spins in 5 succeed). While the score is not
+ * negative, a wait spins for up to CONC__SPIN_BUDGET, long enough to outlast
+ * a futex wake-up on the other side. Below 0, a wait spins only as a probe,
+ * once every 16 waits; each failed probe doubles that interval (up to 1024),
+ * a success resets it. An oversubscribed object thus pays ~20 ns a wait for
+ * probing, and a fast pair recovers within a few dozen waits. A new object
+ * starts at 0: it spins until spinning proves useless.
+ * Never in sanitizer builds, so that the tests exercise the parking paths.
+ * Mutexes do not spin: with the lock bouncing between spinning cores, a
+ * contended mutex moves 2-4x fewer operations a second than one whose losers
+ * sleep (bench/, mutex.contended). */
 
 #if CONC__SANITIZED
 #define CONC__SPIN_ENABLED 0
 #else
 #define CONC__SPIN_ENABLED 1
 #endif
-#define CONC__SPIN_MAX 2000      /* ~20 us at ~10 ns per pause */
-#define CONC__SPIN_PROBE 64      /* the budget of a probe */
-#define CONC__SPIN_PROBE_EVERY 16
-#define CONC__ILOCK_SPIN 100     /* the internal lock: short critical sections */
+#define CONC__SPIN_BUDGET 2000      /* pause iterations: ~20 us at ~10 ns each */
+#define CONC__SPIN_QUEUED 100       /* the second, short chance after queueing */
+#define CONC__SPIN_SCORE_MAX 16
+#define CONC__SPIN_SCORE_MIN (-16)
+#define CONC__SPIN_PROBE_LEVELS 6   /* probe every 16 << level waits */
+#define CONC__ILOCK_SPIN 100        /* the internal lock: short critical sections */
 
-unsigned conc__spin_budget(struct conc__waitq *q);
-/* Records how a spin on q ended: success after `spun` iterations, or not. */
-void conc__spin_learn(struct conc__waitq *q, unsigned spun, bool success);
+/* The budget of the next spin on q: 0 for none. *probe tells the learning
+ * step that it was a probe. */
+unsigned conc__spin_budget(struct conc__waitq *q, bool *probe);
+/* Records how a spin on q ended: the condition met, or not. */
+void conc__spin_learn(struct conc__waitq *q, bool success, bool probe);
+/* Whether q's spins have been paying off lately. */
+bool conc__spin_worthwhile(struct conc__waitq *q);
 
 /* Spins within q's budget until ready(arg) holds, before a waiter takes the
  * slow path. Returns whether it did; either way the outcome is learnt. */
 static inline bool conc__spin_until(struct conc__waitq *q, bool (*ready)(void *), void *arg)
 {
-    unsigned budget = conc__spin_budget(q);
+    bool probe;
+    unsigned budget = conc__spin_budget(q, &probe);
     for (unsigned i = 0; i < budget; i++) {
         conc__cpu_relax();
         if (ready(arg)) {
-            conc__spin_learn(q, i, true);
+            conc__spin_learn(q, true, probe);
             return true;
         }
     }
     if (budget)
-        conc__spin_learn(q, budget, false);
+        conc__spin_learn(q, false, probe);
     return false;
 }
 
