@@ -2,7 +2,10 @@
  *
  * Each implementation's loops are instantiated from one macro with its own
  * lock and unlock calls inlined at the call site, so no row pays an indirect
- * call the others do not. The contended case is the anchors' program: T
+ * call the others do not. pthread:errorcheck is the pthread mutex with the
+ * guarantee conc's always has (unlock by a non-owner and re-lock by the owner
+ * are errors, not undefined behaviour). The contended case is the anchors'
+ * program: T
  * threads run {lock; counter++; unlock} for a fixed time on a plain counter
  * kept next to the lock; the run fails unless the counter equals the sum of
  * the per-thread counts, and fair = min/max of those counts.
@@ -164,6 +167,14 @@ static void pthread_init(pthread_mutex_t *m)
 {
     pthread_mutex_init(m, NULL);
 }
+static void pthread_check_init(pthread_mutex_t *m)
+{
+    pthread_mutexattr_t a;
+    pthread_mutexattr_init(&a);
+    pthread_mutexattr_settype(&a, PTHREAD_MUTEX_ERRORCHECK);
+    pthread_mutex_init(m, &a);
+    pthread_mutexattr_destroy(&a);
+}
 static void pthread_rec_init(pthread_mutex_t *m)
 {
     pthread_mutexattr_t a;
@@ -200,6 +211,7 @@ static void crec_init(conc_rmutex *m)
 LOCK_BENCH(conc, conc_mutex, conc_init, conc_mutex_lock, conc_mutex_unlock)
 LOCK_BENCH(conc_fair, conc_mutex, conc_fair_init, conc_mutex_lock, conc_mutex_unlock)
 LOCK_BENCH(pthread, pthread_mutex_t, pthread_init, pthread_mutex_lock, pthread_mutex_unlock)
+LOCK_BENCH(pcheck, pthread_mutex_t, pthread_check_init, pthread_mutex_lock, pthread_mutex_unlock)
 LOCK_BENCH(spin, pthread_spinlock_t, spin_init, pthread_spin_lock, pthread_spin_unlock)
 LOCK_BENCH(ticket, ck_spinlock_ticket_t, ticket_init, ck_spinlock_ticket_lock,
            ck_spinlock_ticket_unlock)
@@ -216,6 +228,7 @@ LOCK_BENCH(grec, GRecMutex, grec_init, g_rec_mutex_lock, g_rec_mutex_unlock)
 
 static const struct bench_impl uncontended_impls[] = {
     {"conc", conc_uncontended},       {"pthread", pthread_uncontended},
+    {"pthread:errorcheck", pcheck_uncontended},
     {"pthread:spin", spin_uncontended}, {"ck:ticket", ticket_uncontended},
     {"ck:fas", fas_uncontended},      {"glib", glib_uncontended},
     PYTHON,                           END};
@@ -227,7 +240,8 @@ static const struct bench_impl uncontended_st_impls[] = {
 
 static const struct bench_impl contended_impls[] = {
     {"conc", conc_contended},   {"conc:fair", conc_fair_contended},
-    {"pthread", pthread_contended}, {"pthread:spin", spin_contended},
+    {"pthread", pthread_contended}, {"pthread:errorcheck", pcheck_contended},
+    {"pthread:spin", spin_contended},
     {"ck:ticket", ticket_contended}, {"ck:fas", fas_contended},
     {"glib", glib_contended},   PYTHON,
     END};
