@@ -19,7 +19,9 @@ HIGHER_IS_BETTER = {"ops/s", "items/s", "tasks/s", "rt/s", "req/s"}
 # good as the peer ("<=" for a lower-is-better unit). Reported, never asserted.
 TARGETS = [
     ("mutex.uncontended", "pthread", "conc ns/op ≤ 1.0× pthread_mutex"),
+    ("mutex.uncontended", "pthread:errorcheck", "the same guarantees: owner checked on unlock"),
     ("mutex.contended", "pthread", "conc ops/s ≥ 1.0× pthread_mutex, fair ≥ 0.9× pthread's"),
+    ("mutex.contended", "pthread:errorcheck", "the same guarantees: owner checked on unlock"),
     ("sem.pingpong", "pthread", "conc ns/hand-off ≤ 1.0× sem_t"),
     ("sem.pingpong.4pairs", "pthread", "conc no worse than sem_t"),
 ]
