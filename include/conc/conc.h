@@ -3,6 +3,7 @@
 #define CONC_H
 
 #include <conc/base.h>
+#include <conc/queue.h>
 #include <conc/sync.h>
 #include <conc/thread.h>
 
