@@ -5,8 +5,11 @@
  * report would make it exit otherwise — and parses its output: ex1 must show
  * its workers' statuses, a join that timed out on a running thread and then a
  * join that worked; ex2 must count exactly with the mutex and the atomics, and
- * its unlocked line must be consistent (lost = expected - got, never negative).
- * How many updates the unlocked counter loses is printed, never asserted.
+ * its unlocked line must be consistent (lost = expected - got, never negative);
+ * ex3 must deliver every item exactly once, its per-thread counts must add up
+ * to the totals, and its consumers must all leave after the shutdown.
+ * How many updates the unlocked counter loses, and how often ex3's producers
+ * waited for room, are printed, never asserted.
  */
 #include "test.h"
 
@@ -125,5 +128,76 @@ static void ex2_locked_counts_exact_unlocked_consistent(void **state)
     print_message("unlocked counter lost %ld of %ld updates\n", lost, expected);
 }
 
+/* The lines of out starting with prefix, read with fmt ("%d" for the thread's
+ * index, then one or two "%ld" counts): checks that they are numbered 0, 1, ...
+ * in order and that their first count equals each (when each >= 0); sums the
+ * counts into sum1 and sum2; returns how many lines there were. */
+static int sum_lines(const char *out, const char *prefix, const char *fmt, int ncounts, long each,
+                     long *sum1, long *sum2)
+{
+    int lines = 0;
+    *sum1 = *sum2 = 0;
+    for (const char *l = out; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+        if (strncmp(l, prefix, strlen(prefix)) != 0)
+            continue;
+        int index;
+        long a = 0, b = 0;
+        assert_int_equal(sscanf(l, fmt, &index, &a, &b), 1 + ncounts);
+        assert_int_equal(index, lines);
+        if (each >= 0)
+            assert_int_equal(a, each);
+        assert_true(a >= 0 && b >= 0 && b <= a); /* ex3: at most one wait per put */
+        *sum1 += a;
+        *sum2 += b;
+        lines++;
+    }
+    return lines;
+}
+
+static void ex3_every_item_delivered_exactly_once(void **state)
+{
+    (void)state;
+    static char out[OUT_MAX];
+    long per_producer = conc_test_scaled(10000, 500);
+    char args[32];
+    snprintf(args, sizeof args, "%ld", per_producer);
+    assert_exited_zero(run_example("ex3_producer_consumer", args, out, sizeof out));
+
+    long total = 3 * per_producer; /* the example's NPRODUCERS */
+    long put, waited, got, unused;
+    int producers =
+        sum_lines(out, "producer ", "producer %d: put %ld items, waited for room %ld times", 2,
+                  per_producer, &put, &waited);
+    int consumers = sum_lines(out, "consumer ", "consumer %d: got %ld items", 1, -1, &got, &unused);
+    assert_int_equal(producers, 3);
+    assert_int_equal(consumers, 4); /* the example's NCONSUMERS */
+    assert_int_equal(put, total);
+    assert_int_equal(got, total);
+
+    const char *line = find_line(out, "put ");
+    assert_non_null(line);
+    long put2, got2, waited2;
+    assert_int_equal(sscanf(line, "put %ld, got %ld; producers waited for room on %ld puts", &put2,
+                            &got2, &waited2),
+                     3);
+    assert_int_equal(put2, total);
+    assert_int_equal(got2, total);
+    assert_int_equal(waited2, waited);
+
+    line = find_line(out, "delivered ");
+    assert_non_null(line);
+    long once, of;
+    assert_int_equal(sscanf(line, "delivered %ld of %ld items exactly once", &once, &of), 2);
+    assert_int_equal(of, total);
+    assert_int_equal(once, total);
+    assert_null(find_line(out, "missing "));
+
+    assert_non_null(find_line(out, "conc_queue_join: OK "));
+    assert_non_null(find_line(out, "after shutdown all 4 consumers left\n"));
+    assert_non_null(find_line(out, "ok\n"));
+    print_message("producers waited for room on %ld of %ld puts\n", waited, put);
+}
+
 CONC_TEST_MAIN(cmocka_unit_test(ex1_joins_show_status_and_timeout),
-               cmocka_unit_test(ex2_locked_counts_exact_unlocked_consistent), )
+               cmocka_unit_test(ex2_locked_counts_exact_unlocked_consistent),
+               cmocka_unit_test(ex3_every_item_delivered_exactly_once), )

@@ -13,6 +13,7 @@ const struct tour_chapter *const tour_chapters[] = {
     &tour_gil,
     &tour_locks,
     &tour_semaphores,
+    &tour_queues,
     NULL,
 };
 

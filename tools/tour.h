@@ -30,5 +30,6 @@ extern const struct tour_chapter tour_threads;
 extern const struct tour_chapter tour_gil;
 extern const struct tour_chapter tour_locks;
 extern const struct tour_chapter tour_semaphores;
+extern const struct tour_chapter tour_queues;
 
 #endif
