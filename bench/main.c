@@ -5,10 +5,10 @@
  *   conc-bench --measure CASE IMPL [--quick]     (one measurement; internal)
  *
  * Each measurement is a child process: this program re-executed with
- * --measure, or python3 running bench/py/peers.py for the python rows. The
- * child prints one line, {"value":V[,"cpu_pct":C][,"fair":F]}. Rounds go
- * conc, peer A, peer B, ..., then again, `reps` times; a case's row reports
- * the median with min and max.
+ * --measure, or python3 running bench/py/peers.py CASE IMPL for the python
+ * rows (python, python:mp). The child prints one line,
+ * {"value":V[,"cpu_pct":C][,"fair":F]}. Rounds go conc, peer A, peer B, ...,
+ * then again, `reps` times; a case's row reports the median with min and max.
  */
 #define _GNU_SOURCE
 #include "bench.h"
@@ -28,12 +28,14 @@
 
 extern const struct bench_case bench_mutex_uncontended, bench_mutex_uncontended_st,
     bench_mutex_contended, bench_mutex_contended4, bench_rmutex_uncontended, bench_sem_pingpong,
-    bench_sem_pingpong4, bench_event_pingpong, bench_thread_spawn_join;
+    bench_sem_pingpong4, bench_event_pingpong, bench_thread_spawn_join, bench_queue_spsc,
+    bench_queue_mpmc, bench_queue_pingpong;
 
 const struct bench_case *const bench_cases[] = {
     &bench_mutex_uncontended, &bench_mutex_uncontended_st, &bench_mutex_contended,
     &bench_mutex_contended4, &bench_rmutex_uncontended, &bench_sem_pingpong,
-    &bench_sem_pingpong4, &bench_event_pingpong, &bench_thread_spawn_join, NULL};
+    &bench_sem_pingpong4, &bench_event_pingpong, &bench_thread_spawn_join, &bench_queue_spsc,
+    &bench_queue_mpmc, &bench_queue_pingpong, NULL};
 
 #define MAX_REPS 15
 #define MAX_IMPLS 12
@@ -190,6 +192,12 @@ static void print_row(const struct bench_case *c, const struct row *r, double co
     fprintf(stderr, "\n");
 }
 
+/* python and its variants (python:mp) run bench/py/peers.py. */
+static bool is_python(const char *impl)
+{
+    return !strncmp(impl, "python", 6) && (impl[6] == 0 || impl[6] == ':');
+}
+
 static void run_case(const struct bench_case *c, const char *self, bool quick, int reps,
                      bool have_python)
 {
@@ -205,14 +213,13 @@ static void run_case(const struct bench_case *c, const char *self, bool quick, i
     for (int rep = 0; rep < reps; rep++) {
         for (int k = 0; k < nimpl; k++) {
             struct row *r = &rows[k];
-            bool py = !strcmp(r->impl, "python");
+            bool py = is_python(r->impl);
             char *argv[8];
             int a = 0;
             argv[a++] = py ? "python3" : (char *)self;
             argv[a++] = py ? CONC_BENCH_PY : "--measure";
             argv[a++] = (char *)c->name;
-            if (!py)
-                argv[a++] = (char *)r->impl;
+            argv[a++] = (char *)r->impl;
             if (quick)
                 argv[a++] = "--quick";
             argv[a] = NULL;

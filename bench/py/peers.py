@@ -1,13 +1,17 @@
 #!/usr/bin/env python3
 """The python rows of conc-bench: Python's stdlib doing what each case measures.
 
-    python3 peers.py CASE [--quick]
+    python3 peers.py CASE [IMPL] [--quick]
 
-Prints one line, {"value": V[, "cpu_pct": C][, "fair": F]}, in the case's unit
-(the same as the C rows: ns/op, ops/s, us/op). Loop overhead is included, as a
-Python user pays it.
+IMPL is python (the default) or a variant of it: python:mp (multiprocessing,
+between processes). Prints one line, {"value": V[, "cpu_pct": C][, "fair": F]},
+in the case's unit (the same as the C rows: ns/op, ops/s, items/s, us/op).
+Loop overhead is included, as a Python user pays it.
 """
 import json
+import multiprocessing
+import queue
+import resource
 import sys
 import threading
 import time
@@ -133,6 +137,165 @@ def sem_make():
     return threading.Semaphore(0)
 
 
+# ---- queues: the same programs as bench/bench_queue.c ----
+#
+# Producer p's k-th item is k * producers + p + 1; None ends a consumer. A run
+# fails (an exception, so no result line) unless each consumer sees each
+# producer's items in increasing order and the count and sum taken equal those
+# put. A consumer that sees an item out of order notes it and keeps draining,
+# so that the producers are not left blocked on a full queue.
+
+def produce(q, index, producers, stopped, out):
+    k = 0
+    total = 0
+    put = q.put
+    while not stopped():
+        v = k * producers + index + 1
+        put(v)
+        total += v
+        k += 1
+    out.append((k, total))
+
+
+def consume(q, producers, out):
+    last = [0] * producers
+    n = total = 0
+    disorder = None
+    get = q.get
+    while True:
+        v = get()
+        if v is None:
+            break
+        p = (v - 1) % producers
+        if v <= last[p] and disorder is None:
+            disorder = f"item {v} after {last[p]} from producer {p}"
+        last[p] = v
+        n += 1
+        total += v
+    out.append((n, total, disorder))
+
+
+def check(put, got):
+    """put: (count, sum) per producer; got: (count, sum, disorder) per consumer.
+    Returns the number of items taken."""
+    for _, _, disorder in got:
+        if disorder:
+            raise AssertionError(disorder)
+    n = sum(g[0] for g in got)
+    if sum(p[0] for p in put) != n or sum(p[1] for p in put) != sum(g[1] for g in got) or not n:
+        raise AssertionError(f"put {put}, took {got}")
+    return n
+
+
+def queue_threads(producers, consumers):
+    def run():
+        q = queue.Queue(1024)
+        stop = False
+        put, got = [], []
+        ps = [threading.Thread(target=produce, args=(q, i, producers, lambda: stop, put))
+              for i in range(producers)]
+        cs = [threading.Thread(target=consume, args=(q, producers, got)) for _ in range(consumers)]
+
+        def go():
+            nonlocal stop
+            for t in cs + ps:
+                t.start()
+            time.sleep(SECONDS)
+            stop = True
+            for t in ps:
+                t.join()
+            for _ in cs:
+                q.put(None)
+            for t in cs:
+                t.join()
+        _, wall, cpu = window(go)
+        return {"value": check(put, got) / wall, "cpu_pct": cpu}
+    return run
+
+
+def cpu_s():
+    """CPU seconds of this process and its waited-for children."""
+    s, c = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return s.ru_utime + s.ru_stime + c.ru_utime + c.ru_stime
+
+
+def mp_producer(q, stop, result):
+    out = []
+    produce(q, 0, 1, lambda: stop.value, out)
+    q.put(None)
+    result.put(("put", out[0]))
+
+
+def mp_consumer(q, result):
+    out = []
+    consume(q, 1, out)
+    result.put(("got", out[0]))
+
+
+def mp_spsc():
+    """multiprocessing.Queue(1024) between a producer and a consumer process.
+    The window includes starting them (a few ms); CPU counts both."""
+    q, results = multiprocessing.Queue(1024), multiprocessing.Queue()
+    stop = multiprocessing.Value("b", 0, lock=False)
+    prod = multiprocessing.Process(target=mp_producer, args=(q, stop, results), daemon=True)
+    cons = multiprocessing.Process(target=mp_consumer, args=(q, results), daemon=True)
+    c0, t0 = cpu_s(), time.perf_counter()
+    cons.start()
+    prod.start()
+    time.sleep(SECONDS)
+    stop.value = 1
+    counts = dict(results.get(timeout=60) for _ in range(2))  # raises if a process died
+    prod.join()
+    cons.join()
+    wall = time.perf_counter() - t0
+    cpu = 100.0 * (cpu_s() - c0) / wall
+    if prod.exitcode or cons.exitcode:
+        raise AssertionError("a queue process failed")
+    return {"value": check([counts["put"]], [counts["got"]]) / wall, "cpu_pct": cpu}
+
+
+def queue_pingpong():
+    q1, q2 = queue.Queue(1024), queue.Queue(1024)
+    stop = False
+    rounds, echoes, wrong = [0], [0], [False]
+
+    def ping():
+        n = 1
+        while not stop:
+            q1.put(n)
+            if q2.get() != n:
+                wrong[0] = True
+                break
+            n += 1
+        rounds[0] = n - 1
+        q1.put(None)  # always: it ends pong
+
+    def pong():
+        n = 0
+        while True:
+            v = q1.get()
+            if v is None:
+                break
+            q2.put(v)
+            n += 1
+        echoes[0] = n
+
+    ts = [threading.Thread(target=ping), threading.Thread(target=pong)]
+
+    def go():
+        nonlocal stop
+        for t in ts:
+            t.start()
+        time.sleep(SECONDS)
+        stop = True
+        for t in ts:
+            t.join()
+    _, wall, cpu = window(go)
+    if wrong[0] or rounds[0] != echoes[0] or not rounds[0]:
+        raise AssertionError(f"{rounds[0]} round trips, {echoes[0]} echoes, wrong answer: {wrong[0]}")
+    return {"value": wall * 1e9 / rounds[0], "cpu_pct": cpu}
+
+
 CASES = {
     "mutex.uncontended": pairs(threading.Lock),
     "mutex.contended": contended(2),
@@ -143,10 +306,23 @@ CASES = {
     "event.pingpong": pingpong(1, threading.Event, lambda e: e.set(), lambda e: e.wait(),
                                lambda e: e.clear()),
     "thread.spawn_join": spawn_join,
+    "queue.spsc": queue_threads(1, 1),
+    "queue.mpmc": queue_threads(2, 2),
+    "queue.pingpong": queue_pingpong,
+}
+
+# The variants of the python row: IMPL -> {case: function}.
+VARIANTS = {
+    "python:mp": {"queue.spsc": mp_spsc},
 }
 
 if __name__ == "__main__":
-    if len(sys.argv) < 2 or sys.argv[1] not in CASES:
-        print("usage: peers.py CASE [--quick]; cases: " + " ".join(CASES), file=sys.stderr)
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    impl = args[1] if len(args) > 1 else "python"
+    table = CASES if impl == "python" else VARIANTS.get(impl, {})
+    if not args or args[0] not in table:
+        print("usage: peers.py CASE [IMPL] [--quick]; cases: " + " ".join(CASES) +
+              "; variants: " + ", ".join(f"{v} ({' '.join(c)})" for v, c in VARIANTS.items()),
+              file=sys.stderr)
         sys.exit(2)
-    print(json.dumps(CASES[sys.argv[1]]()))
+    print(json.dumps(table[args[0]]()))
