@@ -3,6 +3,7 @@
 #ifndef CONC_QUEUE_IMPL_H
 #define CONC_QUEUE_IMPL_H
 
+#include "queue_ring.h"
 #include "queue_store.h"
 #include "wait.h"
 
@@ -14,11 +15,21 @@ enum conc__queue_want {
 };
 
 struct conc_queue {
-    struct conc__waitq wq;      /* its lock guards everything below */
-    struct conc__qstore store;
-    uint64_t unfinished;        /* items put and not yet task_done'd */
-    bool shutdown;
+    struct conc__qring ring;    /* bounded FIFO: the lock-free path */
+    bool use_ring;
     bool single_producer, single_consumer;
+    _Atomic bool shutdown;
+    /* Threads announced to sleep, per want: a put wakes getters only if
+     * getters > 0 (the fast path's test; wait.h's Dekker pair, with the
+     * asymmetric fences). */
+    _Atomic uint32_t getters, putters, joiners;
+    _Atomic uint64_t puts;      /* store: items ever put (ring: its tail) */
+    _Atomic uint64_t done;      /* task_done calls */
+    _Atomic uint64_t dropped;   /* items discarded by an immediate shutdown */
+    _Atomic uint32_t slock;     /* guards store (an internal lock) */
+    struct conc__qstore store;  /* LIFO, PRIORITY, unbounded FIFO */
+    struct conc__waitq wq;      /* sleeping callers; its lock orders sleeping
+                                   against waking and shutdown */
 };
 
 /* How many threads are blocked in q waiting for `want` (a snapshot). */

@@ -62,10 +62,11 @@ typedef struct conc_queue_opts {
 /* The largest byte size a queue's storage may have: 2^47. */
 #define CONC_QUEUE_MAX_BYTES ((size_t)1 << 47)
 
-/* Creates a queue of items of item_size bytes. Returns 0, CONC_EINVAL (NULL
- * q, item_size 0, an unknown kind), CONC_EOVERFLOW (capacity x item size
- * overflows), CONC_ENOMEM (more than CONC_QUEUE_MAX_BYTES, or out of memory).
- * Never blocks. */
+/* Creates a queue of items of item_size bytes; *q is NULL on failure.
+ * Returns 0, CONC_EINVAL (NULL q, item_size 0, an unknown kind),
+ * CONC_EOVERFLOW (the bytes the queue needs — capacity x item size plus a
+ * few bytes a slot — overflow), CONC_ENOMEM (more than CONC_QUEUE_MAX_BYTES,
+ * or out of memory). Never blocks. */
 CONC_API int conc_queue_create(conc_queue **q, size_t item_size, const conc_queue_opts *opts);
 
 /* Frees the queue and its items. Returns 0, CONC_EINVAL (NULL), CONC_EBUSY
@@ -100,8 +101,9 @@ CONC_API int conc_queue_put_many(conc_queue *q, const void *items, size_t n, siz
                                  int64_t timeout);
 
 /* Waits up to timeout for at least one item, then takes up to max at once
- * into out; *got receives how many. Returns 0 (*got >= 1), CONC_EEMPTY,
- * CONC_ESHUTDOWN (shut down and empty), CONC_EINVAL (max == 0 included). */
+ * into out; *got (may be NULL) receives how many. Returns 0 (*got >= 1),
+ * CONC_EEMPTY, CONC_ESHUTDOWN (shut down and empty), CONC_EINVAL (max == 0
+ * included). */
 CONC_API int conc_queue_get_many(conc_queue *q, void *out, size_t max, size_t *got,
                                  int64_t timeout);
 
