@@ -86,11 +86,12 @@ static inline uint64_t conc__queue_puts(conc_queue *q)
     return q->use_ring ? atomic_load(&q->ring.tail) : atomic_load(&q->puts);
 }
 
-/* Returns 1 when put, 0 when full, CONC_ENOMEM when a store cannot grow. */
-static int conc__queue_try_put(conc_queue *q, const void *item, int64_t key)
+/* Returns 1 when put, 0 when full, CONC_ENOMEM when a store cannot grow.
+ * exact: the answer "full" will be reported to the caller (queue_ring.h). */
+static int conc__queue_try_put(conc_queue *q, const void *item, int64_t key, bool exact)
 {
     if (q->use_ring)
-        return conc__qring_put(&q->ring, item);
+        return conc__qring_put(&q->ring, item, exact);
     int rc = 0;
     conc__ilock(&q->slock, false);
     if (!q->store.bound || q->store.count < q->store.bound) {
@@ -104,13 +105,13 @@ static int conc__queue_try_put(conc_queue *q, const void *item, int64_t key)
     return rc;
 }
 
-/* Returns true when an item was taken into out. */
-static bool conc__queue_try_get(conc_queue *q, void *out, int64_t *key)
+/* Returns true when an item was taken into out; exact as for put. */
+static bool conc__queue_try_get(conc_queue *q, void *out, int64_t *key, bool exact)
 {
     if (q->use_ring) {
         if (key)
             *key = 0;
-        return conc__qring_get(&q->ring, out);
+        return conc__qring_get(&q->ring, out, exact);
     }
     bool got = false;
     conc__ilock(&q->slock, false);
@@ -209,6 +210,7 @@ struct conc__qop {
     int expired_rc;
     int rc;
     bool locked; /* attempt runs with q->wq's lock held */
+    bool exact;  /* this attempt's "no" is the caller's answer (queue_ring.h) */
     /* the operation's own data */
     const unsigned char *in;
     unsigned char *out;
@@ -217,9 +219,17 @@ struct conc__qop {
     int64_t *key_out;
 };
 
+/* Spinning: peek at the ring's next cell (cheap, see queue_ring.h) and try
+ * only once it looks ready. */
 static bool conc__qop_ready(void *arg)
 {
     struct conc__qop *op = arg;
+    if (op->q->use_ring) {
+        if (op->want == CONC__QW_GET && !conc__qring_can_get(&op->q->ring))
+            return false;
+        if (op->want == CONC__QW_PUT && !conc__qring_can_put(&op->q->ring))
+            return false;
+    }
     return op->attempt(op) != 0;
 }
 
@@ -239,7 +249,9 @@ static int conc__qop_block(struct conc__qop *op, int64_t timeout)
     op->locked = true;
     while (!op->attempt(op)) {
         if (conc__expired(deadline)) {
-            op->rc = op->expired_rc;
+            op->exact = true; /* the last word before reporting "no" */
+            if (!op->attempt(op))
+                op->rc = op->expired_rc;
             break;
         }
         CONC__TRACE_BEGIN("queue.wait", q);
@@ -264,7 +276,7 @@ static int conc__qop_put(struct conc__qop *op)
             op->rc = CONC_ESHUTDOWN;
             break;
         }
-        int r = conc__queue_try_put(q, op->in + op->done * size, op->key);
+        int r = conc__queue_try_put(q, op->in + op->done * size, op->key, op->exact);
         if (r <= 0) {
             op->rc = r; /* 0: full, try again later; else CONC_ENOMEM */
             break;
@@ -285,7 +297,7 @@ static int conc__queue_put_n(conc_queue *q, const void *items, size_t n, int64_t
         return CONC_EINVAL;
     struct conc__qop op = {.q = q, .attempt = conc__qop_put, .sleepers = &q->putters,
                            .want = CONC__QW_PUT, .expired_rc = CONC_EFULL, .in = items,
-                           .n = n, .key = key};
+                           .n = n, .key = key, .exact = timeout == 0};
     int rc = conc__qop_put(&op) ? op.rc : timeout == 0 ? CONC_EFULL : conc__qop_block(&op, timeout);
     if (done)
         *done = op.done;
@@ -316,8 +328,8 @@ static int conc__qop_get(struct conc__qop *op)
 {
     conc_queue *q = op->q;
     size_t size = conc__queue_item_size(q);
-    while (op->done < op->n &&
-           conc__queue_try_get(q, op->out + op->done * size, op->done ? NULL : op->key_out))
+    while (op->done < op->n && conc__queue_try_get(q, op->out + op->done * size,
+                                                   op->done ? NULL : op->key_out, op->exact))
         op->done++;
     if (op->done) {
         conc__queue_signal(q, &q->putters, CONC__QW_PUT, op->done, op->locked);
@@ -325,7 +337,7 @@ static int conc__qop_get(struct conc__qop *op)
     }
     if (atomic_load_explicit(&q->shutdown, memory_order_acquire)) {
         /* An item put just before the shutdown may have landed since. */
-        if (conc__queue_try_get(q, op->out, op->key_out)) {
+        if (conc__queue_try_get(q, op->out, op->key_out, true)) {
             op->done = 1;
             conc__queue_signal(q, &q->putters, CONC__QW_PUT, 1, op->locked);
             return 1;
@@ -345,7 +357,7 @@ static int conc__queue_get_n(conc_queue *q, void *out, size_t max, size_t *got, 
         return CONC_EINVAL;
     struct conc__qop op = {.q = q, .attempt = conc__qop_get, .sleepers = &q->getters,
                            .want = CONC__QW_GET, .expired_rc = CONC_EEMPTY, .out = out,
-                           .n = max, .key_out = key};
+                           .n = max, .key_out = key, .exact = timeout == 0};
     int rc = conc__qop_get(&op) ? op.rc : timeout == 0 ? CONC_EEMPTY : conc__qop_block(&op, timeout);
     if (got)
         *got = op.done;
@@ -445,7 +457,7 @@ static void conc__queue_drop_all(conc_queue *q)
     void *item = size <= sizeof scratch ? scratch : malloc(size);
     uint64_t n = 0;
     if (item) {
-        while (conc__queue_try_get(q, item, NULL))
+        while (conc__queue_try_get(q, item, NULL, true))
             n++;
     } else { /* no memory for a scratch item: the store can clear in place */
         if (!q->use_ring) {

@@ -66,7 +66,7 @@ static void conc__qring_wait_other(unsigned *spins)
 }
 
 /* Claims the position for a put: false when the ring is full. */
-static inline bool conc__qring_claim_put(struct conc__qring *r, uint64_t *pos)
+static inline bool conc__qring_claim_put(struct conc__qring *r, uint64_t *pos, bool exact)
 {
     unsigned spins = 0;
     uint64_t p = atomic_load_explicit(&r->tail, memory_order_relaxed);
@@ -74,7 +74,7 @@ static inline bool conc__qring_claim_put(struct conc__qring *r, uint64_t *pos)
         uint64_t seq = atomic_load_explicit(conc__cell_seq(r, p), memory_order_acquire);
         int64_t dif = (int64_t)(seq - p);
         if (dif < 0) { /* the cell still holds the item of a lap ago */
-            if (atomic_load_explicit(&r->head, memory_order_acquire) + r->cap <= p)
+            if (!exact || atomic_load_explicit(&r->head, memory_order_acquire) + r->cap <= p)
                 return false; /* full: nobody is taking it */
             conc__qring_wait_other(&spins);
             continue;
@@ -95,10 +95,10 @@ static inline bool conc__qring_claim_put(struct conc__qring *r, uint64_t *pos)
     return true;
 }
 
-bool conc__qring_put(struct conc__qring *r, const void *item)
+bool conc__qring_put(struct conc__qring *r, const void *item, bool exact)
 {
     uint64_t pos;
-    if (!conc__qring_claim_put(r, &pos))
+    if (!conc__qring_claim_put(r, &pos, exact))
         return false;
     if (conc__test_ring_put_claimed)
         conc__test_ring_put_claimed(r, pos);
@@ -107,7 +107,7 @@ bool conc__qring_put(struct conc__qring *r, const void *item)
     return true;
 }
 
-bool conc__qring_get(struct conc__qring *r, void *out)
+bool conc__qring_get(struct conc__qring *r, void *out, bool exact)
 {
     unsigned spins = 0;
     uint64_t p = atomic_load_explicit(&r->head, memory_order_relaxed);
@@ -115,7 +115,7 @@ bool conc__qring_get(struct conc__qring *r, void *out)
         uint64_t seq = atomic_load_explicit(conc__cell_seq(r, p), memory_order_acquire);
         int64_t dif = (int64_t)(seq - (p + 1));
         if (dif < 0) { /* not published */
-            if (atomic_load_explicit(&r->tail, memory_order_acquire) <= p)
+            if (!exact || atomic_load_explicit(&r->tail, memory_order_acquire) <= p)
                 return false; /* empty: nobody is putting it */
             conc__qring_wait_other(&spins);
             continue;
@@ -135,6 +135,18 @@ bool conc__qring_get(struct conc__qring *r, void *out)
     memcpy(out, conc__cell_item(r, p), r->item_size);
     atomic_store_explicit(conc__cell_seq(r, p), p + r->cap, memory_order_release);
     return true;
+}
+
+bool conc__qring_can_get(struct conc__qring *r)
+{
+    uint64_t p = atomic_load_explicit(&r->head, memory_order_relaxed);
+    return atomic_load_explicit(conc__cell_seq(r, p), memory_order_acquire) == p + 1;
+}
+
+bool conc__qring_can_put(struct conc__qring *r)
+{
+    uint64_t p = atomic_load_explicit(&r->tail, memory_order_relaxed);
+    return atomic_load_explicit(conc__cell_seq(r, p), memory_order_acquire) == p;
 }
 
 size_t conc__qring_count(struct conc__qring *r)

@@ -29,10 +29,18 @@ struct conc__qring {
 int conc__qring_init(struct conc__qring *r, size_t cap, size_t item_size, bool single_producer,
                      bool single_consumer);
 void conc__qring_free(struct conc__qring *r);
-/* false when full */
-bool conc__qring_put(struct conc__qring *r, const void *item);
-/* false when empty */
-bool conc__qring_get(struct conc__qring *r, void *out);
+/* false when full. exact: a cell another put claimed one lap ago and a get
+ * is still emptying counts as room to wait for (the answer a caller about to
+ * report CONC_EFULL needs to be linearizable); not exact: false at once, and
+ * the other side's index is never read. */
+bool conc__qring_put(struct conc__qring *r, const void *item, bool exact);
+/* false when empty; exact as for put, with the roles swapped. */
+bool conc__qring_get(struct conc__qring *r, void *out, bool exact);
+/* Whether a get (put) would find an item (room) now. They read only the
+ * cell at head (tail): a thread spinning on them does not keep pulling the
+ * other side's index away from it, which would stall its compare-and-swap. */
+bool conc__qring_can_get(struct conc__qring *r);
+bool conc__qring_can_put(struct conc__qring *r);
 /* A snapshot of the number of items. */
 size_t conc__qring_count(struct conc__qring *r);
 
