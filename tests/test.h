@@ -13,6 +13,8 @@
 
 #include <cmocka.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <time.h>
 
 #define CONC_TEST_MAIN(...)                                                  \
     int main(int argc, char **argv)                                          \
@@ -37,6 +39,33 @@ static inline long conc_test_scaled(long n, long floor)
 {
     double v = (double)n * conc_test_scale();
     return v < (double)floor ? floor : (long)v;
+}
+
+/* Starts one pthread running fn(arg). */
+static inline pthread_t conc_test_start(void *(*fn)(void *), void *arg)
+{
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, fn, arg), 0);
+    return t;
+}
+
+static inline void conc_test_join(pthread_t t)
+{
+    assert_int_equal(pthread_join(t, NULL), 0);
+}
+
+/* Polls *count until it equals n, failing after 10 s: how a test knows that
+ * n threads are blocked inside a primitive (a count the wait core keeps),
+ * never by sleeping and hoping. */
+static inline void conc_test_await_count(_Atomic uint32_t *count, uint32_t n)
+{
+    struct timespec pause = {0, 100 * 1000}, t0, now;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    while (atomic_load(count) != n) {
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        assert_true(now.tv_sec - t0.tv_sec < 10);
+        nanosleep(&pause, NULL);
+    }
 }
 
 /* Starts n pthreads running fn(arg_i), arg_i = (char *)args + i * size. */

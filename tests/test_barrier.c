@@ -24,23 +24,17 @@ static _Atomic uint32_t *barrier_nwaiters(conc_barrier *b)
 /* Polls the internal waiter count until n threads are inside wait. */
 static void wait_for_waiters(conc_barrier *b, uint32_t n)
 {
-    int64_t deadline = conc_now_ns() + CONC_SEC(10);
-    while (atomic_load(barrier_nwaiters(b)) != n) {
-        assert_true(conc_now_ns() < deadline);
-        conc_sleep(CONC_USEC(100));
-    }
+    conc_test_await_count(barrier_nwaiters(b), n);
 }
 
 static pthread_t start(void *(*fn)(void *), void *arg)
 {
-    pthread_t t;
-    assert_int_equal(pthread_create(&t, NULL, fn, arg), 0);
-    return t;
+    return conc_test_start(fn, arg);
 }
 
 static void join(pthread_t t)
 {
-    assert_int_equal(pthread_join(t, NULL), 0);
+    conc_test_join(t);
 }
 
 /* One wait in its own thread. */

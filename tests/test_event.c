@@ -23,23 +23,17 @@ static _Atomic uint32_t *event_nwaiters(conc_event *e)
  * (each notes the pulse generation under the queue lock as it does). */
 static void wait_for_waiters(conc_event *e, uint32_t n)
 {
-    int64_t deadline = conc_now_ns() + CONC_SEC(10);
-    while (atomic_load(event_nwaiters(e)) != n) {
-        assert_true(conc_now_ns() < deadline);
-        conc_sleep(CONC_USEC(100));
-    }
+    conc_test_await_count(event_nwaiters(e), n);
 }
 
 static pthread_t start(void *(*fn)(void *), void *arg)
 {
-    pthread_t t;
-    assert_int_equal(pthread_create(&t, NULL, fn, arg), 0);
-    return t;
+    return conc_test_start(fn, arg);
 }
 
 static void join(pthread_t t)
 {
-    assert_int_equal(pthread_join(t, NULL), 0);
+    conc_test_join(t);
 }
 
 struct waiter {

@@ -34,14 +34,12 @@ static void wait_for_callers(conc_once *o, uint32_t n)
 
 static pthread_t start(void *(*fn)(void *), void *arg)
 {
-    pthread_t t;
-    assert_int_equal(pthread_create(&t, NULL, fn, arg), 0);
-    return t;
+    return conc_test_start(fn, arg);
 }
 
 static void join(pthread_t t)
 {
-    assert_int_equal(pthread_join(t, NULL), 0);
+    conc_test_join(t);
 }
 
 /* An initialiser that can fail its first runs and can be held on a gate. */

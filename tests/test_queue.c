@@ -78,9 +78,7 @@ static void wait_blocked(conc_queue *q, enum conc__queue_want want, unsigned n)
 
 static pthread_t start(void *(*fn)(void *), void *arg)
 {
-    pthread_t t;
-    assert_int_equal(pthread_create(&t, NULL, fn, arg), 0);
-    return t;
+    return conc_test_start(fn, arg);
 }
 
 static void join_thread(pthread_t t)

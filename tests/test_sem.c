@@ -25,23 +25,17 @@ static _Atomic uint32_t *sem_nwaiters(conc_sem *s)
  * assertions that follow depend on. Never a bare sleep. */
 static void wait_for_waiters(conc_sem *s, uint32_t n)
 {
-    int64_t deadline = conc_now_ns() + CONC_SEC(10);
-    while (atomic_load(sem_nwaiters(s)) != n) {
-        assert_true(conc_now_ns() < deadline);
-        conc_sleep(CONC_USEC(100));
-    }
+    conc_test_await_count(sem_nwaiters(s), n);
 }
 
 static pthread_t start(void *(*fn)(void *), void *arg)
 {
-    pthread_t t;
-    assert_int_equal(pthread_create(&t, NULL, fn, arg), 0);
-    return t;
+    return conc_test_start(fn, arg);
 }
 
 static void join(pthread_t t)
 {
-    assert_int_equal(pthread_join(t, NULL), 0);
+    conc_test_join(t);
 }
 
 /* One blocked acquirer: takes n with the given timeout, records the result. */

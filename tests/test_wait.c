@@ -66,9 +66,7 @@ static uint64_t xorshift(uint64_t *s)
 
 static pthread_t start(void *(*fn)(void *), void *arg)
 {
-    pthread_t t;
-    assert_int_equal(pthread_create(&t, NULL, fn, arg), 0);
-    return t;
+    return conc_test_start(fn, arg);
 }
 
 /* ---- the after-timeout hook: holds a chosen thread in the window between
