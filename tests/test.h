@@ -68,6 +68,19 @@ static inline void conc_test_await_count(_Atomic uint32_t *count, uint32_t n)
     }
 }
 
+/* Polls until cond holds, failing after 10 s (never a bare sleep). */
+#define CONC_TEST_POLL_UNTIL(cond)                                             \
+    do {                                                                       \
+        struct timespec poll_pause_ = {0, 100 * 1000}, poll_t0_, poll_now_;    \
+        clock_gettime(CLOCK_MONOTONIC, &poll_t0_);                             \
+        while (!(cond)) {                                                      \
+            clock_gettime(CLOCK_MONOTONIC, &poll_now_);                        \
+            if (poll_now_.tv_sec - poll_t0_.tv_sec >= 10)                      \
+                fail_msg("timed out polling for: %s", #cond);                  \
+            nanosleep(&poll_pause_, NULL);                                     \
+        }                                                                      \
+    } while (0)
+
 /* Starts n pthreads running fn(arg_i), arg_i = (char *)args + i * size. */
 static inline void conc_test_run_threads(int n, void *(*fn)(void *), void *args, size_t size)
 {
