@@ -16,21 +16,11 @@
 
 /* Polls until cond holds. The 10 s ceiling only catches a hang: nothing
  * asserted depends on how long the poll takes. */
-#define POLL_UNTIL(cond)                                                       \
-    do {                                                                       \
-        int64_t poll_deadline_ = conc_now_ns() + CONC_SEC(10);                 \
-        while (!(cond)) {                                                      \
-            if (conc_now_ns() > poll_deadline_)                                \
-                fail_msg("timed out polling for: %s", #cond);                  \
-            conc_sleep(CONC_USEC(100));                                        \
-        }                                                                      \
-    } while (0)
+#define POLL_UNTIL(cond) CONC_TEST_POLL_UNTIL(cond)
 
 static pthread_t spawn(void *(*fn)(void *), void *arg)
 {
-    pthread_t t;
-    assert_int_equal(pthread_create(&t, NULL, fn, arg), 0);
-    return t;
+    return conc_test_start(fn, arg);
 }
 
 static void join(pthread_t t)
