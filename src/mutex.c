@@ -242,8 +242,9 @@ __attribute__((noinline)) static int conc__mutex_wake_one(struct conc__mutex *m)
     return 0;
 }
 
-/* The fast path covers the all-default mutex: in-process, barging, alive. */
-int conc__mutex_unlock(struct conc__mutex *m)
+/* The fast path covers the all-default mutex: in-process, barging, alive.
+ * Inlined into conc_mutex_unlock, so the public call makes no second jump. */
+static inline int conc__mutex_unlock_fast(struct conc__mutex *m)
 {
     unsigned flags = conc__waitq_flags(&m->q);
     if (conc__unlikely(flags != 0))
@@ -258,22 +259,16 @@ int conc__mutex_unlock(struct conc__mutex *m)
     return 0;
 }
 
-int conc_mutex_unlock(conc_mutex *mx)
+int conc__mutex_unlock(struct conc__mutex *m)
 {
-    if (!mx)
+    return conc__mutex_unlock_fast(m);
+}
+
+int conc_mutex_unlock(conc_mutex *m)
+{
+    if (!m)
         return CONC_EINVAL;
-    struct conc__mutex *m = conc__mutex_of(mx);
-    unsigned flags = conc__waitq_flags(&m->q);
-    if (conc__unlikely(flags != 0))
-        return conc__mutex_unlock_slow(m, flags);
-    if (atomic_load_explicit(&m->owner, memory_order_relaxed) != conc__self())
-        return CONC_EPERM;
-    atomic_store_explicit(&m->owner, 0, memory_order_relaxed);
-    conc__lock_release(m, CONC__LOCK_MUTEX);
-    if (conc__unlikely(atomic_exchange_explicit(&m->word, CONC__M_UNLOCKED,
-                                                memory_order_release) == CONC__M_CONTENDED))
-        return conc__mutex_wake_one(m);
-    return 0;
+    return conc__mutex_unlock_fast(conc__mutex_of(m));
 }
 
 /* ---- recursive mutex: an owned mutex plus a depth only the owner touches ---- */
