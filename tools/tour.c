@@ -76,6 +76,39 @@ double tour_ms(int64_t ns)
     return (double)ns / 1e6;
 }
 
+static bool tour_is_prime(uint32_t x)
+{
+    if (x < 2)
+        return false;
+    for (uint32_t d = 2; d * d <= x; d++)
+        if (x % d == 0)
+            return false;
+    return true;
+}
+
+uint64_t tour_count_primes(uint32_t lo, uint32_t hi)
+{
+    uint64_t n = 0;
+    for (uint32_t x = lo; x < hi; x++)
+        n += tour_is_prime(x);
+    return n;
+}
+
+uint32_t tour_prime_span(uint32_t lo, int64_t target_ns, uint32_t max)
+{
+    uint32_t span = 20000;
+    for (;;) {
+        int64_t t0 = conc_now_ns();
+        tour_count_primes(lo, lo + span);
+        int64_t took = conc_now_ns() - t0;
+        if (took >= target_ns / 8 || span > (1u << 26)) {
+            double scaled = (double)span * (double)target_ns / (double)(took > 0 ? took : 1);
+            return scaled > (double)max ? max : (uint32_t)scaled;
+        }
+        span *= 2;
+    }
+}
+
 static void tour_usage(FILE *out)
 {
     fprintf(out, "usage: conc tour [--list] [--chapter NAME]...\n\n"

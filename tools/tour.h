@@ -23,6 +23,12 @@ void tour_progress(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void tour_progress_done(void);
 double tour_ms(int64_t ns);
 
+/* The tour's CPU-bound job: the primes in [lo, hi), by trial division. */
+uint64_t tour_count_primes(uint32_t lo, uint32_t hi);
+/* A span of numbers from lo that takes about target_ns to count on one
+ * thread on this machine, at most max. */
+uint32_t tour_prime_span(uint32_t lo, int64_t target_ns, uint32_t max);
+
 int tour_main(int argc, char **argv);
 
 extern const struct tour_chapter tour_parallelism;

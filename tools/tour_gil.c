@@ -108,31 +108,13 @@ struct c_worker {
     uint64_t primes;
 };
 
-static bool is_prime(uint32_t x)
-{
-    if (x < 2)
-        return false;
-    for (uint32_t d = 2; d * d <= x; d++)
-        if (x % d == 0)
-            return false;
-    return true;
-}
-
-static uint64_t count_primes(uint32_t lo, uint32_t hi)
-{
-    uint64_t n = 0;
-    for (uint32_t x = lo; x < hi; x++)
-        n += is_prime(x);
-    return n;
-}
-
 /* Block b of NBLOCKS over [lo, hi): the last one takes the remainder. */
 static uint64_t count_share(uint32_t lo, uint32_t hi, int w, int nw)
 {
     uint32_t size = (hi - lo) / NBLOCKS;
     uint64_t n = 0;
     for (int b = w; b < NBLOCKS; b += nw)
-        n += count_primes(lo + (uint32_t)b * size,
+        n += tour_count_primes(lo + (uint32_t)b * size,
                           b == NBLOCKS - 1 ? hi : lo + (uint32_t)(b + 1) * size);
     return n;
 }
@@ -179,22 +161,6 @@ static int c_run(uint32_t lo, uint32_t hi, int nw, struct measure *m)
         m->primes += cw[w].primes;
     m->done = rc == 0;
     return rc;
-}
-
-/* A span of numbers from lo that takes about target_ns to count on one thread. */
-static uint32_t c_calibrate(uint32_t lo, int64_t target_ns)
-{
-    uint32_t span = 20000;
-    for (;;) {
-        int64_t t0 = conc_now_ns();
-        count_primes(lo, lo + span);
-        int64_t took = conc_now_ns() - t0;
-        if (took >= target_ns / 8 || span > (1u << 26)) {
-            double s = (double)span * (double)target_ns / (double)(took > 0 ? took : 1);
-            return s > 5e7 ? 50000000u : (uint32_t)s;
-        }
-        span *= 2;
-    }
 }
 
 /* -------------------------------------------------------------- Python side */
@@ -374,7 +340,7 @@ static int gil_run(void)
 
     tour_progress("C: sizing the job");
     const uint32_t c_lo = 1000000;
-    uint32_t c_hi = c_lo + c_calibrate(c_lo, C_TARGET_NS);
+    uint32_t c_hi = c_lo + tour_prime_span(c_lo, C_TARGET_NS, 50000000u);
     struct measure c[2];
     for (int i = 0; i < 2; i++) {
         tour_progress("C: %d worker%s", i ? nw : 1, i ? "s" : "");
@@ -382,7 +348,7 @@ static int gil_run(void)
         if (rc != 0)
             return rc;
     }
-    uint64_t c_on_py_range = py.ran ? count_primes(py.lo, py.hi) : 0;
+    uint64_t c_on_py_range = py.ran ? tour_count_primes(py.lo, py.hi) : 0;
     tour_progress_done();
 
     printf("  C counts the primes in [%u, %u)\n", c_lo, c_hi);

@@ -20,22 +20,6 @@ struct job {
     uint32_t primes;
 };
 
-static uint32_t count_primes(uint32_t lo, uint32_t hi)
-{
-    uint32_t n = 0;
-    for (uint32_t x = lo < 2 ? 2 : lo; x < hi; x++) {
-        bool prime = true;
-        for (uint32_t d = 2; d * d <= x; d++) {
-            if (x % d == 0) {
-                prime = false;
-                break;
-            }
-        }
-        n += prime;
-    }
-    return n;
-}
-
 static int run_job(void *arg)
 {
     struct job *j = arg;
@@ -45,7 +29,7 @@ static int run_job(void *arg)
         CPU_SET(j->pin_cpu, &one);
         sched_setaffinity(0, sizeof one, &one);
     }
-    j->primes = count_primes(j->lo, j->hi);
+    j->primes = (uint32_t)tour_count_primes(j->lo, j->hi);
     return 0;
 }
 
@@ -97,22 +81,6 @@ static int run_jobs(struct job *jobs, int njobs, int threads, int pin_cpu, struc
     return rc;
 }
 
-/* Sizes a job so that it takes about target_ns on this machine. */
-static uint32_t calibrate_span(uint32_t base, int64_t target_ns)
-{
-    uint32_t span = 20000;
-    for (;;) {
-        int64_t t0 = conc_now_ns();
-        count_primes(base, base + span);
-        int64_t took = conc_now_ns() - t0;
-        if (took >= target_ns / 8 || span > (1u << 26)) {
-            double scaled = (double)span * (double)target_ns / (double)(took > 0 ? took : 1);
-            return scaled > 1e8 ? 100000000u : (uint32_t)scaled;
-        }
-        span *= 2;
-    }
-}
-
 static int parallelism_run(void)
 {
     tour_paragraph(
@@ -130,7 +98,7 @@ static int parallelism_run(void)
         njobs = 64;
     tour_progress("calibrating the job size");
     const uint32_t base = 1000000;
-    uint32_t span = calibrate_span(base, 60 * 1000000LL); /* ~60 ms per job */
+    uint32_t span = tour_prime_span(base, 60 * 1000000LL, 100000000u); /* ~60 ms a job */
     struct job jobs[64];
     for (int i = 0; i < njobs; i++) {
         jobs[i].lo = base + (uint32_t)i * span;
