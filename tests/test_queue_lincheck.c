@@ -15,6 +15,7 @@
 
 #include "conc/conc.h"
 #include "lincheck.h"
+#include "queue_ring.h"
 
 #include <string.h>
 
@@ -564,6 +565,106 @@ static void lifo_histories_rejected_stress(void **state)
     assert_true(rejected > 0);
 }
 
+/* ------------------------------------------------------ the planted bug
+ *
+ * Vyukov's ring has a classic flaw: a get that finds the next cell claimed by
+ * a put which has not yet published its item answers "empty", although a
+ * later put may already have completed. conc's ring waits for the claimed
+ * cell when its answer is reported (exact); its inexact try, used only inside
+ * blocking waits, skips that check. Reporting the inexact answer to a caller
+ * is the planted bug. The ring's test hook holds producer 1 between its claim
+ * and its publication, which forces the bad schedule every time: producer 2
+ * then puts and returns, and a get runs. */
+
+static struct {
+    conc_event claimed, release;
+    _Atomic bool armed;
+} held;
+
+static void hold_first_put(struct conc__qring *r, uint64_t pos)
+{
+    (void)r;
+    if (pos != 0 || !atomic_exchange(&held.armed, false))
+        return;
+    conc_event_set(&held.claimed);
+    conc_event_wait(&held.release, CONC_FOREVER);
+}
+
+struct ring_call {
+    struct conc__qring *r;
+    bool exact;
+    struct lc_op op;
+};
+
+static void *ring_put_main(void *arg)
+{
+    struct ring_call *c = arg;
+    c->op.kind = LC_PUT;
+    c->op.call = conc_now_ns();
+    c->op.ok = conc__qring_put(c->r, &c->op.value, true);
+    c->op.ret = conc_now_ns();
+    return NULL;
+}
+
+static void *ring_get_main(void *arg)
+{
+    struct ring_call *c = arg;
+    c->op.kind = LC_GET;
+    c->op.call = conc_now_ns();
+    c->op.ok = conc__qring_get(c->r, &c->op.value, c->exact);
+    c->op.ret = conc_now_ns();
+    return NULL;
+}
+
+/* Runs the forced schedule; the get reports its answer exactly or not. */
+static int planted_schedule(bool exact)
+{
+    struct conc__qring r;
+    assert_int_equal(conc__qring_init(&r, 4, sizeof(uint64_t), false, false), 0);
+    assert_int_equal(conc_event_init(&held.claimed, NULL), 0);
+    assert_int_equal(conc_event_init(&held.release, NULL), 0);
+    atomic_store(&held.armed, true);
+    conc__test_ring_put_claimed = hold_first_put;
+    struct ring_call p1 = {&r, true, {.value = 1}}, p2 = {&r, true, {.value = 2}};
+    struct ring_call get = {&r, exact, {0}};
+    pthread_t t1 = conc_test_start(ring_put_main, &p1);
+    assert_int_equal(conc_event_wait(&held.claimed, CONC_SEC(10)), 0); /* p1 holds cell 0 */
+    ring_put_main(&p2);                                                /* p2 completes */
+    pthread_t tg = conc_test_start(ring_get_main, &get);
+    if (!exact)
+        conc_test_join(tg); /* the inexact get answers at once, p1 still held */
+    conc_event_set(&held.release);
+    conc_test_join(t1);
+    if (exact)
+        conc_test_join(tg); /* the exact get waited for p1's item */
+    conc__test_ring_put_claimed = NULL;
+    struct lc_op ops[3] = {p1.op, p2.op, get.op};
+    struct lc_report rep;
+    int verdict = lc_check(ops, 3, 4, &rep);
+    print_message("%s get: %s%s -> %s\n", exact ? "exact" : "inexact (planted bug)",
+                  get.op.ok ? "got " : "EEMPTY", get.op.ok ? (get.op.value == 1 ? "1" : "2") : "",
+                  verdict == LC_LINEARIZABLE ? "linearizable" : "NOT linearizable");
+    assert_int_equal(conc_event_destroy(&held.claimed), 0);
+    assert_int_equal(conc_event_destroy(&held.release), 0);
+    conc__qring_free(&r);
+    return verdict;
+}
+
+/* The planted bug is caught, by a forced schedule, not by luck. */
+static void checker_catches_planted_ring_bug(void **state)
+{
+    (void)state;
+    assert_int_equal(planted_schedule(false), LC_NOT_LINEARIZABLE);
+}
+
+/* The same schedule with the ring's exact answer: the get waits for p1's
+ * item, which comes first, and the history is linearizable. */
+static void exact_ring_passes_the_planted_schedule(void **state)
+{
+    (void)state;
+    assert_int_equal(planted_schedule(true), LC_LINEARIZABLE);
+}
+
 CONC_TEST_MAIN(
     cmocka_unit_test(accepts_sequential_history),
     cmocka_unit_test(accepts_overlapping_puts_in_either_order),
@@ -581,5 +682,7 @@ CONC_TEST_MAIN(
     cmocka_unit_test(wide_overlap_is_bounded),
     cmocka_unit_test(agrees_with_brute_force),
     cmocka_unit_test(queue_histories_linearizable_stress),
-    cmocka_unit_test(lifo_histories_rejected_stress)
+    cmocka_unit_test(lifo_histories_rejected_stress),
+    cmocka_unit_test(checker_catches_planted_ring_bug),
+    cmocka_unit_test(exact_ring_passes_the_planted_schedule)
 )
