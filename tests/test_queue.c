@@ -1586,11 +1586,13 @@ static void stress_run(conc_queue_opts o, bool batches, int P, int C, long total
 
 static const int counts[4] = {1, 2, 4, 8};
 
-/* Items per P x C combination: about 0.1 s at scale 1 with the first, locked
- * queue (about 1M items/s); 1M at scale 10 (`make stress`). */
+/* Items per P x C combination: 100k at scale 1 (about 0.1 s), and growing
+ * with the square of the scale above 1, so that `make stress` (scale 10)
+ * moves 10M items through every combination. */
 static long stress_items(void)
 {
-    return conc_test_scaled(100000, 2000);
+    double scale = conc_test_scale();
+    return scale > 1 ? (long)(100000 * scale * scale) : conc_test_scaled(100000, 2000);
 }
 
 /* P x C for the given producer counts and every consumer count. */
