@@ -27,6 +27,19 @@ def window(fn):
     return out, t1 - t0, 100.0 * (c1 - c0) / (t1 - t0)
 
 
+def run_for_a_while(threads, stop):
+    """Starts the threads, lets them run SECONDS, calls stop() (which sets the
+    flag their loops read), joins them; returns window()'s figures."""
+    def go():
+        for t in threads:
+            t.start()
+        time.sleep(SECONDS)
+        stop()
+        for t in threads:
+            t.join()
+    return window(go)
+
+
 def idle_thread():
     ev = threading.Event()
     threading.Thread(target=ev.wait, daemon=True).start()
@@ -66,15 +79,10 @@ def contended(threads):
 
         ts = [threading.Thread(target=worker, args=(i,)) for i in range(threads)]
 
-        def go():
+        def stop_now():
             nonlocal stop
-            for t in ts:
-                t.start()
-            time.sleep(SECONDS)
             stop = True
-            for t in ts:
-                t.join()
-        _, wall, cpu = window(go)
+        _, wall, cpu = run_for_a_while(ts, stop_now)
         assert shared[0] == sum(counts)
         return {"value": sum(counts) / wall, "cpu_pct": cpu,
                 "fair": min(counts) / max(counts) if max(counts) else 1.0}
@@ -113,15 +121,10 @@ def pingpong(npairs, make, post, wait, clear=None):
             ts.append(threading.Thread(target=pinger, args=(i, ping, pong, done)))
             ts.append(threading.Thread(target=ponger, args=(ping, pong, done)))
 
-        def go():
+        def stop_now():
             nonlocal stop
-            for t in ts:
-                t.start()
-            time.sleep(SECONDS)
             stop = True
-            for t in ts:
-                t.join()
-        _, wall, cpu = window(go)
+        _, wall, cpu = run_for_a_while(ts, stop_now)
         return {"value": wall * 1e9 / (2 * sum(rounds)), "cpu_pct": cpu}
     return run
 
@@ -282,15 +285,10 @@ def queue_pingpong():
 
     ts = [threading.Thread(target=ping), threading.Thread(target=pong)]
 
-    def go():
+    def stop_now():
         nonlocal stop
-        for t in ts:
-            t.start()
-        time.sleep(SECONDS)
         stop = True
-        for t in ts:
-            t.join()
-    _, wall, cpu = window(go)
+    _, wall, cpu = run_for_a_while(ts, stop_now)
     if wrong[0] or rounds[0] != echoes[0] or not rounds[0]:
         raise AssertionError(f"{rounds[0]} round trips, {echoes[0]} echoes, wrong answer: {wrong[0]}")
     return {"value": wall * 1e9 / rounds[0], "cpu_pct": cpu}
