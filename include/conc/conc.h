@@ -3,6 +3,8 @@
 #define CONC_H
 
 #include <conc/base.h>
+#include <conc/future.h>
+#include <conc/pool.h>
 #include <conc/queue.h>
 #include <conc/sync.h>
 #include <conc/thread.h>

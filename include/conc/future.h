@@ -1,0 +1,148 @@
+/* conc/future.h — futures: Python's concurrent.futures.Future for C, the one
+ * result type of every executor (the thread pool today; the process pool,
+ * async tasks and the MPI executor plug in behind the same type).
+ *
+ * A task is `int fn(void *arg, conc_result *out)`: it returns its status (0
+ * for success, or an error code of its choosing) and may leave a result in
+ * *out. The future owns that result: it calls out->free_fn(out->data) when the
+ * last reference goes.
+ *
+ * States: PENDING (queued) → RUNNING → FINISHED, or PENDING → CANCELLED. A
+ * running task that stops because cancellation was requested and returns
+ * CONC_ECANCELED ends CANCELLED too (not failed: it does not count for
+ * CONC_FIRST_EXCEPTION).
+ *
+ * A wait's status is never the task's (DESIGN.md): conc_future_wait returns 0,
+ * CONC_ETIMEDOUT or a misuse code; conc_future_result returns the task's own
+ * status (CONC_ECANCELED for a cancelled future).
+ *
+ * References: conc_pool_submit hands the caller one reference;
+ * conc_future_retain adds one, conc_future_release drops one. The future is
+ * freed when the last is dropped — the executor holds its own while the task
+ * is queued or running, so dropping yours early is fine (fire and forget).
+ * Using a future after releasing your last reference is undefined.
+ *
+ * Every function is thread-safe.
+ */
+#ifndef CONC_FUTURE_H
+#define CONC_FUTURE_H
+
+#include <conc/base.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct conc_future conc_future;
+
+/* What a task leaves behind. All zero when the task sets nothing. value
+ * carries a scalar result without any allocation; data/len a buffer, which
+ * the future frees with free_fn (NULL: not owned, never freed). */
+typedef struct conc_result {
+    int64_t value;
+    void *data;
+    size_t len;
+    void (*free_fn)(void *data);
+} conc_result;
+
+/* A task: returns its status; fills *out (zeroed before the call) if it has
+ * a result. */
+typedef int (*conc_task_fn)(void *arg, conc_result *out);
+
+/* Waits up to timeout for the future to finish or be cancelled. Returns 0,
+ * CONC_ETIMEDOUT, CONC_EINVAL (NULL, bad timeout), CONC_EDEADLK (called from
+ * the future's own task: it could never finish). Called from a pool task, the
+ * worker runs other tasks of its own subtree while it waits (pool.h). */
+CONC_API int conc_future_wait(conc_future *f, int64_t timeout);
+
+/* Waits for the future without a time limit (use conc_future_wait first for
+ * a timeout), then returns the task's status: what the task returned,
+ * CONC_ECANCELED if it was cancelled, CONC_EBROKEN if its executor broke
+ * before running it. *out (may be NULL) receives the result, which stays
+ * valid while the caller holds a reference. Misuse: CONC_EINVAL (NULL f),
+ * CONC_EDEADLK (from the future's own task) — these two are the only
+ * statuses a task cannot be told apart from; a task that needs them should
+ * not return them. */
+CONC_API int conc_future_result(conc_future *f, conc_result *out);
+
+/* Cancels a future that has not started (Python's Future.cancel). Returns 0
+ * if it is cancelled now or was already, CONC_EBUSY if it is running or
+ * finished (then nothing changes), CONC_EINVAL (NULL). */
+CONC_API int conc_future_cancel(conc_future *f);
+
+/* Requests cancellation (asyncio's Task.cancel): a pending future is
+ * cancelled at once; a running task sees conc_cancel_requested() turn true
+ * and may stop early by returning CONC_ECANCELED. Returns 0, CONC_EBUSY (the
+ * future already finished or was cancelled), CONC_EINVAL (NULL). */
+CONC_API int conc_future_request_cancel(conc_future *f);
+
+/* Snapshots of the state; false for NULL. done: finished or cancelled. */
+CONC_API bool conc_future_done(conc_future *f);
+CONC_API bool conc_future_running(conc_future *f);
+CONC_API bool conc_future_cancelled(conc_future *f);
+
+/* Inside a task: whether cancellation of this task was requested. Outside
+ * any task: false. Cheap enough to call in an inner loop. */
+CONC_API bool conc_cancel_requested(void);
+
+/* A done-callback: called exactly once with the future when it is done. Its
+ * return value is ignored (as Python logs and ignores a callback's
+ * exception): a failing callback does not stop the ones after it. */
+typedef int (*conc_future_callback)(conc_future *f, void *arg);
+
+/* Adds a callback. Callbacks run in the order added, on the thread that
+ * finishes (or cancels) the future; one added to a future already done runs
+ * at once, in the caller. Returns 0, CONC_ENOMEM, CONC_EINVAL (NULL f or cb). */
+CONC_API int conc_future_add_done_callback(conc_future *f, conc_future_callback cb, void *arg);
+
+/* References (see above). Both return 0 or CONC_EINVAL (NULL). */
+CONC_API int conc_future_retain(conc_future *f);
+CONC_API int conc_future_release(conc_future *f);
+
+/* ---- waiting on several futures ---- */
+
+typedef enum conc_wait_mode {
+    CONC_FIRST_COMPLETED = 1, /* any one done */
+    CONC_FIRST_EXCEPTION = 2, /* any one failed (not cancelled), or all done */
+    CONC_ALL_COMPLETED = 3,   /* all done */
+} conc_wait_mode;
+
+/* Python's concurrent.futures.wait: waits up to timeout until the mode's
+ * condition holds. done (may be NULL) is an array of n flags that receives,
+ * at return, whether each future was done — Python's done and not-done sets,
+ * by index (a future listed twice gets the same flag twice). Returns 0 when
+ * the condition holds (n == 0 included), CONC_ETIMEDOUT when it did not by
+ * the deadline (the flags are filled either way), CONC_EINVAL (NULL fs with
+ * n > 0, a NULL entry, an unknown mode, bad timeout), CONC_EDEADLK (one of
+ * the futures is the caller's own task's). */
+CONC_API int conc_wait(conc_future *const *fs, size_t n, conc_wait_mode mode, int64_t timeout,
+                       bool *done);
+
+/* Python's as_completed: yields the futures as they finish, with one
+ * deadline for the whole iteration. A future listed twice is yielded once. */
+typedef struct conc_as_completed conc_as_completed;
+
+/* Starts an iteration over fs[0..n) that must end by now + timeout
+ * (CONC_FOREVER: no deadline). The iterator holds a reference on each future
+ * until it yields it. Returns 0, CONC_EINVAL, CONC_ENOMEM. */
+CONC_API int conc_as_completed_create(conc_as_completed **it, conc_future *const *fs, size_t n,
+                                      int64_t timeout);
+/* Stores the next future to be done in *f (the caller's reference: release
+ * it). Returns 0, CONC_ENOENT when every future has been yielded,
+ * CONC_ETIMEDOUT when the iteration's deadline passed first (the rest can
+ * still be taken by a later call, which times out at once unless one is done
+ * by then), CONC_EINVAL, CONC_EDEADLK (the caller's own task's future is
+ * among those left). */
+CONC_API int conc_as_completed_next(conc_as_completed *it, conc_future **f);
+/* Releases the references of the futures not yielded and frees the
+ * iterator. Returns 0 or CONC_EINVAL. */
+CONC_API int conc_as_completed_destroy(conc_as_completed *it);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* CONC_FUTURE_H */

@@ -1,0 +1,157 @@
+/* conc/pool.h — the thread pool executor: Python's ThreadPoolExecutor for C,
+ * with nested fork-join tasks by work stealing.
+ *
+ * Tasks submitted from outside the pool go through its submission queue;
+ * tasks submitted by a running task go to the front of that worker's own
+ * deque, which idle workers steal from. A task may wait on the futures of
+ * the tasks it submitted: the waiting worker runs other tasks of its own
+ * subtree meanwhile (help-while-waiting), so fork-join recursion never
+ * deadlocks, even with one worker — the classic thread-pool deadlock the
+ * Python docs warn about. Helping is isolated: a worker that waits runs only
+ * tasks its waiting task (transitively) submitted, never an unrelated task
+ * that could need a lock the waiting task holds, and while a task runs,
+ * conc__self() (lock ownership) is that task, not the thread.
+ *
+ * Idle workers sleep on futexes: an idle pool uses no CPU.
+ *
+ * Every function is thread-safe.
+ */
+#ifndef CONC_POOL_H
+#define CONC_POOL_H
+
+#include <conc/base.h>
+#include <conc/future.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct conc_pool conc_pool;
+
+typedef struct conc_pool_opts {
+    /* Worker threads. 0 (the default): conc_cpu_count(), the CPUs this
+     * process may use (affinity mask and cgroup quota). Python's default is
+     * min(32, cpus + 4), sized for threads that mostly wait on I/O; conc's
+     * pool is sized for CPU-bound tasks — give I/O-bound work more workers.
+     * Negative: CONC_EINVAL. */
+    int max_workers;
+    /* The most tasks submitted from outside that may wait to run; a submit
+     * that finds no room waits (backpressure). 0: unbounded, as Python's. */
+    size_t queue_capacity;
+    /* Runs first on each worker; a non-zero return breaks the pool (Python's
+     * BrokenThreadPool): queued tasks end with CONC_EBROKEN and submits fail
+     * with CONC_EBROKEN. */
+    int (*initializer)(void *arg);
+    void *initarg;
+    /* Worker thread names are "<name>-N", N from 0; default "conc-pool". */
+    const char *name;
+} conc_pool_opts;
+
+/* Creates a pool and starts its workers. Returns 0, CONC_EINVAL (NULL p,
+ * negative max_workers), CONC_ENOMEM, CONC_EAGAIN (no more threads). */
+CONC_API int conc_pool_create(conc_pool **p, const conc_pool_opts *opts);
+
+/* Submits fn(arg) and stores its future in *f (may be NULL: fire and forget).
+ * Waits for room in a bounded submission queue for up to timeout
+ * (CONC_FOREVER, or 0 for a try). Returns 0, CONC_EFULL (no room by the
+ * deadline), CONC_ESHUTDOWN (after conc_pool_shutdown), CONC_EBROKEN (an
+ * initializer failed), CONC_ENOMEM, CONC_EINVAL (NULL p or fn, bad timeout).
+ * From a task of this pool it never waits: the task goes to the worker's own
+ * deque. */
+CONC_API int conc_pool_submit_timed(conc_pool *p, conc_task_fn fn, void *arg, int64_t timeout,
+                                    conc_future **f);
+
+/* conc_pool_submit_timed with no time limit. */
+CONC_API int conc_pool_submit(conc_pool *p, conc_task_fn fn, void *arg, conc_future **f);
+
+/* Stops accepting tasks (submit returns CONC_ESHUTDOWN). cancel_futures:
+ * cancels the tasks that have not started (Python's cancel_futures). wait:
+ * waits for the tasks still queued and running to finish and joins every
+ * worker; otherwise returns at once and conc_pool_destroy joins them. Tasks
+ * already running may still submit subtasks, which run. Returns 0,
+ * CONC_EINVAL (NULL), CONC_EDEADLK (wait requested from one of the pool's
+ * own tasks: it would wait for itself). A second call is allowed. */
+CONC_API int conc_pool_shutdown(conc_pool *p, bool wait, bool cancel_futures);
+
+/* Shuts down (waiting, not cancelling) if not done yet, joins the workers and
+ * frees the pool. Returns 0, CONC_EINVAL (NULL), CONC_EDEADLK (from one of the
+ * pool's own tasks; nothing is freed). Futures still referenced stay valid. */
+CONC_API int conc_pool_destroy(conc_pool *p);
+
+/* The number of worker threads, or CONC_EINVAL. */
+CONC_API int conc_pool_workers(conc_pool *p);
+
+/* ---- map ---- */
+
+/* Runs fn(arg, i, out) for every index i in [0, n) on the pool, chunksize
+ * indices per task, and hands out the results in index order (or, with
+ * opts.unordered, as they complete). Only a bounded window of chunks is in
+ * flight at a time (Python 3.14's buffersize), so n may be huge: the input is
+ * an index the caller maps to its data, never a materialised list. */
+typedef int (*conc_map_fn)(void *arg, size_t index, conc_result *out);
+
+typedef struct conc_map_opts {
+    size_t chunksize;  /* indices per task; 0: 1 */
+    size_t buffersize; /* chunks in flight at most; 0: 2 x max_workers */
+    bool unordered;    /* results as they complete, not in index order */
+} conc_map_opts;
+
+typedef struct conc_map conc_map;
+
+/* Starts a map. Returns 0, CONC_EINVAL (NULL m, p or fn), CONC_ENOMEM,
+ * CONC_ESHUTDOWN, CONC_EBROKEN. n == 0 is a map that yields nothing. */
+CONC_API int conc_map_create(conc_map **m, conc_pool *p, conc_map_fn fn, void *arg, size_t n,
+                             const conc_map_opts *opts);
+
+/* Waits up to timeout for the next result. On 0, *index (may be NULL) is its
+ * index, *status the task's status for it, and *out (may be NULL) its result,
+ * valid until the next call or conc_map_destroy. An error status is where
+ * Python's map raises: the map stops submitting, cancels the chunks not
+ * started, and every later call returns CONC_ENOENT. Returns 0, CONC_ENOENT
+ * (no more results), CONC_ETIMEDOUT (none by the deadline; call again),
+ * CONC_EINVAL (NULL m or status, bad timeout). */
+CONC_API int conc_map_next(conc_map *m, int64_t timeout, size_t *index, int *status,
+                           conc_result *out);
+
+/* Cancels the chunks not started, waits for the running ones and frees the
+ * map and its results. Returns 0 or CONC_EINVAL. */
+CONC_API int conc_map_destroy(conc_map *m);
+
+/* ---- task groups (structured concurrency over the pool) ---- */
+
+/* Tasks spawned into a group all end before the group does: the first task
+ * that fails (returns an error other than CONC_ECANCELED) requests
+ * cancellation of every other task of the group, and its status is what
+ * the group reports. */
+typedef struct conc_task_group conc_task_group;
+
+/* Returns 0, CONC_EINVAL (NULL g or p), CONC_ENOMEM. */
+CONC_API int conc_task_group_create(conc_task_group **g, conc_pool *p);
+
+/* Spawns fn(arg) into the group (its result is discarded). After a failure
+ * in the group, a spawned task is cancelled before it starts. Returns 0,
+ * CONC_ESHUTDOWN, CONC_EBROKEN, CONC_ENOMEM, CONC_EINVAL. */
+CONC_API int conc_task_group_spawn(conc_task_group *g, conc_task_fn fn, void *arg);
+
+/* Waits up to timeout until every task spawned so far has ended; *first_error
+ * (may be NULL) receives the status of the first task that failed, or 0.
+ * From a pool task it helps run the group's tasks. Returns 0,
+ * CONC_ETIMEDOUT, CONC_EINVAL, CONC_EDEADLK (from a task of the group). */
+CONC_API int conc_task_group_wait(conc_task_group *g, int64_t timeout, int *first_error);
+
+/* Requests cancellation of every task of the group. Returns 0 or CONC_EINVAL. */
+CONC_API int conc_task_group_cancel(conc_task_group *g);
+
+/* Waits for every task without a time limit, then frees the group: nothing
+ * outlives it. Returns 0, CONC_EINVAL, CONC_EDEADLK (from a task of the
+ * group; nothing is freed). */
+CONC_API int conc_task_group_destroy(conc_task_group *g);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* CONC_POOL_H */

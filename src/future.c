@@ -1,0 +1,383 @@
+/* conc_future: states, waiting, results, cancel and done-callbacks
+ * (future_impl.h explains the executor interface and the completion
+ * protocol). Waiting on several futures is in future_wait.c. */
+#include "future_impl.h"
+#include "deadline.h"
+#include "hooks.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+
+CONC__TLS conc_future *conc__task_self;
+CONC__TLS struct conc__helper *conc__helper_self;
+
+/* ---- memory: a small per-thread cache of freed futures ----
+ *
+ * Fork-join tasks allocate and free a future per task, nested: more blocks
+ * of one size in flight than malloc's per-thread cache keeps (7), and too
+ * large for its fast bins, so every free went through the arena's lock
+ * (a third of a fine-grained fib's time, measured with perf). Each thread
+ * keeps up to CONC__FCACHE_MAX freed futures instead; a thread's cache is
+ * freed when it exits. A future freed on another thread than the one that
+ * allocated it simply moves to that thread's cache. */
+#define CONC__FCACHE_MAX 256
+
+struct conc__fcache {
+    conc_future *head; /* linked through next */
+    unsigned n;
+    bool registered;   /* the exit destructor knows this thread's cache */
+};
+static CONC__TLS struct conc__fcache conc__fcache;
+static pthread_key_t conc__fcache_key;
+static pthread_once_t conc__fcache_once = PTHREAD_ONCE_INIT;
+
+static void conc__fcache_drain(void *arg)
+{
+    struct conc__fcache *c = arg;
+    while (c->head) {
+        conc_future *f = c->head;
+        c->head = f->next;
+        free(f);
+    }
+    c->n = 0;
+}
+
+static void conc__fcache_make_key(void)
+{
+    if (pthread_key_create(&conc__fcache_key, conc__fcache_drain) != 0)
+        conc__fcache_key = (pthread_key_t)-1;
+}
+
+static void conc__future_free_mem(conc_future *f)
+{
+    struct conc__fcache *c = &conc__fcache;
+    if (!c->registered) {
+        pthread_once(&conc__fcache_once, conc__fcache_make_key);
+        c->registered = conc__fcache_key != (pthread_key_t)-1 &&
+                        pthread_setspecific(conc__fcache_key, c) == 0;
+    }
+    if (!c->registered || c->n >= CONC__FCACHE_MAX) {
+        free(f);
+        return;
+    }
+    f->next = c->head;
+    c->head = f;
+    c->n++;
+}
+
+static conc_future *conc__future_alloc_mem(void)
+{
+    struct conc__fcache *c = &conc__fcache;
+    conc_future *f = c->head;
+    if (f) {
+        c->head = f->next;
+        c->n--;
+        return f;
+    }
+    return malloc(sizeof *f);
+}
+
+conc_future *conc__future_new(conc_task_fn fn, void *arg, const struct conc__future_ops *ops,
+                              void *executor, uint32_t refs)
+{
+    conc_future *f = conc__future_alloc_mem();
+    if (!f)
+        return NULL;
+    atomic_init(&f->state, CONC__F_PENDING);
+    atomic_init(&f->refs, refs);
+    atomic_init(&f->cancel_requested, false);
+    f->external = false;
+    f->status = 0;
+    f->result = (conc_result){0};
+    f->fn = fn;
+    f->arg = arg;
+    f->ops = ops;
+    f->executor = executor;
+    f->group = NULL;
+    f->next = NULL;
+    f->parent = conc__task_self;
+    f->depth = 0;
+    if (f->parent) {
+        atomic_fetch_add_explicit(&f->parent->refs, 1, memory_order_relaxed);
+        f->depth = f->parent->depth + 1;
+    }
+    atomic_init(&f->cb_head, NULL);
+    f->cb_tail = NULL;
+    conc__waitq_init(&f->wq, 0);
+    return f;
+}
+
+int conc_future_retain(conc_future *f)
+{
+    if (!f)
+        return CONC_EINVAL;
+    atomic_fetch_add_explicit(&f->refs, 1, memory_order_relaxed);
+    return 0;
+}
+
+int conc_future_release(conc_future *f)
+{
+    if (!f)
+        return CONC_EINVAL;
+    /* A loop, not recursion: freeing a future drops its parent's reference. */
+    while (f && atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) == 1) {
+        conc_future *parent = f->parent;
+        if (f->result.free_fn && f->result.data)
+            f->result.free_fn(f->result.data);
+        conc__future_free_mem(f);
+        f = parent;
+    }
+    return 0;
+}
+
+/* ---- completion ---- */
+
+static void conc__run_callbacks(conc_future *f, struct conc__fcallback *c)
+{
+    while (c) {
+        struct conc__fcallback *next = c->next;
+        (void)c->cb(f, c->arg); /* a failure is ignored: the others still run */
+        free(c);
+        c = next;
+    }
+}
+
+/* After the final state was stored (seq_cst): wakes the waiters and runs
+ * the callbacks, if it sees any (the Dekker pair of future_impl.h). */
+static void conc__future_notify(conc_future *f)
+{
+    if (atomic_load_explicit(&f->cb_head, memory_order_seq_cst) == NULL &&
+        !conc__waitq_has_waiters(&f->wq))
+        return;
+    conc__waitq_lock(&f->wq);
+    struct conc__fcallback *list = atomic_load_explicit(&f->cb_head, memory_order_relaxed);
+    atomic_store_explicit(&f->cb_head, NULL, memory_order_relaxed);
+    f->cb_tail = NULL;
+    conc__waitq_wake_all(&f->wq);
+    conc__waitq_unlock(&f->wq);
+    conc__run_callbacks(f, list);
+}
+
+/* Publishes the final state (status and result are written before). */
+static void conc__future_complete(conc_future *f, uint32_t final)
+{
+    atomic_store_explicit(&f->state, final, memory_order_seq_cst);
+    conc__future_notify(f);
+}
+
+void conc__future_finish(conc_future *f, int status, const conc_result *result)
+{
+    f->status = status;
+    if (result)
+        f->result = *result;
+    bool cancelled = status == CONC_ECANCELED &&
+                     atomic_load_explicit(&f->cancel_requested, memory_order_relaxed);
+    conc__future_complete(f, cancelled ? CONC__F_CANCELLED : CONC__F_FINISHED);
+}
+
+void conc__future_execute(conc_future *f)
+{
+    conc_future *outer = conc__task_self;
+    uintptr_t outer_self = conc__self_override;
+    conc__task_self = f;
+    conc__self_override = (uintptr_t)f;
+    CONC__TRACE_BEGIN("task", f);
+    conc_result r = {0};
+    int status = f->fn(f->arg, &r);
+    CONC__TRACE_END("task", f);
+    conc__task_self = outer;
+    conc__self_override = outer_self;
+    conc__future_finish(f, status, &r);
+}
+
+bool conc__future_cancel_pending(conc_future *f)
+{
+    uint32_t pending = CONC__F_PENDING;
+    if (!atomic_compare_exchange_strong_explicit(&f->state, &pending, CONC__F_CANCELLED,
+                                                 memory_order_seq_cst, memory_order_relaxed))
+        return false;
+    if (f->ops && f->ops->cancelled)
+        f->ops->cancelled(f);
+    conc__future_notify(f);
+    return true;
+}
+
+void conc__future_fail_claimed(conc_future *f, int status)
+{
+    f->status = status;
+    conc__future_complete(f, CONC__F_FINISHED);
+}
+
+/* ---- queries and cancel ---- */
+
+bool conc_future_done(conc_future *f)
+{
+    return f && conc__future_is_done(f);
+}
+
+bool conc_future_running(conc_future *f)
+{
+    return f && atomic_load_explicit(&f->state, memory_order_acquire) == CONC__F_RUNNING;
+}
+
+bool conc_future_cancelled(conc_future *f)
+{
+    return f && atomic_load_explicit(&f->state, memory_order_acquire) == CONC__F_CANCELLED;
+}
+
+bool conc_cancel_requested(void)
+{
+    conc_future *f = conc__task_self;
+    return f && atomic_load_explicit(&f->cancel_requested, memory_order_relaxed);
+}
+
+int conc_future_cancel(conc_future *f)
+{
+    if (!f)
+        return CONC_EINVAL;
+    if (conc__future_cancel_pending(f))
+        return 0;
+    /* Already cancelled counts as success (Python); running or finished not. */
+    return conc_future_cancelled(f) ? 0 : CONC_EBUSY;
+}
+
+int conc_future_request_cancel(conc_future *f)
+{
+    if (!f)
+        return CONC_EINVAL;
+    atomic_store_explicit(&f->cancel_requested, true, memory_order_relaxed);
+    if (conc__future_cancel_pending(f))
+        return 0;
+    if (conc__future_is_done(f))
+        return CONC_EBUSY;
+    if (f->ops && f->ops->cancel_requested)
+        f->ops->cancel_requested(f);
+    return 0;
+}
+
+/* ---- callbacks ---- */
+
+int conc_future_add_done_callback(conc_future *f, conc_future_callback cb, void *arg)
+{
+    if (!f || !cb)
+        return CONC_EINVAL;
+    if (conc__future_is_done(f)) {
+        (void)cb(f, arg);
+        return 0;
+    }
+    struct conc__fcallback *c = malloc(sizeof *c);
+    if (!c)
+        return CONC_ENOMEM;
+    *c = (struct conc__fcallback){cb, arg, NULL};
+    conc__waitq_lock(&f->wq);
+    if (f->cb_tail)
+        f->cb_tail->next = c;
+    else
+        atomic_store_explicit(&f->cb_head, c, memory_order_seq_cst);
+    f->cb_tail = c;
+    /* Linked first, then looked: if the future is done now, the finisher may
+     * or may not have seen our callback; whoever detaches the list under the
+     * lock runs it, so take it ourselves (older callbacks with it, in order). */
+    struct conc__fcallback *list = NULL;
+    if (atomic_load_explicit(&f->state, memory_order_seq_cst) >= CONC__F_FINISHED) {
+        list = atomic_load_explicit(&f->cb_head, memory_order_relaxed);
+        atomic_store_explicit(&f->cb_head, NULL, memory_order_relaxed);
+        f->cb_tail = NULL;
+    }
+    conc__waitq_unlock(&f->wq);
+    conc__run_callbacks(f, list);
+    return 0;
+}
+
+/* ---- waiting ---- */
+
+static bool conc__future_ready(void *arg)
+{
+    return conc__future_is_done(arg);
+}
+
+/* Sleeps on f's queue until it is done or the deadline passes. */
+static int conc__future_block(conc_future *f, int64_t deadline)
+{
+    if (conc__spin_until(&f->wq, conc__future_ready, f))
+        return 0;
+    int rc = 0;
+    conc__waitq_lock(&f->wq);
+    conc__waitq_announce(&f->wq);
+    for (;;) {
+        if (atomic_load_explicit(&f->state, memory_order_seq_cst) >= CONC__F_FINISHED)
+            break;
+        if (conc__expired(deadline)) {
+            rc = CONC_ETIMEDOUT;
+            break;
+        }
+        struct conc__waiter w;
+        conc__waiter_init(&w, 0, conc__self());
+        conc__waitq_sleep(&f->wq, &w, deadline);
+    }
+    conc__waitq_retire(&f->wq);
+    conc__waitq_unlock(&f->wq);
+    return rc;
+}
+
+/* Whether waiting on f from here could never end: f is the caller's own task. */
+static inline bool conc__future_is_self(conc_future *f)
+{
+    return f == conc__task_self;
+}
+
+/* Helps while f is not done. When there is nothing to help with, the task
+ * we wait for runs elsewhere and may yet push work we can take (a thief's
+ * deque fills as it goes): look again a few times, a short spin apart,
+ * before going to sleep. */
+#define CONC__HELP_RETRIES 32
+#define CONC__HELP_RETRY_SPIN 64
+
+static void conc__help_until_done(struct conc__helper *h, conc_future *f)
+{
+    unsigned idle = 0;
+    while (!conc__future_is_done(f)) {
+        if (h->help_once(h, &f, 1)) {
+            idle = 0;
+            continue;
+        }
+        if (!CONC__SPIN_ENABLED || ++idle > CONC__HELP_RETRIES)
+            return;
+        for (int i = 0; i < CONC__HELP_RETRY_SPIN && !conc__future_is_done(f); i++)
+            conc__cpu_relax();
+    }
+}
+
+int conc_future_wait(conc_future *f, int64_t timeout)
+{
+    int64_t deadline;
+    if (!f || conc__deadline(timeout, &deadline))
+        return CONC_EINVAL;
+    if (conc__future_is_done(f))
+        return 0;
+    if (conc__future_is_self(f))
+        return CONC_EDEADLK;
+    /* Help only in an untimed wait: a task run meanwhile could overshoot
+     * any deadline by its whole length. */
+    struct conc__helper *h = conc__helper_self;
+    if (h && deadline == CONC__NO_DEADLINE) {
+        conc__help_until_done(h, f);
+        if (conc__future_is_done(f))
+            return 0;
+    }
+    if (timeout == 0)
+        return CONC_ETIMEDOUT;
+    return conc__future_block(f, deadline);
+}
+
+int conc_future_result(conc_future *f, conc_result *out)
+{
+    int rc = conc_future_wait(f, CONC_FOREVER);
+    if (rc)
+        return rc;
+    if (out)
+        *out = f->result;
+    return atomic_load_explicit(&f->state, memory_order_acquire) == CONC__F_CANCELLED
+               ? CONC_ECANCELED
+               : f->status;
+}
