@@ -148,8 +148,15 @@ static bool conc__worker_idle(struct conc__worker *w, bool *searcher)
     atomic_fetch_add_explicit(&p->sleepers, 1, memory_order_relaxed);
     conc__fence_heavy();
     for (;;) {
-        if (conc__pool_has_work(p))
+        if (conc__pool_has_work(p)) {
+            /* Searching again: a pusher may have skipped its wake because
+             * we still counted as a searcher, so the wake chain must go on
+             * from us (conc__worker_found_work), or queued tasks would wait
+             * for a busy worker while the others sleep. */
+            atomic_fetch_add_explicit(&p->searching, 1, memory_order_relaxed);
+            *searcher = true;
             break;
+        }
         if (atomic_load_explicit(&p->state, memory_order_acquire) != CONC__POOL_RUNNING) {
             more = false;
             break;

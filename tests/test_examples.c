@@ -8,11 +8,20 @@
  * its unlocked line must be consistent (lost = expected - got, never negative);
  * ex3 must deliver every item exactly once, its per-thread counts must add up
  * to the totals, and its consumers must all leave after the shutdown.
- * How many updates the unlocked counter loses, and how often ex3's producers
- * waited for room, are printed, never asserted.
+ * ex4's prime counts, serial and pooled, must both be the count the test finds
+ * itself with a sieve; its I/O runs must get every result back and take no
+ * less than a pool of that many workers can (a one-worker pool runs its tasks
+ * one at a time); its map must give every result in index order with the
+ * right sum; its as_completed must yield every task exactly once, each with
+ * its own sleep; and its fork-join must compute the right fib on one worker.
+ * How many updates the unlocked counter loses, how often ex3's producers
+ * waited for room, ex4's speed-ups and the order as_completed yielded in are
+ * printed, never asserted.
  */
 #include "test.h"
 
+#include <conc/thread.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 
@@ -198,6 +207,163 @@ static void ex3_every_item_delivered_exactly_once(void **state)
     print_message("producers waited for room on %ld of %ld puts\n", waited, put);
 }
 
+/* The line after line (which must have one). */
+static const char *next_line(const char *line)
+{
+    const char *nl = strchr(line, '\n');
+    assert_non_null(nl);
+    return nl + 1;
+}
+
+/* The primes in [lo, hi), by a sieve: a different method from the example's
+ * trial division, so an agreement means something. */
+static long sieve_count(long lo, long hi)
+{
+    char *composite = calloc((size_t)hi, 1);
+    assert_non_null(composite);
+    long n = 0;
+    for (long x = 2; x < hi; x++) {
+        if (composite[x])
+            continue;
+        n += x >= lo;
+        for (long m = x * x; m < hi; m += x)
+            composite[m] = 1;
+    }
+    free(composite);
+    return n;
+}
+
+static void ex4_cpu_part_counts_right(const char *out, long span)
+{
+    const char *line = find_line(out, "1. CPU-bound: ");
+    assert_non_null(line);
+    int jobs;
+    long lo, hi, serial, pooled;
+    assert_int_equal(
+        sscanf(line, "1. CPU-bound: %d jobs counting primes in [%ld, %ld)", &jobs, &lo, &hi), 3);
+    assert_int_equal(hi - lo, jobs * span);
+    double serial_ms, pool_ms, up;
+    line = find_line(out, "   serially: ");
+    assert_non_null(line);
+    assert_int_equal(sscanf(line, "   serially: %lf ms, %ld primes", &serial_ms, &serial), 2);
+    line = find_line(out, "   on a pool of ");
+    assert_non_null(line);
+    int workers;
+    assert_int_equal(sscanf(line, "   on a pool of %d workers: %lf ms, %ld primes (speed-up %lfx)",
+                            &workers, &pool_ms, &pooled, &up),
+                     4);
+    assert_int_equal(workers, conc_cpu_count()); /* max_workers 0: one per usable CPU */
+    long want = sieve_count(lo, hi);
+    assert_int_equal(serial, want);
+    assert_int_equal(pooled, want);
+    print_message("CPU-bound on %d workers: %.2fx\n", workers, up);
+}
+
+/* Each run of 32 tasks of 5 ms on w workers (the example's NIO and IO_MS)
+ * takes at least ceil(32 / w) sleeps: a worker runs one task at a time. */
+static void ex4_io_part_never_faster_than_possible(const char *out)
+{
+    static const int workers[] = {1, 4, 16};
+    assert_non_null(find_line(out, "2. I/O-bound: 32 tasks that each block for 5 ms"));
+    for (int i = 0; i < 3; i++) {
+        char prefix[32];
+        snprintf(prefix, sizeof prefix, "   %2d workers: ", workers[i]);
+        const char *line = find_line(out, prefix);
+        assert_non_null(line);
+        int w;
+        double ms, up;
+        assert_int_equal(sscanf(line, " %d workers: %lf ms (speed-up %lfx)", &w, &ms, &up), 3);
+        double floor_ms = (double)((32 + workers[i] - 1) / workers[i]) * 5;
+        assert_true(ms >= floor_ms);
+        print_message("I/O-bound on %2d workers: %.1f ms (at least %.0f), %.2fx\n", w, ms, floor_ms,
+                      up);
+    }
+}
+
+static void ex4_map_part_in_order(const char *out)
+{
+    const char *line = find_line(out, "3. conc_map of i*i over 1000 indices");
+    assert_non_null(line);
+    line = next_line(line);
+    long count, in_order;
+    long long sum, expected;
+    assert_int_equal(sscanf(line, "   %ld results, %ld in index order, sum %lld (expected %lld)",
+                            &count, &in_order, &sum, &expected),
+                     4);
+    assert_int_equal(count, 1000);
+    assert_int_equal(in_order, 1000);
+    long long want = 0;
+    for (long long i = 0; i < 1000; i++)
+        want += i * i;
+    assert_true(sum == want && expected == want);
+}
+
+/* Every task yielded once, each with its own sleep (the example's table). */
+static void ex4_as_completed_part_yields_each_once(const char *out)
+{
+    static const int sleep_ms[] = {40, 10, 30, 0, 20};
+    int seen[5] = {0}, yielded = 0;
+    char order[64] = "";
+    for (const char *l = out; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+        int task, ms;
+        if (sscanf(l, "   task %d (%d ms) done", &task, &ms) != 2)
+            continue;
+        assert_true(task >= 0 && task < 5);
+        assert_int_equal(ms, sleep_ms[task]);
+        seen[task]++;
+        yielded++;
+        snprintf(order + strlen(order), sizeof order - strlen(order), " %d", task);
+    }
+    assert_int_equal(yielded, 5);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(seen[i], 1);
+    assert_non_null(find_line(out, "   5 of 5 futures yielded\n"));
+    print_message("as_completed yielded tasks%s\n", order);
+}
+
+static void ex4_fork_join_part_right_on_one_worker(const char *out)
+{
+    const char *line = find_line(out, "5. fork-join on a pool of ");
+    assert_non_null(line);
+    int workers, n;
+    long long got, serial;
+    double ms;
+    assert_int_equal(sscanf(line,
+                            "5. fork-join on a pool of %d worker: fib(%d) = %lld (serial: %lld) "
+                            "in %lf ms",
+                            &workers, &n, &got, &serial, &ms),
+                     5);
+    assert_int_equal(workers, 1);
+    long long a = 0, b = 1; /* fib(n), iteratively */
+    for (int i = 0; i < n; i++) {
+        long long next = a + b;
+        a = b;
+        b = next;
+    }
+    assert_true(got == a && serial == a);
+    long tasks;
+    line = next_line(line);
+    assert_int_equal(sscanf(line, "   %ld tasks submitted by tasks", &tasks), 1);
+    assert_true(tasks > 0); /* it really was fork-join, not one task */
+}
+
+static void ex4_pool_results_right(void **state)
+{
+    (void)state;
+    static char out[OUT_MAX];
+    long span = conc_test_scaled(80000, 8000);
+    char args[32];
+    snprintf(args, sizeof args, "%ld", span);
+    assert_exited_zero(run_example("ex4_thread_pools", args, out, sizeof out));
+    ex4_cpu_part_counts_right(out, span);
+    ex4_io_part_never_faster_than_possible(out);
+    ex4_map_part_in_order(out);
+    ex4_as_completed_part_yields_each_once(out);
+    ex4_fork_join_part_right_on_one_worker(out);
+    assert_non_null(find_line(out, "ok\n"));
+}
+
 CONC_TEST_MAIN(cmocka_unit_test(ex1_joins_show_status_and_timeout),
                cmocka_unit_test(ex2_locked_counts_exact_unlocked_consistent),
-               cmocka_unit_test(ex3_every_item_delivered_exactly_once), )
+               cmocka_unit_test(ex3_every_item_delivered_exactly_once),
+               cmocka_unit_test(ex4_pool_results_right), )

@@ -14,6 +14,7 @@ const struct tour_chapter *const tour_chapters[] = {
     &tour_locks,
     &tour_semaphores,
     &tour_queues,
+    &tour_pools,
     NULL,
 };
 

@@ -37,5 +37,6 @@ extern const struct tour_chapter tour_gil;
 extern const struct tour_chapter tour_locks;
 extern const struct tour_chapter tour_semaphores;
 extern const struct tour_chapter tour_queues;
+extern const struct tour_chapter tour_pools;
 
 #endif
