@@ -15,6 +15,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" { /* bench_pool_tbb.cpp */
+#endif
+
 struct bench_params {
     bool quick;      /* QUICK=1: shorter runs */
     double seconds;  /* target length of a timed phase */
@@ -71,5 +75,53 @@ void bench_run_threads(int n, void *(*fn)(void *), void *arg, unsigned long size
 
 /* Keeps the compiler from optimising a value away. */
 #define bench_keep(x) __asm__ __volatile__("" : : "r"(x) : "memory")
+
+/* ---- the thread-pool cases (bench_pool.c, bench_pool_tbb.cpp) ---- */
+
+/* Every row of a pool case has this many threads doing work: conc's and
+ * GLib's workers, TBB's arena and OpenMP's team (both counting the caller). */
+#define BENCH_POOL_THREADS 2
+#define BENCH_FIB_N 32
+#define BENCH_FIB_RESULT 2178309
+#define BENCH_FIB_CUTOFF 16      /* pool.fib: a task for every call with n > 16 */
+#define BENCH_FIB_FINE_CUTOFF 8  /* pool.fib_fine: n > 8 */
+#define BENCH_MAP_CHUNK 1024
+
+/* Tasks in pool.submit_wait, items in pool.map. */
+long bench_pool_tasks(const struct bench_params *p);
+/* fib(n) by plain recursion, below the cutoff; one out-of-line copy for
+ * every row, so that no row gets a differently compiled leaf. */
+int64_t bench_fib_seq(int n);
+/* Times fib(BENCH_FIB_N) run by fib(ctx, n, cutoff): one warm-up run, then
+ * runs for about p->seconds (3 at least), each checked against
+ * BENCH_FIB_RESULT; ms per run, cpu%. */
+int bench_fib_timed(const struct bench_params *p, struct bench_result *r, int cutoff,
+                    int64_t (*fib)(void *ctx, int n, int cutoff), void *ctx);
+/* pool.map's item i: a few multiply-adds (64-bit LCG steps), 31 bits kept. */
+static inline uint64_t bench_map_item(uint64_t i)
+{
+    for (int k = 0; k < 4; k++)
+        i = i * 6364136223846793005u + 1442695040888963407u;
+    return i >> 33;
+}
+/* Times map(ctx, n, &sum), which maps bench_map_item over [0, n) and sums
+ * the results as the caller takes them (0 on success): one warm-up run, then
+ * runs for about p->seconds (1 at least), each sum checked; items/s, cpu%. */
+int bench_map_timed(const struct bench_params *p, struct bench_result *r,
+                    int (*map)(void *ctx, long n, uint64_t *sum), void *ctx);
+/* Sleeps through the idle window (2 s; 0.5 s with --quick) and returns the
+ * process's CPU time during it (getrusage RUSAGE_SELF), in ms per 2 s. */
+double bench_idle_cpu_ms(const struct bench_params *p);
+
+/* The TBB rows (C++). */
+int bench_tbb_submit_wait(const struct bench_params *p, struct bench_result *r);
+int bench_tbb_fib(const struct bench_params *p, struct bench_result *r);
+int bench_tbb_fib_fine(const struct bench_params *p, struct bench_result *r);
+int bench_tbb_map(const struct bench_params *p, struct bench_result *r);
+int bench_tbb_idle_cpu(const struct bench_params *p, struct bench_result *r);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

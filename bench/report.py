@@ -34,6 +34,13 @@ TARGETS = [
     ("queue.mpmc", "textbook", "conc items/s ≥ 2× the mutex + 2 conditions ring", 2),
     ("queue.mpmc", "glib", "conc items/s ≥ GAsyncQueue", 1),
     ("queue.pingpong", "textbook", "conc ns/round trip ≤ the textbook ring", 1),
+    ("pool.submit_wait", "glib", "conc tasks/s ≥ 3× GThreadPool", 3),
+    ("pool.submit_wait", "tbb", "conc tasks/s ≥ 1.0× tbb::task_group", 1),
+    ("pool.submit_wait", "python", "conc tasks/s ≥ 20× ThreadPoolExecutor", 20),
+    ("pool.fib", "openmp", "conc ms ≤ OpenMP tasks'", 1),
+    ("pool.fib", "tbb", "conc ms ≤ tbb::task_group's / 0.9", 0.9),
+    ("pool.fib_fine", "openmp", "conc ms ≤ OpenMP tasks'", 1),
+    ("pool.fib_fine", "tbb", "conc ms ≤ tbb::task_group's / 0.9", 0.9),
 ]
 
 
@@ -151,6 +158,21 @@ def main():
             "  and so waits for the previous item's cache line to travel. `conc:spsc` (the",
             "  single-producer/consumer options) claims with a plain store: the gap between",
             "  the two rows is that cost. ck_ring only spins; it cannot put a thread to sleep.",
+            "- **Pool rows have 2 threads doing work** (this machine's cores): conc's pool and",
+            "  GThreadPool have 2 workers, and their caller only submits and waits; TBB and",
+            "  OpenMP count their caller, so theirs is a task_arena / team of 2 — the caller",
+            "  and one worker, the caller working in it while it waits.",
+            "- **pool.submit_wait** gives conc a future per task, waited for and released in",
+            "  order (as Python's row does); GThreadPool has no futures, so its row counts the",
+            "  tasks down to a GCond, and TBB waits for its task_group once. Python runs 100k",
+            "  tasks, not 1M (per second either way).",
+            "- **pool.map**: `openmp` and `tbb` are context rows, no floor: a parallel for fills",
+            "  an array, then the caller sums it, with no per-item hand-off to the caller.",
+            "  Python runs 100k items, and its ThreadPoolExecutor.map ignores `chunksize`",
+            "  (only ProcessPoolExecutor uses it): one task and future per item.",
+            "- **pool.idle_cpu** has an absolute ceiling, not a peer: conc's idle pool must use",
+            "  below 1% of a core, i.e. < 20 ms of CPU over the 2 s window (QUICK=1 idles",
+            "  0.5 s and scales to 2 s). Read it off the `pool.idle_cpu` table below.",
             ""]
 
     for case, rs in cases.items():

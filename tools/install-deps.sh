@@ -5,7 +5,7 @@
 set -eu
 case "${1:-test}" in
   test)  pkgs="libcmocka-dev pkg-config" ;;
-  bench) pkgs="pkg-config libck-dev libglib2.0-dev python3" ;;
+  bench) pkgs="pkg-config g++ libck-dev libglib2.0-dev libtbb-dev python3" ;;
   *) echo "usage: $0 test|bench" >&2; exit 2 ;;
 esac
 missing=""

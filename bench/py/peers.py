@@ -8,6 +8,7 @@ between processes). Prints one line, {"value": V[, "cpu_pct": C][, "fair": F]},
 in the case's unit (the same as the C rows: ns/op, ops/s, items/s, us/op).
 Loop overhead is included, as a Python user pays it.
 """
+import concurrent.futures
 import json
 import multiprocessing
 import queue
@@ -294,6 +295,55 @@ def queue_pingpong():
     return {"value": wall * 1e9 / rounds[0], "cpu_pct": cpu}
 
 
+# ---- thread pools: the same programs as bench/bench_pool.c, 2 workers ----
+
+POOL_N = 30_000 if QUICK else 100_000  # tasks / items: a tenth of the C rows'
+M64 = (1 << 64) - 1
+
+
+def started_executor():
+    """ThreadPoolExecutor(max_workers=2) whose two threads are up (it starts a
+    thread per submit while none is idle, up to max_workers)."""
+    ex = concurrent.futures.ThreadPoolExecutor(max_workers=2)
+    for f in [ex.submit(int) for _ in range(2)]:
+        f.result()
+    return ex
+
+
+def noop():
+    pass
+
+
+def pool_submit_wait():
+    """POOL_N empty tasks submitted, then each future waited for in order."""
+    with started_executor() as ex:
+        def go():
+            fs = [ex.submit(noop) for _ in range(POOL_N)]
+            for f in fs:
+                f.result()
+        _, wall, cpu = window(go)
+    return {"value": POOL_N / wall, "cpu_pct": cpu}
+
+
+def map_item(i):
+    """bench_map_item: four 64-bit LCG steps, 31 bits kept."""
+    for _ in range(4):
+        i = (i * 6364136223846793005 + 1442695040888963407) & M64
+    return i >> 33
+
+
+def pool_map():
+    """executor.map over POOL_N items, results summed in order as they come.
+    ThreadPoolExecutor.map ignores chunksize (only ProcessPoolExecutor uses
+    it): every item is its own task and future."""
+    expected = sum(map(map_item, range(POOL_N)))
+    with started_executor() as ex:
+        total, wall, cpu = window(lambda: sum(ex.map(map_item, range(POOL_N), chunksize=1024)))
+    if total != expected:
+        raise AssertionError(f"map summed to {total}, not {expected}")
+    return {"value": POOL_N / wall, "cpu_pct": cpu}
+
+
 CASES = {
     "mutex.uncontended": pairs(threading.Lock),
     "mutex.contended": contended(2),
@@ -307,6 +357,8 @@ CASES = {
     "queue.spsc": queue_threads(1, 1),
     "queue.mpmc": queue_threads(2, 2),
     "queue.pingpong": queue_pingpong,
+    "pool.submit_wait": pool_submit_wait,
+    "pool.map": pool_map,
 }
 
 # The variants of the python row: IMPL -> {case: function}.
