@@ -5,77 +5,10 @@
 #include "deadline.h"
 #include "hooks.h"
 
-#include <pthread.h>
 #include <stdlib.h>
 
 CONC__TLS conc_future *conc__task_self;
 CONC__TLS struct conc__helper *conc__helper_self;
-
-/* ---- memory: a small per-thread cache of freed futures ----
- *
- * Fork-join tasks allocate and free a future per task, nested: more blocks
- * of one size in flight than malloc's per-thread cache keeps (7), and too
- * large for its fast bins, so every free went through the arena's lock
- * (a third of a fine-grained fib's time, measured with perf). Each thread
- * keeps up to CONC__FCACHE_MAX freed futures instead; a thread's cache is
- * freed when it exits. A future freed on another thread than the one that
- * allocated it simply moves to that thread's cache. */
-#define CONC__FCACHE_MAX 256
-
-struct conc__fcache {
-    conc_future *head; /* linked through next */
-    unsigned n;
-    bool registered;   /* the exit destructor knows this thread's cache */
-};
-static CONC__TLS struct conc__fcache conc__fcache;
-static pthread_key_t conc__fcache_key;
-static pthread_once_t conc__fcache_once = PTHREAD_ONCE_INIT;
-
-static void conc__fcache_drain(void *arg)
-{
-    struct conc__fcache *c = arg;
-    while (c->head) {
-        conc_future *f = c->head;
-        c->head = f->next;
-        free(f);
-    }
-    c->n = 0;
-}
-
-static void conc__fcache_make_key(void)
-{
-    if (pthread_key_create(&conc__fcache_key, conc__fcache_drain) != 0)
-        conc__fcache_key = (pthread_key_t)-1;
-}
-
-static void conc__future_free_mem(conc_future *f)
-{
-    struct conc__fcache *c = &conc__fcache;
-    if (!c->registered) {
-        pthread_once(&conc__fcache_once, conc__fcache_make_key);
-        c->registered = conc__fcache_key != (pthread_key_t)-1 &&
-                        pthread_setspecific(conc__fcache_key, c) == 0;
-    }
-    if (!c->registered || c->n >= CONC__FCACHE_MAX) {
-        free(f);
-        return;
-    }
-    f->next = c->head;
-    c->head = f;
-    c->n++;
-}
-
-static conc_future *conc__future_alloc_mem(void)
-{
-    struct conc__fcache *c = &conc__fcache;
-    conc_future *f = c->head;
-    if (f) {
-        c->head = f->next;
-        c->n--;
-        return f;
-    }
-    return malloc(sizeof *f);
-}
 
 conc_future *conc__future_new(conc_task_fn fn, void *arg, const struct conc__future_ops *ops,
                               void *executor, uint32_t refs)
@@ -170,8 +103,7 @@ void conc__future_finish(conc_future *f, int status, const conc_result *result)
     f->status = status;
     if (result)
         f->result = *result;
-    bool cancelled = status == CONC_ECANCELED &&
-                     atomic_load_explicit(&f->cancel_requested, memory_order_relaxed);
+    bool cancelled = status == CONC_ECANCELED && conc__future_cancel_wanted(f);
     conc__future_complete(f, cancelled ? CONC__F_CANCELLED : CONC__F_FINISHED);
 }
 
@@ -228,7 +160,7 @@ bool conc_future_cancelled(conc_future *f)
 bool conc_cancel_requested(void)
 {
     conc_future *f = conc__task_self;
-    return f && atomic_load_explicit(&f->cancel_requested, memory_order_relaxed);
+    return f && conc__future_cancel_wanted(f);
 }
 
 int conc_future_cancel(conc_future *f)
@@ -332,6 +264,8 @@ static inline bool conc__future_is_self(conc_future *f)
  * before going to sleep. */
 #define CONC__HELP_RETRIES 32
 #define CONC__HELP_RETRY_SPIN 64
+#define CONC__HELP_NAP_MIN CONC_USEC(50)
+#define CONC__HELP_NAP_MAX CONC_MSEC(10)
 
 static void conc__help_until_done(struct conc__helper *h, conc_future *f)
 {
@@ -361,9 +295,16 @@ int conc_future_wait(conc_future *f, int64_t timeout)
      * any deadline by its whole length. */
     struct conc__helper *h = conc__helper_self;
     if (h && deadline == CONC__NO_DEADLINE) {
-        conc__help_until_done(h, f);
-        if (conc__future_is_done(f))
-            return 0;
+        /* A helper sleeps in naps: the task it waits for runs elsewhere and
+         * may push work of our subtree at any time, which nobody would
+         * wake us for. Each nap doubles, up to CONC__HELP_NAP_MAX. */
+        int64_t nap = CONC__HELP_NAP_MIN;
+        for (;;) {
+            conc__help_until_done(h, f);
+            if (conc__future_is_done(f) || conc__future_block(f, conc__now() + nap) == 0)
+                return 0;
+            nap = nap < CONC__HELP_NAP_MAX / 2 ? 2 * nap : CONC__HELP_NAP_MAX;
+        }
     }
     if (timeout == 0)
         return CONC_ETIMEDOUT;

@@ -42,6 +42,13 @@ struct conc__future_ops {
     void (*cancel_requested)(conc_future *f);
 };
 
+/* A cancellation shared by many tasks: a task group's (task_group.c, whose
+ * struct begins with one). A task whose scope is cancelled sees
+ * conc_cancel_requested() true, and is cancelled instead of started. */
+struct conc__cancel_scope {
+    _Atomic bool requested;
+};
+
 struct conc__fcallback {
     conc_future_callback cb;
     void *arg;
@@ -59,13 +66,14 @@ struct conc_future {
     void *arg;
     const struct conc__future_ops *ops;
     void *executor;             /* the ops' own pointer (the pool) */
-    void *group;                /* the task group it belongs to, or NULL */
+    struct conc__cancel_scope *group; /* its task group, or NULL */
     /* The task that submitted this one (NULL from outside any task), on
      * which we hold a reference: every ancestor of a live future is alive,
      * so a helper can walk up the chain to test "is it in my subtree". */
     conc_future *parent;
     uint32_t depth;             /* parent's + 1; 0 without a parent */
-    conc_future *next;          /* the executor's queue link */
+    conc_future *next;          /* free lists (future_mem.c) */
+    _Atomic(conc_future *) qnext; /* the pool's submission queue (inbox.h) */
     /* Done-callbacks, under wq's lock; cb_head is also read without the
      * lock by the finisher (the Dekker pair above). */
     _Atomic(struct conc__fcallback *) cb_head;
@@ -83,6 +91,11 @@ struct conc__helper {
     bool (*help_once)(struct conc__helper *h, conc_future *const *awaited, size_t n);
 };
 extern CONC__TLS struct conc__helper *conc__helper_self;
+
+/* Memory for futures: per-thread lists and a shared stack of batches
+ * (future_mem.c). */
+conc_future *conc__future_alloc_mem(void);
+void conc__future_free_mem(conc_future *f);
 
 /* A new PENDING future holding refs references; NULL when out of memory. */
 conc_future *conc__future_new(conc_task_fn fn, void *arg, const struct conc__future_ops *ops,
@@ -110,6 +123,13 @@ void conc__future_finish(conc_future *f, int status, const conc_result *result);
  * this call ended it. */
 bool conc__future_cancel_pending(conc_future *f);
 void conc__future_fail_claimed(conc_future *f, int status);
+
+/* Whether cancellation of f was requested, by itself or through its group. */
+static inline bool conc__future_cancel_wanted(conc_future *f)
+{
+    return atomic_load_explicit(&f->cancel_requested, memory_order_relaxed) ||
+           (f->group && atomic_load_explicit(&f->group->requested, memory_order_relaxed));
+}
 
 /* Whether f is t or one of its descendants (submitted by t, transitively). */
 static inline bool conc__future_descends(conc_future *f, conc_future *t)

@@ -39,6 +39,8 @@ static void conc__pool_run_claimed(struct conc__worker *w, conc_future *f)
     if (conc__unlikely(atomic_load_explicit(&p->state, memory_order_relaxed) ==
                        CONC__POOL_BROKEN)) {
         conc__future_fail_claimed(f, CONC_EBROKEN);
+    } else if (f->group && atomic_load_explicit(&f->group->requested, memory_order_relaxed)) {
+        conc__future_finish(f, CONC_ECANCELED, NULL); /* its group was cancelled: never start */
     } else {
         int64_t outer_mark = w ? w->mark : 0;
         if (w)
@@ -114,7 +116,7 @@ static void conc__worker_found_work(conc_pool *p)
 
 static bool conc__pool_has_work(conc_pool *p)
 {
-    if (atomic_load_explicit(&p->inbox, memory_order_seq_cst))
+    if (conc__inbox_nonempty(&p->inbox))
         return true;
     for (int i = 0; i < p->nworkers; i++)
         if (conc__deque_size(&p->workers[i].dq))
@@ -196,31 +198,31 @@ static bool conc__worker_idle(struct conc__worker *w, bool *searcher)
 
 /* ---- finding work ---- */
 
-/* Moves the whole submission stack into w's deque. Pushed newest first, so
- * the oldest lands at the bottom, where w pops: FIFO for the owner, while
- * thieves take the newest from the top. */
+/* Takes a batch of the oldest submissions into w's deque and returns the
+ * oldest of all, to run now. Pushed newest first, so the next oldest lands
+ * at the bottom, where w pops: FIFO for the owner, while thieves take the
+ * newest of the batch from the top. Another worker taking its turn at the
+ * queue, or a push half done, means: come back later. */
+#define CONC__INBOX_BATCH 64
+
 static conc_future *conc__worker_take_inbox(struct conc__worker *w)
 {
-    /* Look before taking: an exchange on an empty stack would still pull
-     * its cache line away from the submitter. */
-    if (!atomic_load_explicit(&w->pool->inbox, memory_order_relaxed))
+    struct conc__inbox *q = &w->pool->inbox;
+    if (!conc__inbox_nonempty(q) || !conc__inbox_trylock(q))
         return NULL;
-    conc_future *list = atomic_exchange_explicit(&w->pool->inbox, NULL, memory_order_acquire);
-    if (!list)
+    conc_future *batch[CONC__INBOX_BATCH];
+    size_t n = 0;
+    while (n < CONC__INBOX_BATCH && (batch[n] = conc__inbox_pop(q, NULL)) != NULL)
+        n++;
+    conc__inbox_unlock(q);
+    if (n == 0)
         return NULL;
-    /* The oldest (last in the list) is the one to run now. */
-    while (list->next) {
-        conc_future *next = list->next;
-        list->next = NULL;
-        if (conc__deque_push(&w->dq, list) != 0) {
-            /* No memory to queue it: run it here instead (still in order). */
-            conc__pool_run_queued(w, list);
-        }
-        list = next;
-    }
-    if (conc__deque_size(&w->dq) > 1)
+    for (size_t i = n - 1; i > 0; i--)
+        if (conc__deque_push(&w->dq, batch[i]) != 0)
+            conc__pool_run_queued(w, batch[i]); /* no memory to queue it: run it now */
+    if (n > 1)
         conc__pool_wake_worker(w->pool); /* more to steal */
-    return list;
+    return batch[0];
 }
 
 static uint64_t conc__rng_next(uint64_t *s)
@@ -282,8 +284,6 @@ static bool conc__awaited(conc_future *f, conc_future *const *awaited, size_t n)
     return false;
 }
 
-static void conc__inbox_push(conc_pool *p, conc_future *f);
-
 /* The awaited task runs on another worker, and the waiting task's subtree
  * has nothing left in our deque: its remaining tasks were pushed by that
  * thief (leapfrogging, Wagner and Calder). Steal from the others and run a
@@ -307,7 +307,7 @@ static bool conc__worker_leapfrog(struct conc__worker *w)
             w->help_depth--;
             return true;
         }
-        conc__inbox_push(p, f);
+        conc__inbox_push(&p->inbox, f);
         conc__pool_wake_worker(p);
     }
     return false;
@@ -391,17 +391,34 @@ static int conc__worker_main(void *arg)
 
 /* ---- create and destroy ---- */
 
+/* Cancels what the submission queue holds and drops its references. Takes
+ * the consumer's turn, waiting for it (a worker holds it only while it
+ * moves a batch), and waits out a push half done. */
+static void conc__pool_drain_inbox(conc_pool *p)
+{
+    struct conc__inbox *q = &p->inbox;
+    while (!conc__inbox_trylock(q))
+        conc__cpu_relax();
+    for (;;) {
+        bool busy = false;
+        conc_future *f = conc__inbox_pop(q, &busy);
+        if (f) {
+            conc__future_cancel_pending(f);
+            conc_future_release(f);
+        } else if (busy) {
+            conc__cpu_relax();
+        } else {
+            break;
+        }
+    }
+    conc__inbox_unlock(q);
+}
+
 static void conc__pool_free(conc_pool *p)
 {
     /* Tasks a submit took back after a shutdown (conc__pool_submit) may
-     * still be listed, cancelled: drop the list's references. */
-    conc_future *list = atomic_exchange_explicit(&p->inbox, NULL, memory_order_acquire);
-    while (list) {
-        conc_future *next = list->next;
-        conc__future_cancel_pending(list);
-        conc_future_release(list);
-        list = next;
-    }
+     * still be queued, cancelled: drop the queue's references. */
+    conc__pool_drain_inbox(p);
     if (p->workers)
         for (int i = 0; i < p->nworkers; i++)
             conc__deque_free(&p->workers[i].dq);
@@ -437,6 +454,7 @@ int conc_pool_create(conc_pool **out, const conc_pool_opts *opts)
     p->nworkers = n;
     p->initializer = o.initializer;
     p->initarg = o.initarg;
+    conc__inbox_init(&p->inbox);
     conc__waitq_init(&p->idle, 0);
     conc__waitq_init(&p->space, 0);
     conc_mutex_init(&p->join_lock, NULL);
@@ -543,17 +561,9 @@ static int conc__pool_reserve(conc_pool *p, int64_t deadline)
     return rc;
 }
 
-static void conc__inbox_push(conc_pool *p, conc_future *f)
-{
-    conc_future *head = atomic_load_explicit(&p->inbox, memory_order_relaxed);
-    do
-        f->next = head;
-    while (!atomic_compare_exchange_weak_explicit(&p->inbox, &head, f, memory_order_seq_cst,
-                                                  memory_order_relaxed));
-}
 
-int conc__pool_submit(conc_pool *p, conc_task_fn fn, void *arg, int64_t timeout, void *group,
-                      conc_future **out)
+int conc__pool_submit(conc_pool *p, conc_task_fn fn, void *arg, int64_t timeout,
+                      struct conc__cancel_scope *group, conc_future **out)
 {
     int64_t deadline;
     if (out)
@@ -582,11 +592,11 @@ int conc__pool_submit(conc_pool *p, conc_task_fn fn, void *arg, int64_t timeout,
     if (inside) {
         if (conc__deque_push(&w->dq, f) != 0) {
             conc__future_cancel_pending(f); /* tells the group */
-            free(f);
+            conc__future_free_mem(f);
             return CONC_ENOMEM;
         }
     } else {
-        conc__inbox_push(p, f);
+        conc__inbox_push(&p->inbox, f);
         /* A shutdown between our state check and the push may have let
          * every worker exit: take the task back by cancelling it, unless a
          * worker got to it first (the seq_cst push and this load pair with
@@ -623,13 +633,7 @@ int conc_pool_submit(conc_pool *p, conc_task_fn fn, void *arg, conc_future **f)
  * deques hold (stolen out of them, as a thief would). */
 static void conc__pool_cancel_pending(conc_pool *p)
 {
-    conc_future *list = atomic_exchange_explicit(&p->inbox, NULL, memory_order_acquire);
-    while (list) {
-        conc_future *next = list->next;
-        conc__future_cancel_pending(list);
-        conc_future_release(list);
-        list = next;
-    }
+    conc__pool_drain_inbox(p);
     for (int i = 0; i < p->nworkers; i++) {
         for (;;) {
             bool retry = false;

@@ -1,10 +1,10 @@
 /* The layout of conc_pool, for pool.c, pool_map.c, task_group.c and tests.
  *
  * Where a task waits to run:
- *   - submitted from outside: the submission stack `inbox` (a lock-free
- *     LIFO: one compare-and-swap to push); an idle worker takes all of it at
- *     once and moves it into its deque, oldest at the bottom end it pops
- *     from, so external tasks start in submission order;
+ *   - submitted from outside: the submission queue `inbox` (inbox.h: a
+ *     lock-free FIFO, one exchange to push); an idle worker takes a batch of
+ *     the oldest into its deque, the oldest at the bottom end it pops from,
+ *     so external tasks start in submission order;
  *   - submitted by a running task: its worker's deque (deque.h), at the
  *     bottom, which the owner pops (LIFO: depth first, cache-warm) and idle
  *     workers steal from the top (the oldest, largest pieces of work).
@@ -22,8 +22,9 @@
  * bottom of its deque when T starts (`mark`). When T waits, the worker runs
  * the awaited future itself if it is still pending, else pops only tasks
  * above the mark — tasks T or its helped descendants pushed, i.e. T's own
- * subtree — and sleeps on the future when there are none. A task stolen
- * from it runs on the thief, whose pushes go to the thief's deque. Past
+ * subtree — or steals from the other deques the tasks that descend from T
+ * (leapfrogging: a task stolen from T's subtree pushes its own children on
+ * the thief's deque), and naps on the future when there are none. Past
  * CONC__HELP_DEPTH_MAX nested helps it runs only awaited futures inline.
  */
 #ifndef CONC_POOL_IMPL_H
@@ -34,6 +35,7 @@
 #include "conc/thread.h"
 #include "deque.h"
 #include "future_impl.h"
+#include "inbox.h"
 
 #define CONC__HELP_DEPTH_MAX 64
 
@@ -55,7 +57,7 @@ struct conc__worker {
 };
 
 struct conc_pool {
-    _Alignas(64) _Atomic(conc_future *) inbox; /* submission stack */
+    struct conc__inbox inbox;                  /* submitted from outside */
     _Alignas(64) _Atomic uint32_t sleepers;    /* workers announced to sleep */
     _Atomic uint32_t searching;                /* workers looking for work */
     _Atomic uint32_t state;
@@ -79,7 +81,7 @@ extern CONC__TLS struct conc__worker *conc__worker_self;
 
 /* Creates a queued task of p from inside or outside (as conc_pool_submit).
  * group: the task group the future belongs to, or NULL. */
-int conc__pool_submit(conc_pool *p, conc_task_fn fn, void *arg, int64_t timeout, void *group,
-                      conc_future **out);
+int conc__pool_submit(conc_pool *p, conc_task_fn fn, void *arg, int64_t timeout,
+                      struct conc__cancel_scope *group, conc_future **out);
 
 #endif

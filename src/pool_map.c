@@ -31,6 +31,7 @@ struct conc_map {
     size_t n, chunksize, window;
     bool unordered, stopped;
     size_t submitted;            /* indices submitted so far */
+    int submit_error;            /* why index `submitted` could not be submitted */
     struct conc__map_chunk **ring; /* window slots; in flight: head .. head + live - 1 */
     size_t head, live;
     struct conc__map_chunk *current; /* being handed out (unordered) */
@@ -92,14 +93,17 @@ static int conc__map_submit_one(conc_map *m)
     return 0;
 }
 
-static int conc__map_fill(conc_map *m)
+/* Keeps the window full. A chunk the pool refuses stops the map there
+ * (the chunks in flight still run and are handed out first). */
+static void conc__map_fill(conc_map *m)
 {
     while (!m->stopped && m->live < m->window && m->submitted < m->n) {
         int rc = conc__map_submit_one(m);
-        if (rc)
-            return rc;
+        if (rc) {
+            m->stopped = true;
+            m->submit_error = rc;
+        }
     }
-    return 0;
 }
 
 int conc_map_create(conc_map **out, conc_pool *p, conc_map_fn fn, void *arg, size_t n,
@@ -121,7 +125,12 @@ int conc_map_create(conc_map **out, conc_pool *p, conc_map_fn fn, void *arg, siz
     m->unordered = o.unordered;
     m->ring = calloc(m->window, sizeof *m->ring);
     m->waitset = calloc(m->window, sizeof *m->waitset);
-    int rc = m->ring && m->waitset ? conc__map_fill(m) : CONC_ENOMEM;
+    int rc = m->ring && m->waitset ? 0 : CONC_ENOMEM;
+    if (!rc) {
+        conc__map_fill(m);
+        if (m->live == 0 && m->submit_error)
+            rc = m->submit_error; /* refused from the start */
+    }
     if (rc) {
         conc_map_destroy(m);
         return rc;
@@ -187,17 +196,24 @@ int conc_map_next(conc_map *m, int64_t timeout, size_t *index, int *status, conc
             conc__map_chunk_free(c);
             m->current = NULL;
         }
+        if (m->live == 0 && m->submit_error) {
+            /* The pool refused a chunk (shut down, broken, out of memory):
+             * its first index reports why, after everything before it. */
+            if (index)
+                *index = m->submitted;
+            *status = m->submit_error;
+            if (out)
+                *out = (conc_result){0};
+            m->submit_error = 0;
+            return 0;
+        }
         if (m->stopped || m->live == 0)
             return CONC_ENOENT;
         int rc = conc__map_next_chunk(m, timeout, &c);
         if (rc)
             return rc;
         m->current = c;
-        rc = conc__map_fill(m);
-        if (rc) {
-            conc__map_stop(m);
-            return rc;
-        }
+        conc__map_fill(m);
         if (c->ran == 0) {
             /* Never ran (cancelled by a shutdown, or the pool broke): its
              * first index reports why, and the map stops there. */

@@ -1,11 +1,15 @@
-/* conc_task_group: structured concurrency over the pool. Every task spawned
- * into a group is counted in `active` from its submission until it ends;
- * waiters sleep on the group's queue until active is zero. The group keeps
- * a reference on each of its futures so that the first failure can request
- * cancellation of all the others; `lock` guards that list and orders a
- * spawn against a failure: either the spawn sees `first_error` set and
- * cancels its new task, or the failing task finds the new one in the list. */
-#include "conc/sync.h"
+/* conc_task_group: structured concurrency over the pool.
+ *
+ * A group keeps no list of its tasks: each task's future points at the
+ * group, whose first member is a cancel scope (future_impl.h). Cancelling
+ * the group sets the scope: running tasks see conc_cancel_requested() turn
+ * true, and a task not started yet is cancelled when a worker reaches it
+ * instead of running. So a group costs O(1) memory however many tasks it
+ * spawns, and a spawned task's future is freed as soon as it has run.
+ *
+ * `active` counts tasks from their submission until they end; waiters
+ * sleep on the group's queue until it is zero. The first task that fails
+ * stores its status in `first_error` and cancels the scope. */
 #include "conc/thread.h"
 #include "deadline.h"
 #include "pool_impl.h"
@@ -14,15 +18,18 @@
 #include <stdlib.h>
 
 struct conc_task_group {
+    struct conc__cancel_scope scope; /* first: futures point here */
     conc_pool *pool;
     _Atomic size_t active;
-    _Atomic uint32_t enders;   /* tasks inside conc__task_group_ended */
+    _Atomic uint32_t enders; /* tasks inside conc__task_group_ended */
     _Atomic int first_error;
-    conc_mutex lock;
-    conc_future **fs; /* under lock */
-    size_t n, cap;
     struct conc__waitq wq;
 };
+
+static conc_task_group *conc__group_of(conc_future *f)
+{
+    return (conc_task_group *)(void *)f->group;
+}
 
 int conc_task_group_create(conc_task_group **out, conc_pool *p)
 {
@@ -34,7 +41,6 @@ int conc_task_group_create(conc_task_group **out, conc_pool *p)
         return CONC_ENOMEM;
     }
     g->pool = p;
-    conc_mutex_init(&g->lock, NULL);
     conc__waitq_init(&g->wq, 0);
     *out = g;
     return 0;
@@ -42,31 +48,22 @@ int conc_task_group_create(conc_task_group **out, conc_pool *p)
 
 void conc__task_group_added(conc_future *f)
 {
-    conc_task_group *g = f->group;
-    atomic_fetch_add_explicit(&g->active, 1, memory_order_relaxed);
-}
-
-static void conc__task_group_cancel_all(conc_task_group *g)
-{
-    conc_mutex_lock(&g->lock);
-    for (size_t i = 0; i < g->n; i++)
-        (void)conc_future_request_cancel(g->fs[i]);
-    conc_mutex_unlock(&g->lock);
+    atomic_fetch_add_explicit(&conc__group_of(f)->active, 1, memory_order_relaxed);
 }
 
 void conc__task_group_ended(conc_future *f)
 {
-    conc_task_group *g = f->group;
-    bool failed = atomic_load_explicit(&f->state, memory_order_acquire) == CONC__F_FINISHED &&
-                  f->status != 0;
+    conc_task_group *g = conc__group_of(f);
     /* Counted before active can reach zero: destroy waits for enders to
      * leave, since we still touch g after that decrement. */
     atomic_fetch_add_explicit(&g->enders, 1, memory_order_seq_cst);
+    bool failed = atomic_load_explicit(&f->state, memory_order_acquire) == CONC__F_FINISHED &&
+                  f->status != 0;
     int none = 0;
     if (failed && atomic_compare_exchange_strong_explicit(&g->first_error, &none, f->status,
                                                           memory_order_acq_rel,
                                                           memory_order_relaxed))
-        conc__task_group_cancel_all(g);
+        atomic_store_explicit(&g->scope.requested, true, memory_order_relaxed);
     if (atomic_fetch_sub_explicit(&g->active, 1, memory_order_seq_cst) == 1 &&
         conc__waitq_has_waiters(&g->wq)) {
         conc__waitq_lock(&g->wq);
@@ -76,47 +73,18 @@ void conc__task_group_ended(conc_future *f)
     atomic_fetch_sub_explicit(&g->enders, 1, memory_order_release);
 }
 
-static int conc__task_group_track(conc_task_group *g, conc_future *f)
-{
-    if (g->n == g->cap) {
-        size_t cap = g->cap ? 2 * g->cap : 16;
-        conc_future **fs = realloc(g->fs, cap * sizeof *fs);
-        if (!fs)
-            return CONC_ENOMEM;
-        g->fs = fs;
-        g->cap = cap;
-    }
-    g->fs[g->n++] = f;
-    return 0;
-}
-
 int conc_task_group_spawn(conc_task_group *g, conc_task_fn fn, void *arg)
 {
     if (!g || !fn)
         return CONC_EINVAL;
-    conc_future *f;
-    int rc = conc__pool_submit(g->pool, fn, arg, CONC_FOREVER, g, &f);
-    if (rc)
-        return rc;
-    conc_mutex_lock(&g->lock);
-    rc = conc__task_group_track(g, f);
-    bool failed = atomic_load_explicit(&g->first_error, memory_order_acquire) != 0;
-    conc_mutex_unlock(&g->lock);
-    if (failed || rc)
-        (void)conc_future_request_cancel(f);
-    if (rc) {
-        /* Not tracked: wait for it here so that it cannot outlive the group. */
-        (void)conc_future_wait(f, CONC_FOREVER);
-        conc_future_release(f);
-    }
-    return rc;
+    return conc__pool_submit(g->pool, fn, arg, CONC_FOREVER, &g->scope, NULL);
 }
 
 int conc_task_group_cancel(conc_task_group *g)
 {
     if (!g)
         return CONC_EINVAL;
-    conc__task_group_cancel_all(g);
+    atomic_store_explicit(&g->scope.requested, true, memory_order_relaxed);
     return 0;
 }
 
@@ -131,7 +99,7 @@ int conc_task_group_wait(conc_task_group *g, int64_t timeout, int *first_error)
     if (!g || conc__deadline(timeout, &deadline))
         return CONC_EINVAL;
     conc_future *self = conc__task_self;
-    if (self && self->group == g)
+    if (self && self->group == &g->scope)
         return CONC_EDEADLK;
     int rc = 0;
     struct conc__helper *h = conc__helper_self;
@@ -169,10 +137,6 @@ int conc_task_group_destroy(conc_task_group *g)
      * decrement: wait for it to leave (a few instructions). */
     while (atomic_load_explicit(&g->enders, memory_order_acquire) != 0)
         conc_thread_yield();
-    for (size_t i = 0; i < g->n; i++)
-        conc_future_release(g->fs[i]);
-    free(g->fs);
-    conc_mutex_destroy(&g->lock);
     free(g);
     return 0;
 }

@@ -110,7 +110,10 @@ CONC_API int conc_map_create(conc_map **m, conc_pool *p, conc_map_fn fn, void *a
  * index, *status the task's status for it, and *out (may be NULL) its result,
  * valid until the next call or conc_map_destroy. An error status is where
  * Python's map raises: the map stops submitting, cancels the chunks not
- * started, and every later call returns CONC_ENOENT. Returns 0, CONC_ENOENT
+ * started, and every later call returns CONC_ENOENT. If the pool refuses
+ * more work midway (shut down: CONC_ESHUTDOWN; CONC_EBROKEN; CONC_ENOMEM),
+ * the chunks already in flight are handed out first, then the first index
+ * not submitted comes with that status. Returns 0, CONC_ENOENT
  * (no more results), CONC_ETIMEDOUT (none by the deadline; call again),
  * CONC_EINVAL (NULL m or status, bad timeout). */
 CONC_API int conc_map_next(conc_map *m, int64_t timeout, size_t *index, int *status,
