@@ -150,9 +150,11 @@ int conc_as_completed_create(conc_as_completed **out, conc_future *const *fs, si
                              int64_t timeout)
 {
     int64_t deadline;
-    if (!out || (n && !fs) || conc__deadline(timeout, &deadline))
+    if (!out)
         return CONC_EINVAL;
     *out = NULL;
+    if ((n && !fs) || conc__deadline(timeout, &deadline))
+        return CONC_EINVAL;
     for (size_t i = 0; i < n; i++)
         if (!fs[i])
             return CONC_EINVAL;

@@ -29,7 +29,9 @@ struct conc_map {
     conc_map_fn fn;
     void *arg;
     size_t n, chunksize, window;
-    bool unordered, stopped;
+    bool unordered;
+    bool stopped;                /* an error status was handed out: nothing more */
+    bool refused;                /* the pool refused a chunk: submit no more */
     size_t submitted;            /* indices submitted so far */
     int submit_error;            /* why index `submitted` could not be submitted */
     struct conc__map_chunk **ring; /* window slots; in flight: head .. head + live - 1 */
@@ -97,10 +99,10 @@ static int conc__map_submit_one(conc_map *m)
  * (the chunks in flight still run and are handed out first). */
 static void conc__map_fill(conc_map *m)
 {
-    while (!m->stopped && m->live < m->window && m->submitted < m->n) {
+    while (!m->stopped && !m->refused && m->live < m->window && m->submitted < m->n) {
         int rc = conc__map_submit_one(m);
         if (rc) {
-            m->stopped = true;
+            m->refused = true;
             m->submit_error = rc;
         }
     }
@@ -205,6 +207,7 @@ int conc_map_next(conc_map *m, int64_t timeout, size_t *index, int *status, conc
             if (out)
                 *out = (conc_result){0};
             m->submit_error = 0;
+            m->stopped = true; /* as for any error status */
             return 0;
         }
         if (m->stopped || m->live == 0)

@@ -54,8 +54,10 @@ typedef int (*conc_task_fn)(void *arg, conc_result *out);
 
 /* Waits up to timeout for the future to finish or be cancelled. Returns 0,
  * CONC_ETIMEDOUT, CONC_EINVAL (NULL, bad timeout), CONC_EDEADLK (called from
- * the future's own task: it could never finish). Called from a pool task, the
- * worker runs other tasks of its own subtree while it waits (pool.h). */
+ * the future's own task: it could never finish). Called from a pool task
+ * without a time limit, the worker runs other tasks of its own subtree while
+ * it waits (pool.h); a timed wait only waits, since a task run meanwhile
+ * could overshoot the deadline by its whole length. */
 CONC_API int conc_future_wait(conc_future *f, int64_t timeout);
 
 /* Waits for the future without a time limit (use conc_future_wait first for

@@ -68,7 +68,9 @@ CONC_API int conc_pool_submit_timed(conc_pool *p, conc_task_fn fn, void *arg, in
 CONC_API int conc_pool_submit(conc_pool *p, conc_task_fn fn, void *arg, conc_future **f);
 
 /* Stops accepting tasks (submit returns CONC_ESHUTDOWN). cancel_futures:
- * cancels the tasks that have not started (Python's cancel_futures). wait:
+ * cancels the tasks that have not started (Python's cancel_futures; a task
+ * that a worker is moving between queues at that instant may still start).
+ * wait:
  * waits for the tasks still queued and running to finish and joins every
  * worker; otherwise returns at once and conc_pool_destroy joins them. Tasks
  * already running may still submit subtasks, which run. Returns 0,

@@ -1,0 +1,1394 @@
+/* future.h: conc_future against Python's concurrent.futures.Future — states
+ * (pending, running, finished, cancelled), wait vs. result (a wait's status
+ * is never the task's), results and their ownership (free_fn on the last
+ * reference), retain/release and fire-and-forget, the two cancels (cancel
+ * fails on a running future; request_cancel lets a running task stop and end
+ * CANCELLED), done-callbacks (order, thread, at once on a done future, a
+ * failing one does not stop the rest), conc_wait's three modes with its done
+ * flags, as_completed (completion order, one deadline, duplicates once),
+ * EDEADLK on a task's own future, every misuse code, and races of completion
+ * against waiters and callbacks.
+ *
+ * Futures come from a thread pool; a task is held RUNNING (or a future kept
+ * PENDING behind it on a one-worker pool) by a conc_event the test sets, and
+ * "a thread is blocked on a future" is read from the future's waiter count. */
+#include "test.h"
+
+#include "conc/conc.h"
+#include "future_impl.h"
+#include "pool_impl.h"
+
+#include <stdatomic.h>
+#include <string.h>
+
+/* ------------------------------------------------------------------ helpers */
+
+static conc_pool *pool_new(int workers)
+{
+    conc_pool *p = NULL;
+    conc_pool_opts o = {.max_workers = workers};
+    assert_int_equal(conc_pool_create(&p, &o), 0);
+    assert_non_null(p);
+    return p;
+}
+
+static void pool_free(conc_pool *p)
+{
+    assert_int_equal(conc_pool_destroy(p), 0);
+}
+
+static void release(conc_future *f)
+{
+    assert_int_equal(conc_future_release(f), 0);
+}
+
+static _Atomic uint32_t *nwaiters(conc_future *f)
+{
+    return &f->wq.nwaiters;
+}
+
+/* A task held RUNNING until the test sets `go`; it returns `ret` and leaves
+ * `value` as its result. */
+struct gate {
+    conc_event started, go;
+    _Atomic int runs;
+    _Atomic pthread_t thread; /* the thread that ran it */
+    int ret;
+    int64_t value;
+};
+
+static void gate_init(struct gate *g, int ret, int64_t value)
+{
+    memset(g, 0, sizeof *g);
+    assert_int_equal(conc_event_init(&g->started, NULL), 0);
+    assert_int_equal(conc_event_init(&g->go, NULL), 0);
+    g->ret = ret;
+    g->value = value;
+}
+
+static void gate_destroy(struct gate *g)
+{
+    assert_int_equal(conc_event_destroy(&g->started), 0);
+    assert_int_equal(conc_event_destroy(&g->go), 0);
+}
+
+static int gated_task(void *arg, conc_result *out)
+{
+    struct gate *g = arg;
+    atomic_store(&g->thread, pthread_self());
+    atomic_fetch_add(&g->runs, 1);
+    assert_int_equal(conc_event_set(&g->started), 0);
+    assert_int_equal(conc_event_wait(&g->go, CONC_FOREVER), 0);
+    out->value = g->value;
+    return g->ret;
+}
+
+/* Submits a gated task and waits until it runs. */
+static conc_future *submit_running(conc_pool *p, struct gate *g)
+{
+    conc_future *f = NULL;
+    assert_int_equal(conc_pool_submit(p, gated_task, g, &f), 0);
+    assert_int_equal(conc_event_wait(&g->started, CONC_FOREVER), 0);
+    assert_true(conc_future_running(f));
+    return f;
+}
+
+static void open_gate(struct gate *g)
+{
+    assert_int_equal(conc_event_set(&g->go), 0);
+}
+
+/* A task that counts its runs and returns `ret` with `value` as its result. */
+struct plain {
+    _Atomic int runs;
+    int ret;
+    int64_t value;
+};
+
+static int plain_task(void *arg, conc_result *out)
+{
+    struct plain *t = arg;
+    atomic_fetch_add(&t->runs, 1);
+    out->value = t->value;
+    return t->ret;
+}
+
+static conc_future *submit_plain(conc_pool *p, struct plain *t)
+{
+    conc_future *f = NULL;
+    assert_int_equal(conc_pool_submit(p, plain_task, t, &f), 0);
+    return f;
+}
+
+static int64_t elapsed_since(int64_t t0)
+{
+    return conc_now_ns() - t0;
+}
+
+/* -------------------------------------------------------------------- misuse */
+
+static int noop_task(void *arg, conc_result *out)
+{
+    (void)arg;
+    (void)out;
+    return 0;
+}
+
+static int noop_cb(conc_future *f, void *arg)
+{
+    (void)f;
+    (void)arg;
+    return 0;
+}
+
+static void future_null_arguments_are_einval(void **state)
+{
+    (void)state;
+    conc_result r;
+    assert_int_equal(conc_future_wait(NULL, 0), CONC_EINVAL);
+    assert_int_equal(conc_future_wait(NULL, CONC_FOREVER), CONC_EINVAL);
+    assert_int_equal(conc_future_result(NULL, &r), CONC_EINVAL);
+    assert_int_equal(conc_future_result(NULL, NULL), CONC_EINVAL);
+    assert_int_equal(conc_future_cancel(NULL), CONC_EINVAL);
+    assert_int_equal(conc_future_request_cancel(NULL), CONC_EINVAL);
+    assert_false(conc_future_done(NULL));
+    assert_false(conc_future_running(NULL));
+    assert_false(conc_future_cancelled(NULL));
+    assert_int_equal(conc_future_add_done_callback(NULL, noop_cb, NULL), CONC_EINVAL);
+    assert_int_equal(conc_future_retain(NULL), CONC_EINVAL);
+    assert_int_equal(conc_future_release(NULL), CONC_EINVAL);
+    assert_false(conc_cancel_requested()); /* outside any task */
+
+    conc_pool *p = pool_new(1);
+    conc_future *f = NULL;
+    assert_int_equal(conc_pool_submit(p, noop_task, NULL, &f), 0);
+    assert_int_equal(conc_future_add_done_callback(f, NULL, NULL), CONC_EINVAL);
+    /* Negative timeouts other than CONC_FOREVER. */
+    assert_int_equal(conc_future_wait(f, -2), CONC_EINVAL);
+    assert_int_equal(conc_future_wait(f, INT64_MIN), CONC_EINVAL);
+    assert_int_equal(conc_future_result(f, NULL), 0);
+    assert_int_equal(conc_future_wait(f, -2), CONC_EINVAL); /* done: still misuse */
+    assert_int_equal(atomic_load(nwaiters(f)), 0);
+    release(f);
+    pool_free(p);
+}
+
+static void wait_and_as_completed_bad_input_is_einval(void **state)
+{
+    (void)state;
+    conc_pool *p = pool_new(1);
+    struct plain t = {.ret = 0};
+    conc_future *f = submit_plain(p, &t);
+    conc_future *fs[2] = {f, NULL};
+    bool done[2];
+    conc_as_completed *it = NULL;
+
+    assert_int_equal(conc_wait(NULL, 1, CONC_ALL_COMPLETED, 0, done), CONC_EINVAL);
+    assert_int_equal(conc_wait(fs, 2, CONC_ALL_COMPLETED, 0, done), CONC_EINVAL); /* NULL entry */
+    assert_int_equal(conc_wait(fs, 1, (conc_wait_mode)0, 0, done), CONC_EINVAL);
+    assert_int_equal(conc_wait(fs, 1, (conc_wait_mode)4, 0, done), CONC_EINVAL);
+    assert_int_equal(conc_wait(fs, 1, CONC_ALL_COMPLETED, -2, done), CONC_EINVAL);
+    assert_int_equal(conc_wait(fs, 1, CONC_FIRST_COMPLETED, INT64_MIN, NULL), CONC_EINVAL);
+
+    assert_int_equal(conc_as_completed_create(NULL, fs, 1, 0), CONC_EINVAL);
+    assert_int_equal(conc_as_completed_create(&it, NULL, 1, 0), CONC_EINVAL);
+    assert_int_equal(conc_as_completed_create(&it, fs, 2, 0), CONC_EINVAL); /* NULL entry */
+    assert_int_equal(conc_as_completed_create(&it, fs, 1, -2), CONC_EINVAL);
+    conc_future *out = f;
+    assert_int_equal(conc_as_completed_next(NULL, &out), CONC_EINVAL);
+    assert_int_equal(conc_as_completed_destroy(NULL), CONC_EINVAL);
+
+    assert_int_equal(conc_as_completed_create(&it, fs, 1, CONC_FOREVER), 0);
+    assert_int_equal(conc_as_completed_next(it, NULL), CONC_EINVAL);
+    assert_int_equal(conc_as_completed_destroy(it), 0);
+
+    /* n == 0 needs no array: the condition holds, nothing to yield. */
+    assert_int_equal(conc_wait(NULL, 0, CONC_ALL_COMPLETED, 0, NULL), 0);
+    assert_int_equal(conc_wait(NULL, 0, CONC_FIRST_COMPLETED, CONC_FOREVER, NULL), 0);
+    assert_int_equal(conc_wait(NULL, 0, CONC_FIRST_EXCEPTION, 0, NULL), 0);
+    assert_int_equal(conc_as_completed_create(&it, NULL, 0, CONC_FOREVER), 0);
+    assert_int_equal(conc_as_completed_next(it, &out), CONC_ENOENT);
+    assert_null(out);
+    assert_int_equal(conc_as_completed_next(it, &out), CONC_ENOENT);
+    assert_int_equal(conc_as_completed_destroy(it), 0);
+
+    assert_int_equal(conc_future_wait(f, CONC_FOREVER), 0);
+    release(f);
+    pool_free(p);
+}
+
+/* ------------------------------------------------------- states and results */
+
+static void future_states_pending_running_finished(void **state)
+{
+    (void)state;
+    conc_pool *p = pool_new(1);
+    struct gate a, b;
+    gate_init(&a, 0, 1);
+    gate_init(&b, 0, 2);
+    conc_future *fa = submit_running(p, &a);
+    conc_future *fb = NULL;
+    assert_int_equal(conc_pool_submit(p, gated_task, &b, &fb), 0);
+
+    /* The one worker runs a: b is pending. */
+    assert_true(conc_future_running(fa));
+    assert_false(conc_future_done(fa));
+    assert_false(conc_future_cancelled(fa));
+    assert_false(conc_future_running(fb));
+    assert_false(conc_future_done(fb));
+    assert_false(conc_future_cancelled(fb));
+
+    open_gate(&a);
+    assert_int_equal(conc_event_wait(&b.started, CONC_FOREVER), 0);
+    assert_true(conc_future_done(fa));
+    assert_false(conc_future_running(fa));
+    assert_false(conc_future_cancelled(fa));
+    assert_true(conc_future_running(fb));
+
+    open_gate(&b);
+    assert_int_equal(conc_future_wait(fb, CONC_FOREVER), 0);
+    assert_true(conc_future_done(fb));
+    assert_false(conc_future_running(fb));
+    assert_int_equal(atomic_load(&a.runs), 1);
+    assert_int_equal(atomic_load(&b.runs), 1);
+    release(fa);
+    release(fb);
+    pool_free(p);
+    gate_destroy(&a);
+    gate_destroy(&b);
+}
+
+/* conc_future_wait says whether the wait worked; conc_future_result hands back
+ * the task's own status — even one that looks like a wait's. */
+static void wait_status_is_never_the_task_status(void **state)
+{
+    (void)state;
+    conc_pool *p = pool_new(2);
+    const int statuses[] = {0, -12345, CONC_ETIMEDOUT, CONC_EBROKEN, 99};
+    for (size_t i = 0; i < sizeof statuses / sizeof statuses[0]; i++) {
+        struct plain t = {.ret = statuses[i], .value = 1000 + (int64_t)i};
+        conc_future *f = submit_plain(p, &t);
+        assert_int_equal(conc_future_wait(f, CONC_FOREVER), 0);
+        assert_int_equal(conc_future_wait(f, 0), 0); /* done: 0 at once */
+        conc_result r;
+        memset(&r, 0xa5, sizeof r);
+        assert_int_equal(conc_future_result(f, &r), statuses[i]);
+        assert_int_equal(r.value, 1000 + (int64_t)i);
+        assert_null(r.data);
+        assert_int_equal(r.len, 0);
+        assert_null(r.free_fn);
+        assert_int_equal(conc_future_result(f, NULL), statuses[i]); /* again, out NULL */
+        assert_false(conc_future_cancelled(f));
+        release(f);
+    }
+    pool_free(p);
+}
+
+/* A timed wait on a pending future: never before its deadline, nothing left
+ * waiting after. */
+static void wait_timeout_on_unfinished_future(void **state)
+{
+    (void)state;
+    conc_pool *p = pool_new(1);
+    struct gate a;
+    gate_init(&a, 0, 0);
+    conc_future *fa = submit_running(p, &a);
+    struct plain t = {0};
+    conc_future *fb = submit_plain(p, &t); /* pending behind a */
+
+    assert_int_equal(conc_future_wait(fa, 0), CONC_ETIMEDOUT);
+    assert_int_equal(conc_future_wait(fb, 0), CONC_ETIMEDOUT);
+    int64_t t0 = conc_now_ns();
+    assert_int_equal(conc_future_wait(fb, CONC_MSEC(20)), CONC_ETIMEDOUT);
+    int64_t took = elapsed_since(t0);
+    assert_true(took >= CONC_MSEC(20));
+    assert_true(took < CONC_MSEC(20) + CONC_SEC(1));
+    print_message("timed wait of 20 ms took %.3f ms\n", (double)took / 1e6);
+    assert_int_equal(atomic_load(nwaiters(fa)), 0);
+    assert_int_equal(atomic_load(nwaiters(fb)), 0);
+    assert_false(conc_future_done(fb));
+
+    open_gate(&a);
+    assert_int_equal(conc_future_wait(fb, CONC_SEC(30)), 0);
+    assert_int_equal(atomic_load(&t.runs), 1);
+    release(fa);
+    release(fb);
+    pool_free(p);
+    gate_destroy(&a);
+}
+
+/* Threads blocked in conc_future_wait / conc_future_result all wake when it
+ * finishes, and leave no waiter behind. */
+struct waiter_arg {
+    conc_future *f;
+    int rc;
+    int status;
+    int64_t value;
+};
+
+static void *wait_thread(void *p)
+{
+    struct waiter_arg *w = p;
+    w->rc = conc_future_wait(w->f, CONC_FOREVER);
+    conc_result r;
+    w->status = conc_future_result(w->f, &r);
+    w->value = r.value;
+    return NULL;
+}
+
+static void blocked_waiters_all_wake(void **state)
+{
+    (void)state;
+    enum { N = 6 };
+    conc_pool *p = pool_new(1);
+    struct gate a;
+    gate_init(&a, -7, 4242);
+    conc_future *fa = submit_running(p, &a);
+    struct waiter_arg w[N];
+    pthread_t th[N];
+    for (int i = 0; i < N; i++) {
+        w[i] = (struct waiter_arg){.f = fa};
+        th[i] = conc_test_start(wait_thread, &w[i]);
+    }
+    conc_test_await_count(nwaiters(fa), N);
+    open_gate(&a);
+    for (int i = 0; i < N; i++) {
+        conc_test_join(th[i]);
+        assert_int_equal(w[i].rc, 0);
+        assert_int_equal(w[i].status, -7);
+        assert_int_equal(w[i].value, 4242);
+    }
+    assert_int_equal(atomic_load(nwaiters(fa)), 0);
+    release(fa);
+    pool_free(p);
+    gate_destroy(&a);
+}
+
+/* ------------------------------------------------ results and references */
+
+static _Atomic int buffers_freed;
+
+static void count_free(void *data)
+{
+    atomic_fetch_add(&buffers_freed, 1);
+    free(data);
+}
+
+static int buffer_task(void *arg, conc_result *out)
+{
+    /* The result starts zeroed (future.h). */
+    assert_int_equal(out->value, 0);
+    assert_null(out->data);
+    assert_int_equal(out->len, 0);
+    assert_null(out->free_fn);
+    const char *text = arg;
+    out->len = strlen(text) + 1;
+    out->data = malloc(out->len);
+    assert_non_null(out->data);
+    memcpy(out->data, text, out->len);
+    out->free_fn = count_free;
+    out->value = 7;
+    return 0;
+}
+
+/* The future owns the buffer: valid while a reference is held, freed once,
+ * by the last release — whoever drops it last. */
+static void result_buffer_lives_until_last_release(void **state)
+{
+    (void)state;
+    atomic_store(&buffers_freed, 0);
+    conc_pool *p = pool_new(1);
+    conc_future *f = NULL;
+    char text[] = "the result buffer";
+    assert_int_equal(conc_pool_submit(p, buffer_task, text, &f), 0);
+    conc_result r;
+    assert_int_equal(conc_future_result(f, &r), 0);
+    assert_int_equal(r.value, 7);
+    assert_int_equal(r.len, sizeof text);
+    assert_string_equal(r.data, text);
+    assert_ptr_equal(r.free_fn, count_free);
+
+    /* The pool dropped its reference when the task ended: ours is the last
+     * one (poll: the worker releases just after finishing). */
+    CONC_TEST_POLL_UNTIL(atomic_load(&f->refs) == 1);
+    assert_int_equal(conc_future_retain(f), 0);
+    assert_int_equal(conc_future_retain(f), 0);
+    assert_int_equal(atomic_load(&f->refs), 3);
+    release(f);
+    release(f);
+    assert_int_equal(atomic_load(&buffers_freed), 0);
+    conc_result again;
+    assert_int_equal(conc_future_result(f, &again), 0);
+    assert_ptr_equal(again.data, r.data);
+    assert_string_equal(again.data, text);
+    release(f);
+    assert_int_equal(atomic_load(&buffers_freed), 1);
+    pool_free(p);
+    assert_int_equal(atomic_load(&buffers_freed), 1);
+}
+
+/* Dropping our reference before the task runs (or never taking one) is fine:
+ * the executor holds its own; the buffer is freed when the task is done. */
+static void fire_and_forget_and_early_release(void **state)
+{
+    (void)state;
+    atomic_store(&buffers_freed, 0);
+    conc_pool *p = pool_new(1);
+    struct gate a;
+    gate_init(&a, 0, 0);
+    conc_future *fa = submit_running(p, &a);
+    char text[] = "x";
+    conc_future *fb = NULL;
+    assert_int_equal(conc_pool_submit(p, buffer_task, text, &fb), 0);
+    release(fb); /* pending, ours dropped */
+    assert_int_equal(conc_pool_submit(p, buffer_task, text, NULL), 0); /* no reference at all */
+    assert_int_equal(atomic_load(&buffers_freed), 0);
+    open_gate(&a);
+    CONC_TEST_POLL_UNTIL(atomic_load(&buffers_freed) == 2);
+    release(fa);
+    pool_free(p);
+    assert_int_equal(atomic_load(&buffers_freed), 2);
+    gate_destroy(&a);
+}
+
+/* A result with data but no free_fn is not owned: never freed. */
+static int borrowed_task(void *arg, conc_result *out)
+{
+    out->data = arg;
+    out->len = 1;
+    return 0;
+}
+
+static void result_without_free_fn_is_not_freed(void **state)
+{
+    (void)state;
+    static char borrowed[8] = "static";
+    conc_pool *p = pool_new(1);
+    conc_future *f = NULL;
+    assert_int_equal(conc_pool_submit(p, borrowed_task, borrowed, &f), 0);
+    conc_result r;
+    assert_int_equal(conc_future_result(f, &r), 0);
+    assert_ptr_equal(r.data, borrowed);
+    assert_null(r.free_fn);
+    release(f); /* ASan would report a free of a static buffer */
+    pool_free(p);
+    assert_string_equal(borrowed, "static");
+}
+
+/* --------------------------------------------------------------- cancelling */
+
+/* Python: cancel() succeeds on a pending future (and again on a cancelled
+ * one); the task never runs; result is CONC_ECANCELED. */
+static void cancel_pending_future(void **state)
+{
+    (void)state;
+    conc_pool *p = pool_new(1);
+    struct gate a;
+    gate_init(&a, 0, 0);
+    conc_future *fa = submit_running(p, &a);
+    struct plain t = {.ret = 0};
+    conc_future *fb = submit_plain(p, &t);
+
+    assert_int_equal(conc_future_cancel(fb), 0);
+    assert_true(conc_future_cancelled(fb));
+    assert_true(conc_future_done(fb));
+    assert_false(conc_future_running(fb));
+    assert_int_equal(conc_future_wait(fb, 0), 0);
+    assert_int_equal(conc_future_result(fb, NULL), CONC_ECANCELED);
+    assert_int_equal(conc_future_cancel(fb), 0);              /* already: success */
+    assert_int_equal(conc_future_request_cancel(fb), CONC_EBUSY); /* already done */
+    assert_true(conc_future_cancelled(fb));
+
+    open_gate(&a);
+    release(fa);
+    release(fb);
+    pool_free(p); /* drains the pool: fb would have run by now */
+    assert_int_equal(atomic_load(&t.runs), 0);
+    gate_destroy(&a);
+}
+
+/* Python: cancel() of a running or finished future fails and changes nothing. */
+static void cancel_running_or_finished_fails(void **state)
+{
+    (void)state;
+    conc_pool *p = pool_new(1);
+    struct gate a;
+    gate_init(&a, 5, 55);
+    conc_future *fa = submit_running(p, &a);
+    assert_int_equal(conc_future_cancel(fa), CONC_EBUSY);
+    assert_true(conc_future_running(fa));
+    assert_false(conc_future_cancelled(fa));
+    assert_false(conc_future_done(fa));
+    open_gate(&a);
+    conc_result r;
+    assert_int_equal(conc_future_result(fa, &r), 5);
+    assert_int_equal(r.value, 55);
+    assert_int_equal(conc_future_cancel(fa), CONC_EBUSY);
+    assert_int_equal(conc_future_request_cancel(fa), CONC_EBUSY);
+    assert_false(conc_future_cancelled(fa));
+    assert_int_equal(conc_future_result(fa, NULL), 5);
+    release(fa);
+    pool_free(p);
+    gate_destroy(&a);
+}
+
+/* request_cancel on a pending future cancels it at once. */
+static void request_cancel_pending_cancels_at_once(void **state)
+{
+    (void)state;
+    conc_pool *p = pool_new(1);
+    struct gate a;
+    gate_init(&a, 0, 0);
+    conc_future *fa = submit_running(p, &a);
+    struct plain t = {0};
+    conc_future *fb = submit_plain(p, &t);
+    assert_int_equal(conc_future_request_cancel(fb), 0);
+    assert_true(conc_future_cancelled(fb));
+    assert_int_equal(conc_future_result(fb, NULL), CONC_ECANCELED);
+    open_gate(&a);
+    release(fa);
+    release(fb);
+    pool_free(p);
+    assert_int_equal(atomic_load(&t.runs), 0);
+    gate_destroy(&a);
+}
+
+/* A running task sees the request and may stop with CONC_ECANCELED: then it
+ * ends CANCELLED; a task that ignores it ends FINISHED with its status. */
+struct cooperative {
+    conc_event started;
+    bool obey;
+    _Atomic bool saw_request;
+};
+
+static int cooperative_task(void *arg, conc_result *out)
+{
+    struct cooperative *c = arg;
+    assert_false(conc_cancel_requested());
+    assert_int_equal(conc_event_set(&c->started), 0);
+    while (!conc_cancel_requested())
+        conc_thread_yield();
+    atomic_store(&c->saw_request, true);
+    out->value = 3;
+    return c->obey ? CONC_ECANCELED : 0;
+}
+
+static void request_cancel_running_task(void **state)
+{
+    (void)state;
+    conc_pool *p = pool_new(1);
+    for (int obey = 0; obey <= 1; obey++) {
+        struct cooperative c = {.obey = obey};
+        assert_int_equal(conc_event_init(&c.started, NULL), 0);
+        conc_future *f = NULL;
+        assert_int_equal(conc_pool_submit(p, cooperative_task, &c, &f), 0);
+        assert_int_equal(conc_event_wait(&c.started, CONC_FOREVER), 0);
+        assert_int_equal(conc_future_request_cancel(f), 0);
+        assert_int_equal(conc_future_wait(f, CONC_FOREVER), 0);
+        assert_true(atomic_load(&c.saw_request));
+        conc_result r;
+        if (obey) {
+            assert_true(conc_future_cancelled(f));
+            assert_int_equal(conc_future_result(f, &r), CONC_ECANCELED);
+        } else {
+            assert_false(conc_future_cancelled(f));
+            assert_int_equal(conc_future_result(f, &r), 0);
+            assert_int_equal(r.value, 3);
+        }
+        assert_true(conc_future_done(f));
+        assert_int_equal(conc_future_request_cancel(f), CONC_EBUSY);
+        release(f);
+        assert_int_equal(conc_event_destroy(&c.started), 0);
+    }
+    assert_false(conc_cancel_requested());
+    pool_free(p);
+}
+
+/* A task returning CONC_ECANCELED with no request is just a failed task:
+ * FINISHED, not cancelled, and it counts for CONC_FIRST_EXCEPTION. */
+static void ecanceled_without_request_is_a_failure(void **state)
+{
+    (void)state;
+    conc_pool *p = pool_new(1);
+    struct plain t = {.ret = CONC_ECANCELED};
+    conc_future *f = submit_plain(p, &t);
+    assert_int_equal(conc_future_result(f, NULL), CONC_ECANCELED);
+    assert_false(conc_future_cancelled(f));
+    assert_true(conc_future_done(f));
+    bool done = false;
+    assert_int_equal(conc_wait(&f, 1, CONC_FIRST_EXCEPTION, 0, &done), 0);
+    assert_true(done);
+    release(f);
+    pool_free(p);
+}
+
+/* --------------------------------------------------------------- callbacks */
+
+struct cb_log {
+    _Atomic int calls[8];
+    int order[8];
+    _Atomic int n;
+    _Atomic int finished; /* callbacks that returned: their records are written */
+    pthread_t thread[8];
+    bool saw_done[8];
+    int status_seen[8];
+    conc_future *f_seen[8];
+};
+
+struct cb_arg {
+    struct cb_log *log;
+    int id;
+    int ret;
+};
+
+static int logging_cb(conc_future *f, void *arg)
+{
+    struct cb_arg *a = arg;
+    struct cb_log *l = a->log;
+    int k = atomic_fetch_add(&l->n, 1);
+    l->order[k] = a->id;
+    atomic_fetch_add(&l->calls[a->id], 1);
+    l->thread[a->id] = pthread_self();
+    l->saw_done[a->id] = conc_future_done(f);
+    l->f_seen[a->id] = f;
+    /* The future is done: its result is there without blocking. */
+    l->status_seen[a->id] = conc_future_result(f, NULL);
+    atomic_fetch_add(&l->finished, 1);
+    return a->ret;
+}
+
+/* Callbacks run once each, in the order added, on the thread that finishes
+ * the future, seeing it done; a failing callback does not stop the next. */
+static void callbacks_run_in_order_on_finishing_thread(void **state)
+{
+    (void)state;
+    conc_pool *p = pool_new(1);
+    struct gate a;
+    gate_init(&a, -3, 0);
+    conc_future *fa = submit_running(p, &a);
+    struct cb_log log;
+    memset(&log, 0, sizeof log);
+    struct cb_arg args[4] = {{&log, 0, 0}, {&log, 1, -1}, {&log, 2, 12345}, {&log, 3, 0}};
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(conc_future_add_done_callback(fa, logging_cb, &args[i]), 0);
+    assert_int_equal(atomic_load(&log.n), 0); /* not done: none ran */
+    open_gate(&a);
+    CONC_TEST_POLL_UNTIL(atomic_load(&log.finished) == 4);
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(log.order[i], i);
+        assert_int_equal(atomic_load(&log.calls[i]), 1);
+        assert_true(pthread_equal(log.thread[i], atomic_load(&a.thread)));
+        assert_true(log.saw_done[i]);
+        assert_ptr_equal(log.f_seen[i], fa);
+        assert_int_equal(log.status_seen[i], -3);
+    }
+    release(fa);
+    pool_free(p);
+    assert_int_equal(atomic_load(&log.n), 4);
+    gate_destroy(&a);
+}
+
+/* Python: a callback added to a done future runs at once, in the caller. */
+static void callback_on_done_future_runs_at_once(void **state)
+{
+    (void)state;
+    conc_pool *p = pool_new(1);
+    struct plain t = {.ret = 9};
+    conc_future *f = submit_plain(p, &t);
+    assert_int_equal(conc_future_wait(f, CONC_FOREVER), 0);
+    struct cb_log log;
+    memset(&log, 0, sizeof log);
+    struct cb_arg args[2] = {{&log, 0, -1}, {&log, 1, 0}};
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(conc_future_add_done_callback(f, logging_cb, &args[i]), 0);
+        assert_int_equal(atomic_load(&log.n), i + 1); /* ran before add returned */
+        assert_true(pthread_equal(log.thread[i], pthread_self()));
+        assert_int_equal(log.status_seen[i], 9);
+    }
+    release(f);
+    pool_free(p);
+}
+
+/* Cancelling runs the callbacks on the cancelling thread, before cancel
+ * returns; a cancelled future's callbacks see it cancelled. */
+static int cancelled_seen_cb(conc_future *f, void *arg)
+{
+    *(bool *)arg = conc_future_cancelled(f);
+    return 0;
+}
+
+static void callbacks_run_on_cancelling_thread(void **state)
+{
+    (void)state;
+    conc_pool *p = pool_new(1);
+    struct gate a;
+    gate_init(&a, 0, 0);
+    conc_future *fa = submit_running(p, &a);
+    struct plain t = {0};
+    conc_future *fb = submit_plain(p, &t);
+    struct cb_log log;
+    memset(&log, 0, sizeof log);
+    struct cb_arg args[2] = {{&log, 0, 0}, {&log, 1, 0}};
+    bool saw_cancelled = false;
+    assert_int_equal(conc_future_add_done_callback(fb, logging_cb, &args[0]), 0);
+    assert_int_equal(conc_future_add_done_callback(fb, cancelled_seen_cb, &saw_cancelled), 0);
+    assert_int_equal(conc_future_add_done_callback(fb, logging_cb, &args[1]), 0);
+    assert_int_equal(conc_future_cancel(fb), 0);
+    assert_int_equal(atomic_load(&log.n), 2);
+    assert_true(saw_cancelled);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(log.order[i], i);
+        assert_true(pthread_equal(log.thread[i], pthread_self()));
+        assert_int_equal(log.status_seen[i], CONC_ECANCELED);
+    }
+    assert_int_equal(conc_future_cancel(fb), 0); /* again: callbacks do not run twice */
+    assert_int_equal(atomic_load(&log.n), 2);
+    open_gate(&a);
+    release(fa);
+    release(fb);
+    pool_free(p);
+    assert_int_equal(atomic_load(&log.calls[0]), 1);
+    assert_int_equal(atomic_load(&log.calls[1]), 1);
+    gate_destroy(&a);
+}
+
+/* A callback may take a reference of its own: the future then stays valid
+ * after the caller and the pool dropped theirs. */
+static int retaining_cb(conc_future *f, void *arg)
+{
+    assert_int_equal(conc_future_retain(f), 0);
+    *(conc_future **)arg = f;
+    return 0;
+}
+
+static void callback_may_retain_future(void **state)
+{
+    (void)state;
+    conc_pool *p = pool_new(1);
+    struct plain t = {.ret = 4, .value = 44};
+    conc_future *f = NULL;
+    struct gate a;
+    gate_init(&a, 0, 0);
+    conc_future *fa = submit_running(p, &a);
+    assert_int_equal(conc_pool_submit(p, plain_task, &t, &f), 0);
+    conc_future *kept = NULL;
+    assert_int_equal(conc_future_add_done_callback(f, retaining_cb, &kept), 0);
+    release(f);
+    open_gate(&a);
+    pool_free(p);
+    assert_non_null(kept);
+    conc_result r;
+    assert_int_equal(conc_future_result(kept, &r), 4);
+    assert_int_equal(r.value, 44);
+    release(kept);
+    release(fa);
+    gate_destroy(&a);
+}
+
+/* Callbacks added while the future completes on another thread: each runs
+ * exactly once, whoever runs it. */
+struct race_cb {
+    _Atomic int calls;
+};
+
+static int race_cb_fn(conc_future *f, void *arg)
+{
+    assert_true(conc_future_done(f));
+    atomic_fetch_add(&((struct race_cb *)arg)->calls, 1);
+    return 0;
+}
+
+static void callback_add_races_completion_stress(void **state)
+{
+    (void)state;
+    enum { K = 8 };
+    long rounds = conc_test_scaled(20000, 1000);
+    conc_pool *p = pool_new(2);
+    struct race_cb *cbs = calloc((size_t)rounds * K, sizeof *cbs);
+    assert_non_null(cbs);
+    for (long r = 0; r < rounds; r++) {
+        struct plain t = {0};
+        conc_future *f = submit_plain(p, &t);
+        for (int k = 0; k < K; k++)
+            assert_int_equal(conc_future_add_done_callback(f, race_cb_fn, &cbs[r * K + k]), 0);
+        assert_int_equal(conc_future_wait(f, CONC_FOREVER), 0);
+        /* Callbacks of the finisher may still be running: poll the last. */
+        CONC_TEST_POLL_UNTIL(atomic_load(&cbs[r * K + K - 1].calls) == 1);
+        release(f);
+    }
+    pool_free(p);
+    for (long i = 0; i < rounds * K; i++)
+        assert_int_equal(atomic_load(&cbs[i].calls), 1);
+    free(cbs);
+}
+
+/* ---------------------------------------------------------------- EDEADLK */
+
+struct self_wait {
+    conc_event go;
+    conc_future *self;
+    conc_future *other; /* done before go */
+    int wait_rc, wait0_rc, result_rc, all_rc, first_rc, ac_rc, ac_create_rc;
+    bool first_flags[2];
+};
+
+static int self_waiting_task(void *arg, conc_result *out)
+{
+    (void)out;
+    struct self_wait *s = arg;
+    assert_int_equal(conc_event_wait(&s->go, CONC_FOREVER), 0);
+    s->wait_rc = conc_future_wait(s->self, CONC_FOREVER);
+    s->wait0_rc = conc_future_wait(s->self, CONC_MSEC(1));
+    s->result_rc = conc_future_result(s->self, NULL);
+    conc_future *both[2] = {s->self, s->other};
+    s->all_rc = conc_wait(both, 2, CONC_ALL_COMPLETED, CONC_FOREVER, NULL);
+    /* Met already (other is done): no deadlock, so no EDEADLK. */
+    s->first_rc = conc_wait(both, 2, CONC_FIRST_COMPLETED, CONC_FOREVER, s->first_flags);
+    conc_as_completed *it = NULL;
+    s->ac_create_rc = conc_as_completed_create(&it, both, 2, CONC_FOREVER);
+    conc_future *got = NULL;
+    assert_int_equal(conc_as_completed_next(it, &got), 0); /* other: done */
+    assert_ptr_equal(got, s->other);
+    release(got);
+    s->ac_rc = conc_as_completed_next(it, &got); /* only self left */
+    assert_int_equal(conc_as_completed_destroy(it), 0);
+    return 0;
+}
+
+static void waiting_on_own_future_is_edeadlk(void **state)
+{
+    (void)state;
+    conc_pool *p = pool_new(1);
+    struct self_wait s;
+    memset(&s, 0, sizeof s);
+    assert_int_equal(conc_event_init(&s.go, NULL), 0);
+    struct plain t = {0};
+    s.other = submit_plain(p, &t);
+    assert_int_equal(conc_future_wait(s.other, CONC_FOREVER), 0);
+    assert_int_equal(conc_pool_submit(p, self_waiting_task, &s, &s.self), 0);
+    assert_int_equal(conc_event_set(&s.go), 0);
+    assert_int_equal(conc_future_result(s.self, NULL), 0);
+    assert_int_equal(s.wait_rc, CONC_EDEADLK);
+    assert_int_equal(s.wait0_rc, CONC_EDEADLK);
+    assert_int_equal(s.result_rc, CONC_EDEADLK);
+    assert_int_equal(s.all_rc, CONC_EDEADLK);
+    assert_int_equal(s.first_rc, 0);
+    assert_false(s.first_flags[0]);
+    assert_true(s.first_flags[1]);
+    assert_int_equal(s.ac_create_rc, 0);
+    assert_int_equal(s.ac_rc, CONC_EDEADLK);
+    release(s.self);
+    release(s.other);
+    pool_free(p);
+    assert_int_equal(conc_event_destroy(&s.go), 0);
+}
+
+/* --------------------------------------------------------------- conc_wait */
+
+struct wait_set {
+    conc_pool *p;
+    struct gate g[4];
+    conc_future *f[4];
+};
+
+/* Four futures, each held RUNNING on its own worker. */
+static void wait_set_start(struct wait_set *w, const int *rets)
+{
+    w->p = pool_new(4);
+    for (int i = 0; i < 4; i++) {
+        gate_init(&w->g[i], rets[i], i);
+        w->f[i] = submit_running(w->p, &w->g[i]);
+    }
+}
+
+static void wait_set_finish(struct wait_set *w)
+{
+    for (int i = 0; i < 4; i++)
+        open_gate(&w->g[i]);
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(conc_future_wait(w->f[i], CONC_FOREVER), 0);
+        assert_int_equal(atomic_load(nwaiters(w->f[i])), 0);
+        release(w->f[i]);
+    }
+    pool_free(w->p);
+    for (int i = 0; i < 4; i++)
+        gate_destroy(&w->g[i]);
+}
+
+static void finish_one(struct wait_set *w, int i)
+{
+    open_gate(&w->g[i]);
+    assert_int_equal(conc_future_wait(w->f[i], CONC_FOREVER), 0);
+}
+
+static void assert_flags(const bool *done, const bool *want, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(done[i], want[i]);
+}
+
+/* Python's done / not_done sets, by index, for each mode. */
+static void wait_first_completed_sets(void **state)
+{
+    (void)state;
+    struct wait_set w;
+    const int rets[4] = {0, 0, 0, 0};
+    wait_set_start(&w, rets);
+    bool done[5];
+    memset(done, 1, sizeof done);
+    assert_int_equal(conc_wait(w.f, 4, CONC_FIRST_COMPLETED, 0, done), CONC_ETIMEDOUT);
+    assert_flags(done, (bool[]){0, 0, 0, 0}, 4);
+    finish_one(&w, 2);
+    memset(done, 0, sizeof done);
+    assert_int_equal(conc_wait(w.f, 4, CONC_FIRST_COMPLETED, CONC_FOREVER, done), 0);
+    assert_flags(done, (bool[]){0, 0, 1, 0}, 4);
+    assert_int_equal(conc_wait(w.f, 4, CONC_FIRST_COMPLETED, 0, NULL), 0); /* done may be NULL */
+    /* A future listed twice gets its flag twice. */
+    conc_future *dup[5] = {w.f[2], w.f[0], w.f[2], w.f[1], w.f[0]};
+    assert_int_equal(conc_wait(dup, 5, CONC_FIRST_COMPLETED, 0, done), 0);
+    assert_flags(done, (bool[]){1, 0, 1, 0, 0}, 5);
+    wait_set_finish(&w);
+}
+
+static void wait_all_completed_sets(void **state)
+{
+    (void)state;
+    struct wait_set w;
+    const int rets[4] = {0, -1, 0, 0};
+    wait_set_start(&w, rets);
+    finish_one(&w, 1); /* a failure does not end ALL_COMPLETED */
+    finish_one(&w, 3);
+    bool done[4];
+    int64_t t0 = conc_now_ns();
+    assert_int_equal(conc_wait(w.f, 4, CONC_ALL_COMPLETED, CONC_MSEC(10), done), CONC_ETIMEDOUT);
+    assert_true(elapsed_since(t0) >= CONC_MSEC(10));
+    assert_flags(done, (bool[]){0, 1, 0, 1}, 4);
+    finish_one(&w, 0);
+    finish_one(&w, 2);
+    assert_int_equal(conc_wait(w.f, 4, CONC_ALL_COMPLETED, 0, done), 0);
+    assert_flags(done, (bool[]){1, 1, 1, 1}, 4);
+    wait_set_finish(&w);
+}
+
+static void wait_first_exception_sets(void **state)
+{
+    (void)state;
+    struct wait_set w;
+    const int rets[4] = {0, 0, -5, 0};
+    wait_set_start(&w, rets);
+    bool done[4];
+    finish_one(&w, 0); /* success: not an exception */
+    assert_int_equal(conc_wait(w.f, 4, CONC_FIRST_EXCEPTION, CONC_MSEC(5), done), CONC_ETIMEDOUT);
+    assert_flags(done, (bool[]){1, 0, 0, 0}, 4);
+    finish_one(&w, 2); /* fails */
+    assert_int_equal(conc_wait(w.f, 4, CONC_FIRST_EXCEPTION, CONC_FOREVER, done), 0);
+    assert_flags(done, (bool[]){1, 0, 1, 0}, 4);
+    wait_set_finish(&w);
+}
+
+/* Cancelled futures are not exceptions: FIRST_EXCEPTION over cancelled and
+ * successful futures holds only once all are done. */
+static void wait_first_exception_ignores_cancelled(void **state)
+{
+    (void)state;
+    conc_pool *p = pool_new(1);
+    struct gate a;
+    gate_init(&a, 0, 0);
+    conc_future *fa = submit_running(p, &a);
+    struct plain t = {0};
+    conc_future *fb = submit_plain(p, &t);
+    assert_int_equal(conc_future_cancel(fb), 0);
+    conc_future *fs[2] = {fa, fb};
+    bool done[2];
+    assert_int_equal(conc_wait(fs, 2, CONC_FIRST_EXCEPTION, CONC_MSEC(5), done), CONC_ETIMEDOUT);
+    assert_flags(done, (bool[]){0, 1}, 2);
+    open_gate(&a);
+    /* All done without a failure also ends FIRST_EXCEPTION. */
+    assert_int_equal(conc_wait(fs, 2, CONC_FIRST_EXCEPTION, CONC_FOREVER, done), 0);
+    assert_flags(done, (bool[]){1, 1}, 2);
+    release(fa);
+    release(fb);
+    pool_free(p);
+    gate_destroy(&a);
+
+    /* A task that stops on request with CONC_ECANCELED is cancelled, not
+     * failed: FIRST_EXCEPTION does not end on it. */
+    p = pool_new(2);
+    struct cooperative c = {.obey = true};
+    assert_int_equal(conc_event_init(&c.started, NULL), 0);
+    gate_init(&a, 0, 0);
+    conc_future *fc = NULL;
+    assert_int_equal(conc_pool_submit(p, cooperative_task, &c, &fc), 0);
+    assert_int_equal(conc_event_wait(&c.started, CONC_FOREVER), 0);
+    fa = submit_running(p, &a);
+    assert_int_equal(conc_future_request_cancel(fc), 0);
+    assert_int_equal(conc_future_wait(fc, CONC_FOREVER), 0);
+    fs[0] = fc;
+    fs[1] = fa;
+    assert_int_equal(conc_wait(fs, 2, CONC_FIRST_EXCEPTION, CONC_MSEC(5), done), CONC_ETIMEDOUT);
+    assert_flags(done, (bool[]){1, 0}, 2);
+    open_gate(&a);
+    assert_int_equal(conc_wait(fs, 2, CONC_FIRST_EXCEPTION, CONC_FOREVER, done), 0);
+    release(fa);
+    release(fc);
+    pool_free(p);
+    gate_destroy(&a);
+    assert_int_equal(conc_event_destroy(&c.started), 0);
+}
+
+/* A thread blocked in conc_wait is linked on every future; the completion
+ * that meets its condition wakes it, and it unlinks from all. */
+struct multi_waiter {
+    conc_future **fs;
+    size_t n;
+    conc_wait_mode mode;
+    bool done[16];
+    int rc;
+};
+
+static void *multi_wait_thread(void *p)
+{
+    struct multi_waiter *m = p;
+    m->rc = conc_wait(m->fs, m->n, m->mode, CONC_FOREVER, m->done);
+    return NULL;
+}
+
+static void blocked_conc_wait_wakes_and_unlinks(void **state)
+{
+    (void)state;
+    struct wait_set w;
+    const int rets[4] = {0, 0, -9, 0};
+    wait_set_start(&w, rets);
+    struct multi_waiter all = {w.f, 4, CONC_ALL_COMPLETED, {0}, 1};
+    struct multi_waiter first = {w.f, 4, CONC_FIRST_COMPLETED, {0}, 1};
+    struct multi_waiter exc = {w.f, 4, CONC_FIRST_EXCEPTION, {0}, 1};
+    pthread_t ta = conc_test_start(multi_wait_thread, &all);
+    pthread_t tf = conc_test_start(multi_wait_thread, &first);
+    pthread_t te = conc_test_start(multi_wait_thread, &exc);
+    for (int i = 0; i < 4; i++)
+        conc_test_await_count(nwaiters(w.f[i]), 3);
+
+    finish_one(&w, 0); /* ends FIRST_COMPLETED only */
+    conc_test_join(tf);
+    assert_int_equal(first.rc, 0);
+    assert_true(first.done[0]);
+    for (int i = 1; i < 4; i++) /* still running when it woke: done only if finished */
+        assert_false(first.done[i]);
+
+    finish_one(&w, 2); /* a failure: ends FIRST_EXCEPTION */
+    conc_test_join(te);
+    assert_int_equal(exc.rc, 0);
+    assert_flags(exc.done, (bool[]){1, 0, 1, 0}, 4);
+
+    /* all: still linked on the two unfinished futures. */
+    conc_test_await_count(nwaiters(w.f[1]), 1);
+    conc_test_await_count(nwaiters(w.f[3]), 1);
+    finish_one(&w, 3);
+    finish_one(&w, 1);
+    conc_test_join(ta);
+    assert_int_equal(all.rc, 0);
+    assert_flags(all.done, (bool[]){1, 1, 1, 1}, 4);
+    wait_set_finish(&w); /* asserts no waiter is left on any future */
+}
+
+/* More futures than the on-stack link array holds: the heap path. */
+static void conc_wait_many_futures(void **state)
+{
+    (void)state;
+    enum { N = 40 };
+    conc_pool *p = pool_new(2);
+    struct gate g;
+    gate_init(&g, 0, 0);
+    conc_future *fs[N];
+    struct plain t[N];
+    fs[0] = submit_running(p, &g);
+    for (int i = 1; i < N; i++) {
+        t[i] = (struct plain){.ret = i % 7 == 0 ? -i : 0};
+        fs[i] = submit_plain(p, &t[i]);
+    }
+    bool done[N];
+    assert_int_equal(conc_wait(fs, N, CONC_ALL_COMPLETED, CONC_MSEC(5), done), CONC_ETIMEDOUT);
+    assert_false(done[0]);
+    /* The second worker drains the rest; FIRST_EXCEPTION holds at i = 7. */
+    assert_int_equal(conc_wait(fs, N, CONC_FIRST_EXCEPTION, CONC_FOREVER, done), 0);
+    bool any_failed = false;
+    for (int i = 1; i < N; i++)
+        if (done[i] && conc_future_result(fs[i], NULL) != 0)
+            any_failed = true;
+    assert_true(any_failed);
+    open_gate(&g);
+    assert_int_equal(conc_wait(fs, N, CONC_ALL_COMPLETED, CONC_FOREVER, done), 0);
+    for (int i = 0; i < N; i++) {
+        assert_true(done[i]);
+        assert_int_equal(atomic_load(nwaiters(fs[i])), 0);
+        release(fs[i]);
+    }
+    pool_free(p);
+    gate_destroy(&g);
+}
+
+/* ----------------------------------------------------------- as_completed */
+
+static void as_completed_yields_in_completion_order(void **state)
+{
+    (void)state;
+    struct wait_set w;
+    const int rets[4] = {0, 1, 2, 3};
+    wait_set_start(&w, rets);
+    conc_as_completed *it = NULL;
+    assert_int_equal(conc_as_completed_create(&it, w.f, 4, CONC_FOREVER), 0);
+    const int order[4] = {2, 0, 3, 1};
+    for (int k = 0; k < 4; k++) {
+        open_gate(&w.g[order[k]]);
+        conc_future *f = NULL;
+        assert_int_equal(conc_as_completed_next(it, &f), 0);
+        assert_ptr_equal(f, w.f[order[k]]);
+        assert_true(conc_future_done(f));
+        release(f); /* the iterator's reference, now ours */
+    }
+    conc_future *f = w.f[0];
+    assert_int_equal(conc_as_completed_next(it, &f), CONC_ENOENT);
+    assert_null(f);
+    assert_int_equal(conc_as_completed_next(it, &f), CONC_ENOENT);
+    assert_int_equal(conc_as_completed_destroy(it), 0);
+    wait_set_finish(&w);
+}
+
+/* Already-done futures come out at once; a future listed twice once. */
+static void as_completed_done_and_duplicates(void **state)
+{
+    (void)state;
+    conc_pool *p = pool_new(2);
+    struct plain t[3] = {{0}, {0}, {0}};
+    conc_future *f3[3];
+    for (int i = 0; i < 3; i++) {
+        f3[i] = submit_plain(p, &t[i]);
+        assert_int_equal(conc_future_wait(f3[i], CONC_FOREVER), 0);
+    }
+    conc_future *list[6] = {f3[1], f3[0], f3[1], f3[2], f3[0], f3[1]};
+    conc_as_completed *it = NULL;
+    for (int i = 0; i < 3; i++)
+        CONC_TEST_POLL_UNTIL(atomic_load(&f3[i]->refs) == 1);
+    assert_int_equal(conc_as_completed_create(&it, list, 6, 0), 0);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(atomic_load(&f3[i]->refs), 2); /* one each, not per listing */
+    int seen[3] = {0, 0, 0};
+    for (int k = 0; k < 3; k++) {
+        conc_future *f = NULL;
+        assert_int_equal(conc_as_completed_next(it, &f), 0);
+        for (int i = 0; i < 3; i++)
+            if (f == f3[i])
+                seen[i]++;
+        release(f);
+    }
+    conc_future *f = NULL;
+    assert_int_equal(conc_as_completed_next(it, &f), CONC_ENOENT);
+    assert_int_equal(conc_as_completed_destroy(it), 0);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(seen[i], 1);
+        assert_int_equal(atomic_load(&f3[i]->refs), 1);
+        release(f3[i]);
+    }
+    pool_free(p);
+}
+
+/* One deadline for the whole iteration; after it, later calls time out at
+ * once unless a future is done by then, which they still yield. */
+static void as_completed_deadline(void **state)
+{
+    (void)state;
+    struct wait_set w;
+    const int rets[4] = {0, 0, 0, 0};
+    wait_set_start(&w, rets);
+    conc_as_completed *it = NULL;
+    int64_t t0 = conc_now_ns();
+    assert_int_equal(conc_as_completed_create(&it, w.f, 3, CONC_MSEC(30)), 0);
+    finish_one(&w, 1);
+    conc_future *f = NULL;
+    assert_int_equal(conc_as_completed_next(it, &f), 0);
+    assert_ptr_equal(f, w.f[1]);
+    release(f);
+    assert_int_equal(conc_as_completed_next(it, &f), CONC_ETIMEDOUT);
+    assert_null(f);
+    int64_t took = elapsed_since(t0);
+    assert_true(took >= CONC_MSEC(30));
+    assert_true(took < CONC_MSEC(30) + CONC_SEC(1));
+    print_message("as_completed deadline of 30 ms reached after %.3f ms\n", (double)took / 1e6);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(atomic_load(nwaiters(w.f[i])), 0);
+    assert_int_equal(conc_as_completed_next(it, &f), CONC_ETIMEDOUT); /* at once */
+    finish_one(&w, 2);
+    assert_int_equal(conc_as_completed_next(it, &f), 0);
+    assert_ptr_equal(f, w.f[2]);
+    release(f);
+    /* Destroy releases the one never yielded (w.f[0]). */
+    uint32_t before = atomic_load(&w.f[0]->refs);
+    assert_int_equal(conc_as_completed_destroy(it), 0);
+    assert_int_equal(atomic_load(&w.f[0]->refs), before - 1);
+    wait_set_finish(&w);
+}
+
+/* A thread blocked in next wakes on the first completion. */
+struct ac_thread {
+    conc_as_completed *it;
+    conc_future *got;
+    int rc;
+};
+
+static void *as_completed_thread(void *p)
+{
+    struct ac_thread *a = p;
+    a->rc = conc_as_completed_next(a->it, &a->got);
+    return NULL;
+}
+
+static void as_completed_blocked_next_wakes(void **state)
+{
+    (void)state;
+    struct wait_set w;
+    const int rets[4] = {0, 0, 0, 0};
+    wait_set_start(&w, rets);
+    struct ac_thread a = {0};
+    assert_int_equal(conc_as_completed_create(&a.it, w.f, 4, CONC_FOREVER), 0);
+    pthread_t th = conc_test_start(as_completed_thread, &a);
+    for (int i = 0; i < 4; i++)
+        conc_test_await_count(nwaiters(w.f[i]), 1);
+    finish_one(&w, 3);
+    conc_test_join(th);
+    assert_int_equal(a.rc, 0);
+    assert_ptr_equal(a.got, w.f[3]);
+    release(a.got);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(atomic_load(nwaiters(w.f[i])), 0);
+    assert_int_equal(conc_as_completed_destroy(a.it), 0);
+    wait_set_finish(&w);
+}
+
+/* ------------------------------------------------------------------ stress */
+
+/* Many futures finishing in any order on 4 workers while one thread drains
+ * them with as_completed and another waits on all of them: each is yielded
+ * exactly once, and every waiter leaves. */
+static int spin_task(void *arg, conc_result *out)
+{
+    uintptr_t i = (uintptr_t)arg;
+    volatile unsigned x = 0;
+    for (unsigned k = 0; k < (i * 2654435761u) % 2000; k++)
+        x += k;
+    out->value = (int64_t)i;
+    return (int)(i % 5 == 0);
+}
+
+struct all_waiter {
+    conc_future **fs;
+    size_t n;
+    int rc;
+};
+
+static void *all_wait_thread(void *p)
+{
+    struct all_waiter *a = p;
+    a->rc = conc_wait(a->fs, a->n, CONC_ALL_COMPLETED, CONC_FOREVER, NULL);
+    return NULL;
+}
+
+static void as_completed_and_wait_stress(void **state)
+{
+    (void)state;
+    long rounds = conc_test_scaled(200, 20);
+    enum { N = 64 };
+    conc_pool *p = pool_new(4);
+    for (long r = 0; r < rounds; r++) {
+        conc_future *fs[N];
+        for (uintptr_t i = 0; i < N; i++)
+            assert_int_equal(conc_pool_submit(p, spin_task, (void *)i, &fs[i]), 0);
+        struct all_waiter aw = {fs, N, 1};
+        pthread_t th = conc_test_start(all_wait_thread, &aw);
+        conc_as_completed *it = NULL;
+        assert_int_equal(conc_as_completed_create(&it, fs, N, CONC_FOREVER), 0);
+        int seen[N] = {0};
+        conc_future *f;
+        for (int k = 0; k < N; k++) {
+            assert_int_equal(conc_as_completed_next(it, &f), 0);
+            conc_result res;
+            int st = conc_future_result(f, &res);
+            assert_true(res.value >= 0 && res.value < N);
+            assert_int_equal(st, (int)(res.value % 5 == 0));
+            seen[res.value]++;
+            release(f);
+        }
+        assert_int_equal(conc_as_completed_next(it, &f), CONC_ENOENT);
+        assert_int_equal(conc_as_completed_destroy(it), 0);
+        conc_test_join(th);
+        assert_int_equal(aw.rc, 0);
+        for (int i = 0; i < N; i++) {
+            assert_int_equal(seen[i], 1);
+            assert_int_equal(atomic_load(nwaiters(fs[i])), 0);
+            release(fs[i]);
+        }
+    }
+    pool_free(p);
+}
+
+/* Many threads wait on futures that complete concurrently: nobody hangs. */
+static void *single_waiter(void *p)
+{
+    conc_future *f = p;
+    assert_int_equal(conc_future_wait(f, CONC_FOREVER), 0);
+    return NULL;
+}
+
+static void future_wait_wakeup_stress(void **state)
+{
+    (void)state;
+    long rounds = conc_test_scaled(3000, 300);
+    conc_pool *p = pool_new(2);
+    for (long r = 0; r < rounds; r++) {
+        struct plain t = {0};
+        conc_future *f = submit_plain(p, &t);
+        pthread_t th[3];
+        for (int i = 0; i < 3; i++)
+            th[i] = conc_test_start(single_waiter, f);
+        assert_int_equal(conc_future_wait(f, CONC_FOREVER), 0);
+        for (int i = 0; i < 3; i++)
+            conc_test_join(th[i]);
+        assert_int_equal(atomic_load(nwaiters(f)), 0);
+        assert_int_equal(atomic_load(&t.runs), 1);
+        release(f);
+    }
+    pool_free(p);
+}
+
+CONC_TEST_MAIN(
+    cmocka_unit_test(future_null_arguments_are_einval),
+    cmocka_unit_test(wait_and_as_completed_bad_input_is_einval),
+    cmocka_unit_test(future_states_pending_running_finished),
+    cmocka_unit_test(wait_status_is_never_the_task_status),
+    cmocka_unit_test(wait_timeout_on_unfinished_future),
+    cmocka_unit_test(blocked_waiters_all_wake),
+    cmocka_unit_test(result_buffer_lives_until_last_release),
+    cmocka_unit_test(fire_and_forget_and_early_release),
+    cmocka_unit_test(result_without_free_fn_is_not_freed),
+    cmocka_unit_test(cancel_pending_future),
+    cmocka_unit_test(cancel_running_or_finished_fails),
+    cmocka_unit_test(request_cancel_pending_cancels_at_once),
+    cmocka_unit_test(request_cancel_running_task),
+    cmocka_unit_test(ecanceled_without_request_is_a_failure),
+    cmocka_unit_test(callbacks_run_in_order_on_finishing_thread),
+    cmocka_unit_test(callback_on_done_future_runs_at_once),
+    cmocka_unit_test(callbacks_run_on_cancelling_thread),
+    cmocka_unit_test(callback_may_retain_future),
+    cmocka_unit_test(callback_add_races_completion_stress),
+    cmocka_unit_test(waiting_on_own_future_is_edeadlk),
+    cmocka_unit_test(wait_first_completed_sets),
+    cmocka_unit_test(wait_all_completed_sets),
+    cmocka_unit_test(wait_first_exception_sets),
+    cmocka_unit_test(wait_first_exception_ignores_cancelled),
+    cmocka_unit_test(blocked_conc_wait_wakes_and_unlinks),
+    cmocka_unit_test(conc_wait_many_futures),
+    cmocka_unit_test(as_completed_yields_in_completion_order),
+    cmocka_unit_test(as_completed_done_and_duplicates),
+    cmocka_unit_test(as_completed_deadline),
+    cmocka_unit_test(as_completed_blocked_next_wakes),
+    cmocka_unit_test(as_completed_and_wait_stress),
+    cmocka_unit_test(future_wait_wakeup_stress))
