@@ -27,7 +27,6 @@ conc_future *conc__future_new(conc_task_fn fn, void *arg, const struct conc__fut
     f->ops = ops;
     f->executor = executor;
     f->group = NULL;
-    f->next = NULL;
     f->parent = conc__task_self;
     f->depth = 0;
     if (f->parent) {

@@ -60,6 +60,7 @@ struct conc_future {
     _Atomic uint32_t refs;
     _Atomic bool cancel_requested;
     bool external;              /* the executor's: submitted from outside */
+    bool from_slab;             /* its memory (future_mem.c) */
     int status;                 /* the task's; written before the final state */
     conc_result result;
     conc_task_fn fn;
@@ -72,7 +73,6 @@ struct conc_future {
      * so a helper can walk up the chain to test "is it in my subtree". */
     conc_future *parent;
     uint32_t depth;             /* parent's + 1; 0 without a parent */
-    conc_future *next;          /* free lists (future_mem.c) */
     _Atomic(conc_future *) qnext; /* the pool's submission queue (inbox.h) */
     /* Done-callbacks, under wq's lock; cb_head is also read without the
      * lock by the finisher (the Dekker pair above). */
@@ -92,8 +92,7 @@ struct conc__helper {
 };
 extern CONC__TLS struct conc__helper *conc__helper_self;
 
-/* Memory for futures: per-thread lists and a shared stack of batches
- * (future_mem.c). */
+/* Memory for futures: per-thread slabs (future_mem.c). */
 conc_future *conc__future_alloc_mem(void);
 void conc__future_free_mem(conc_future *f);
 

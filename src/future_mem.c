@@ -1,139 +1,115 @@
 /* Memory for futures (future_impl.h, conc__future_alloc/free_mem).
  *
- * A pool task allocates a future and frees it moments later, often on
- * another thread: a submitter allocates, a worker drops the last
- * reference. With malloc that meant every free on a worker went through
- * the submitter's arena lock, and every allocation took fresh memory
- * (page faults), measured with perf as most of a million-task submission;
- * fork-join tasks, nested, also overflowed malloc's small per-thread cache.
+ * A pool submits a future per task, and a fork-join or a million-task
+ * submission allocates them far faster than malloc serves blocks of this
+ * size: too large for its fast bins, more at once than its per-thread
+ * cache holds, and freed on other threads than the one that allocated
+ * them (through the allocating arena's lock). perf showed malloc and free
+ * as the largest part of a submission.
  *
- * So each thread keeps the futures it frees in a local list. When the list
- * reaches CONC__FCACHE_BATCH, the whole batch goes to a shared stack (one
- * compare-and-swap), from which a thread that runs out takes everything at
- * once (one exchange: nothing ever pops a single node, so there is no ABA).
- * Memory flows back from the workers to the submitters. At most about
- * CONC__FSHARED_MAX futures wait in the shared stack; beyond that batches
- * go back to malloc, so a burst does not pin its memory for good. A
- * thread's own lists are freed when it exits. */
+ * So futures come from slabs: each thread carves futures one after the
+ * other out of its current slab (CONC__SLAB_SIZE bytes, aligned to its
+ * size, so a future finds its slab by masking its address). A slab counts
+ * its futures not yet freed; the last free, on whatever thread, frees the
+ * slab. A freed future's memory is reused only with its whole slab: a slab
+ * is small (about 90 futures), so memory follows the number of futures
+ * alive. A thread's current slab gives up its unused places when the
+ * thread exits. */
 #include "future_impl.h"
 
 #include <pthread.h>
 #include <stdlib.h>
 
-#define CONC__FCACHE_BATCH 256
-#define CONC__FSHARED_MAX (64 * 1024)
+#define CONC__SLAB_SIZE ((size_t)16384)
+#define CONC__SLAB_HEADER ((size_t)64) /* the count on its own cache line */
+#define CONC__FUTURE_SIZE ((sizeof(conc_future) + 15) & ~(size_t)15)
+#define CONC__SLAB_FUTURES ((CONC__SLAB_SIZE - CONC__SLAB_HEADER) / CONC__FUTURE_SIZE)
 
-struct conc__fcache {
-    conc_future *local, *local_tail; /* freed on this thread, linked by next */
-    unsigned n;                      /* how many in local */
-    conc_future *spare;              /* taken from the shared stack */
-    bool registered;                 /* the exit destructor knows this cache */
+struct conc__slab {
+    _Atomic uint32_t live; /* places not yet freed, used or not */
 };
 
-static CONC__TLS struct conc__fcache conc__fcache;
-static pthread_key_t conc__fcache_key;
-static pthread_once_t conc__fcache_once = PTHREAD_ONCE_INIT;
-static bool conc__fcache_key_ok;
+struct conc__slab_cursor {
+    char *next, *end;      /* the free places of the current slab */
+    bool registered;       /* the exit destructor knows this cursor */
+};
 
-static _Atomic(conc_future *) conc__fshared;
-static _Atomic size_t conc__fshared_count; /* approximate: see conc__fmem_adopt */
+static CONC__TLS struct conc__slab_cursor conc__cursor;
+static pthread_key_t conc__cursor_key;
+static pthread_once_t conc__cursor_once = PTHREAD_ONCE_INIT;
+static bool conc__cursor_key_ok;
 
-static void conc__free_chain(conc_future *f)
+static struct conc__slab *conc__slab_of(void *p)
 {
-    while (f) {
-        conc_future *next = f->next;
-        free(f);
-        f = next;
+    return (struct conc__slab *)((uintptr_t)p & ~(uintptr_t)(CONC__SLAB_SIZE - 1));
+}
+
+/* Gives up `places` places of slab s; frees it when none is left. */
+static void conc__slab_put(struct conc__slab *s, uint32_t places)
+{
+    if (atomic_fetch_sub_explicit(&s->live, places, memory_order_acq_rel) == places)
+        free(s);
+}
+
+/* The places of the current slab not handed out. */
+static void conc__cursor_release(struct conc__slab_cursor *c)
+{
+    if (c->next && c->next < c->end)
+        conc__slab_put(conc__slab_of(c->next - 1),
+                       (uint32_t)((size_t)(c->end - c->next) / CONC__FUTURE_SIZE));
+    c->next = c->end = NULL;
+}
+
+static void conc__cursor_exit(void *arg)
+{
+    conc__cursor_release(arg);
+}
+
+static void conc__cursor_make_key(void)
+{
+    conc__cursor_key_ok = pthread_key_create(&conc__cursor_key, conc__cursor_exit) == 0;
+}
+
+/* Starts a new slab for this thread; false when out of memory, or when the
+ * thread cannot get an exit destructor (then it uses malloc: see below). */
+static bool conc__cursor_refill(struct conc__slab_cursor *c)
+{
+    if (!c->registered) {
+        pthread_once(&conc__cursor_once, conc__cursor_make_key);
+        c->registered = conc__cursor_key_ok && pthread_setspecific(conc__cursor_key, c) == 0;
+        if (!c->registered)
+            return false;
     }
+    struct conc__slab *s = aligned_alloc(CONC__SLAB_SIZE, CONC__SLAB_SIZE);
+    if (!s)
+        return false;
+    atomic_init(&s->live, (uint32_t)CONC__SLAB_FUTURES);
+    c->next = (char *)s + CONC__SLAB_HEADER;
+    c->end = c->next + CONC__SLAB_FUTURES * CONC__FUTURE_SIZE;
+    return true;
 }
 
-static void conc__fcache_drain(void *arg)
+/* Without a slab (out of memory, or no exit destructor for this thread) a
+ * future comes from malloc, marked so that its free goes back there. */
+conc_future *conc__future_alloc_mem(void)
 {
-    struct conc__fcache *c = arg;
-    conc__free_chain(c->local);
-    conc__free_chain(c->spare);
-    c->local = c->local_tail = c->spare = NULL;
-    c->n = 0;
-}
-
-static void conc__fcache_make_key(void)
-{
-    conc__fcache_key_ok = pthread_key_create(&conc__fcache_key, conc__fcache_drain) == 0;
-}
-
-/* Moves the local batch to the shared stack, or back to malloc when the
- * stack holds enough already. */
-static void conc__fmem_flush(struct conc__fcache *c)
-{
-    size_t held = atomic_load_explicit(&conc__fshared_count, memory_order_relaxed);
-    if (held + c->n > CONC__FSHARED_MAX) {
-        conc__free_chain(c->local);
-    } else {
-        atomic_fetch_add_explicit(&conc__fshared_count, c->n, memory_order_relaxed);
-        conc_future *head = atomic_load_explicit(&conc__fshared, memory_order_relaxed);
-        do
-            c->local_tail->next = head;
-        while (!atomic_compare_exchange_weak_explicit(&conc__fshared, &head, c->local,
-                                                      memory_order_release, memory_order_relaxed));
+    struct conc__slab_cursor *c = &conc__cursor;
+    if (conc__unlikely(c->next == c->end) && !conc__cursor_refill(c)) {
+        conc_future *f = malloc(sizeof *f);
+        if (f)
+            f->from_slab = false;
+        return f;
     }
-    c->local = c->local_tail = NULL;
-    c->n = 0;
+    conc_future *f = (conc_future *)(void *)c->next;
+    c->next += CONC__FUTURE_SIZE;
+    f->from_slab = true;
+    return f;
 }
 
 void conc__future_free_mem(conc_future *f)
 {
-    struct conc__fcache *c = &conc__fcache;
-    if (conc__unlikely(!c->registered)) {
-        pthread_once(&conc__fcache_once, conc__fcache_make_key);
-        c->registered =
-            conc__fcache_key_ok && pthread_setspecific(conc__fcache_key, c) == 0;
-        if (!c->registered) {
-            free(f);
-            return;
-        }
-    }
-    f->next = c->local;
-    if (!c->local)
-        c->local_tail = f;
-    c->local = f;
-    if (++c->n >= CONC__FCACHE_BATCH)
-        conc__fmem_flush(c);
-}
-
-/* Takes the whole shared stack as this thread's spare list. The count is
- * reset rather than lowered by the exact length (unknown without a walk):
- * a batch pushed meanwhile goes uncounted, which only lets the stack hold
- * a little more than its bound. */
-static conc_future *conc__fmem_adopt(void)
-{
-    if (!atomic_load_explicit(&conc__fshared, memory_order_relaxed))
-        return NULL;
-    conc_future *chain = atomic_exchange_explicit(&conc__fshared, NULL, memory_order_acquire);
-    if (chain)
-        atomic_store_explicit(&conc__fshared_count, 0, memory_order_relaxed);
-    return chain;
-}
-
-conc_future *conc__future_alloc_mem(void)
-{
-    struct conc__fcache *c = &conc__fcache;
-    conc_future *f = c->spare;
-    if (f) {
-        c->spare = f->next;
-        return f;
-    }
-    if ((f = c->local) != NULL) {
-        c->local = f->next;
-        if (!c->local)
-            c->local_tail = NULL;
-        c->n--;
-        return f;
-    }
-    /* Adopted memory is freed by this thread's exit destructor: register
-     * first, or keep to malloc. */
-    if (c->registered && (f = conc__fmem_adopt()) != NULL) {
-        c->spare = f->next;
-        return f;
-    }
-    return malloc(sizeof *f);
+    if (f->from_slab)
+        conc__slab_put(conc__slab_of(f), 1);
+    else
+        free(f);
 }
