@@ -1,30 +1,36 @@
-/* Diagnostic hook points (DESIGN.md, "The wait core"). Every module calls them
- * from the start; today they compile to nothing. The diagnostics issue turns
- * them into lock-order checking, lock statistics and trace events without
- * touching the modules. Arguments are evaluated only by a real hook, so the
- * call sites cost nothing now. */
+/* Diagnostic hook points (DESIGN.md, "The wait core"), called by every lock
+ * and blocking primitive. Each is one relaxed load and a predictable branch
+ * while every diagnostic is off (diag.h); arguments are evaluated only when
+ * one is on.
+ *
+ * A lock operation calls, in order: conc__lock_acquire before any attempt
+ * (lock-order checking may refuse it: the caller returns CONC_EDEADLK
+ * without acquiring); conc__lock_contended when the fast path failed and it
+ * is about to wait; then conc__lock_acquired, or conc__lock_failed when the
+ * attempt ended without the lock (timeout, try, error); conc__lock_release
+ * when it is released. Process-shared locks call none of them. */
 #ifndef CONC_HOOKS_H
 #define CONC_HOOKS_H
 
-/* A lock at address `lock` is about to be acquired (before any waiting). */
-#define conc__lock_acquire(lock, kind) ((void)0)
-/* The acquisition had to wait: the fast path failed. */
-#define conc__lock_contended(lock, kind) ((void)0)
-/* The lock was acquired (after waiting or not). */
-#define conc__lock_acquired(lock, kind) ((void)0)
-/* The lock was released. */
-#define conc__lock_release(lock, kind) ((void)0)
+#include "diag.h"
+
+/* 0, or CONC_EDEADLK: lock-order checking refuses this acquisition. */
+#define conc__lock_acquire(lock, kind, flags) \
+    (conc__unlikely(conc__diag_any()) ? conc__diag_lock_acquire((lock), (kind), (flags)) : 0)
+
+#define CONC__HOOK_CALL(call)                 \
+    do {                                      \
+        if (conc__unlikely(conc__diag_any())) \
+            call;                             \
+    } while (0)
+
+#define conc__lock_contended(lock, kind) CONC__HOOK_CALL(conc__diag_lock_contended((lock), (kind)))
+#define conc__lock_acquired(lock, kind) CONC__HOOK_CALL(conc__diag_lock_acquired((lock), (kind)))
+#define conc__lock_failed(lock, kind) CONC__HOOK_CALL(conc__diag_lock_failed((lock), (kind)))
+#define conc__lock_release(lock, kind) CONC__HOOK_CALL(conc__diag_lock_release((lock), (kind)))
 
 /* A span of a trace timeline: name is a string literal, obj the object. */
-#define CONC__TRACE_BEGIN(name, obj) ((void)0)
-#define CONC__TRACE_END(name, obj) ((void)0)
-
-enum conc__lock_kind {
-    CONC__LOCK_MUTEX,
-    CONC__LOCK_RMUTEX,
-    CONC__LOCK_RWLOCK_READ,
-    CONC__LOCK_RWLOCK_WRITE,
-    CONC__LOCK_SEM,
-};
+#define CONC__TRACE_BEGIN(name, obj) CONC__HOOK_CALL(conc__diag_trace_begin((name), (obj)))
+#define CONC__TRACE_END(name, obj) CONC__HOOK_CALL(conc__diag_trace_end((name), (obj)))
 
 #endif

@@ -161,7 +161,7 @@ __attribute__((noinline)) static void conc__mutex_own_shared(struct conc__mutex 
 
 static inline int conc__mutex_lock_fast(struct conc__mutex *m, int64_t timeout, int64_t deadline)
 {
-    conc__lock_acquire(m, CONC__LOCK_MUTEX);
+    (void)conc__lock_acquire(m, CONC__LOCK_MUTEX, 0);
     uint32_t unlocked = CONC__M_UNLOCKED;
     if (conc__likely(atomic_compare_exchange_strong_explicit(
             &m->word, &unlocked, CONC__M_LOCKED, memory_order_acquire, memory_order_relaxed))) {

@@ -125,7 +125,7 @@ static int conc__rw_rdlock(conc_rwlock *lx, int64_t timeout)
     if (rc)
         return rc;
     struct conc__rwlock *l = conc__rwlock_of(lx);
-    conc__lock_acquire(l, CONC__LOCK_RWLOCK_READ);
+    (void)conc__lock_acquire(l, CONC__LOCK_RWLOCK_READ, 0);
     if (conc__likely(conc__rw_try_read(l, &rc)))
         return 0;
     if (rc || conc__rw_held_by(l, conc__owner_self(&l->q)))
@@ -155,7 +155,7 @@ static int conc__rw_wrlock(conc_rwlock *lx, int64_t timeout)
         return rc;
     struct conc__rwlock *l = conc__rwlock_of(lx);
     uintptr_t self = conc__owner_self(&l->q);
-    conc__lock_acquire(l, CONC__LOCK_RWLOCK_WRITE);
+    (void)conc__lock_acquire(l, CONC__LOCK_RWLOCK_WRITE, 0);
     if (conc__likely(conc__rw_try_write(l, self)))
         return 0;
     if (conc__rw_held_by(l, self))

@@ -137,7 +137,7 @@ int conc_sem_acquire_n(conc_sem *sx, int n, int64_t timeout)
         return CONC_EBADF;
     if (s->bound && (unsigned)n > s->bound)
         return CONC_EINVAL; /* could never be satisfied */
-    conc__lock_acquire(s, CONC__LOCK_SEM);
+    (void)conc__lock_acquire(s, CONC__LOCK_SEM, 0);
     if (conc__likely(conc__sem_try(s, (uint32_t)n)))
         return 0;
     if (timeout == 0)

@@ -3,6 +3,7 @@
 #define CONC_H
 
 #include <conc/base.h>
+#include <conc/debug.h>
 #include <conc/future.h>
 #include <conc/pool.h>
 #include <conc/queue.h>
