@@ -10,22 +10,23 @@
 CONC__TLS conc_future *conc__task_self;
 CONC__TLS struct conc__helper *conc__helper_self;
 
-conc_future *conc__future_new(conc_task_fn fn, void *arg, const struct conc__future_ops *ops,
-                              void *executor, uint32_t refs)
+conc_future *conc__future_new(conc_task_fn fn, void *arg, struct conc__executor *exec,
+                              uint32_t refs)
 {
     conc_future *f = conc__future_alloc_mem();
     if (!f)
         return NULL;
     atomic_init(&f->state, CONC__F_PENDING);
     atomic_init(&f->refs, refs);
+    f->status = 0;
     atomic_init(&f->cancel_requested, false);
     f->external = false;
-    f->status = 0;
-    f->result = (conc_result){0};
-    f->fn = fn;
-    f->arg = arg;
-    f->ops = ops;
-    f->executor = executor;
+    f->ran = false;
+    f->value = 0;
+    f->free_fn = NULL;
+    f->u.task.fn = fn;
+    f->u.task.arg = arg;
+    f->exec = exec;
     f->group = NULL;
     f->parent = conc__task_self;
     f->depth = 0;
@@ -34,7 +35,6 @@ conc_future *conc__future_new(conc_task_fn fn, void *arg, const struct conc__fut
         f->depth = f->parent->depth + 1;
     }
     atomic_init(&f->cb_head, NULL);
-    f->cb_tail = NULL;
     conc__waitq_init(&f->wq, 0);
     return f;
 }
@@ -54,8 +54,8 @@ int conc_future_release(conc_future *f)
     /* A loop, not recursion: freeing a future drops its parent's reference. */
     while (f && atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) == 1) {
         conc_future *parent = f->parent;
-        if (f->result.free_fn && f->result.data)
-            f->result.free_fn(f->result.data);
+        if (f->ran && f->free_fn && f->u.buf.data)
+            f->free_fn(f->u.buf.data);
         conc__future_free_mem(f);
         f = parent;
     }
@@ -84,7 +84,6 @@ static void conc__future_notify(conc_future *f)
     conc__waitq_lock(&f->wq);
     struct conc__fcallback *list = atomic_load_explicit(&f->cb_head, memory_order_relaxed);
     atomic_store_explicit(&f->cb_head, NULL, memory_order_relaxed);
-    f->cb_tail = NULL;
     conc__waitq_wake_all(&f->wq);
     conc__waitq_unlock(&f->wq);
     conc__run_callbacks(f, list);
@@ -100,8 +99,12 @@ static void conc__future_complete(conc_future *f, uint32_t final)
 void conc__future_finish(conc_future *f, int status, const conc_result *result)
 {
     f->status = status;
-    if (result)
-        f->result = *result;
+    conc_result r = result ? *result : (conc_result){0};
+    f->value = r.value;
+    f->free_fn = r.free_fn;
+    f->u.buf.data = r.data;
+    f->u.buf.len = r.len;
+    f->ran = true;
     bool cancelled = status == CONC_ECANCELED && conc__future_cancel_wanted(f);
     conc__future_complete(f, cancelled ? CONC__F_CANCELLED : CONC__F_FINISHED);
 }
@@ -113,8 +116,10 @@ void conc__future_execute(conc_future *f)
     conc__task_self = f;
     conc__self_override = (uintptr_t)f;
     CONC__TRACE_BEGIN("task", f);
+    conc_task_fn fn = f->u.task.fn; /* the union's task half is gone once it ran */
+    void *arg = f->u.task.arg;
     conc_result r = {0};
-    int status = f->fn(f->arg, &r);
+    int status = fn(arg, &r);
     CONC__TRACE_END("task", f);
     conc__task_self = outer;
     conc__self_override = outer_self;
@@ -127,8 +132,8 @@ bool conc__future_cancel_pending(conc_future *f)
     if (!atomic_compare_exchange_strong_explicit(&f->state, &pending, CONC__F_CANCELLED,
                                                  memory_order_seq_cst, memory_order_relaxed))
         return false;
-    if (f->ops && f->ops->cancelled)
-        f->ops->cancelled(f);
+    if (f->exec && f->exec->ops->cancelled)
+        f->exec->ops->cancelled(f);
     conc__future_notify(f);
     return true;
 }
@@ -136,6 +141,10 @@ bool conc__future_cancel_pending(conc_future *f)
 void conc__future_fail_claimed(conc_future *f, int status)
 {
     f->status = status;
+    f->value = 0;
+    f->free_fn = NULL;
+    f->u.buf.data = NULL;
+    f->u.buf.len = 0;
     conc__future_complete(f, CONC__F_FINISHED);
 }
 
@@ -181,8 +190,8 @@ int conc_future_request_cancel(conc_future *f)
         return 0;
     if (conc__future_is_done(f))
         return CONC_EBUSY;
-    if (f->ops && f->ops->cancel_requested)
-        f->ops->cancel_requested(f);
+    if (f->exec && f->exec->ops->cancel_requested)
+        f->exec->ops->cancel_requested(f);
     return 0;
 }
 
@@ -201,11 +210,14 @@ int conc_future_add_done_callback(conc_future *f, conc_future_callback cb, void 
         return CONC_ENOMEM;
     *c = (struct conc__fcallback){cb, arg, NULL};
     conc__waitq_lock(&f->wq);
-    if (f->cb_tail)
-        f->cb_tail->next = c;
-    else
+    struct conc__fcallback *last = atomic_load_explicit(&f->cb_head, memory_order_relaxed);
+    if (last) { /* appended, to run in the order added (lists are short) */
+        while (last->next)
+            last = last->next;
+        last->next = c;
+    } else {
         atomic_store_explicit(&f->cb_head, c, memory_order_seq_cst);
-    f->cb_tail = c;
+    }
     /* Linked first, then looked: if the future is done now, the finisher may
      * or may not have seen our callback; whoever detaches the list under the
      * lock runs it, so take it ourselves (older callbacks with it, in order). */
@@ -213,7 +225,6 @@ int conc_future_add_done_callback(conc_future *f, conc_future_callback cb, void 
     if (atomic_load_explicit(&f->state, memory_order_seq_cst) >= CONC__F_FINISHED) {
         list = atomic_load_explicit(&f->cb_head, memory_order_relaxed);
         atomic_store_explicit(&f->cb_head, NULL, memory_order_relaxed);
-        f->cb_tail = NULL;
     }
     conc__waitq_unlock(&f->wq);
     conc__run_callbacks(f, list);
@@ -315,9 +326,15 @@ int conc_future_result(conc_future *f, conc_result *out)
     int rc = conc_future_wait(f, CONC_FOREVER);
     if (rc)
         return rc;
-    if (out)
-        *out = f->result;
-    return atomic_load_explicit(&f->state, memory_order_acquire) == CONC__F_CANCELLED
-               ? CONC_ECANCELED
-               : f->status;
+    bool cancelled =
+        atomic_load_explicit(&f->state, memory_order_acquire) == CONC__F_CANCELLED;
+    if (out) {
+        /* A task that never ran left no result (the union still holds
+         * the task). */
+        if (!f->ran)
+            *out = (conc_result){0};
+        else
+            *out = (conc_result){f->value, f->u.buf.data, f->u.buf.len, f->free_fn};
+    }
+    return cancelled ? CONC_ECANCELED : f->status;
 }

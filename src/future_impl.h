@@ -55,29 +55,45 @@ struct conc__fcallback {
     struct conc__fcallback *next;
 };
 
+/* An executor: what a future's hooks go through. An executor's own struct
+ * begins with it (the pool's does). */
+struct conc__executor {
+    const struct conc__future_ops *ops;
+};
+
+/* 128 bytes, two cache lines: the first holds what a task's hand-off from
+ * submitter to worker and back touches. */
 struct conc_future {
     _Atomic uint32_t state;
     _Atomic uint32_t refs;
+    int status;                 /* the task's; written before the final state */
+    uint32_t depth;             /* parent's + 1; 0 without a parent */
     _Atomic bool cancel_requested;
     bool external;              /* the executor's: submitted from outside */
     bool from_slab;             /* its memory (future_mem.c) */
-    int status;                 /* the task's; written before the final state */
-    conc_result result;
-    conc_task_fn fn;
-    void *arg;
-    const struct conc__future_ops *ops;
-    void *executor;             /* the ops' own pointer (the pool) */
+    bool ran;                   /* the task ran: value, free_fn, u.buf are its result */
+    int64_t value;              /* the result's scalar */
+    void (*free_fn)(void *data); /* the result buffer's, or NULL */
+    union {
+        struct {
+            conc_task_fn fn;
+            void *arg;
+        } task;                 /* until the task runs */
+        struct {
+            void *data;
+            size_t len;
+        } buf;                  /* once it ran: the result's buffer */
+    } u;
+    struct conc__executor *exec;
     struct conc__cancel_scope *group; /* its task group, or NULL */
     /* The task that submitted this one (NULL from outside any task), on
      * which we hold a reference: every ancestor of a live future is alive,
      * so a helper can walk up the chain to test "is it in my subtree". */
     conc_future *parent;
-    uint32_t depth;             /* parent's + 1; 0 without a parent */
     _Atomic(conc_future *) qnext; /* the pool's submission queue (inbox.h) */
     /* Done-callbacks, under wq's lock; cb_head is also read without the
      * lock by the finisher (the Dekker pair above). */
     _Atomic(struct conc__fcallback *) cb_head;
-    struct conc__fcallback *cb_tail;
     struct conc__waitq wq;      /* threads waiting for the future */
 };
 
@@ -97,8 +113,8 @@ conc_future *conc__future_alloc_mem(void);
 void conc__future_free_mem(conc_future *f);
 
 /* A new PENDING future holding refs references; NULL when out of memory. */
-conc_future *conc__future_new(conc_task_fn fn, void *arg, const struct conc__future_ops *ops,
-                              void *executor, uint32_t refs);
+conc_future *conc__future_new(conc_task_fn fn, void *arg, struct conc__executor *exec,
+                              uint32_t refs);
 
 /* PENDING → RUNNING; false if it was cancelled (or claimed) first. */
 static inline bool conc__future_claim(conc_future *f)

@@ -16,14 +16,14 @@ static void conc__pool_space_signal(conc_pool *p, size_t n);
 
 static void conc__pool_task_cancelled(conc_future *f)
 {
-    conc_pool *p = f->executor;
+    conc_pool *p = (conc_pool *)(void *)f->exec;
     if (f->external && p->capacity)
         conc__pool_space_signal(p, 1);
     if (f->group)
         conc__task_group_ended(f);
 }
 
-static const struct conc__future_ops conc__pool_ops = {
+const struct conc__future_ops conc__pool_ops = {
     .cancelled = conc__pool_task_cancelled,
     .cancel_requested = NULL, /* the token is enough: the task polls it */
 };
@@ -33,7 +33,7 @@ static const struct conc__future_ops conc__pool_ops = {
 /* Runs a task this thread claimed (PENDING → RUNNING). */
 static void conc__pool_run_claimed(struct conc__worker *w, conc_future *f)
 {
-    conc_pool *p = f->executor;
+    conc_pool *p = (conc_pool *)(void *)f->exec;
     if (f->external && p->capacity)
         conc__pool_space_signal(p, 1);
     if (conc__unlikely(atomic_load_explicit(&p->state, memory_order_relaxed) ==
@@ -273,7 +273,7 @@ static conc_future *conc__worker_find(struct conc__worker *w)
 
 static bool conc__is_pool_task(conc_future *f)
 {
-    return f->ops == &conc__pool_ops;
+    return f->exec && f->exec->ops == &conc__pool_ops;
 }
 
 static bool conc__awaited(conc_future *f, conc_future *const *awaited, size_t n)
@@ -450,6 +450,7 @@ int conc_pool_create(conc_pool **out, const conc_pool_opts *opts)
     if (!p)
         return CONC_ENOMEM;
     memset(p, 0, sizeof *p);
+    p->exec.ops = &conc__pool_ops;
     p->capacity = o.queue_capacity;
     p->nworkers = n;
     p->initializer = o.initializer;
@@ -579,7 +580,7 @@ int conc__pool_submit(conc_pool *p, conc_task_fn fn, void *arg, int64_t timeout,
         return rc;
     if (!inside && p->capacity && (rc = conc__pool_reserve(p, deadline)) != 0)
         return rc;
-    conc_future *f = conc__future_new(fn, arg, &conc__pool_ops, p, out ? 2 : 1);
+    conc_future *f = conc__future_new(fn, arg, &p->exec, out ? 2 : 1);
     if (!f) {
         if (!inside && p->capacity)
             conc__pool_space_signal(p, 1);

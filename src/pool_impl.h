@@ -57,6 +57,7 @@ struct conc__worker {
 };
 
 struct conc_pool {
+    struct conc__executor exec;                /* first: futures point here */
     struct conc__inbox inbox;                  /* submitted from outside */
     _Alignas(64) _Atomic uint32_t sleepers;    /* workers announced to sleep */
     _Atomic uint32_t searching;                /* workers looking for work */
@@ -75,6 +76,8 @@ struct conc_pool {
     _Atomic bool joined;
     conc_mutex join_lock;       /* one joiner of the workers at a time */
 };
+
+extern const struct conc__future_ops conc__pool_ops;
 
 /* The worker the calling thread is, or NULL. */
 extern CONC__TLS struct conc__worker *conc__worker_self;
