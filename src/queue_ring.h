@@ -36,11 +36,13 @@ void conc__qring_free(struct conc__qring *r);
 bool conc__qring_put(struct conc__qring *r, const void *item, bool exact);
 /* false when empty; exact as for put, with the roles swapped. */
 bool conc__qring_get(struct conc__qring *r, void *out, bool exact);
-/* Whether a get (put) would find an item (room) now. They read only the
- * cell at head (tail): a thread spinning on them does not keep pulling the
- * other side's index away from it, which would stall its compare-and-swap. */
+/* Whether a get would find an item now, and whether the next n puts
+ * (1 <= n <= cap) would find room: the n-th cell after tail is free. They
+ * read one cell only, at head (at tail + n - 1): a thread spinning on them
+ * does not keep pulling the other side's index away from it, which would
+ * stall its compare-and-swap. */
 bool conc__qring_can_get(struct conc__qring *r);
-bool conc__qring_can_put(struct conc__qring *r);
+bool conc__qring_can_put(struct conc__qring *r, uint64_t n);
 /* A snapshot of the number of items. */
 size_t conc__qring_count(struct conc__qring *r);
 

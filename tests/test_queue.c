@@ -690,6 +690,50 @@ static void queue_snapshots_size_empty_full(void **state)
     }
 }
 
+/* The ring's peeks, which a spinning caller reads instead of trying:
+ * can_put(n) holds exactly when the next n puts find room, can_get when a
+ * get finds an item, on every lap of the ring (sequence numbers wrap the
+ * cells) and in every state from empty to full. */
+static void check_ring_peeks(struct conc__qring *r, uint64_t count)
+{
+    for (uint64_t n = 1; n <= r->cap; n++)
+        assert_int_equal(conc__qring_can_put(r, n), n <= r->cap - count);
+    assert_int_equal(conc__qring_can_get(r), count > 0);
+}
+
+static void queue_ring_peeks_see_room_and_items(void **state)
+{
+    (void)state;
+    struct conc__qring r;
+    assert_int_equal(conc__qring_init(&r, 8, sizeof(uint64_t), false, false), 0);
+    uint64_t next_in = 0, next_out = 0;
+    for (int lap = 0; lap < 3; lap++) {
+        for (uint64_t count = 0; count < r.cap; count++) {
+            check_ring_peeks(&r, count);
+            assert_true(conc__qring_put(&r, &next_in, false));
+            next_in++;
+        }
+        check_ring_peeks(&r, r.cap);
+        assert_false(conc__qring_put(&r, &next_in, true));
+        for (uint64_t count = r.cap; count > 0; count--) {
+            uint64_t v;
+            assert_true(conc__qring_get(&r, &v, false));
+            assert_int_equal(v, next_out++);
+            check_ring_peeks(&r, count - 1);
+        }
+        /* Leave a part of the ring filled and drained, so the next lap
+         * starts mid-ring. */
+        for (int i = 0; i < 3; i++) {
+            uint64_t v;
+            assert_true(conc__qring_put(&r, &next_in, false));
+            next_in++;
+            assert_true(conc__qring_get(&r, &v, false));
+            assert_int_equal(v, next_out++);
+        }
+    }
+    conc__qring_free(&r);
+}
+
 /* put_many into a bounded queue puts what fits, reports it in *done, and
  * fails with EFULL at its deadline. */
 static void queue_put_many_partial_progress(void **state)
@@ -1774,6 +1818,7 @@ CONC_TEST_MAIN(cmocka_unit_test(queue_create_bad_input_is_einval),
                cmocka_unit_test(queue_get_timeout_on_empty_is_eempty),
                cmocka_unit_test(queue_huge_timeout_waits),
                cmocka_unit_test(queue_snapshots_size_empty_full),
+               cmocka_unit_test(queue_ring_peeks_see_room_and_items),
                cmocka_unit_test(queue_put_many_partial_progress),
                cmocka_unit_test(queue_put_many_blocks_until_all_in),
                cmocka_unit_test(queue_get_many_takes_up_to_max),
