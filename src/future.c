@@ -238,28 +238,18 @@ static bool conc__future_ready(void *arg)
     return conc__future_is_done(arg);
 }
 
+static bool conc__future_ready_sc(void *arg)
+{
+    conc_future *f = arg;
+    return atomic_load_explicit(&f->state, memory_order_seq_cst) >= CONC__F_FINISHED;
+}
+
 /* Sleeps on f's queue until it is done or the deadline passes. */
 static int conc__future_block(conc_future *f, int64_t deadline)
 {
     if (conc__spin_until(&f->wq, conc__future_ready, f))
         return 0;
-    int rc = 0;
-    conc__waitq_lock(&f->wq);
-    conc__waitq_announce(&f->wq);
-    for (;;) {
-        if (atomic_load_explicit(&f->state, memory_order_seq_cst) >= CONC__F_FINISHED)
-            break;
-        if (conc__expired(deadline)) {
-            rc = CONC_ETIMEDOUT;
-            break;
-        }
-        struct conc__waiter w;
-        conc__waiter_init(&w, 0, conc__self());
-        conc__waitq_sleep(&f->wq, &w, deadline);
-    }
-    conc__waitq_retire(&f->wq);
-    conc__waitq_unlock(&f->wq);
-    return rc;
+    return conc__waitq_wait_for(&f->wq, conc__future_ready_sc, f, deadline);
 }
 
 /* Whether waiting on f from here could never end: f is the caller's own task. */

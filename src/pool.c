@@ -345,6 +345,18 @@ static bool conc__worker_help_once(struct conc__helper *h, conc_future *const *a
 
 /* ---- workers ---- */
 
+/* After a change of state: every sleeping worker and submitter re-checks.
+ * Idle workers exit once no work is left; submitters waiting for room fail. */
+static void conc__pool_wake_everyone(conc_pool *p)
+{
+    conc__waitq_lock(&p->idle);
+    conc__waitq_wake_all(&p->idle);
+    conc__waitq_unlock(&p->idle);
+    conc__waitq_lock(&p->space);
+    conc__waitq_wake_all(&p->space);
+    conc__waitq_unlock(&p->space);
+}
+
 static void conc__pool_break(conc_pool *p)
 {
     uint32_t s = atomic_load_explicit(&p->state, memory_order_relaxed);
@@ -352,12 +364,7 @@ static void conc__pool_break(conc_pool *p)
            !atomic_compare_exchange_weak_explicit(&p->state, &s, CONC__POOL_BROKEN,
                                                   memory_order_acq_rel, memory_order_relaxed))
         ;
-    conc__waitq_lock(&p->idle);
-    conc__waitq_wake_all(&p->idle);
-    conc__waitq_unlock(&p->idle);
-    conc__waitq_lock(&p->space);
-    conc__waitq_wake_all(&p->space);
-    conc__waitq_unlock(&p->space);
+    conc__pool_wake_everyone(p);
 }
 
 static int conc__worker_main(void *arg)
@@ -486,9 +493,7 @@ int conc_pool_create(conc_pool **out, const conc_pool_opts *opts)
         int rc = conc_thread_start(&p->workers[i].thread, conc__worker_main, &p->workers[i], &topts);
         if (rc) {
             atomic_store(&p->state, CONC__POOL_SHUTDOWN);
-            conc__waitq_lock(&p->idle);
-            conc__waitq_wake_all(&p->idle);
-            conc__waitq_unlock(&p->idle);
+            conc__pool_wake_everyone(p);
             conc__pool_join(p, i);
             conc__pool_free(p);
             return rc;
@@ -666,14 +671,7 @@ int conc_pool_shutdown(conc_pool *p, bool wait, bool cancel_futures)
                                             memory_order_acq_rel, memory_order_relaxed);
     if (cancel_futures)
         conc__pool_cancel_pending(p);
-    /* Wake everyone to re-check: idle workers exit once no work is left,
-     * submitters waiting for room fail. */
-    conc__waitq_lock(&p->idle);
-    conc__waitq_wake_all(&p->idle);
-    conc__waitq_unlock(&p->idle);
-    conc__waitq_lock(&p->space);
-    conc__waitq_wake_all(&p->space);
-    conc__waitq_unlock(&p->space);
+    conc__pool_wake_everyone(p);
     if (wait) {
         conc_mutex_lock(&p->join_lock);
         if (!atomic_load_explicit(&p->joined, memory_order_relaxed)) {

@@ -93,6 +93,11 @@ static bool conc__task_group_idle(conc_task_group *g)
     return atomic_load_explicit(&g->active, memory_order_seq_cst) == 0;
 }
 
+static bool conc__task_group_idle_cb(void *g)
+{
+    return conc__task_group_idle(g);
+}
+
 int conc_task_group_wait(conc_task_group *g, int64_t timeout, int *first_error)
 {
     int64_t deadline;
@@ -106,21 +111,8 @@ int conc_task_group_wait(conc_task_group *g, int64_t timeout, int *first_error)
     if (h && deadline == CONC__NO_DEADLINE)
         while (!conc__task_group_idle(g) && h->help_once(h, NULL, 0))
             ;
-    if (!conc__task_group_idle(g)) {
-        conc__waitq_lock(&g->wq);
-        conc__waitq_announce(&g->wq);
-        while (!conc__task_group_idle(g)) {
-            if (conc__expired(deadline)) {
-                rc = CONC_ETIMEDOUT;
-                break;
-            }
-            struct conc__waiter w;
-            conc__waiter_init(&w, 0, conc__self());
-            conc__waitq_sleep(&g->wq, &w, deadline);
-        }
-        conc__waitq_retire(&g->wq);
-        conc__waitq_unlock(&g->wq);
-    }
+    if (!conc__task_group_idle(g))
+        rc = conc__waitq_wait_for(&g->wq, conc__task_group_idle_cb, g, deadline);
     if (first_error)
         *first_error = atomic_load_explicit(&g->first_error, memory_order_acquire);
     return rc;

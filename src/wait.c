@@ -310,6 +310,26 @@ bool conc__waitq_handoff(struct conc__waitq *q, void (*before_wake)(struct conc_
     return false;
 }
 
+int conc__waitq_wait_for(struct conc__waitq *q, bool (*ready)(void *), void *arg,
+                         int64_t deadline)
+{
+    int rc = 0;
+    conc__waitq_lock(q);
+    conc__waitq_announce(q);
+    while (!ready(arg)) {
+        if (conc__expired(deadline)) {
+            rc = CONC_ETIMEDOUT;
+            break;
+        }
+        struct conc__waiter w;
+        conc__waiter_init(&w, 0, conc__self());
+        conc__waitq_sleep(q, &w, deadline);
+    }
+    conc__waitq_retire(q);
+    conc__waitq_unlock(q);
+    return rc;
+}
+
 /* ---- multi-wait ---- */
 
 void conc__multiwait_init(struct conc__multiwait *m)

@@ -264,6 +264,15 @@ uint32_t conc__waitq_sleep_unlocked(struct conc__waitq *q, struct conc__waiter *
 /* Called with q locked: takes w off the queue if it is still on it. */
 void conc__waitq_forget(struct conc__waitq *q, struct conc__waiter *w);
 
+/* The whole slow path of a wait for a condition someone else makes true and
+ * then wakes q's waiters for (the pattern above): locks q, announces,
+ * sleeps until ready(arg) holds or the deadline passes, retires, unlocks.
+ * ready is read after the announce, so a waker that makes it true with a
+ * seq_cst operation and then checks conc__waitq_has_waiters cannot be
+ * missed. Returns 0 or CONC_ETIMEDOUT. */
+int conc__waitq_wait_for(struct conc__waitq *q, bool (*ready)(void *), void *arg,
+                         int64_t deadline);
+
 /* Called with q locked. Wakes up to n waiters, oldest first, skipping those
  * that already timed out. Returns how many it woke (process-shared: n). */
 unsigned conc__waitq_wake(struct conc__waitq *q, unsigned n);
