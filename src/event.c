@@ -1,17 +1,27 @@
 /* conc_event: Python's Event on the wait core.
  *
- * flag is the state; gen counts the sets that found waiters. A waiter notes gen
- * under e->q's lock when it starts and returns as soon as the flag is set *or*
- * gen moved: a set followed at once by a clear still releases every thread
- * that was waiting (the pulse Python guarantees), on both back-ends, since the
- * process-shared one cannot deliver a wake to a chosen record. set() only
- * takes the lock when someone announced a wait (the flag exchange and the
- * announce are the Dekker pair of wait.h).
- */
+ * e->state holds the flag (bit 0) and the number of sets so far (above it),
+ * so a set raises the flag and counts itself in one atomic step. A waiter
+ * notes the count under e->q's lock when it starts and returns as soon as
+ * the flag is set *or* the count moved: a set followed at once by a clear
+ * still releases every thread that was waiting (the pulse Python
+ * guarantees), on both back-ends, since the process-shared one cannot
+ * deliver a wake to a chosen record. And a wait that starts after a set —
+ * even one whose flag another thread already cleared — sees that set's
+ * count and is not released by it: with the flag and the count in two
+ * words, a set delayed between them released such a later wait early
+ * (found under TSan: an event ping-pong off by one).
+ *
+ * set() takes the lock only when someone announced a wait (its atomic
+ * update and the announce are the Dekker pair of wait.h), and then only to
+ * wake them. */
 #include "deadline.h"
 #include "sync_impl.h"
 
 #include <string.h>
+
+#define CONC__EV_SET 1u
+#define CONC__EV_COUNT 2u /* one set, in the count above the flag */
 
 static inline struct conc__event *conc__event_of(conc_event *e)
 {
@@ -31,7 +41,7 @@ int conc_event_init(conc_event *ex, const conc_event_opts *opts)
         return CONC_EINVAL;
     struct conc__event *e = conc__event_of(ex);
     memset(e, 0, sizeof *e);
-    atomic_store(&e->flag, opts && opts->initially_set);
+    atomic_store(&e->state, opts && opts->initially_set ? CONC__EV_SET : 0u);
     conc__waitq_init(&e->q, opts && opts->pshared ? CONC__WQ_PSHARED : 0);
     return 0;
 }
@@ -48,10 +58,16 @@ int conc_event_set(conc_event *ex)
     if (rc)
         return rc;
     struct conc__event *e = conc__event_of(ex);
-    if (atomic_exchange(&e->flag, 1) == 1 || !conc__waitq_has_waiters(&e->q))
+    uint32_t s = atomic_load_explicit(&e->state, memory_order_relaxed);
+    do {
+        if (s & CONC__EV_SET)
+            return 0; /* already set: nothing changes, nobody to release */
+    } while (!atomic_compare_exchange_weak_explicit(&e->state, &s,
+                                                    (s + CONC__EV_COUNT) | CONC__EV_SET,
+                                                    memory_order_seq_cst, memory_order_relaxed));
+    if (!conc__waitq_has_waiters(&e->q))
         return 0;
     conc__waitq_lock(&e->q);
-    atomic_fetch_add_explicit(&e->gen, 1, memory_order_release);
     conc__waitq_wake_all(&e->q);
     conc__waitq_unlock(&e->q);
     return 0;
@@ -61,27 +77,28 @@ int conc_event_clear(conc_event *ex)
 {
     int rc = conc__event_check(ex);
     if (rc == 0)
-        atomic_store(&conc__event_of(ex)->flag, 0);
+        atomic_fetch_and(&conc__event_of(ex)->state, ~CONC__EV_SET);
     return rc;
 }
 
 int conc_event_is_set(conc_event *ex)
 {
     int rc = conc__event_check(ex);
-    return rc ? rc : (int)atomic_load(&conc__event_of(ex)->flag);
+    return rc ? rc : (int)(atomic_load(&conc__event_of(ex)->state) & CONC__EV_SET);
 }
 
-/* The wait that began at generation gen is over: the flag is set, or a set
- * happened since (the pulse). */
-static bool conc__event_fired(struct conc__event *e, uint32_t gen)
+/* The wait that began at state `start` (flag clear) is over: the flag is
+ * set, or a set happened since (the pulse). */
+static bool conc__event_fired(struct conc__event *e, uint32_t start)
 {
-    return atomic_load(&e->flag) || atomic_load_explicit(&e->gen, memory_order_acquire) != gen;
+    uint32_t s = atomic_load(&e->state);
+    return (s & CONC__EV_SET) || (s >> 1) != (start >> 1);
 }
 
 static bool conc__event_ready(void *arg)
 {
     struct conc__event *e = arg;
-    return atomic_load_explicit(&e->flag, memory_order_acquire) != 0;
+    return atomic_load_explicit(&e->state, memory_order_acquire) & CONC__EV_SET;
 }
 
 int conc_event_wait(conc_event *ex, int64_t timeout)
@@ -92,7 +109,7 @@ int conc_event_wait(conc_event *ex, int64_t timeout)
     if (timeout < 0 && timeout != CONC_FOREVER)
         return CONC_EINVAL;
     struct conc__event *e = conc__event_of(ex);
-    if (atomic_load_explicit(&e->flag, memory_order_acquire))
+    if (atomic_load_explicit(&e->state, memory_order_acquire) & CONC__EV_SET)
         return 0;
     int64_t deadline = CONC__NO_DEADLINE;
     conc__deadline(timeout, &deadline);
@@ -104,14 +121,14 @@ int conc_event_wait(conc_event *ex, int64_t timeout)
     conc__waiter_init(&w, 0, 0);
     conc__waitq_lock(&e->q);
     conc__waitq_announce(&e->q);
-    uint32_t gen = atomic_load_explicit(&e->gen, memory_order_relaxed);
-    while (!conc__event_fired(e, gen)) {
+    uint32_t start = atomic_load(&e->state);
+    while (!conc__event_fired(e, start)) {
         if (conc__expired(deadline)) {
             rc = CONC_ETIMEDOUT;
             break;
         }
         if (conc__waitq_sleep_unlocked(&e->q, &w, deadline) == CONC__W_WOKEN &&
-            conc__event_fired(e, gen)) { /* the common wake: leave lock-free */
+            conc__event_fired(e, start)) { /* the common wake: leave lock-free */
             conc__waitq_retire(&e->q);
             return 0;
         }

@@ -34,6 +34,10 @@ struct conc__cond {
     struct conc__waitq q;
 };
 
+/* A semaphore's queue flag beside wait.h's CONC__WQ_*: opts.lock_like (its
+ * acquisitions and releases call the lock hooks, hooks.h). */
+#define CONC__WQ_LOCKLIKE 16u
+
 struct conc__sem {
     _Atomic uint32_t value;
     uint32_t bound; /* 0: unbounded */
@@ -41,8 +45,9 @@ struct conc__sem {
 };
 
 struct conc__event {
-    _Atomic uint32_t flag;
-    _Atomic uint32_t gen; /* bumped by every set that found waiters: the pulse */
+    /* Bit 0: set. Above it: how many sets there were (the pulse). One word,
+     * so that a set raises the flag and counts itself in one atomic step. */
+    _Atomic uint32_t state;
     struct conc__waitq q;
 };
 
