@@ -1,4 +1,5 @@
-/* Lock cases: mutex.uncontended(.st), mutex.contended(.4t), rmutex.uncontended.
+/* Lock cases: mutex.uncontended(.st), mutex.contended(.4t), rmutex.uncontended,
+ * mutex.uncontended.lockdep.
  *
  * Each implementation's loops are instantiated from one macro with its own
  * lock and unlock calls inlined at the call site, so no row pays an indirect
@@ -221,6 +222,60 @@ LOCK_BENCH(crec, conc_rmutex, crec_init, conc_rmutex_lock, conc_rmutex_unlock)
 LOCK_BENCH(prec, pthread_mutex_t, pthread_rec_init, pthread_mutex_lock, pthread_mutex_unlock)
 LOCK_BENCH(grec, GRecMutex, grec_init, g_rec_mutex_lock, g_rec_mutex_unlock)
 
+/* ---- lock-order checking: two locks nested, checker off and on ----
+ *
+ * One round is lock a, lock b, unlock b, unlock a: with the checker on, the
+ * second lock looks up the order a -> b (known after the first round) on
+ * every round, so the row measures the checker's steady state, not just its
+ * held-lock stack. "conc" is the same build with the checker off: the cost
+ * of having it compiled in is counted in instructions with callgrind (see
+ * docs), which this wall-clock row cannot resolve. */
+
+static _Alignas(64) struct {
+    conc_mutex a, b;
+} nested_shared;
+
+static int nested_rounds(const struct bench_params *p, struct bench_result *r, bool lockdep)
+{
+    bench_start_idle_thread();
+    if (lockdep && conc_lockdep_set_mode(CONC_LOCKDEP_LOG) != 0)
+        return 1;
+    conc_mutex *a = &nested_shared.a, *b = &nested_shared.b;
+    conc_mutex_init(a, NULL); /* two init sites: two classes */
+    conc_mutex_init(b, NULL);
+    long n = bench_pairs(p) / 2;
+    for (long i = 0; i < n / 20; i++) { /* warm-up */
+        conc_mutex_lock(a);
+        conc_mutex_lock(b);
+        conc_mutex_unlock(b);
+        conc_mutex_unlock(a);
+    }
+    struct bench_window w;
+    bench_window_start(&w);
+    for (long i = 0; i < n; i++) {
+        conc_mutex_lock(a);
+        conc_mutex_lock(b);
+        conc_mutex_unlock(b);
+        conc_mutex_unlock(a);
+    }
+    bench_window_stop(&w);
+    r->value = (double)w.wall_ns / (double)n;
+    /* The checker really ran (and found nothing to report). */
+    if (lockdep && (conc_lockdep_get_mode() != CONC_LOCKDEP_LOG || conc_lockdep_reports() != 0))
+        return 1;
+    return 0;
+}
+
+static int nested_off(const struct bench_params *p, struct bench_result *r)
+{
+    return nested_rounds(p, r, false);
+}
+
+static int nested_lockdep(const struct bench_params *p, struct bench_result *r)
+{
+    return nested_rounds(p, r, true);
+}
+
 /* ---- the cases ---- */
 
 #define PYTHON {"python", NULL}
@@ -253,6 +308,9 @@ static const struct bench_impl contended4_impls[] = {
     {"glib", glib_contended4},   PYTHON,
     END};
 
+static const struct bench_impl lockdep_impls[] = {
+    {"conc", nested_off}, {"conc:lockdep", nested_lockdep}, END};
+
 static const struct bench_impl rmutex_impls[] = {
     {"conc", crec_uncontended}, {"pthread", prec_uncontended}, {"glib", grec_uncontended},
     PYTHON, END};
@@ -265,6 +323,10 @@ const struct bench_case bench_mutex_uncontended_st = {
     "mutex.uncontended.st", "ns/op",
     "lock+unlock pair in a single-threaded process (glibc's no-atomics shortcut applies)", 1,
     uncontended_st_impls};
+const struct bench_case bench_mutex_uncontended_lockdep = {
+    "mutex.uncontended.lockdep", "ns/op",
+    "lock a, lock b, unlock b, unlock a (ns a round), idle second thread alive; conc:lockdep "
+    "with lock-order checking on", 1, lockdep_impls};
 const struct bench_case bench_mutex_contended = {
     "mutex.contended", "ops/s",
     "2 threads {lock; counter++; unlock} on one lock for a fixed time; counter checked exact", 2,

@@ -81,6 +81,8 @@ void conc__diag_lock_contended(const void *lock, enum conc__lock_kind kind)
         conc__lockstat_contended(lock, kind);
     if (conc__diag_on(CONC__DIAG_WATCH))
         conc__watch_contended(lock, kind);
+    if (conc__diag_on(CONC__DIAG_TRACE))
+        conc__trace_lock_contended(lock, kind);
 }
 
 void conc__diag_lock_acquired(const void *lock, enum conc__lock_kind kind)
@@ -91,6 +93,8 @@ void conc__diag_lock_acquired(const void *lock, enum conc__lock_kind kind)
         conc__lockstat_acquired(lock, kind);
     if (conc__diag_on(CONC__DIAG_WATCH))
         conc__watch_acquired(lock, kind);
+    if (conc__diag_on(CONC__DIAG_TRACE))
+        conc__trace_lock_done(lock, kind);
 }
 
 void conc__diag_lock_failed(const void *lock, enum conc__lock_kind kind)
@@ -101,6 +105,8 @@ void conc__diag_lock_failed(const void *lock, enum conc__lock_kind kind)
         conc__lockstat_failed(lock, kind);
     if (conc__diag_on(CONC__DIAG_WATCH))
         conc__watch_failed(lock, kind);
+    if (conc__diag_on(CONC__DIAG_TRACE))
+        conc__trace_lock_done(lock, kind);
 }
 
 void conc__diag_lock_release(const void *lock, enum conc__lock_kind kind)
@@ -127,8 +133,21 @@ void conc__diag_trace_end(const char *name, const void *obj)
 
 /* ---- environment ---- */
 
+/* A fork while another thread reports must not leave the reporter's lock
+ * held forever in the child. */
+static void conc__reporter_prepare(void)
+{
+    pthread_mutex_lock(&conc__reporter_lock);
+}
+
+static void conc__reporter_resume(void)
+{
+    pthread_mutex_unlock(&conc__reporter_lock);
+}
+
 __attribute__((constructor)) static void conc__diag_from_env(void)
 {
+    pthread_atfork(conc__reporter_prepare, conc__reporter_resume, conc__reporter_resume);
     const char *v;
     if ((v = getenv("CONC_LOCKDEP")) != NULL && *v)
         conc__lockdep_env(v);

@@ -32,7 +32,8 @@ enum conc__lock_kind {
 #define CONC__DIAG_WATCH 4u /* track who waits for which lock (watchdog, dumps) */
 #define CONC__DIAG_TRACE 8u
 
-extern _Atomic uint32_t conc__diag_flags;
+/* Hidden: the fast paths load it straight, not through the GOT. */
+extern _Atomic uint32_t conc__diag_flags __attribute__((visibility("hidden")));
 
 static inline bool conc__diag_any(void)
 {
@@ -79,6 +80,9 @@ void conc__watch_release(const void *lock, enum conc__lock_kind kind);
 
 void conc__trace_span_begin(const char *name, const void *obj);
 void conc__trace_span_end(const char *name, const void *obj);
+/* A lock wait's span: from contended to acquired or failed. */
+void conc__trace_lock_contended(const void *lock, enum conc__lock_kind kind);
+void conc__trace_lock_done(const void *lock, enum conc__lock_kind kind);
 
 /* At load: each part reads its environment variable (diag.c calls them). */
 void conc__lockdep_env(const char *value);

@@ -5,10 +5,16 @@
  *
  * A lock operation calls, in order: conc__lock_acquire before any attempt
  * (lock-order checking may refuse it: the caller returns CONC_EDEADLK
- * without acquiring); conc__lock_contended when the fast path failed and it
- * is about to wait; then conc__lock_acquired, or conc__lock_failed when the
- * attempt ended without the lock (timeout, try, error); conc__lock_release
- * when it is released. Process-shared locks call none of them. */
+ * without acquiring, and calls no other hook); conc__lock_contended when the
+ * fast path failed and it is about to wait; then conc__lock_acquired, or
+ * conc__lock_failed when the attempt ended without the lock (timeout, try,
+ * error); conc__lock_release when it is released. Process-shared locks call
+ * none of them. One exception, for the mutex's fast path (mutex.c): an
+ * uncontended acquisition may call conc__lock_acquire just after it took the
+ * lock (it cannot have waited), then conc__lock_acquired; a refusal there
+ * gives the lock back before CONC_EDEADLK is returned. A lock's fast path
+ * may also test the flags itself and call the conc__diag_lock_* entry points
+ * out of line, to keep its cost at one load. */
 #ifndef CONC_HOOKS_H
 #define CONC_HOOKS_H
 

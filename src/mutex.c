@@ -20,9 +20,20 @@
  * written after the lock is taken and cleared before it is released, only by
  * the owner (or, in fair mode, by the unlocker on the new owner's behalf while
  * the word stays locked). So "owner == me" read without a lock is exact.
+ *
+ * Diagnostics (hooks.h): while every diagnostic is off, a lock or an unlock
+ * pays one relaxed load of the diagnostics' flags, folded into a test the
+ * fast path makes anyway (conc__diag_or): after the lock's compare-and-swap,
+ * "not the all-default mutex (process-shared, fair) or diagnostics on" sends
+ * it out of line (conc__mutex_locked_rare), and the unlock's test of the
+ * queue flags takes the diagnostics' flags along. An uncontended lock thus
+ * meets the lock-order check just after it took the mutex (it cannot have
+ * waited), and a refusal hands the mutex straight back; a contended one is
+ * checked before it waits. Process-shared mutexes call no hook.
  */
 #include "deadline.h"
 #include "hooks.h"
+#include "lockdep.h"
 #include "sync_impl.h"
 
 #include <string.h>
@@ -39,17 +50,30 @@ static inline bool conc__timeout_valid(int64_t timeout)
     return timeout >= 0 || timeout == CONC_FOREVER;
 }
 
-int conc_mutex_init(conc_mutex *mx, const conc_mutex_opts *opts)
+static int conc__mutex_setup(struct conc__mutex *m, bool pshared, bool fair)
 {
-    if (!mx)
-        return CONC_EINVAL;
-    bool pshared = opts && opts->pshared, fair = opts && opts->fair;
     if (pshared && fair)
         return CONC_ENOTSUP;
-    struct conc__mutex *m = conc__mutex_of(mx);
     memset(m, 0, sizeof *m);
     conc__waitq_init(&m->q, (pshared ? CONC__WQ_PSHARED : 0) | (fair ? CONC__WQ_FAIR : 0));
     return 0;
+}
+
+/* The name in parentheses: conc_mutex_init is also a macro (sync.h). */
+int(conc_mutex_init_at)(conc_mutex *mx, const conc_mutex_opts *opts, const char *site)
+{
+    if (!mx)
+        return CONC_EINVAL;
+    bool pshared = opts && opts->pshared;
+    int rc = conc__mutex_setup(conc__mutex_of(mx), pshared, opts && opts->fair);
+    if (rc == 0)
+        conc__lockdep_on_init(mx, CONC__LOCK_MUTEX, opts ? opts->name : 0, site, pshared);
+    return rc;
+}
+
+int(conc_mutex_init)(conc_mutex *mx, const conc_mutex_opts *opts)
+{
+    return conc_mutex_init_at(mx, opts, 0);
 }
 
 int conc_mutex_destroy(conc_mutex *mx)
@@ -70,6 +94,8 @@ int conc_mutex_destroy(conc_mutex *mx)
     else
         atomic_fetch_or(&m->q.flags, CONC__WQ_DEAD);
     conc__waitq_unlock(&m->q);
+    if (rc == 0)
+        conc__lockdep_on_destroy(m);
     return rc;
 }
 
@@ -132,7 +158,9 @@ static int conc__mutex_lock_fair(struct conc__mutex *m, uintptr_t self, int64_t 
     return rc;
 }
 
-static int conc__mutex_lock_slow(struct conc__mutex *m, int64_t timeout, int64_t deadline)
+/* Contended (or a try, or an error): waits as the mode says. */
+static int conc__mutex_lock_wait(struct conc__mutex *m, int64_t timeout, int64_t deadline,
+                                 enum conc__lock_kind kind, bool diag)
 {
     if (conc__waitq_dead(&m->q))
         return CONC_EBADF;
@@ -143,7 +171,8 @@ static int conc__mutex_lock_slow(struct conc__mutex *m, int64_t timeout, int64_t
         return CONC_ETIMEDOUT;
     if (deadline == 0 && conc__deadline(timeout, &deadline) != 0)
         return CONC_EINVAL;
-    conc__lock_contended(m, CONC__LOCK_MUTEX);
+    if (diag)
+        conc__diag_lock_contended(m, kind);
     if (conc__waitq_flags(&m->q) & CONC__WQ_FAIR)
         return conc__mutex_lock_fair(m, self, deadline);
     int rc = conc__mutex_lock_word(m, deadline);
@@ -152,49 +181,118 @@ static int conc__mutex_lock_slow(struct conc__mutex *m, int64_t timeout, int64_t
     return rc;
 }
 
-/* The owner of a process-shared mutex is its thread id (sync_impl.h). Out of
- * line, so that the in-process fast path needs no stack frame. */
-__attribute__((noinline)) static void conc__mutex_own_shared(struct conc__mutex *m)
+/* A try (timeout 0) cannot deadlock: lock-order checking records it
+ * unchecked. An acquisition that lock-order checking refuses returns
+ * CONC_EDEADLK and calls no other hook. */
+static unsigned conc__mutex_lk_flags(int64_t timeout)
 {
-    atomic_store_explicit(&m->owner, (uintptr_t)conc__tid(), memory_order_relaxed);
+    return timeout == 0 ? CONC__LK_TRY : 0;
 }
 
-static inline int conc__mutex_lock_fast(struct conc__mutex *m, int64_t timeout, int64_t deadline)
+/* The fast path's compare-and-swap failed: the hooks around the wait when a
+ * diagnostic is on (hooks.h), the wait alone otherwise. */
+static int conc__mutex_lock_slow(struct conc__mutex *m, int64_t timeout, int64_t deadline,
+                                 enum conc__lock_kind kind)
 {
-    (void)conc__lock_acquire(m, CONC__LOCK_MUTEX, 0);
+    if (conc__likely(!conc__diag_any()) || conc__waitq_pshared(&m->q))
+        return conc__mutex_lock_wait(m, timeout, deadline, kind, false);
+    int rc = conc__diag_lock_acquire(m, kind, conc__mutex_lk_flags(timeout));
+    if (rc != 0)
+        return rc;
+    rc = conc__mutex_lock_wait(m, timeout, deadline, kind, true);
+    if (rc == 0)
+        conc__diag_lock_acquired(m, kind);
+    else
+        conc__diag_lock_failed(m, kind);
+    return rc;
+}
+
+static void conc__mutex_unlock_fair(struct conc__mutex *m);
+
+/* Undoes an uncontended acquisition that lock-order checking refused. */
+static void conc__mutex_give_back(struct conc__mutex *m)
+{
+    atomic_store_explicit(&m->owner, 0, memory_order_relaxed);
+    if (conc__waitq_flags(&m->q) & CONC__WQ_FAIR)
+        conc__mutex_unlock_fair(m);
+    else if (atomic_exchange_explicit(&m->word, CONC__M_UNLOCKED, memory_order_release) ==
+             CONC__M_CONTENDED)
+        conc__futex_wake(&m->word, 1, false);
+}
+
+/* The fast path took a mutex that is not the all-default one (process-shared:
+ * its owner is the thread id, sync_impl.h; or fair), or a diagnostic is on:
+ * the owner, and the hooks after the fact. Out of line, so that the fast
+ * path needs no stack frame; the unlock's fast path leaves those mutexes to
+ * conc__mutex_unlock_slow the same way. */
+__attribute__((noinline)) static int conc__mutex_locked_rare(struct conc__mutex *m, int64_t timeout,
+                                                             enum conc__lock_kind kind)
+{
+    if (conc__waitq_pshared(&m->q)) {
+        atomic_store_explicit(&m->owner, (uintptr_t)conc__tid(), memory_order_relaxed);
+        return 0;
+    }
+    atomic_store_explicit(&m->owner, conc__self(), memory_order_relaxed);
+    if (conc__likely(!conc__diag_any()))
+        return 0;
+    int rc = conc__diag_lock_acquire(m, kind, conc__mutex_lk_flags(timeout));
+    if (rc != 0) {
+        conc__mutex_give_back(m);
+        return rc;
+    }
+    conc__diag_lock_acquired(m, kind);
+    return 0;
+}
+
+/* Whether v, or the diagnostics' flags (diag.h), is non-zero: a fast path's
+ * own test of the queue flags and the diagnostics' one in a single branch.
+ * On x86-64 the flags are or-ed in straight from memory, the branch taken on
+ * the result (an aligned 32-bit load is atomic there; relaxed is all this
+ * needs): not one instruction more than the test alone. Elsewhere, and
+ * under the sanitizers, a relaxed load and an or. */
+static inline bool conc__diag_or(uint32_t v)
+{
+#if defined(__x86_64__) && defined(__GCC_ASM_FLAG_OUTPUTS__) && !CONC__SANITIZED
+    bool nonzero;
+    __asm__("orl %2, %0" : "+r"(v), "=@ccnz"(nonzero) : "m"(conc__diag_flags));
+    return nonzero;
+#else
+    return (v | atomic_load_explicit(&conc__diag_flags, memory_order_relaxed)) != 0;
+#endif
+}
+
+static inline int conc__mutex_lock_fast(struct conc__mutex *m, int64_t timeout, int64_t deadline,
+                                        enum conc__lock_kind kind)
+{
     uint32_t unlocked = CONC__M_UNLOCKED;
     if (conc__likely(atomic_compare_exchange_strong_explicit(
             &m->word, &unlocked, CONC__M_LOCKED, memory_order_acquire, memory_order_relaxed))) {
-        if (conc__likely(!conc__waitq_pshared(&m->q)))
-            atomic_store_explicit(&m->owner, conc__self(), memory_order_relaxed);
-        else
-            conc__mutex_own_shared(m);
-        conc__lock_acquired(m, CONC__LOCK_MUTEX);
+        if (conc__unlikely(conc__diag_or(conc__waitq_flags(&m->q))))
+            return conc__mutex_locked_rare(m, timeout, kind);
+        atomic_store_explicit(&m->owner, conc__self(), memory_order_relaxed);
         return 0;
     }
-    int rc = conc__mutex_lock_slow(m, timeout, deadline);
-    if (rc == 0)
-        conc__lock_acquired(m, CONC__LOCK_MUTEX);
-    return rc;
+    return conc__mutex_lock_slow(m, timeout, deadline, kind);
 }
 
 int conc__mutex_lock_until(struct conc__mutex *m, int64_t deadline)
 {
-    return conc__mutex_lock_fast(m, CONC_FOREVER, deadline);
+    return conc__mutex_lock_fast(m, CONC_FOREVER, deadline, CONC__LOCK_MUTEX);
 }
 
 int conc_mutex_lock(conc_mutex *m)
 {
     if (!m)
         return CONC_EINVAL;
-    return conc__mutex_lock_fast(conc__mutex_of(m), CONC_FOREVER, CONC__NO_DEADLINE);
+    return conc__mutex_lock_fast(conc__mutex_of(m), CONC_FOREVER, CONC__NO_DEADLINE,
+                                 CONC__LOCK_MUTEX);
 }
 
 int conc_mutex_timedlock(conc_mutex *m, int64_t timeout)
 {
     if (!m || !conc__timeout_valid(timeout))
         return CONC_EINVAL;
-    return conc__mutex_lock_fast(conc__mutex_of(m), timeout, 0);
+    return conc__mutex_lock_fast(conc__mutex_of(m), timeout, 0, CONC__LOCK_MUTEX);
 }
 
 int conc_mutex_trylock(conc_mutex *m)
@@ -219,13 +317,17 @@ static void conc__mutex_unlock_fair(struct conc__mutex *m)
     conc__waitq_unlock(&m->q);
 }
 
-__attribute__((noinline)) static int conc__mutex_unlock_slow(struct conc__mutex *m, unsigned flags)
+/* Process-shared, fair or destroyed, or a diagnostic is on (hooks.h). */
+__attribute__((noinline)) static int conc__mutex_unlock_slow(struct conc__mutex *m,
+                                                             enum conc__lock_kind kind)
 {
+    unsigned flags = conc__waitq_flags(&m->q);
     uintptr_t self = flags & CONC__WQ_PSHARED ? (uintptr_t)conc__tid() : conc__self();
     if (atomic_load_explicit(&m->owner, memory_order_relaxed) != self)
         return flags & CONC__WQ_DEAD ? CONC_EBADF : CONC_EPERM;
     atomic_store_explicit(&m->owner, 0, memory_order_relaxed);
-    conc__lock_release(m, CONC__LOCK_MUTEX);
+    if (!(flags & CONC__WQ_PSHARED))
+        conc__lock_release(m, kind);
     if (flags & CONC__WQ_FAIR) {
         conc__mutex_unlock_fair(m);
         return 0;
@@ -236,39 +338,37 @@ __attribute__((noinline)) static int conc__mutex_unlock_slow(struct conc__mutex 
     return 0;
 }
 
-__attribute__((noinline)) static int conc__mutex_wake_one(struct conc__mutex *m)
+__attribute__((noinline)) static void conc__mutex_wake_one(struct conc__mutex *m)
 {
     conc__futex_wake(&m->word, 1, false);
-    return 0;
 }
 
-/* The fast path covers the all-default mutex: in-process, barging, alive.
- * Inlined into conc_mutex_unlock, so the public call makes no second jump. */
-static inline int conc__mutex_unlock_fast(struct conc__mutex *m)
+/* The fast path covers the all-default mutex (in-process, barging, alive)
+ * while no diagnostic is on. Inlined into conc_mutex_unlock, so the public
+ * call makes no second jump. */
+static inline int conc__mutex_unlock_fast(struct conc__mutex *m, enum conc__lock_kind kind)
 {
-    unsigned flags = conc__waitq_flags(&m->q);
-    if (conc__unlikely(flags != 0))
-        return conc__mutex_unlock_slow(m, flags);
+    if (conc__unlikely(conc__diag_or(conc__waitq_flags(&m->q))))
+        return conc__mutex_unlock_slow(m, kind);
     if (atomic_load_explicit(&m->owner, memory_order_relaxed) != conc__self())
         return CONC_EPERM;
     atomic_store_explicit(&m->owner, 0, memory_order_relaxed);
-    conc__lock_release(m, CONC__LOCK_MUTEX);
     if (conc__unlikely(atomic_exchange_explicit(&m->word, CONC__M_UNLOCKED,
                                                 memory_order_release) == CONC__M_CONTENDED))
-        return conc__mutex_wake_one(m);
+        conc__mutex_wake_one(m);
     return 0;
 }
 
 int conc__mutex_unlock(struct conc__mutex *m)
 {
-    return conc__mutex_unlock_fast(m);
+    return conc__mutex_unlock_fast(m, CONC__LOCK_MUTEX);
 }
 
 int conc_mutex_unlock(conc_mutex *m)
 {
     if (!m)
         return CONC_EINVAL;
-    return conc__mutex_unlock_fast(conc__mutex_of(m));
+    return conc__mutex_unlock_fast(conc__mutex_of(m), CONC__LOCK_MUTEX);
 }
 
 /* ---- recursive mutex: an owned mutex plus a depth only the owner touches ---- */
@@ -278,14 +378,22 @@ static inline struct conc__rmutex *conc__rmutex_of(conc_rmutex *m)
     return (struct conc__rmutex *)(void *)m;
 }
 
-int conc_rmutex_init(conc_rmutex *rx, const conc_rmutex_opts *opts)
+int(conc_rmutex_init_at)(conc_rmutex *rx, const conc_rmutex_opts *opts, const char *site)
 {
     if (!rx)
         return CONC_EINVAL;
-    conc_mutex_opts mo = {.pshared = opts && opts->pshared, .fair = opts && opts->fair};
+    bool pshared = opts && opts->pshared;
     struct conc__rmutex *r = conc__rmutex_of(rx);
     r->depth = 0;
-    return conc_mutex_init((conc_mutex *)(void *)&r->m, &mo);
+    int rc = conc__mutex_setup(&r->m, pshared, opts && opts->fair);
+    if (rc == 0)
+        conc__lockdep_on_init(rx, CONC__LOCK_RMUTEX, opts ? opts->name : 0, site, pshared);
+    return rc;
+}
+
+int(conc_rmutex_init)(conc_rmutex *rx, const conc_rmutex_opts *opts)
+{
+    return conc_rmutex_init_at(rx, opts, 0);
 }
 
 int conc_rmutex_destroy(conc_rmutex *rx)
@@ -306,7 +414,10 @@ static int conc__rmutex_lock(conc_rmutex *rx, int64_t timeout)
         r->depth++;
         return 0;
     }
-    int rc = conc__mutex_lock_fast(&r->m, timeout, timeout == CONC_FOREVER ? CONC__NO_DEADLINE : 0);
+    /* Only the outermost acquisition reaches the hooks: recursion by the
+     * owner orders nothing. */
+    int rc = conc__mutex_lock_fast(&r->m, timeout, timeout == CONC_FOREVER ? CONC__NO_DEADLINE : 0,
+                                   CONC__LOCK_RMUTEX);
     if (rc == 0)
         r->depth = 1;
     return rc;
@@ -336,7 +447,7 @@ int conc_rmutex_unlock(conc_rmutex *rx)
         return conc__waitq_dead(&r->m.q) ? CONC_EBADF : CONC_EPERM;
     if (--r->depth > 0)
         return 0;
-    return conc__mutex_unlock(&r->m);
+    return conc__mutex_unlock_fast(&r->m, CONC__LOCK_RMUTEX);
 }
 
 unsigned conc_rmutex_depth(conc_rmutex *rx)

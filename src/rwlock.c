@@ -9,9 +9,15 @@
  * never starve. Wakes: the last reader out wakes one writer; a writer's unlock
  * wakes the next writer if one waits, else every reader; a writer that gives
  * up clears WWAIT when it was the last and wakes everyone to re-check.
+ *
+ * Diagnostics: as the mutex's (mutex.c), one relaxed load and a branch per
+ * operation while they are off; the hooked copies run out of line. A read
+ * unlock is reported for the releasing context (which reader unlocks is not
+ * tracked); process-shared rwlocks call no hook.
  */
 #include "deadline.h"
 #include "hooks.h"
+#include "lockdep.h"
 #include "sync_impl.h"
 
 #include <string.h>
@@ -23,14 +29,22 @@ static inline struct conc__rwlock *conc__rwlock_of(conc_rwlock *l)
     return (struct conc__rwlock *)(void *)l;
 }
 
-int conc_rwlock_init(conc_rwlock *lx, const conc_rwlock_opts *opts)
+/* The name in parentheses: conc_rwlock_init is also a macro (sync.h). */
+int(conc_rwlock_init_at)(conc_rwlock *lx, const conc_rwlock_opts *opts, const char *site)
 {
     if (!lx)
         return CONC_EINVAL;
     struct conc__rwlock *l = conc__rwlock_of(lx);
+    bool pshared = opts && opts->pshared;
     memset(l, 0, sizeof *l);
-    conc__waitq_init(&l->q, opts && opts->pshared ? CONC__WQ_PSHARED : 0);
+    conc__waitq_init(&l->q, pshared ? CONC__WQ_PSHARED : 0);
+    conc__lockdep_on_init(lx, CONC__LOCK_RWLOCK_WRITE, opts ? opts->name : 0, site, pshared);
     return 0;
+}
+
+int(conc_rwlock_init)(conc_rwlock *lx, const conc_rwlock_opts *opts)
+{
+    return conc_rwlock_init_at(lx, opts, 0);
 }
 
 int conc_rwlock_destroy(conc_rwlock *lx)
@@ -51,6 +65,8 @@ int conc_rwlock_destroy(conc_rwlock *lx)
     else
         atomic_fetch_or(&l->q.flags, CONC__WQ_DEAD);
     conc__waitq_unlock(&l->q);
+    if (rc == 0)
+        conc__lockdep_on_destroy(l);
     return rc;
 }
 
@@ -119,19 +135,17 @@ static bool conc__rw_held_by(struct conc__rwlock *l, uintptr_t self)
            atomic_load_explicit(&l->owner, memory_order_relaxed) == self;
 }
 
-static int conc__rw_rdlock(conc_rwlock *lx, int64_t timeout)
+/* The read lock's slow path: the fast try failed (rc: its error, if any).
+ * diag: the hooks are on for this acquisition (conc__rw_lock_diag). */
+__attribute__((noinline)) static int conc__rw_rdlock_slow(struct conc__rwlock *l, int64_t timeout,
+                                                          int rc, bool diag)
 {
-    int rc = conc__rw_check(lx, timeout);
-    if (rc)
-        return rc;
-    struct conc__rwlock *l = conc__rwlock_of(lx);
-    (void)conc__lock_acquire(l, CONC__LOCK_RWLOCK_READ, 0);
-    if (conc__likely(conc__rw_try_read(l, &rc)))
-        return 0;
     if (rc || conc__rw_held_by(l, conc__owner_self(&l->q)))
         return rc ? rc : CONC_EDEADLK;
     int64_t deadline = CONC__NO_DEADLINE;
     conc__deadline(timeout, &deadline);
+    if (diag && timeout != 0)
+        conc__diag_lock_contended(l, CONC__LOCK_RWLOCK_READ);
     struct conc__waiter w;
     conc__waiter_init(&w, CONC__RW_WANT_READ, 0);
     conc__waitq_lock(&l->q);
@@ -148,22 +162,18 @@ static int conc__rw_rdlock(conc_rwlock *lx, int64_t timeout)
     return rc;
 }
 
-static int conc__rw_wrlock(conc_rwlock *lx, int64_t timeout)
+__attribute__((noinline)) static int conc__rw_wrlock_slow(struct conc__rwlock *l, int64_t timeout,
+                                                          uintptr_t self, bool diag)
 {
-    int rc = conc__rw_check(lx, timeout);
-    if (rc)
-        return rc;
-    struct conc__rwlock *l = conc__rwlock_of(lx);
-    uintptr_t self = conc__owner_self(&l->q);
-    (void)conc__lock_acquire(l, CONC__LOCK_RWLOCK_WRITE, 0);
-    if (conc__likely(conc__rw_try_write(l, self)))
-        return 0;
     if (conc__rw_held_by(l, self))
         return CONC_EDEADLK;
     int64_t deadline = CONC__NO_DEADLINE;
     conc__deadline(timeout, &deadline);
+    if (diag && timeout != 0)
+        conc__diag_lock_contended(l, CONC__LOCK_RWLOCK_WRITE);
     struct conc__waiter w;
     conc__waiter_init(&w, CONC__RW_WANT_WRITE, 0);
+    int rc = 0;
     conc__waitq_lock(&l->q);
     conc__waitq_announce(&l->q);
     l->writers_waiting++;
@@ -187,6 +197,67 @@ static int conc__rw_wrlock(conc_rwlock *lx, int64_t timeout)
     return rc;
 }
 
+static inline __attribute__((always_inline)) int conc__rw_rdlock_core(struct conc__rwlock *l,
+                                                                      int64_t timeout, bool diag)
+{
+    int rc = 0;
+    if (conc__likely(conc__rw_try_read(l, &rc)))
+        return 0;
+    return conc__rw_rdlock_slow(l, timeout, rc, diag);
+}
+
+static inline __attribute__((always_inline)) int conc__rw_wrlock_core(struct conc__rwlock *l,
+                                                                      int64_t timeout, bool diag)
+{
+    uintptr_t self = conc__owner_self(&l->q);
+    if (conc__likely(conc__rw_try_write(l, self)))
+        return 0;
+    return conc__rw_wrlock_slow(l, timeout, self, diag);
+}
+
+/* Some diagnostic is on: the acquisition with its hooks (hooks.h); a try
+ * (timeout 0) is recorded unchecked by lock-order checking, and a refused
+ * acquisition returns CONC_EDEADLK before any attempt. */
+__attribute__((noinline)) static int conc__rw_lock_diag(struct conc__rwlock *l, int64_t timeout,
+                                                        enum conc__lock_kind kind)
+{
+    bool write = kind == CONC__LOCK_RWLOCK_WRITE;
+    if (conc__waitq_pshared(&l->q))
+        return write ? conc__rw_wrlock_core(l, timeout, false)
+                     : conc__rw_rdlock_core(l, timeout, false);
+    int rc = conc__diag_lock_acquire(l, kind, timeout == 0 ? CONC__LK_TRY : 0);
+    if (rc != 0)
+        return rc;
+    rc = write ? conc__rw_wrlock_core(l, timeout, true) : conc__rw_rdlock_core(l, timeout, true);
+    if (rc == 0)
+        conc__diag_lock_acquired(l, kind);
+    else
+        conc__diag_lock_failed(l, kind);
+    return rc;
+}
+
+static inline __attribute__((always_inline)) int conc__rw_rdlock(conc_rwlock *lx, int64_t timeout)
+{
+    int rc = conc__rw_check(lx, timeout);
+    if (rc)
+        return rc;
+    struct conc__rwlock *l = conc__rwlock_of(lx);
+    if (conc__unlikely(conc__diag_any()))
+        return conc__rw_lock_diag(l, timeout, CONC__LOCK_RWLOCK_READ);
+    return conc__rw_rdlock_core(l, timeout, false);
+}
+
+static inline __attribute__((always_inline)) int conc__rw_wrlock(conc_rwlock *lx, int64_t timeout)
+{
+    int rc = conc__rw_check(lx, timeout);
+    if (rc)
+        return rc;
+    struct conc__rwlock *l = conc__rwlock_of(lx);
+    if (conc__unlikely(conc__diag_any()))
+        return conc__rw_lock_diag(l, timeout, CONC__LOCK_RWLOCK_WRITE);
+    return conc__rw_wrlock_core(l, timeout, false);
+}
+
 int conc_rwlock_rdlock(conc_rwlock *l)
 {
     return conc__rw_rdlock(l, CONC_FOREVER);
@@ -207,12 +278,16 @@ int conc_rwlock_timedwrlock(conc_rwlock *l, int64_t timeout)
     return conc__rw_wrlock(l, timeout);
 }
 
-static int conc__rw_unlock_write(struct conc__rwlock *l)
+/* diag: call the release hook (some diagnostic is on, not process-shared).
+ * Inlined into both callers, so the plain unlock keeps no trace of it. */
+static inline __attribute__((always_inline)) int conc__rw_unlock_write(struct conc__rwlock *l,
+                                                                       bool diag)
 {
     if (atomic_load_explicit(&l->owner, memory_order_relaxed) != conc__owner_self(&l->q))
         return CONC_EPERM;
     atomic_store_explicit(&l->owner, 0, memory_order_relaxed);
-    conc__lock_release(l, CONC__LOCK_RWLOCK_WRITE);
+    if (diag)
+        conc__diag_lock_release(l, CONC__LOCK_RWLOCK_WRITE);
     atomic_fetch_and_explicit(&l->state, ~CONC__RW_WRITER, memory_order_seq_cst);
     if (!conc__waitq_has_waiters(&l->q))
         return 0;
@@ -225,7 +300,8 @@ static int conc__rw_unlock_write(struct conc__rwlock *l)
     return 0;
 }
 
-static int conc__rw_unlock_read(struct conc__rwlock *l)
+static inline __attribute__((always_inline)) int conc__rw_unlock_read(struct conc__rwlock *l,
+                                                                      bool diag)
 {
     uint32_t v = atomic_load_explicit(&l->state, memory_order_relaxed);
     do {
@@ -233,13 +309,22 @@ static int conc__rw_unlock_read(struct conc__rwlock *l)
             return CONC_EPERM;
     } while (!atomic_compare_exchange_weak_explicit(&l->state, &v, v - 1, memory_order_seq_cst,
                                                     memory_order_relaxed));
-    conc__lock_release(l, CONC__LOCK_RWLOCK_READ);
+    if (diag)
+        conc__diag_lock_release(l, CONC__LOCK_RWLOCK_READ);
     if ((v & CONC__RW_READERS) != 1 || !conc__waitq_has_waiters(&l->q))
         return 0;
     conc__waitq_lock(&l->q);
     conc__rw_wake_writer(l);
     conc__waitq_unlock(&l->q);
     return 0;
+}
+
+__attribute__((noinline)) static int conc__rw_unlock_diag(struct conc__rwlock *l, uint32_t v)
+{
+    bool diag = !conc__waitq_pshared(&l->q);
+    if (v & CONC__RW_WRITER)
+        return conc__rw_unlock_write(l, diag);
+    return conc__rw_unlock_read(l, diag);
 }
 
 int conc_rwlock_unlock(conc_rwlock *lx)
@@ -249,7 +334,9 @@ int conc_rwlock_unlock(conc_rwlock *lx)
         return rc;
     struct conc__rwlock *l = conc__rwlock_of(lx);
     uint32_t v = atomic_load(&l->state);
+    if (conc__unlikely(conc__diag_any()))
+        return conc__rw_unlock_diag(l, v);
     if (v & CONC__RW_WRITER)
-        return conc__rw_unlock_write(l);
-    return conc__rw_unlock_read(l);
+        return conc__rw_unlock_write(l, false);
+    return conc__rw_unlock_read(l, false);
 }

@@ -13,9 +13,15 @@
  * may fit a smaller waiter that was skipped) before it sleeps again or times
  * out. So a waiter the value covers is never left asleep, and nothing is lost:
  * units are only ever held by the value or by the thread that took them.
+ *
+ * Diagnostics: only a semaphore created with opts.lock_like calls the lock
+ * hooks (hooks.h), as a lock (a counting semaphore has no owner and no
+ * order), and never a process-shared one; while every diagnostic is off an
+ * acquire or a release pays one relaxed load and a branch.
  */
 #include "deadline.h"
 #include "hooks.h"
+#include "lockdep.h"
 #include "sync_impl.h"
 
 #include <string.h>
@@ -25,7 +31,8 @@ static inline struct conc__sem *conc__sem_of(conc_sem *s)
     return (struct conc__sem *)(void *)s;
 }
 
-int conc_sem_init(conc_sem *sx, unsigned value, const conc_sem_opts *opts)
+/* The name in parentheses: conc_sem_init is also a macro (sync.h). */
+int(conc_sem_init_at)(conc_sem *sx, unsigned value, const conc_sem_opts *opts, const char *site)
 {
     if (!sx)
         return CONC_EINVAL;
@@ -36,8 +43,22 @@ int conc_sem_init(conc_sem *sx, unsigned value, const conc_sem_opts *opts)
     memset(s, 0, sizeof *s);
     atomic_store(&s->value, value);
     s->bound = bound;
-    conc__waitq_init(&s->q, opts && opts->pshared ? CONC__WQ_PSHARED : 0);
+    bool pshared = opts && opts->pshared, lock_like = opts && opts->lock_like;
+    conc__waitq_init(&s->q, (pshared ? CONC__WQ_PSHARED : 0) | (lock_like ? CONC__WQ_LOCKLIKE : 0));
+    if (lock_like)
+        conc__lockdep_on_init(sx, CONC__LOCK_SEM, opts->name, site, pshared);
     return 0;
+}
+
+int(conc_sem_init)(conc_sem *sx, unsigned value, const conc_sem_opts *opts)
+{
+    return conc_sem_init_at(sx, value, opts, 0);
+}
+
+/* Whether the lock hooks apply: a lock-like, in-process semaphore. */
+static inline bool conc__sem_hooked(struct conc__sem *s)
+{
+    return (conc__waitq_flags(&s->q) & (CONC__WQ_LOCKLIKE | CONC__WQ_PSHARED)) == CONC__WQ_LOCKLIKE;
 }
 
 int conc_sem_destroy(conc_sem *sx)
@@ -47,7 +68,10 @@ int conc_sem_destroy(conc_sem *sx)
     struct conc__sem *s = conc__sem_of(sx);
     if (conc__waitq_dead(&s->q))
         return CONC_EBADF;
-    return conc__waitq_kill(&s->q);
+    int rc = conc__waitq_kill(&s->q);
+    if (rc == 0)
+        conc__lockdep_on_destroy(s);
+    return rc;
 }
 
 static inline bool conc__sem_try(struct conc__sem *s, uint32_t n)
@@ -94,12 +118,14 @@ static bool conc__sem_ready(void *arg)
            conc__sem_try(w->s, w->n);
 }
 
-static int conc__sem_acquire_slow(struct conc__sem *s, uint32_t n, int64_t timeout)
+/* diag: the hooks are on for this acquisition (conc__sem_acquire_diag). */
+static int conc__sem_acquire_slow(struct conc__sem *s, uint32_t n, int64_t timeout, bool diag)
 {
     int64_t deadline = CONC__NO_DEADLINE;
     if (conc__deadline(timeout, &deadline) != 0)
         return CONC_EINVAL;
-    conc__lock_contended(s, CONC__LOCK_SEM);
+    if (diag)
+        conc__diag_lock_contended(s, CONC__LOCK_SEM);
     struct conc__waiter w;
     conc__waiter_init(&w, n, 0);
     int rc = 0;
@@ -128,6 +154,38 @@ static int conc__sem_acquire_slow(struct conc__sem *s, uint32_t n, int64_t timeo
     return rc;
 }
 
+static inline int conc__sem_acquire_core(struct conc__sem *s, uint32_t n, int64_t timeout,
+                                         bool diag)
+{
+    if (conc__likely(conc__sem_try(s, n)))
+        return 0;
+    if (timeout == 0)
+        return CONC_ETIMEDOUT;
+    struct conc__sem_want want = {s, n};
+    if (conc__spin_until(&s->q, conc__sem_ready, &want))
+        return 0;
+    return conc__sem_acquire_slow(s, n, timeout, diag);
+}
+
+/* Some diagnostic is on: a lock-like semaphore's acquisition with its hooks
+ * (hooks.h); a try (timeout 0) is recorded unchecked, and a refused one
+ * returns CONC_EDEADLK before any attempt. */
+__attribute__((noinline)) static int conc__sem_acquire_diag(struct conc__sem *s, uint32_t n,
+                                                            int64_t timeout)
+{
+    if (!conc__sem_hooked(s))
+        return conc__sem_acquire_core(s, n, timeout, false);
+    int rc = conc__diag_lock_acquire(s, CONC__LOCK_SEM, timeout == 0 ? CONC__LK_TRY : 0);
+    if (rc != 0)
+        return rc;
+    rc = conc__sem_acquire_core(s, n, timeout, true);
+    if (rc == 0)
+        conc__diag_lock_acquired(s, CONC__LOCK_SEM);
+    else
+        conc__diag_lock_failed(s, CONC__LOCK_SEM);
+    return rc;
+}
+
 int conc_sem_acquire_n(conc_sem *sx, int n, int64_t timeout)
 {
     if (!sx || n <= 0 || (timeout < 0 && timeout != CONC_FOREVER))
@@ -137,20 +195,21 @@ int conc_sem_acquire_n(conc_sem *sx, int n, int64_t timeout)
         return CONC_EBADF;
     if (s->bound && (unsigned)n > s->bound)
         return CONC_EINVAL; /* could never be satisfied */
-    (void)conc__lock_acquire(s, CONC__LOCK_SEM, 0);
-    if (conc__likely(conc__sem_try(s, (uint32_t)n)))
-        return 0;
-    if (timeout == 0)
-        return CONC_ETIMEDOUT;
-    struct conc__sem_want want = {s, (uint32_t)n};
-    if (conc__spin_until(&s->q, conc__sem_ready, &want))
-        return 0;
-    return conc__sem_acquire_slow(s, (uint32_t)n, timeout);
+    if (conc__unlikely(conc__diag_any()))
+        return conc__sem_acquire_diag(s, (uint32_t)n, timeout);
+    return conc__sem_acquire_core(s, (uint32_t)n, timeout, false);
 }
 
 int conc_sem_acquire(conc_sem *s, int64_t timeout)
 {
     return conc_sem_acquire_n(s, 1, timeout);
+}
+
+/* Some diagnostic is on: a lock-like semaphore was released. */
+__attribute__((noinline)) static void conc__sem_released_diag(struct conc__sem *s)
+{
+    if (conc__sem_hooked(s))
+        conc__diag_lock_release(s, CONC__LOCK_SEM);
 }
 
 int conc_sem_release_n(conc_sem *sx, int n)
@@ -168,7 +227,8 @@ int conc_sem_release_n(conc_sem *sx, int n)
             return CONC_EOVERFLOW;
     } while (!atomic_compare_exchange_weak_explicit(&s->value, &v, v + (uint32_t)n,
                                                     memory_order_seq_cst, memory_order_relaxed));
-    conc__lock_release(s, CONC__LOCK_SEM);
+    if (conc__unlikely(conc__diag_any()))
+        conc__sem_released_diag(s);
     if (!conc__waitq_has_waiters(&s->q))
         return 0;
     conc__waitq_lock(&s->q);

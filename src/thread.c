@@ -12,11 +12,16 @@
  * conc_thread_self() of a thread conc did not start adopts it: a handle that
  * cannot be joined, owned by a pthread key whose destructor frees it when the
  * thread exits.
+ *
+ * Every conc thread (and every adopted one) has a record in the diagnostics'
+ * registry (diag_thread.h): its name and tid for dumps and traces, and its
+ * lifetime, from start until its function returns.
  */
 #define _GNU_SOURCE
 #include "conc/thread.h"
 #include "conc/sync.h"
 #include "deadline.h"
+#include "diag_thread.h"
 #include "self.h"
 
 #include <errno.h>
@@ -46,6 +51,7 @@ struct conc_thread {
     conc_event done;     /* set when fn has returned */
     conc_mutex name_lock;
     char *name;          /* under name_lock; NULL: none */
+    struct conc__dthread *diag; /* under name_lock: its diagnostics record */
 };
 
 static CONC__TLS conc_thread *conc__thread_current;
@@ -88,11 +94,19 @@ static void *conc__thread_main(void *arg)
     conc_thread *t = arg;
     conc__thread_current = t;
     atomic_store(&t->tid, (int64_t)conc__tid());
+    conc__dthread_begin();
     conc_mutex_lock(&t->name_lock);
-    if (t->name)
+    t->diag = conc__dt_tls;
+    if (t->name) {
         conc__thread_os_name(t, t->name);
+        conc__dthread_name(t->diag, t->name);
+    }
     conc_mutex_unlock(&t->name_lock);
     t->status = t->fn(t->arg);
+    conc_mutex_lock(&t->name_lock);
+    t->diag = NULL;
+    conc_mutex_unlock(&t->name_lock);
+    conc__dthread_end();
     conc__thread_current = NULL;
     conc_event_set(&t->done);
     conc__thread_unref(t);
@@ -257,6 +271,7 @@ conc_thread *conc_thread_self(void)
         return NULL;
     }
     conc__thread_current = t;
+    t->diag = conc__dthread_self(); /* named as the OS names it */
     return t;
 }
 
@@ -293,6 +308,7 @@ int conc_thread_set_name(conc_thread *t, const char *name)
     free(t->name);
     t->name = copy;
     conc__thread_os_name(t, copy);
+    conc__dthread_name(t->diag, copy);
     conc_mutex_unlock(&t->name_lock);
     return 0;
 }

@@ -56,19 +56,35 @@ typedef enum conc_lockdep_mode {
  * acquired" edges between their classes; the first acquisition that would
  * close a cycle is reported before it can deadlock — both orders, the lock
  * names, the threads, and the call stacks where each order was first seen.
- * Locking a non-recursive mutex its owner holds is reported too. A trylock
- * cannot deadlock: it is recorded as held, never checked. Returns 0 or
- * CONC_EINVAL (unknown mode). */
+ * Locking a non-recursive mutex its owner holds is reported too (once per
+ * class), as is write-locking an rwlock one holds for reading; read after
+ * read of one rwlock is not. A trylock cannot deadlock: it is recorded as
+ * held, never checked. A recursive mutex orders only its outermost
+ * acquisition. In LOG mode a cycle is reported once (its order is then
+ * known); in ERROR mode the refused order stays refused, reported once.
+ *
+ * Held locks belong to the execution context that took them: a pool task
+ * helped in on a waiting worker does not hold the worker's locks. Two locks
+ * of one class nested are not judged (their order, by address say, is the
+ * program's own), nor is a read lock unlocked by another thread than its
+ * taker (the taker still counts it held). Locks taken while checking was
+ * off are forgotten when it is switched on. Init sites (sync.h) are
+ * recorded only while checking is on: switch it on (CONC_LOCKDEP, or this
+ * call at the start of main) before the locks are initialised.
+ *
+ * Returns 0 or CONC_EINVAL (unknown mode). */
 CONC_API int conc_lockdep_set_mode(conc_lockdep_mode mode);
 CONC_API conc_lockdep_mode conc_lockdep_get_mode(void);
-/* How many lock-order reports have been made. */
+/* How many lock-order reports have been made (since the last reset). */
 CONC_API uint64_t conc_lockdep_reports(void);
-/* Forgets every recorded order (for tests; locks held now stay held). */
+/* Forgets every recorded order and zeroes the report count (for tests).
+ * Locks held now stay held; names given stay. */
 CONC_API int conc_lockdep_reset(void);
 
 /* Names the class of the lock at `lock` (any conc lock): locks given the
- * same name are one class. name is copied. Returns 0, CONC_EINVAL,
- * CONC_ENOMEM. */
+ * same name are one class, as with opts.name at init. name is copied, and
+ * kept until the lock is destroyed or initialised again. Returns 0,
+ * CONC_EINVAL, CONC_ENOMEM. */
 CONC_API int conc_lock_set_name(const void *lock, const char *name);
 
 /* ---- lock statistics (contention and starvation) ---- */

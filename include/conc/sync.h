@@ -16,6 +16,16 @@
  * shared memory (mmap MAP_SHARED): its waiters sleep on shared futexes. It
  * holds no pointer to process-local memory.
  *
+ * Lock classes (lock-order checking, conc/debug.h): conc_mutex_init,
+ * conc_rmutex_init, conc_rwlock_init and conc_sem_init are macros that pass
+ * their call site ("file.c:42") to the conc_X_init_at functions, and the site
+ * names the lock's class: every lock initialised on that line is one class.
+ * opts.name, where given, names the class instead (locks with one name are
+ * one class); a statically initialised lock's class is its address. Calling
+ * the function itself, (conc_mutex_init)(&m, &opts), gives no site. A site is
+ * recorded only while lock-order checking is on; a name always. Neither is
+ * kept in the lock's own memory.
+ *
  * Timeouts are nanoseconds, relative (base.h): CONC_FOREVER blocks, 0 never
  * blocks, and a wait that runs out returns CONC_ETIMEDOUT. Every function is
  * thread-safe. NULL objects and negative timeouts other than CONC_FOREVER are
@@ -50,12 +60,16 @@ typedef struct conc_mutex {
 #define CONC_MUTEX_INIT {{0}}
 
 typedef struct conc_mutex_opts {
-    bool pshared; /* usable from several processes in shared memory */
-    bool fair;    /* FIFO hand-off instead of barging */
+    bool pshared;     /* usable from several processes in shared memory */
+    bool fair;        /* FIFO hand-off instead of barging */
+    const char *name; /* the lock's class name for lock-order checking; copied */
 } conc_mutex_opts;
 
-/* Returns 0, CONC_EINVAL (NULL m) or CONC_ENOTSUP (pshared with fair). */
+/* Returns 0, CONC_EINVAL (NULL m) or CONC_ENOTSUP (pshared with fair). The
+ * conc_mutex_init macro (below) passes its call site to conc_mutex_init_at:
+ * the lock's class when opts gives no name. site may be NULL. */
 CONC_API int conc_mutex_init(conc_mutex *m, const conc_mutex_opts *opts);
+CONC_API int conc_mutex_init_at(conc_mutex *m, const conc_mutex_opts *opts, const char *site);
 /* Returns 0, CONC_EBUSY if locked or waited on, CONC_EBADF if already destroyed. */
 CONC_API int conc_mutex_destroy(conc_mutex *m);
 /* Blocks until the mutex is ours. Returns 0, CONC_EDEADLK if the caller holds
@@ -82,9 +96,11 @@ typedef struct conc_rmutex {
 typedef struct conc_rmutex_opts {
     bool pshared;
     bool fair;
+    const char *name; /* class name for lock-order checking; copied */
 } conc_rmutex_opts;
 
 CONC_API int conc_rmutex_init(conc_rmutex *m, const conc_rmutex_opts *opts);
+CONC_API int conc_rmutex_init_at(conc_rmutex *m, const conc_rmutex_opts *opts, const char *site);
 CONC_API int conc_rmutex_destroy(conc_rmutex *m);
 /* Returns 0, CONC_EAGAIN if the depth would pass UINT32_MAX, CONC_EBADF,
  * CONC_EINVAL; the timed form also CONC_ETIMEDOUT. */
@@ -157,12 +173,19 @@ typedef struct conc_sem {
 
 typedef struct conc_sem_opts {
     bool pshared;
-    unsigned bound; /* 0: unbounded; else the value may never exceed it */
+    unsigned bound;   /* 0: unbounded; else the value may never exceed it */
+    /* Used as a lock (acquired and released by the same thread or task, as a
+     * binary semaphore guarding data): lock-order checking then treats it as
+     * one. A counting semaphore has no owner, so it stays out otherwise. */
+    bool lock_like;
+    const char *name; /* class name for lock-order checking; copied */
 } conc_sem_opts;
 
 /* Returns 0, CONC_EINVAL (NULL s, value above the bound or above
  * CONC_SEM_VALUE_MAX). A value of 0 is valid, as in Python. */
 CONC_API int conc_sem_init(conc_sem *s, unsigned value, const conc_sem_opts *opts);
+CONC_API int conc_sem_init_at(conc_sem *s, unsigned value, const conc_sem_opts *opts,
+                              const char *site);
 CONC_API int conc_sem_destroy(conc_sem *s);
 /* Takes 1. Returns 0, CONC_ETIMEDOUT, CONC_EBADF, CONC_EINVAL. */
 CONC_API int conc_sem_acquire(conc_sem *s, int64_t timeout);
@@ -272,9 +295,11 @@ typedef struct conc_rwlock {
 
 typedef struct conc_rwlock_opts {
     bool pshared;
+    const char *name; /* class name for lock-order checking; copied */
 } conc_rwlock_opts;
 
 CONC_API int conc_rwlock_init(conc_rwlock *l, const conc_rwlock_opts *opts);
+CONC_API int conc_rwlock_init_at(conc_rwlock *l, const conc_rwlock_opts *opts, const char *site);
 /* Errors of the lock calls: CONC_ETIMEDOUT (timed forms), CONC_EDEADLK (the
  * writer locks again), CONC_EAGAIN (2^30 - 1 readers hold it already),
  * CONC_EBADF, CONC_EINVAL. */
@@ -286,6 +311,17 @@ CONC_API int conc_rwlock_timedwrlock(conc_rwlock *l, int64_t timeout);
 /* Releases a read or the write lock. CONC_EPERM if unlocked, or write-locked
  * by another thread. Which reader unlocks is not tracked. */
 CONC_API int conc_rwlock_unlock(conc_rwlock *l);
+
+/* ====================================================== init-site classes
+ * The init calls pass their call site (see the top of this file). Variadic,
+ * so that options written as a compound literal with commas pass whole. */
+#define CONC__STR_(x) #x
+#define CONC__STR(x) CONC__STR_(x)
+#define CONC__SITE __FILE__ ":" CONC__STR(__LINE__)
+#define conc_mutex_init(m, ...) conc_mutex_init_at((m), (__VA_ARGS__), CONC__SITE)
+#define conc_rmutex_init(m, ...) conc_rmutex_init_at((m), (__VA_ARGS__), CONC__SITE)
+#define conc_rwlock_init(l, ...) conc_rwlock_init_at((l), (__VA_ARGS__), CONC__SITE)
+#define conc_sem_init(s, value, ...) conc_sem_init_at((s), (value), (__VA_ARGS__), CONC__SITE)
 
 #ifdef __cplusplus
 }
