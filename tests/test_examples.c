@@ -14,9 +14,21 @@
  * one at a time); its map must give every result in index order with the
  * right sum; its as_completed must yield every task exactly once, each with
  * its own sleep; and its fork-join must compute the right fib on one worker.
+ * ex6's fixed tellers must balance to the unit, its broken ones must pay out
+ * at least the account; ThreadSanitizer must report the broken race (naming
+ * the function and the variable) and find nothing in the fixed one — a
+ * TSan-built ex6, ex6_race_tsan in the optimised build and ex6 itself in the
+ * thread build; the address build skips this. The lock-order checker must
+ * refuse ex6's inverted transfer with EDEADLK and report the cycle, and the
+ * ordered transfers must run both ways at once with no report and no money
+ * lost; the lock-step livelock must be caught at its bound with nothing done,
+ * and random back-off must finish the work with the counts adding up; every
+ * attempt of the starved thread must end, and the lock statistics, where on,
+ * must count every acquisition; with no argument ex6 must run every demo but
+ * the racy one.
  * How many updates the unlocked counter loses, how often ex3's producers
- * waited for room, ex4's speed-ups and the order as_completed yielded in are
- * printed, never asserted.
+ * waited for room, ex4's speed-ups, the order as_completed yielded in and
+ * ex6's waits are printed, never asserted.
  */
 #include "test.h"
 
@@ -31,11 +43,10 @@
 
 #define OUT_MAX 16384
 
-/* Runs CONC_EXAMPLES_DIR/name with args; fills out, returns the wait status. */
-static int run_example(const char *name, const char *args, char *out, size_t size)
+/* Runs the shell command cmd; fills out with its standard output, returns
+ * the wait status. */
+static int run_command(const char *cmd, char *out, size_t size)
 {
-    char cmd[1024];
-    snprintf(cmd, sizeof cmd, "'%s/%s' %s", CONC_EXAMPLES_DIR, name, args);
     FILE *p = popen(cmd, "r");
     assert_non_null(p);
     size_t len = 0, n;
@@ -48,6 +59,14 @@ static int run_example(const char *name, const char *args, char *out, size_t siz
     int st = pclose(p);
     print_message("%s", out);
     return st;
+}
+
+/* Runs CONC_EXAMPLES_DIR/name with args; fills out, returns the wait status. */
+static int run_example(const char *name, const char *args, char *out, size_t size)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "'%s/%s' %s", CONC_EXAMPLES_DIR, name, args);
+    return run_command(cmd, out, size);
 }
 
 /* The line of out that starts with prefix, or NULL. */
@@ -363,7 +382,285 @@ static void ex4_pool_results_right(void **state)
     assert_non_null(find_line(out, "ok\n"));
 }
 
+/* ---- ex6: the classic bugs ---- */
+
+/* Checks the race's lines: the account, what was paid out, the balance.
+ * Returns the amount paid out; *final gets the final balance. */
+static long ex6_parse_race(const char *out, long opening, long *final)
+{
+    char want[96];
+    snprintf(want, sizeof want, "account of %ld, 2 tellers paying out 1 at a time", opening);
+    assert_non_null(find_line(out, want));
+    const char *line = find_line(out, "paid out ");
+    assert_non_null(line);
+    long paid, t1, t2;
+    assert_int_equal(sscanf(line, "paid out %ld (teller-1 %ld, teller-2 %ld), final balance %ld",
+                            &paid, &t1, &t2, final),
+                     4);
+    assert_int_equal(t1 + t2, paid);
+    return paid;
+}
+
+static void ex6_race_fixed_balances_exactly(void **state)
+{
+    (void)state;
+    static char out[OUT_MAX];
+    long opening = conc_test_scaled(1000000, 20000);
+    char args[64];
+    snprintf(args, sizeof args, "race-fixed %ld", opening);
+    assert_exited_zero(run_example("ex6_race_conditions", args, out, sizeof out));
+    long final;
+    assert_int_equal(ex6_parse_race(out, opening, &final), opening);
+    assert_int_equal(final, 0);
+    assert_non_null(find_line(out, "the books balance\n"));
+    assert_non_null(find_line(out, "ok\n"));
+}
+
+/* The broken tellers, run as they are (not under TSan: in the thread build
+ * that is the next test). What goes wrong varies; what cannot happen is that
+ * less is paid out than the account held, or that the balance stays
+ * positive: a stale write can raise the balance (money out of thin air),
+ * each payment lowers it by one at most, and a teller stops only when it
+ * sees less than 1. */
+static void ex6_race_broken_pays_out_at_least_the_account(void **state)
+{
+    (void)state;
+#ifdef CONC_EX6_TSAN_IS_EX6
+    skip(); /* ex6 is instrumented here: the TSan tests run it */
+#else
+    static char out[OUT_MAX];
+    long opening = conc_test_scaled(20000000, 1000000);
+    char args[64];
+    snprintf(args, sizeof args, "race-broken %ld", opening);
+    assert_exited_zero(run_example("ex6_race_conditions", args, out, sizeof out));
+    long final, paid = ex6_parse_race(out, opening, &final);
+    assert_true(paid >= opening);
+    assert_true(final <= 0);
+    if (paid == opening && final == 0) {
+        assert_non_null(find_line(out, "lucky: nothing went wrong this time"));
+    } else {
+        long extra;
+        const char *line = find_line(out, "the books do NOT balance: ");
+        assert_non_null(line);
+        assert_int_equal(sscanf(line, "the books do NOT balance: %ld paid out", &extra), 1);
+        assert_int_equal(extra, paid - opening);
+    }
+    print_message("broken tellers paid out %ld of %ld, final balance %ld\n", paid, opening, final);
+#endif
+}
+
+#ifdef CONC_EX6_TSAN
+/* Runs the TSan-built ex6 (CONC_EX6_TSAN) with args, standard error into out. */
+static int run_ex6_tsan(const char *args, char *out, size_t size)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "TSAN_OPTIONS='exitcode=66 halt_on_error=1' '%s' %s 2>&1",
+             CONC_EX6_TSAN, args);
+    return run_command(cmd, out, size);
+}
+#endif
+
+/* ThreadSanitizer finds the race: it stops the broken tellers with a data
+ * race report that names the function and the variable. */
+static void ex6_tsan_reports_the_broken_race(void **state)
+{
+    (void)state;
+#ifndef CONC_EX6_TSAN
+    skip(); /* the address build: ASan and TSan cannot be mixed */
+#else
+    static char out[OUT_MAX];
+    int st = run_ex6_tsan("race-broken", out, sizeof out);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 66);
+    assert_non_null(strstr(out, "WARNING: ThreadSanitizer: data race"));
+    assert_non_null(strstr(out, "teller_broken"));
+    assert_non_null(strstr(out, "Location is global 'balance'"));
+    assert_null(strstr(out, "\nok\n")); /* halted at the report */
+#endif
+}
+
+/* ... and finds nothing in the fixed ones, which balance exactly. */
+static void ex6_tsan_fixed_race_is_clean(void **state)
+{
+    (void)state;
+#ifndef CONC_EX6_TSAN
+    skip();
+#else
+    static char out[OUT_MAX];
+    long opening = 50000;
+    char args[64];
+    snprintf(args, sizeof args, "race-fixed %ld", opening);
+    assert_exited_zero(run_ex6_tsan(args, out, sizeof out));
+    assert_null(strstr(out, "ThreadSanitizer"));
+    long final;
+    assert_int_equal(ex6_parse_race(out, opening, &final), opening);
+    assert_int_equal(final, 0);
+    assert_non_null(find_line(out, "ok\n"));
+#endif
+}
+
+/* The checker refuses the inverted order (run after the first, so that it
+ * could not have hung) with EDEADLK and a report of the cycle; the ordered
+ * transfers then run both ways at once with no report, money conserved. */
+static void ex6_deadlock_refused_then_fixed(void **state)
+{
+    (void)state;
+    static char out[OUT_MAX];
+    assert_exited_zero(run_example("ex6_race_conditions", "deadlock", out, sizeof out));
+    assert_non_null(find_line(out, "alice-to-bob: OK\n"));
+    assert_non_null(find_line(out, "bob-to-alice: EDEADLK\n"));
+    assert_non_null(find_line(out, "  | conc lockdep: possible deadlock: lock-order cycle\n"));
+    const char *line = find_line(out, "  |   thread \"bob-to-alice\"");
+    assert_non_null(line);
+    assert_non_null(strstr(line, "acquires \"account alice\""));
+    line = find_line(out, "  |   while holding \"account bob\"");
+    assert_non_null(line);
+    line = find_line(out, "  |   order \"account alice\"");
+    assert_non_null(line);
+    assert_non_null(strstr(line, "first seen in thread \"alice-to-bob\""));
+    assert_non_null(
+        find_line(out, "  |   cycle: \"account bob\" -> \"account alice\" -> \"account bob\"\n"));
+    line = find_line(out, "20000 transfers each way at the same time: ");
+    assert_non_null(line);
+    assert_non_null(strstr(line, ": OK, OK; new reports: 0\n"));
+    assert_non_null(find_line(out, "money before 2000, after 2000\n"));
+    assert_non_null(find_line(out, "ok\n"));
+}
+
+struct ex6_polite {
+    long steps, made[2], failed[2], sat_out[2];
+};
+
+static void ex6_parse_polite(const char *out, struct ex6_polite *p)
+{
+    const char *line = strstr(out, " steps in ");
+    assert_non_null(line);
+    while (line > out && line[-1] != '\n')
+        line--;
+    double ms;
+    int want0, want1;
+    assert_int_equal(sscanf(line,
+                            "%ld steps in %lf ms: transfers made %ld + %ld of %d + %d; failed "
+                            "attempts %ld + %ld; steps sat out %ld + %ld",
+                            &p->steps, &ms, &p->made[0], &p->made[1], &want0, &want1, &p->failed[0],
+                            &p->failed[1], &p->sat_out[0], &p->sat_out[1]),
+                     10);
+    assert_int_equal(want0, 1000); /* the example's WORK_EACH */
+    assert_int_equal(want1, 1000);
+}
+
+/* Broken: in lock step, every attempt collides, so both threads fail every
+ * step, never sit out, and make nothing; the bound calls it a livelock. */
+static void ex6_livelock_caught_by_the_bound(void **state)
+{
+    (void)state;
+    static char out[OUT_MAX];
+    assert_exited_zero(run_example("ex6_race_conditions", "livelock-broken", out, sizeof out));
+    struct ex6_polite p;
+    ex6_parse_polite(out, &p);
+    assert_int_equal(p.steps, 10000); /* the example's LIVELOCK_BOUND */
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(p.made[i], 0);
+        assert_int_equal(p.failed[i], 10000);
+        assert_int_equal(p.sat_out[i], 0);
+    }
+    assert_non_null(find_line(out, "livelock: 10000 steps in a row without progress, 20000 "
+                                   "polite retries"));
+    assert_null(find_line(out, "done: "));
+    assert_non_null(find_line(out, "ok\n"));
+}
+
+/* Fixed: every transfer made. An attempt fails only when both threads try
+ * in one step, so both count the same failures, and each step carries at
+ * most one transfer: steps >= transfers + collisions. */
+static void ex6_livelock_fixed_by_random_backoff(void **state)
+{
+    (void)state;
+    static char out[OUT_MAX];
+    assert_exited_zero(run_example("ex6_race_conditions", "livelock-fixed", out, sizeof out));
+    struct ex6_polite p;
+    ex6_parse_polite(out, &p);
+    assert_int_equal(p.made[0], 1000);
+    assert_int_equal(p.made[1], 1000);
+    assert_int_equal(p.failed[0], p.failed[1]);
+    assert_true(p.steps >= 2000 + p.failed[0]);
+    assert_true(p.sat_out[0] + p.sat_out[1] > 0); /* it backed off */
+    assert_non_null(find_line(out, "done: every transfer made\n"));
+    assert_null(find_line(out, "livelock: "));
+    assert_non_null(find_line(out, "ok\n"));
+    print_message("random back-off: %ld steps, %ld collisions\n", p.steps, p.failed[0]);
+}
+
+/* Both mutexes: every one of the occasional thread's 40 attempts ends (got
+ * it or gave up); where the lock statistics are on, they count exactly the
+ * acquisitions made. The waits are printed, never compared. */
+static void ex6_starvation_waits_measured(void **state)
+{
+    (void)state;
+    static char out[OUT_MAX];
+    assert_exited_zero(run_example("ex6_race_conditions", "starvation", out, sizeof out));
+    static const char *const modes[] = {"default: ", "fair:    "};
+    for (int m = 0; m < 2; m++) {
+        const char *line = find_line(out, modes[m]);
+        assert_non_null(line);
+        double worst, mean, rate, longest;
+        int got, needs, gave_up;
+        long long cap;
+        long hammered;
+        assert_int_equal(sscanf(line + 9,
+                                " worst wait %lf ms, mean %lf ms; %d of %d got it, %d gave up "
+                                "after %lld ms; the hammer locked it %ld times (%lf a ms)",
+                                &worst, &mean, &got, &needs, &gave_up, &cap, &hammered, &rate),
+                         8);
+        assert_int_equal(needs, 40);
+        assert_int_equal(got + gave_up, needs);
+        assert_true(worst >= mean && mean >= 0);
+        assert_true(hammered > 0);
+        const char *stats = find_line(next_line(line), "          lock statistics: ");
+        if (stats && stats == next_line(line)) {
+            unsigned long long contended, acquired;
+            assert_int_equal(sscanf(stats,
+                                    "          lock statistics: %llu of %llu acquisitions "
+                                    "waited, the longest %lf ms",
+                                    &contended, &acquired, &longest),
+                             3);
+            assert_int_equal(acquired, (unsigned long long)(hammered + got));
+            assert_true(contended <= acquired);
+        }
+        print_message("%sworst wait %.3f ms, %d gave up\n", modes[m], worst, gave_up);
+    }
+    assert_non_null(find_line(out, "ok\n"));
+}
+
+/* No argument: every safe demonstration, and never the racy one. */
+static void ex6_no_argument_runs_the_safe_demos(void **state)
+{
+    (void)state;
+    static char out[OUT_MAX];
+    char args[32];
+    snprintf(args, sizeof args, "all %ld", conc_test_scaled(1000000, 20000));
+    assert_exited_zero(run_example("ex6_race_conditions", args, out, sizeof out));
+    static const char *const shown[] = {"== race-fixed: ", "== deadlock: ", "== livelock-broken: ",
+                                        "== livelock-fixed: ", "== starvation: "};
+    for (int i = 0; i < 5; i++)
+        assert_non_null(find_line(out, shown[i]));
+    assert_null(find_line(out, "== race-broken"));
+    assert_non_null(find_line(out, "ok\n"));
+    int st = run_example("ex6_race_conditions", "no-such-bug 2>/dev/null", out, sizeof out);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 2);
+}
+
 CONC_TEST_MAIN(cmocka_unit_test(ex1_joins_show_status_and_timeout),
                cmocka_unit_test(ex2_locked_counts_exact_unlocked_consistent),
                cmocka_unit_test(ex3_every_item_delivered_exactly_once),
-               cmocka_unit_test(ex4_pool_results_right), )
+               cmocka_unit_test(ex4_pool_results_right),
+               cmocka_unit_test(ex6_race_fixed_balances_exactly),
+               cmocka_unit_test(ex6_race_broken_pays_out_at_least_the_account),
+               cmocka_unit_test(ex6_tsan_reports_the_broken_race),
+               cmocka_unit_test(ex6_tsan_fixed_race_is_clean),
+               cmocka_unit_test(ex6_deadlock_refused_then_fixed),
+               cmocka_unit_test(ex6_livelock_caught_by_the_bound),
+               cmocka_unit_test(ex6_livelock_fixed_by_random_backoff),
+               cmocka_unit_test(ex6_starvation_waits_measured),
+               cmocka_unit_test(ex6_no_argument_runs_the_safe_demos), )

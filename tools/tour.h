@@ -29,6 +29,13 @@ uint64_t tour_count_primes(uint32_t lo, uint32_t hi);
  * thread on this machine, at most max. */
 uint32_t tour_prime_span(uint32_t lo, int64_t target_ns, uint32_t max);
 
+/* Runs the parallelism chapter's three ways again on short jobs (about
+ * job_ms each) while recording a timeline into path (conc/debug.h's trace):
+ * each way and each job is a span. *njobs gets how many jobs each way ran.
+ * Returns 0, or the error of conc_trace_start / conc_trace_stop (CONC_ENOSYS
+ * where traces are not in the build). */
+int tour_parallelism_trace(const char *path, int job_ms, int *njobs);
+
 int tour_main(int argc, char **argv);
 
 extern const struct tour_chapter tour_parallelism;
@@ -38,5 +45,6 @@ extern const struct tour_chapter tour_locks;
 extern const struct tour_chapter tour_semaphores;
 extern const struct tour_chapter tour_queues;
 extern const struct tour_chapter tour_pools;
+extern const struct tour_chapter tour_bugs;
 
 #endif

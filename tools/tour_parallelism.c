@@ -5,6 +5,11 @@
  * a single core, so they take turns (concurrency without parallelism); and on
  * one thread each, free to spread over every core (parallelism). The wall
  * times, CPU times and the scheduler's involuntary switches tell them apart.
+ *
+ * tour_parallelism_trace (for the bugs chapter) runs the three ways again on
+ * short jobs while recording a timeline: each way and each job a span, each
+ * job thread named, so that the trace shows the jobs one after another, then
+ * overlapping but stretched on one core, then side by side.
  */
 #define _GNU_SOURCE
 #include "tour.h"
@@ -20,6 +25,17 @@ struct job {
     uint32_t primes;
 };
 
+/* The first CPU this process may run on: "one core" must be one it has. */
+static int first_allowed_cpu(void)
+{
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0)
+        for (int c = 0; c < CPU_SETSIZE; c++)
+            if (CPU_ISSET(c, &set))
+                return c;
+    return 0;
+}
+
 static int run_job(void *arg)
 {
     struct job *j = arg;
@@ -29,7 +45,9 @@ static int run_job(void *arg)
         CPU_SET(j->pin_cpu, &one);
         sched_setaffinity(0, sizeof one, &one);
     }
+    conc_trace_begin("count primes"); /* a no-op unless tracing */
     j->primes = (uint32_t)tour_count_primes(j->lo, j->hi);
+    conc_trace_end();
     return 0;
 }
 
@@ -62,8 +80,12 @@ static int run_jobs(struct job *jobs, int njobs, int threads, int pin_cpu, struc
             run_job(&jobs[i]);
     } else {
         int started = 0;
-        for (; started < njobs && rc == 0; started++)
-            rc = conc_thread_start(&t[started], run_job, &jobs[started], NULL);
+        for (; started < njobs && rc == 0; started++) {
+            char name[16];
+            snprintf(name, sizeof name, "job %d", started);
+            conc_thread_opts opts = {.name = name};
+            rc = conc_thread_start(&t[started], run_job, &jobs[started], &opts);
+        }
         if (rc != 0)
             started--;
         for (int i = 0; i < started; i++) {
@@ -81,6 +103,42 @@ static int run_jobs(struct job *jobs, int njobs, int threads, int pin_cpu, struc
     return rc;
 }
 
+static const char *const way_names[] = {"one thread, jobs in turn", "threads on 1 core",
+                                        "threads on all cores"};
+
+/* Two jobs a CPU (at least 4, at most 64), of about target_ns each. */
+static int make_jobs(struct job *jobs, int64_t target_ns)
+{
+    int cpus = conc_cpu_count();
+    int njobs = cpus < 2 ? 4 : 2 * cpus;
+    if (njobs > 64)
+        njobs = 64;
+    const uint32_t base = 1000000;
+    uint32_t span = tour_prime_span(base, target_ns, 100000000u);
+    for (int i = 0; i < njobs; i++) {
+        jobs[i].lo = base + (uint32_t)i * span;
+        jobs[i].hi = jobs[i].lo + span;
+    }
+    return njobs;
+}
+
+int tour_parallelism_trace(const char *path, int job_ms, int *njobs)
+{
+    struct job jobs[64];
+    *njobs = make_jobs(jobs, job_ms * CONC_NSEC_PER_MSEC);
+    int rc = conc_trace_start(path, 0);
+    if (rc != 0)
+        return rc;
+    struct run_result r;
+    for (int m = 0; m < 3 && rc == 0; m++) {
+        conc_trace_begin(way_names[m]);
+        rc = run_jobs(jobs, *njobs, m == 0 ? 0 : *njobs, m == 1 ? first_allowed_cpu() : -1, &r);
+        conc_trace_end();
+    }
+    int stop = conc_trace_stop();
+    return rc ? rc : stop;
+}
+
 static int parallelism_run(void)
 {
     tour_paragraph(
@@ -93,24 +151,15 @@ static int parallelism_run(void)
         "switching between them), then on one thread each across every core (parallel).");
 
     int cpus = conc_cpu_count();
-    int njobs = cpus < 2 ? 4 : 2 * cpus;
-    if (njobs > 64)
-        njobs = 64;
     tour_progress("calibrating the job size");
-    const uint32_t base = 1000000;
-    uint32_t span = tour_prime_span(base, 60 * 1000000LL, 100000000u); /* ~60 ms a job */
     struct job jobs[64];
-    for (int i = 0; i < njobs; i++) {
-        jobs[i].lo = base + (uint32_t)i * span;
-        jobs[i].hi = jobs[i].lo + span;
-    }
+    int njobs = make_jobs(jobs, 60 * CONC_NSEC_PER_MSEC); /* ~60 ms a job */
 
-    static const char *const names[] = {"one thread, jobs in turn", "threads on 1 core",
-                                        "threads on all cores"};
+    const char *const *names = way_names;
     struct run_result r[3];
     for (int m = 0; m < 3; m++) {
         tour_progress("measuring: %s [%d/3]", names[m], m + 1);
-        int rc = run_jobs(jobs, njobs, m == 0 ? 0 : njobs, m == 1 ? 0 : -1, &r[m]);
+        int rc = run_jobs(jobs, njobs, m == 0 ? 0 : njobs, m == 1 ? first_allowed_cpu() : -1, &r[m]);
         if (rc != 0)
             return rc;
     }
