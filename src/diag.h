@@ -35,9 +35,15 @@ enum conc__lock_kind {
 /* Hidden: the fast paths load it straight, not through the GOT. */
 extern _Atomic uint32_t conc__diag_flags __attribute__((visibility("hidden")));
 
+/* CONC_NO_DIAG (a CMake option, for measuring only) compiles every hook
+ * out: bench/callgrind_diag.sh counts what the hooks cost while off. */
 static inline bool conc__diag_any(void)
 {
+#ifdef CONC_NO_DIAG
+    return false;
+#else
     return atomic_load_explicit(&conc__diag_flags, memory_order_relaxed) != 0;
+#endif
 }
 
 static inline bool conc__diag_on(uint32_t bits)

@@ -984,6 +984,24 @@ void conc__lockdep_forget(const void *lock)
     pthread_mutex_unlock(&ld_mu);
 }
 
+/* For lock statistics and the watchdog (lockstat.c): the name or init site
+ * of lock's class, copied into buf; 1, or 0 when it has none. */
+__attribute__((visibility("hidden"))) int conc__lock_class_name(const void *lock, char *buf,
+                                                                size_t size)
+{
+    if (!atomic_load_explicit(&conc__lockdep_used, memory_order_relaxed) || size == 0)
+        return 0;
+    int found = 0;
+    pthread_mutex_lock(&ld_mu);
+    struct ld_lockent *e = ld_table_find(&ld_locks, &ld_lockent_ops, (uintptr_t)lock);
+    if (e) {
+        snprintf(buf, size, "%s", e->key->str);
+        found = 1;
+    }
+    pthread_mutex_unlock(&ld_mu);
+    return found;
+}
+
 int conc_lock_set_name(const void *lock, const char *name)
 {
     if (!lock || !name)

@@ -191,8 +191,9 @@ static unsigned conc__mutex_lk_flags(int64_t timeout)
 
 /* The fast path's compare-and-swap failed: the hooks around the wait when a
  * diagnostic is on (hooks.h), the wait alone otherwise. */
-static int conc__mutex_lock_slow(struct conc__mutex *m, int64_t timeout, int64_t deadline,
-                                 enum conc__lock_kind kind)
+__attribute__((noinline)) static int conc__mutex_lock_slow(struct conc__mutex *m,
+                                                          int64_t timeout, int64_t deadline,
+                                                          enum conc__lock_kind kind)
 {
     if (conc__likely(!conc__diag_any()) || conc__waitq_pshared(&m->q))
         return conc__mutex_lock_wait(m, timeout, deadline, kind, false);
@@ -252,7 +253,9 @@ __attribute__((noinline)) static int conc__mutex_locked_rare(struct conc__mutex 
  * under the sanitizers, a relaxed load and an or. */
 static inline bool conc__diag_or(uint32_t v)
 {
-#if defined(__x86_64__) && defined(__GCC_ASM_FLAG_OUTPUTS__) && !CONC__SANITIZED
+#if defined(CONC_NO_DIAG)
+    return v != 0;
+#elif defined(__x86_64__) && defined(__GCC_ASM_FLAG_OUTPUTS__) && !CONC__SANITIZED
     bool nonzero;
     __asm__("orl %2, %0" : "+r"(v), "=@ccnz"(nonzero) : "m"(conc__diag_flags));
     return nonzero;
