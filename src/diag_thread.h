@@ -66,6 +66,7 @@ struct conc__dthread {
     uint32_t tid;
     uintptr_t tp;             /* the thread pointer: conc__self() outside tasks */
     struct conc_future *const *task_slot; /* &conc__task_self of the thread (dumps read it) */
+    _Atomic(const void *) *parked_slot;   /* &conc__parked_on of the thread (wait.h) */
 
     /* ---- the watch part: written by the thread, read by others ---- */
     _Atomic uint32_t watch_epoch; /* the lists below belong to this epoch */

@@ -111,8 +111,10 @@ static int conc__mutex_lock_word(struct conc__mutex *m, int64_t deadline)
             return 0;
         if (timed_out)
             return CONC_ETIMEDOUT;
+        conc__note_parked(m);
         timed_out = conc__futex_wait(&m->word, CONC__M_CONTENDED, deadline, shared) ==
                     CONC_ETIMEDOUT;
+        conc__note_parked(NULL);
     }
 }
 

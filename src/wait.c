@@ -225,7 +225,9 @@ uint32_t conc__waitq_sleep_unlocked(struct conc__waitq *q, struct conc__waiter *
     if (conc__waitq_pshared(q)) {
         uint32_t snapshot = atomic_load_explicit(&q->seq, memory_order_relaxed);
         conc__waitq_unlock(q);
+        conc__note_parked(q);
         int rc = conc__futex_wait(&q->seq, snapshot, deadline, true);
+        conc__note_parked(NULL);
         return rc == CONC_ETIMEDOUT ? CONC__W_TIMED_OUT : CONC__W_WOKEN;
     }
     atomic_store_explicit(&w->state, CONC__W_WAITING, memory_order_relaxed);
@@ -235,7 +237,10 @@ uint32_t conc__waitq_sleep_unlocked(struct conc__waitq *q, struct conc__waiter *
      * about the spins before queueing. */
     unsigned budget = conc__spin_worthwhile(q) ? CONC__SPIN_QUEUED : 0, spun;
     conc__waitq_unlock(q);
-    return conc__waiter_park(w, deadline, budget, &spun);
+    conc__note_parked(q);
+    uint32_t s = conc__waiter_park(w, deadline, budget, &spun);
+    conc__note_parked(NULL);
+    return s;
 }
 
 void conc__waitq_forget(struct conc__waitq *q, struct conc__waiter *w)
@@ -330,6 +335,8 @@ int conc__waitq_wait_for(struct conc__waitq *q, bool (*ready)(void *), void *arg
     return rc;
 }
 
+CONC__TLS _Atomic(const void *) conc__parked_on;
+
 /* ---- multi-wait ---- */
 
 void conc__multiwait_init(struct conc__multiwait *m)
@@ -356,12 +363,14 @@ unsigned conc__multiwait_park(struct conc__multiwait *m, int64_t deadline)
         conc__cpu_relax();
     }
     atomic_store_explicit(&m->parked, 1, memory_order_seq_cst);
+    conc__note_parked(m);
     while (!(fired = atomic_load_explicit(&m->fired, memory_order_seq_cst))) {
         if (conc__futex_wait(&m->fired, 0, deadline, false) == CONC_ETIMEDOUT) {
             fired = atomic_load_explicit(&m->fired, memory_order_acquire);
             break;
         }
     }
+    conc__note_parked(NULL);
     atomic_store_explicit(&m->parked, 0, memory_order_relaxed);
     return fired;
 }

@@ -363,6 +363,20 @@ static inline void conc__fence_light(void)
 
 void conc__fence_heavy(void);
 
+/* ---- what a sleeping thread sleeps on (for dumps) ----
+ *
+ * Every sleep of the wait core, and a mutex's, notes the object it sleeps
+ * on in the sleeping thread's conc__parked_on (a wait queue's address, or a
+ * mutex's), and clears it on waking: a dump (debug.h) shows what each thread
+ * waits for even when no diagnostic was on. One store each way, on paths
+ * that are about to make a syscall anyway. */
+extern CONC__TLS _Atomic(const void *) conc__parked_on;
+
+static inline void conc__note_parked(const void *obj)
+{
+    atomic_store_explicit(&conc__parked_on, obj, memory_order_relaxed);
+}
+
 /* ---- test-only hooks ---- */
 
 /* Called by a thread waiter right after it timed out (its state is TIMED_OUT)

@@ -95,6 +95,7 @@ static struct conc__dthread *conc__dt_new(bool conc_thread)
     d->tid = conc__tid();
     d->tp = (uintptr_t)__builtin_thread_pointer();
     d->task_slot = &conc__task_self;
+    d->parked_slot = &conc__parked_on;
     d->conc_thread = conc_thread;
     d->alive = true;
     d->born = conc__now();
@@ -299,6 +300,7 @@ struct conc__wnode {
     uintptr_t tp;
     bool conc_thread;
     void *task;
+    const void *parked_on; /* what it sleeps on in the wait core (wait.h), or NULL */
     const void *wait_lock; /* NULL: not waiting (or not tracked) */
     int wait_kind;
     uintptr_t wait_self;
@@ -327,9 +329,11 @@ static void conc__snap_one(struct conc__wnode *w, struct conc__dthread *d, bool 
     w->tid = d->tid;
     w->tp = d->tp;
     w->conc_thread = d->conc_thread;
-    if (tasks)
+    if (tasks) {
         w->task = d->tp == (uintptr_t)__builtin_thread_pointer() ? (void *)conc__task_self
                                                                  : conc__peek_task(d->task_slot);
+        w->parked_on = atomic_load_explicit(d->parked_slot, memory_order_relaxed);
+    }
     if (!watch || atomic_load_explicit(&d->watch_epoch, memory_order_acquire) != epoch)
         return;
     w->wait_lock = atomic_load_explicit(&d->wait_lock, memory_order_acquire);
@@ -753,6 +757,10 @@ static void conc__dump_text(struct conc__text *t)
             conc__text_add(t, "    running task %p\n", w->task);
         if (w->wait_lock)
             conc__text_waits(t, nodes, n, w, now);
+        else if (w->parked_on)
+            conc__text_add(t, "    sleeping on %p (a conc lock, or the wait queue inside a queue, "
+                              "future, event, condition, semaphore, barrier or pool)\n",
+                           w->parked_on);
         conc__text_held(t, w);
     }
     free(nodes);

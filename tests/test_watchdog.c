@@ -9,6 +9,7 @@
 
 #include "conc/conc.h"
 #include "conc/debug.h"
+#include "queue_impl.h"
 #include "sync_impl.h"
 
 #include <errno.h>
@@ -415,6 +416,48 @@ static void dump_shows_running_task_untracked(void **state)
     assert_int_equal(conc_event_destroy(&b.release), 0);
 }
 
+/* A thread blocked in a queue's get, with no diagnostic on: the dump says
+ * what it sleeps on — the wait queue inside that queue (wait.h). */
+static int getter_fn(void *arg)
+{
+    long item;
+    return conc_queue_get(arg, &item, CONC_FOREVER) == CONC_ESHUTDOWN ? 0 : -1;
+}
+
+static void dump_shows_what_a_blocked_thread_sleeps_on(void **state)
+{
+    (void)state;
+    conc_queue *q;
+    assert_int_equal(conc_queue_create(&q, sizeof(long), &(conc_queue_opts){.capacity = 4}), 0);
+    conc_thread *t;
+    conc_thread_opts to = {.name = "blocked-getter"};
+    assert_int_equal(conc_thread_start(&t, getter_fn, q, &to), 0);
+    CONC_TEST_POLL_UNTIL(conc__queue_waiting(q, CONC__QW_GET) == 1);
+    /* Counted as waiting a moment before it parks: poll the dump. */
+    char expect[128];
+    snprintf(expect, sizeof expect, "sleeping on %p", (void *)&q->wq);
+    char *text = NULL;
+    for (int i = 0; i < 1000; i++) {
+        free(text);
+        text = text_of(dump_to);
+        const char *getter = strstr(text, "thread \"blocked-getter\"");
+        if (getter && strstr(getter, expect))
+            break;
+        conc_sleep(CONC_MSEC(1));
+    }
+    print_message("%s", text);
+    const char *getter = strstr(text, "thread \"blocked-getter\"");
+    assert_non_null(getter);
+    assert_non_null(strstr(getter, expect));
+    free(text);
+    assert_int_equal(conc_queue_shutdown(q, false), 0);
+    int status = -1;
+    assert_int_equal(conc_thread_join(t, CONC_FOREVER, &status), 0);
+    assert_int_equal(status, 0);
+    assert_int_equal(conc_thread_destroy(t), 0);
+    assert_int_equal(conc_queue_destroy(q), 0);
+}
+
 static void dump_bad_descriptors(void **state)
 {
     (void)state;
@@ -535,6 +578,7 @@ CONC_TEST_MAIN(
     cmocka_unit_test(watchdog_silent_on_long_wait_without_cycle),
     cmocka_unit_test(dump_shows_blocked_thread_and_holder),
     cmocka_unit_test(dump_shows_running_task_untracked),
+    cmocka_unit_test(dump_shows_what_a_blocked_thread_sleeps_on),
     cmocka_unit_test(dump_bad_descriptors),
     cmocka_unit_test(dump_on_sigquit),
     cmocka_unit_test(diagnostics_survive_fork),
