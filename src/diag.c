@@ -66,6 +66,26 @@ void conc__diag_report(const char *fmt, ...)
     va_end(ap);
 }
 
+/* ---- names ---- */
+
+const char *conc__lock_kind_name(int kind)
+{
+    switch (kind) {
+    case CONC__LOCK_MUTEX:
+        return "mutex";
+    case CONC__LOCK_RMUTEX:
+        return "rmutex";
+    case CONC__LOCK_RWLOCK_READ:
+        return "rwlock, read";
+    case CONC__LOCK_RWLOCK_WRITE:
+        return "rwlock, write";
+    case CONC__LOCK_SEM:
+        return "sem";
+    default:
+        return "lock";
+    }
+}
+
 /* ---- dispatch ---- */
 
 int conc__diag_lock_acquire(const void *lock, enum conc__lock_kind kind, unsigned flags)

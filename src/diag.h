@@ -53,6 +53,9 @@ static inline bool conc__diag_on(uint32_t bits)
 
 void conc__diag_enable(uint32_t bits, bool on);
 
+/* "mutex", "rwlock(read)", …: for reports. */
+const char *conc__lock_kind_name(int kind);
+
 /* Sends one report (printf format) to the reporter (debug.h). */
 void conc__diag_report(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void conc__diag_vreport(const char *fmt, va_list ap);

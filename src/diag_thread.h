@@ -133,7 +133,6 @@ void conc__trace_atfork_parent(void);
 void conc__trace_atfork_child(void);
 
 /* A short name of a lock kind: "mutex", "rwlock(read)", ... */
-const char *conc__lock_kind_name(int kind);
 /* The class name of a lock (conc_lock_set_name), "" when it has none: asks
  * the lock-order checker when it offers conc__lock_class_name. */
 void conc__lock_name_of(const void *lock, char *buf, size_t size);

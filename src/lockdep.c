@@ -594,22 +594,6 @@ __attribute__((format(printf, 2, 3))) static void ld_printf(struct ld_text *b, c
     }
 }
 
-static const char *ld_kind_name(enum conc__lock_kind kind)
-{
-    switch (kind) {
-    case CONC__LOCK_MUTEX:
-        return "mutex";
-    case CONC__LOCK_RMUTEX:
-        return "rmutex";
-    case CONC__LOCK_RWLOCK_READ:
-        return "rwlock, read";
-    case CONC__LOCK_RWLOCK_WRITE:
-        return "rwlock, write";
-    case CONC__LOCK_SEM:
-        return "sem";
-    }
-    return "lock";
-}
 
 static const char *ld_mode_name(int mode)
 {
@@ -634,7 +618,7 @@ static void ld_print_lock(struct ld_text *b, const struct ld_class *c, const voi
     else
         ld_printf(b, "\"%p\"", (void *)c->addr);
     if (lock)
-        ld_printf(b, " (%s %p)", ld_kind_name(kind), lock);
+        ld_printf(b, " (%s %p)", conc__lock_kind_name(kind), lock);
 }
 
 static void ld_print_thread(struct ld_text *b, const char *name, uint32_t tid, uintptr_t task)
@@ -759,7 +743,7 @@ static void ld_report_recursion(struct ld_text *b, const struct ld_who *who,
     ld_printf(b, " acquires ");
     ld_print_lock(b, h->cls, h->lock, kind);
     ld_printf(b, "\n  which it holds already (%s), and which is not recursive, here:\n",
-              ld_kind_name(h->kind));
+              conc__lock_kind_name(h->kind));
     ld_print_stack(b, who->frames, who->nframes);
     ld_printf(b, "  (mode %s)\n",
               mode >= CONC_LOCKDEP_LOG && mode <= CONC_LOCKDEP_ABORT ? outcome[mode]

@@ -173,24 +173,6 @@ void conc__lock_name_of(const void *lock, char *buf, size_t size)
     buf[size - 1] = 0;
 }
 
-const char *conc__lock_kind_name(int kind)
-{
-    switch (kind) {
-    case CONC__LOCK_MUTEX:
-        return "mutex";
-    case CONC__LOCK_RMUTEX:
-        return "rmutex";
-    case CONC__LOCK_RWLOCK_READ:
-        return "rwlock(read)";
-    case CONC__LOCK_RWLOCK_WRITE:
-        return "rwlock(write)";
-    case CONC__LOCK_SEM:
-        return "sem";
-    default:
-        return "lock";
-    }
-}
-
 /* ==== reading the table ==== */
 
 struct conc__ls_row {
