@@ -185,11 +185,14 @@ int conc_future_request_cancel(conc_future *f)
 {
     if (!f)
         return CONC_EINVAL;
+    /* Done before the request: nothing to cancel. Looked at first: a task
+     * that sees the request may finish at once, and that is a request
+     * delivered, not one too late. */
+    if (conc__future_is_done(f))
+        return CONC_EBUSY;
     atomic_store_explicit(&f->cancel_requested, true, memory_order_relaxed);
     if (conc__future_cancel_pending(f))
         return 0;
-    if (conc__future_is_done(f))
-        return CONC_EBUSY;
     if (f->exec && f->exec->ops->cancel_requested)
         f->exec->ops->cancel_requested(f);
     return 0;
