@@ -93,6 +93,10 @@ void conc__trace_span_end(const char *name, const void *obj);
 void conc__trace_lock_contended(const void *lock, enum conc__lock_kind kind);
 void conc__trace_lock_done(const void *lock, enum conc__lock_kind kind);
 
+/* For dumps (pool.c): one line per live pool — its name, workers, state and
+ * the tasks waiting to run — each passed to line(ctx, text). */
+void conc__pools_describe(void (*line)(void *ctx, const char *text), void *ctx);
+
 /* At load: each part reads its environment variable (diag.c calls them). */
 void conc__lockdep_env(const char *value);
 void conc__lockstat_env(const char *value);

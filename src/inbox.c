@@ -41,3 +41,13 @@ conc_future *conc__inbox_pop(struct conc__inbox *q, bool *busy)
         *busy = true; /* another push came between ours and the check */
     return NULL;
 }
+
+size_t conc__inbox_count(struct conc__inbox *q)
+{
+    size_t n = 0;
+    for (conc_future *f = atomic_load_explicit(&q->front, memory_order_relaxed); f;
+         f = atomic_load_explicit(&f->qnext, memory_order_acquire))
+        if (f != &q->stub)
+            n++;
+    return n;
+}

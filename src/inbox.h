@@ -61,4 +61,8 @@ static inline void conc__inbox_unlock(struct conc__inbox *q)
  * queue is empty or a push is half done (then *busy, if not NULL, is set). */
 conc_future *conc__inbox_pop(struct conc__inbox *q, bool *busy);
 
+/* The consumer (holding the lock): how many futures are linked in, not
+ * counting a push half done. For dumps: a walk of the whole list. */
+size_t conc__inbox_count(struct conc__inbox *q);
+
 #endif

@@ -2,8 +2,10 @@
  * wait, how workers sleep and how a waiting task's worker helps). */
 #include "pool_impl.h"
 #include "deadline.h"
+#include "diag.h"
 #include "task_group_impl.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -396,6 +398,100 @@ static int conc__worker_main(void *arg)
     return 0;
 }
 
+/* ---- the registry of live pools, for dumps ----
+ *
+ * A pthread mutex, never a conc lock (a dump must not recurse into the
+ * hooks), with pthread_atfork handlers. A pool is listed from the end of its
+ * creation to the start of its destroy, so a dump never reads one being
+ * freed. */
+
+static pthread_mutex_t conc__pools_lock = PTHREAD_MUTEX_INITIALIZER;
+static conc_pool *conc__pools;
+static pthread_once_t conc__pools_once = PTHREAD_ONCE_INIT;
+
+static void conc__pools_prepare(void)
+{
+    pthread_mutex_lock(&conc__pools_lock);
+}
+
+static void conc__pools_resume(void)
+{
+    pthread_mutex_unlock(&conc__pools_lock);
+}
+
+static void conc__pools_setup(void)
+{
+    pthread_atfork(conc__pools_prepare, conc__pools_resume, conc__pools_resume);
+}
+
+static void conc__pools_add(conc_pool *p)
+{
+    pthread_once(&conc__pools_once, conc__pools_setup);
+    pthread_mutex_lock(&conc__pools_lock);
+    p->prev_pool = NULL;
+    p->next_pool = conc__pools;
+    if (conc__pools)
+        conc__pools->prev_pool = p;
+    conc__pools = p;
+    pthread_mutex_unlock(&conc__pools_lock);
+}
+
+static void conc__pools_remove(conc_pool *p)
+{
+    pthread_mutex_lock(&conc__pools_lock);
+    if (p->prev_pool)
+        p->prev_pool->next_pool = p->next_pool;
+    else if (conc__pools == p)
+        conc__pools = p->next_pool;
+    if (p->next_pool)
+        p->next_pool->prev_pool = p->prev_pool;
+    p->next_pool = p->prev_pool = NULL;
+    pthread_mutex_unlock(&conc__pools_lock);
+}
+
+/* The submission queue's length, taking the consumer's turn briefly (a
+ * worker holds it only while it moves a batch); -1 if it stays taken. */
+static long conc__pool_inbox_length(conc_pool *p)
+{
+    for (int i = 0; i < 1000; i++) {
+        if (conc__inbox_trylock(&p->inbox)) {
+            size_t n = conc__inbox_count(&p->inbox);
+            conc__inbox_unlock(&p->inbox);
+            return (long)n;
+        }
+        conc__cpu_relax();
+    }
+    return -1;
+}
+
+void conc__pools_describe(void (*line)(void *ctx, const char *text), void *ctx)
+{
+    pthread_mutex_lock(&conc__pools_lock);
+    for (conc_pool *p = conc__pools; p; p = p->next_pool) {
+        size_t deqs = 0;
+        for (int i = 0; i < p->nworkers; i++)
+            deqs += conc__deque_size(&p->workers[i].dq);
+        long inbox = conc__pool_inbox_length(p);
+        uint32_t s = atomic_load_explicit(&p->state, memory_order_relaxed);
+        char text[256], queued[48];
+        if (inbox < 0)
+            snprintf(queued, sizeof queued, "(busy)");
+        else
+            snprintf(queued, sizeof queued, "%ld", inbox);
+        snprintf(text, sizeof text,
+                 "pool \"%s\": %d worker%s, %s; waiting to run: %s submitted, %zu in the "
+                 "workers' deques; %u worker%s asleep\n",
+                 p->name, p->nworkers, p->nworkers == 1 ? "" : "s",
+                 s == CONC__POOL_RUNNING ? "running"
+                 : s == CONC__POOL_BROKEN ? "broken"
+                                          : "shut down",
+                 queued, deqs, atomic_load_explicit(&p->sleepers, memory_order_relaxed),
+                 atomic_load_explicit(&p->sleepers, memory_order_relaxed) == 1 ? "" : "s");
+        line(ctx, text);
+    }
+    pthread_mutex_unlock(&conc__pools_lock);
+}
+
 /* ---- create and destroy ---- */
 
 /* Cancels what the submission queue holds and drops its references. Takes
@@ -486,6 +582,7 @@ int conc_pool_create(conc_pool **out, const conc_pool_opts *opts)
         }
     }
     const char *name = o.name ? o.name : "conc-pool";
+    snprintf(p->name, sizeof p->name, "%s", name);
     for (int i = 0; i < n; i++) {
         char tname[64];
         snprintf(tname, sizeof tname, "%s-%d", name, i);
@@ -499,6 +596,7 @@ int conc_pool_create(conc_pool **out, const conc_pool_opts *opts)
             return rc;
         }
     }
+    conc__pools_add(p);
     *out = p;
     return 0;
 }
@@ -690,6 +788,7 @@ int conc_pool_destroy(conc_pool *p)
     int rc = conc_pool_shutdown(p, true, false);
     if (rc)
         return rc;
+    conc__pools_remove(p);
     conc_mutex_destroy(&p->join_lock);
     conc__pool_free(p);
     return 0;

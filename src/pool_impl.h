@@ -75,6 +75,8 @@ struct conc_pool {
     struct conc__waitq space;   /* submitters waiting for room; shutdown joins */
     _Atomic bool joined;
     conc_mutex join_lock;       /* one joiner of the workers at a time */
+    char name[48];              /* for dumps */
+    struct conc_pool *next_pool, *prev_pool; /* the registry, for dumps */
 };
 
 extern const struct conc__future_ops conc__pool_ops;

@@ -735,6 +735,11 @@ uint64_t conc_watchdog_reports(void)
 
 /* ==== dumps ==== */
 
+static void conc__dump_pool_line(void *ctx, const char *text)
+{
+    conc__text_add(ctx, "%s", text);
+}
+
 static void conc__dump_text(struct conc__text *t)
 {
     size_t n;
@@ -764,6 +769,8 @@ static void conc__dump_text(struct conc__text *t)
         conc__text_held(t, w);
     }
     free(nodes);
+    conc__text_add(t, "\n");
+    conc__pools_describe(conc__dump_pool_line, t);
 }
 
 static int conc__write_all(int fd, const char *p, size_t len)

@@ -416,6 +416,47 @@ static void dump_shows_running_task_untracked(void **state)
     assert_int_equal(conc_event_destroy(&b.release), 0);
 }
 
+static int nothing_fn(void *arg, conc_result *out)
+{
+    (void)arg, (void)out;
+    return 0;
+}
+
+/* A pool whose one worker is busy: the dump lists the pool and the three
+ * tasks submitted behind the busy one, waiting to run. */
+static void dump_lists_pools_and_queued_tasks(void **state)
+{
+    (void)state;
+    struct blocked_task b = {0};
+    assert_int_equal(conc_event_init(&b.release, NULL), 0);
+    conc_pool *p;
+    conc_pool_opts o = {.max_workers = 1, .name = "queuedpool"};
+    assert_int_equal(conc_pool_create(&p, &o), 0);
+    conc_future *busy, *queued[3];
+    assert_int_equal(conc_pool_submit(p, blocked_task_fn, &b, &busy), 0);
+    CONC_TEST_POLL_UNTIL(atomic_load(&b.running));
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(conc_pool_submit(p, nothing_fn, NULL, &queued[i]), 0);
+    char *text = text_of(dump_to);
+    print_message("%s", text);
+    const char *line = strstr(text, "pool \"queuedpool\": 1 worker, running;");
+    assert_non_null(line);
+    assert_non_null(strstr(line, "waiting to run: 3 submitted, 0 in the workers' deques"));
+    free(text);
+    assert_int_equal(conc_event_set(&b.release), 0);
+    assert_int_equal(conc_future_wait(busy, CONC_FOREVER), 0);
+    assert_int_equal(conc_future_release(busy), 0);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(conc_future_wait(queued[i], CONC_FOREVER), 0);
+        assert_int_equal(conc_future_release(queued[i]), 0);
+    }
+    assert_int_equal(conc_pool_destroy(p), 0);
+    text = text_of(dump_to); /* a destroyed pool is no longer listed */
+    assert_null(strstr(text, "\"queuedpool\""));
+    free(text);
+    assert_int_equal(conc_event_destroy(&b.release), 0);
+}
+
 /* A thread blocked in a queue's get, with no diagnostic on: the dump says
  * what it sleeps on — the wait queue inside that queue (wait.h). */
 static int getter_fn(void *arg)
@@ -579,6 +620,7 @@ CONC_TEST_MAIN(
     cmocka_unit_test(dump_shows_blocked_thread_and_holder),
     cmocka_unit_test(dump_shows_running_task_untracked),
     cmocka_unit_test(dump_shows_what_a_blocked_thread_sleeps_on),
+    cmocka_unit_test(dump_lists_pools_and_queued_tasks),
     cmocka_unit_test(dump_bad_descriptors),
     cmocka_unit_test(dump_on_sigquit),
     cmocka_unit_test(diagnostics_survive_fork),
