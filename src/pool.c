@@ -529,13 +529,25 @@ static void conc__pool_free(conc_pool *p)
     free(p);
 }
 
-static void conc__pool_join(conc_pool *p, int started)
+/* Joins the first `started` workers still unjoined, by the deadline.
+ * Returns 0, or CONC_ETIMEDOUT with the rest left for a later join. */
+static int conc__pool_join(conc_pool *p, int started, int64_t deadline)
 {
     for (int i = 0; i < started; i++) {
-        conc_thread_join(p->workers[i].thread, CONC_FOREVER, NULL);
-        conc_thread_destroy(p->workers[i].thread);
+        conc_thread *t = p->workers[i].thread;
+        if (!t)
+            continue;
+        int64_t left = CONC_FOREVER;
+        if (deadline != CONC__NO_DEADLINE) {
+            int64_t now = conc__now();
+            left = deadline > now ? deadline - now : 0;
+        }
+        if (conc_thread_join(t, left, NULL) != 0)
+            return CONC_ETIMEDOUT;
+        conc_thread_destroy(t);
         p->workers[i].thread = NULL;
     }
+    return 0;
 }
 
 int conc_pool_create(conc_pool **out, const conc_pool_opts *opts)
@@ -591,7 +603,7 @@ int conc_pool_create(conc_pool **out, const conc_pool_opts *opts)
         if (rc) {
             atomic_store(&p->state, CONC__POOL_SHUTDOWN);
             conc__pool_wake_everyone(p);
-            conc__pool_join(p, i);
+            conc__pool_join(p, i, CONC__NO_DEADLINE);
             conc__pool_free(p);
             return rc;
         }
@@ -758,11 +770,14 @@ static bool conc__pool_called_from_inside(conc_pool *p)
     return w && w->pool == p;
 }
 
-int conc_pool_shutdown(conc_pool *p, bool wait, bool cancel_futures)
+/* Stops the pool and, unless timeout is 0, joins the workers by the
+ * deadline (CONC__NO_DEADLINE: none). */
+static int conc__pool_stop(conc_pool *p, bool cancel_futures, int64_t timeout)
 {
-    if (!p)
+    int64_t deadline;
+    if (!p || conc__deadline(timeout, &deadline))
         return CONC_EINVAL;
-    if (wait && conc__pool_called_from_inside(p))
+    if (timeout != 0 && conc__pool_called_from_inside(p))
         return CONC_EDEADLK;
     uint32_t running = CONC__POOL_RUNNING;
     atomic_compare_exchange_strong_explicit(&p->state, &running, CONC__POOL_SHUTDOWN,
@@ -770,15 +785,30 @@ int conc_pool_shutdown(conc_pool *p, bool wait, bool cancel_futures)
     if (cancel_futures)
         conc__pool_cancel_pending(p);
     conc__pool_wake_everyone(p);
-    if (wait) {
+    if (timeout == 0)
+        return 0;
+    int rc = 0;
+    if (deadline == CONC__NO_DEADLINE)
         conc_mutex_lock(&p->join_lock);
-        if (!atomic_load_explicit(&p->joined, memory_order_relaxed)) {
-            conc__pool_join(p, p->nworkers);
+    else if ((rc = conc_mutex_timedlock(&p->join_lock, timeout)) != 0)
+        return CONC_ETIMEDOUT; /* another thread is joining them */
+    if (!atomic_load_explicit(&p->joined, memory_order_relaxed)) {
+        rc = conc__pool_join(p, p->nworkers, deadline);
+        if (rc == 0)
             atomic_store_explicit(&p->joined, true, memory_order_relaxed);
-        }
-        conc_mutex_unlock(&p->join_lock);
     }
-    return 0;
+    conc_mutex_unlock(&p->join_lock);
+    return rc;
+}
+
+int conc_pool_shutdown(conc_pool *p, bool wait, bool cancel_futures)
+{
+    return conc__pool_stop(p, cancel_futures, wait ? CONC_FOREVER : 0);
+}
+
+int conc_pool_shutdown_timed(conc_pool *p, bool cancel_futures, int64_t timeout)
+{
+    return conc__pool_stop(p, cancel_futures, timeout);
 }
 
 int conc_pool_destroy(conc_pool *p)

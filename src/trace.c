@@ -173,8 +173,10 @@ void conc__trace_span_end(const char *name, const void *obj)
 
 int conc_trace_begin(const char *name)
 {
+    if (!name)
+        return CONC_EINVAL;
     if (conc__diag_on(CONC__DIAG_TRACE))
-        conc__tr_push(name ? name : "(null)", NULL, true);
+        conc__tr_push(name, NULL, true);
     return 0;
 }
 

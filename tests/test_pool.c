@@ -1005,8 +1005,38 @@ static void pool_shutdown_race_stress(void **state)
     free(r);
 }
 
+/* The timed shutdown: a task still running at the deadline gives
+ * CONC_ETIMEDOUT, never before it; the pool stays shut down, and a later
+ * call joins the workers once the task ends. */
+static void pool_shutdown_timed_times_out_then_joins(void **state)
+{
+    (void)state;
+    conc_pool *p = pool_new(2, 0);
+    assert_int_equal(conc_pool_shutdown_timed(p, false, -5), CONC_EINVAL);
+    assert_int_equal(conc_pool_shutdown_timed(NULL, false, 0), CONC_EINVAL);
+    struct gate g;
+    gate_init(&g, 0);
+    conc_future *f = submit_running(p, &g);
+    int64_t t0 = conc_now_ns();
+    assert_int_equal(conc_pool_shutdown_timed(p, false, CONC_MSEC(20)), CONC_ETIMEDOUT);
+    int64_t waited = conc_now_ns() - t0;
+    print_message("timed shutdown returned after %.1f ms (deadline 20 ms)\n", waited / 1e6);
+    assert_true(waited >= CONC_MSEC(20));
+    assert_true(waited < CONC_SEC(1) + CONC_MSEC(20));
+    assert_int_equal(conc_pool_submit(p, gated_task, &g, NULL), CONC_ESHUTDOWN);
+    assert_false(conc_future_done(f));
+    open_gate(&g);
+    assert_int_equal(conc_pool_shutdown_timed(p, false, CONC_FOREVER), 0);
+    assert_true(conc_future_done(f));
+    assert_int_equal(atomic_load(&g.runs), 1);
+    release(f);
+    pool_free(p);
+    gate_destroy(&g);
+}
+
 CONC_TEST_MAIN(
     cmocka_unit_test(pool_bad_input_is_einval),
+    cmocka_unit_test(pool_shutdown_timed_times_out_then_joins),
     cmocka_unit_test(pool_default_workers_is_cpu_count),
     cmocka_unit_test(pool_worker_names),
     cmocka_unit_test(pool_submit_runs_each_task_once),

@@ -823,6 +823,7 @@ static void trace_api_codes(void **state)
     (void)state;
     assert_int_equal(conc_trace_start(NULL, 0), CONC_EINVAL);
     assert_int_equal(conc_trace_stop(), CONC_EINVAL);
+    assert_int_equal(conc_trace_begin(NULL), CONC_EINVAL);
     /* Not tracing: spans are no-ops. */
     assert_int_equal(conc_trace_begin("nothing"), 0);
     assert_int_equal(conc_trace_end(), 0);

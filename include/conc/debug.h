@@ -142,7 +142,8 @@ CONC_API int conc_trace_start(const char *path, size_t events_per_thread);
  * error of writing it (-errno). */
 CONC_API int conc_trace_stop(void);
 /* A span of the caller's own, on the calling thread (name: a string that
- * outlives the trace, e.g. a literal). Spans nest. No-ops when not tracing. */
+ * outlives the trace, e.g. a literal). Spans nest. No-ops when not tracing.
+ * Return 0, or CONC_EINVAL for a NULL name. */
 CONC_API int conc_trace_begin(const char *name);
 CONC_API int conc_trace_end(void);
 

@@ -78,6 +78,13 @@ CONC_API int conc_pool_submit(conc_pool *p, conc_task_fn fn, void *arg, conc_fut
  * own tasks: it would wait for itself). A second call is allowed. */
 CONC_API int conc_pool_shutdown(conc_pool *p, bool wait, bool cancel_futures);
 
+/* conc_pool_shutdown with wait, by a deadline: returns 0 once every worker
+ * has been joined, CONC_ETIMEDOUT if tasks still run at the deadline (the
+ * pool stays shut down; a later call or conc_pool_destroy joins the rest),
+ * CONC_EINVAL, CONC_EDEADLK (from one of the pool's own tasks, unless
+ * timeout is 0, which only shuts down). */
+CONC_API int conc_pool_shutdown_timed(conc_pool *p, bool cancel_futures, int64_t timeout);
+
 /* Shuts down (waiting, not cancelling) if not done yet, joins the workers and
  * frees the pool. Returns 0, CONC_EINVAL (NULL), CONC_EDEADLK (from one of the
  * pool's own tasks; nothing is freed). Futures still referenced stay valid. */
