@@ -8,7 +8,7 @@
 #include "test.h"
 
 #include "conc/conc.h"
-#include "sync_impl.h"
+#include "sync/sync_impl.h"
 
 #include <limits.h>
 #include <stdatomic.h>

@@ -2,7 +2,7 @@
 #include "test.h"
 
 #include "conc/conc.h"
-#include "deadline.h"
+#include "core/deadline.h"
 
 #include <errno.h>
 #include <string.h>

@@ -13,7 +13,7 @@
  * Bad input: log2 capacity above 40 is CONC_EINVAL. */
 #include "test.h"
 
-#include "deque.h"
+#include "exec/pool/deque.h"
 
 #include <limits.h>
 #include <sched.h>

@@ -15,9 +15,9 @@
 #include "test.h"
 
 #include "conc/conc.h"
-#include "diag.h"
-#include "future_impl.h"
-#include "self.h"
+#include "diag/diag.h"
+#include "exec/future_impl.h"
+#include "core/self.h"
 
 #include <fcntl.h>
 #include <signal.h>

@@ -10,7 +10,7 @@
 
 #include "conc/conc.h"
 #include "conc/debug.h"
-#include "sync_impl.h"
+#include "sync/sync_impl.h"
 
 #include <errno.h>
 #include <fcntl.h>

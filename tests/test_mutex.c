@@ -9,7 +9,7 @@
 #include "test.h"
 
 #include "conc/conc.h"
-#include "sync_impl.h"
+#include "sync/sync_impl.h"
 
 #include <stdatomic.h>
 #include <string.h>

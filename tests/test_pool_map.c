@@ -14,8 +14,8 @@
 #include "test.h"
 
 #include "conc/conc.h"
-#include "future_impl.h"
-#include "pool_impl.h"
+#include "exec/future_impl.h"
+#include "exec/pool/pool_impl.h"
 
 #include <stdatomic.h>
 #include <string.h>

@@ -12,9 +12,9 @@
 #include "test.h"
 
 #include "conc/conc.h"
-#include "future_impl.h"
-#include "pool_impl.h"
-#include "self.h"
+#include "exec/future_impl.h"
+#include "exec/pool/pool_impl.h"
+#include "core/self.h"
 
 #include <stdatomic.h>
 #include <string.h>

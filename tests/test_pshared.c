@@ -14,7 +14,7 @@
 #include "test.h"
 
 #include "conc/conc.h"
-#include "sync_impl.h"
+#include "sync/sync_impl.h"
 
 #include <sched.h>
 #include <signal.h>

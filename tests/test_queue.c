@@ -17,7 +17,7 @@
 #include "test.h"
 
 #include "conc/conc.h"
-#include "queue_impl.h"
+#include "queue/queue_impl.h"
 
 #include <stdatomic.h>
 #include <stdbool.h>

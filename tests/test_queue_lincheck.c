@@ -15,7 +15,7 @@
 
 #include "conc/conc.h"
 #include "lincheck.h"
-#include "queue_ring.h"
+#include "queue/queue_ring.h"
 
 #include <string.h>
 

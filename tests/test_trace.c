@@ -12,8 +12,8 @@
 
 #include "conc/conc.h"
 #include "conc/debug.h"
-#include "queue_impl.h"
-#include "sync_impl.h"
+#include "queue/queue_impl.h"
+#include "sync/sync_impl.h"
 
 #include <errno.h>
 #include <math.h>

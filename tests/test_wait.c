@@ -8,9 +8,9 @@
 #include "test.h"
 
 #include "conc/conc.h"
-#include "deadline.h"
-#include "sync_impl.h"
-#include "wait.h"
+#include "core/deadline.h"
+#include "sync/sync_impl.h"
+#include "wait/wait.h"
 
 #include <linux/membarrier.h>
 #include <sched.h>

@@ -1,0 +1,178 @@
+/* The diagnostics switchboard (diag.h): flags, environment, reporter,
+ * dispatch. */
+#include "diag/diag.h"
+#include "conc/debug.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+_Atomic uint32_t conc__diag_flags;
+
+void conc__diag_enable(uint32_t bits, bool on)
+{
+    if (on)
+        atomic_fetch_or_explicit(&conc__diag_flags, bits, memory_order_relaxed);
+    else
+        atomic_fetch_and_explicit(&conc__diag_flags, ~bits, memory_order_relaxed);
+}
+
+/* ---- reports ---- */
+
+static pthread_mutex_t conc__reporter_lock = PTHREAD_MUTEX_INITIALIZER;
+static conc_debug_report_fn conc__reporter;
+static void *conc__reporter_arg;
+
+int conc_debug_set_reporter(conc_debug_report_fn fn, void *arg)
+{
+    pthread_mutex_lock(&conc__reporter_lock);
+    conc__reporter = fn;
+    conc__reporter_arg = arg;
+    pthread_mutex_unlock(&conc__reporter_lock);
+    return 0;
+}
+
+void conc__diag_vreport(const char *fmt, va_list ap)
+{
+    char stack_buf[4096];
+    va_list again;
+    va_copy(again, ap);
+    int n = vsnprintf(stack_buf, sizeof stack_buf, fmt, ap);
+    char *text = stack_buf;
+    if (n >= (int)sizeof stack_buf && (text = malloc((size_t)n + 1)) != NULL)
+        vsnprintf(text, (size_t)n + 1, fmt, again);
+    else if (!text)
+        text = stack_buf; /* truncated rather than lost */
+    va_end(again);
+    /* One report at a time, whole: reports from several threads never
+     * interleave. */
+    pthread_mutex_lock(&conc__reporter_lock);
+    if (conc__reporter)
+        conc__reporter(text, conc__reporter_arg);
+    else {
+        fputs(text, stderr);
+        fflush(stderr);
+    }
+    pthread_mutex_unlock(&conc__reporter_lock);
+    if (text != stack_buf)
+        free(text);
+}
+
+void conc__diag_report(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    conc__diag_vreport(fmt, ap);
+    va_end(ap);
+}
+
+/* ---- names ---- */
+
+const char *conc__lock_kind_name(int kind)
+{
+    switch (kind) {
+    case CONC__LOCK_MUTEX:
+        return "mutex";
+    case CONC__LOCK_RMUTEX:
+        return "rmutex";
+    case CONC__LOCK_RWLOCK_READ:
+        return "rwlock, read";
+    case CONC__LOCK_RWLOCK_WRITE:
+        return "rwlock, write";
+    case CONC__LOCK_SEM:
+        return "sem";
+    default:
+        return "lock";
+    }
+}
+
+/* ---- dispatch ---- */
+
+int conc__diag_lock_acquire(const void *lock, enum conc__lock_kind kind, unsigned flags)
+{
+    if (conc__diag_on(CONC__DIAG_LOCKDEP))
+        return conc__lockdep_acquire(lock, kind, flags);
+    return 0;
+}
+
+void conc__diag_lock_contended(const void *lock, enum conc__lock_kind kind)
+{
+    if (conc__diag_on(CONC__DIAG_LOCKSTAT))
+        conc__lockstat_contended(lock, kind);
+    if (conc__diag_on(CONC__DIAG_WATCH))
+        conc__watch_contended(lock, kind);
+    if (conc__diag_on(CONC__DIAG_TRACE))
+        conc__trace_lock_contended(lock, kind);
+}
+
+void conc__diag_lock_acquired(const void *lock, enum conc__lock_kind kind)
+{
+    if (conc__diag_on(CONC__DIAG_LOCKDEP))
+        conc__lockdep_acquired(lock, kind);
+    if (conc__diag_on(CONC__DIAG_LOCKSTAT))
+        conc__lockstat_acquired(lock, kind);
+    if (conc__diag_on(CONC__DIAG_WATCH))
+        conc__watch_acquired(lock, kind);
+    if (conc__diag_on(CONC__DIAG_TRACE))
+        conc__trace_lock_done(lock, kind);
+}
+
+void conc__diag_lock_failed(const void *lock, enum conc__lock_kind kind)
+{
+    if (conc__diag_on(CONC__DIAG_LOCKDEP))
+        conc__lockdep_failed(lock, kind);
+    if (conc__diag_on(CONC__DIAG_LOCKSTAT))
+        conc__lockstat_failed(lock, kind);
+    if (conc__diag_on(CONC__DIAG_WATCH))
+        conc__watch_failed(lock, kind);
+    if (conc__diag_on(CONC__DIAG_TRACE))
+        conc__trace_lock_done(lock, kind);
+}
+
+void conc__diag_lock_release(const void *lock, enum conc__lock_kind kind)
+{
+    if (conc__diag_on(CONC__DIAG_LOCKDEP))
+        conc__lockdep_release(lock, kind);
+    if (conc__diag_on(CONC__DIAG_LOCKSTAT))
+        conc__lockstat_release(lock, kind);
+    if (conc__diag_on(CONC__DIAG_WATCH))
+        conc__watch_release(lock, kind);
+}
+
+void conc__diag_trace_begin(const char *name, const void *obj)
+{
+    if (conc__diag_on(CONC__DIAG_TRACE))
+        conc__trace_span_begin(name, obj);
+}
+
+void conc__diag_trace_end(const char *name, const void *obj)
+{
+    if (conc__diag_on(CONC__DIAG_TRACE))
+        conc__trace_span_end(name, obj);
+}
+
+/* ---- environment ---- */
+
+/* A fork while another thread reports must not leave the reporter's lock
+ * held forever in the child. */
+static void conc__reporter_prepare(void)
+{
+    pthread_mutex_lock(&conc__reporter_lock);
+}
+
+static void conc__reporter_resume(void)
+{
+    pthread_mutex_unlock(&conc__reporter_lock);
+}
+
+__attribute__((constructor)) static void conc__diag_from_env(void)
+{
+    pthread_atfork(conc__reporter_prepare, conc__reporter_resume, conc__reporter_resume);
+    const char *v;
+    if ((v = getenv("CONC_LOCKDEP")) != NULL && *v)
+        conc__lockdep_env(v);
+    if ((v = getenv("CONC_LOCKSTAT")) != NULL && *v)
+        conc__lockstat_env(v);
+    if ((v = getenv("CONC_TRACE")) != NULL && *v)
+        conc__trace_env(v);
+}

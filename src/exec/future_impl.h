@@ -1,0 +1,162 @@
+/* The layout of conc_future and the small interface through which executors
+ * plug into it (DESIGN.md: one future type for every executor).
+ *
+ * An executor creates a future with conc__future_new, holding one reference
+ * for itself while the task is queued; it claims the task with
+ * conc__future_claim (PENDING → RUNNING: loses to a cancel) and runs it with
+ * conc__future_execute, or, for work that runs elsewhere (a process pool),
+ * ends it with conc__future_finish. Its ops are told of the two events that
+ * need its help: a pending future cancelled (a bounded queue frees a slot)
+ * and a cancel requested while running (a process pool forwards it).
+ *
+ * A thread that can do useful work while it waits (a pool worker) installs a
+ * helper in conc__helper_self: every untimed future wait on that thread calls
+ * help_once until the future is done or help_once finds nothing to do, and
+ * only then sleeps. That is help-while-waiting, kept out of future.c.
+ *
+ * Completion is a Dekker pair, as wait.h describes: the finisher stores the
+ * final state (seq_cst), then reads the waiter count and the callback list;
+ * a waiter announces itself (seq_cst) before its last look at the state, and
+ * add_done_callback links its callback before it looks. Either the one who
+ * looks sees the state, or the finisher sees them.
+ */
+#ifndef CONC_FUTURE_IMPL_H
+#define CONC_FUTURE_IMPL_H
+
+#include "conc/future.h"
+#include "core/self.h"
+#include "wait/wait.h"
+
+enum conc__future_state {
+    CONC__F_PENDING = 0,
+    CONC__F_RUNNING = 1,
+    CONC__F_FINISHED = 2, /* done from here on */
+    CONC__F_CANCELLED = 3,
+};
+
+struct conc__future_ops {
+    /* A pending future of this executor was cancelled (any thread). */
+    void (*cancelled)(conc_future *f);
+    /* Cancellation was requested while the task runs; the token is set
+     * already. NULL: the token is all the executor needs. */
+    void (*cancel_requested)(conc_future *f);
+};
+
+/* A cancellation shared by many tasks: a task group's (task_group.c, whose
+ * struct begins with one). A task whose scope is cancelled sees
+ * conc_cancel_requested() true, and is cancelled instead of started. */
+struct conc__cancel_scope {
+    _Atomic bool requested;
+};
+
+struct conc__fcallback {
+    conc_future_callback cb;
+    void *arg;
+    struct conc__fcallback *next;
+};
+
+/* An executor: what a future's hooks go through. An executor's own struct
+ * begins with it (the pool's does). */
+struct conc__executor {
+    const struct conc__future_ops *ops;
+};
+
+/* 128 bytes, two cache lines: the first holds what a task's hand-off from
+ * submitter to worker and back touches. */
+struct conc_future {
+    _Atomic uint32_t state;
+    _Atomic uint32_t refs;
+    int status;                 /* the task's; written before the final state */
+    uint32_t depth;             /* parent's + 1; 0 without a parent */
+    _Atomic bool cancel_requested;
+    bool external;              /* the executor's: submitted from outside */
+    bool from_slab;             /* its memory (future_mem.c) */
+    bool ran;                   /* the task ran: value, free_fn, u.buf are its result */
+    int64_t value;              /* the result's scalar */
+    void (*free_fn)(void *data); /* the result buffer's, or NULL */
+    union {
+        struct {
+            conc_task_fn fn;
+            void *arg;
+        } task;                 /* until the task runs */
+        struct {
+            void *data;
+            size_t len;
+        } buf;                  /* once it ran: the result's buffer */
+    } u;
+    struct conc__executor *exec;
+    struct conc__cancel_scope *group; /* its task group, or NULL */
+    /* The task that submitted this one (NULL from outside any task), on
+     * which we hold a reference: every ancestor of a live future is alive,
+     * so a helper can walk up the chain to test "is it in my subtree". */
+    conc_future *parent;
+    _Atomic(conc_future *) qnext; /* the pool's submission queue (inbox.h) */
+    /* Done-callbacks, under wq's lock; cb_head is also read without the
+     * lock by the finisher (the Dekker pair above). */
+    _Atomic(struct conc__fcallback *) cb_head;
+    struct conc__waitq wq;      /* threads waiting for the future */
+};
+
+/* The task running on this thread (NULL outside any task). */
+extern CONC__TLS conc_future *conc__task_self;
+
+struct conc__helper {
+    /* Runs one task that helps towards awaited[0..n) (one of them, if still
+     * pending, or one of the waiting task's subtree). Returns false when
+     * there is none: the caller may then sleep. */
+    bool (*help_once)(struct conc__helper *h, conc_future *const *awaited, size_t n);
+};
+extern CONC__TLS struct conc__helper *conc__helper_self;
+
+/* Memory for futures: per-thread slabs (future_mem.c). */
+conc_future *conc__future_alloc_mem(void);
+void conc__future_free_mem(conc_future *f);
+
+/* A new PENDING future holding refs references; NULL when out of memory. */
+conc_future *conc__future_new(conc_task_fn fn, void *arg, struct conc__executor *exec,
+                              uint32_t refs);
+
+/* PENDING → RUNNING; false if it was cancelled (or claimed) first. */
+static inline bool conc__future_claim(conc_future *f)
+{
+    uint32_t pending = CONC__F_PENDING;
+    return atomic_compare_exchange_strong_explicit(&f->state, &pending, CONC__F_RUNNING,
+                                                   memory_order_acquire, memory_order_relaxed);
+}
+
+/* Runs a claimed future's task on this thread, as that task (conc__self(),
+ * conc__task_self), and finishes it. */
+void conc__future_execute(conc_future *f);
+
+/* Ends a claimed future with status and result (NULL: none): FINISHED, or
+ * CANCELLED when status is CONC_ECANCELED and a cancel was requested. Wakes
+ * the waiters and runs the callbacks. */
+void conc__future_finish(conc_future *f, int status, const conc_result *result);
+
+/* Cancels a pending future (PENDING → CANCELLED), or ends one claimed but
+ * never run with status (CONC_EBROKEN: its executor broke). Returns whether
+ * this call ended it. */
+bool conc__future_cancel_pending(conc_future *f);
+void conc__future_fail_claimed(conc_future *f, int status);
+
+/* Whether cancellation of f was requested, by itself or through its group. */
+static inline bool conc__future_cancel_wanted(conc_future *f)
+{
+    return atomic_load_explicit(&f->cancel_requested, memory_order_relaxed) ||
+           (f->group && atomic_load_explicit(&f->group->requested, memory_order_relaxed));
+}
+
+/* Whether f is t or one of its descendants (submitted by t, transitively). */
+static inline bool conc__future_descends(conc_future *f, conc_future *t)
+{
+    while (f && f->depth > t->depth)
+        f = f->parent;
+    return f == t;
+}
+
+static inline bool conc__future_is_done(conc_future *f)
+{
+    return atomic_load_explicit(&f->state, memory_order_acquire) >= CONC__F_FINISHED;
+}
+
+#endif

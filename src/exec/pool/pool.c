@@ -1,0 +1,825 @@
+/* conc_pool: the thread pool executor (pool_impl.h describes where tasks
+ * wait, how workers sleep and how a waiting task's worker helps). */
+#include "exec/pool/pool_impl.h"
+#include "core/deadline.h"
+#include "diag/diag.h"
+#include "exec/pool/task_group_impl.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+CONC__TLS struct conc__worker *conc__worker_self;
+
+/* ---- the executor interface ---- */
+
+static void conc__pool_space_signal(conc_pool *p, size_t n);
+
+static void conc__pool_task_cancelled(conc_future *f)
+{
+    conc_pool *p = (conc_pool *)(void *)f->exec;
+    if (f->external && p->capacity)
+        conc__pool_space_signal(p, 1);
+    if (f->group)
+        conc__task_group_ended(f);
+}
+
+const struct conc__future_ops conc__pool_ops = {
+    .cancelled = conc__pool_task_cancelled,
+    .cancel_requested = NULL, /* the token is enough: the task polls it */
+};
+
+/* ---- running a task ---- */
+
+/* Runs a task this thread claimed (PENDING → RUNNING). */
+static void conc__pool_run_claimed(struct conc__worker *w, conc_future *f)
+{
+    conc_pool *p = (conc_pool *)(void *)f->exec;
+    if (f->external && p->capacity)
+        conc__pool_space_signal(p, 1);
+    if (conc__unlikely(atomic_load_explicit(&p->state, memory_order_relaxed) ==
+                       CONC__POOL_BROKEN)) {
+        conc__future_fail_claimed(f, CONC_EBROKEN);
+    } else if (f->group && atomic_load_explicit(&f->group->requested, memory_order_relaxed)) {
+        conc__future_finish(f, CONC_ECANCELED, NULL); /* its group was cancelled: never start */
+    } else {
+        int64_t outer_mark = w ? w->mark : 0;
+        if (w)
+            w->mark = conc__deque_mark(&w->dq);
+        conc__future_execute(f);
+        if (w)
+            w->mark = outer_mark;
+    }
+    if (f->group)
+        conc__task_group_ended(f);
+}
+
+/* Runs a task taken from a queue, whose reference the queue gave us. */
+static void conc__pool_run_queued(struct conc__worker *w, conc_future *f)
+{
+    if (conc__future_claim(f))
+        conc__pool_run_claimed(w, f);
+    conc_future_release(f);
+}
+
+/* ---- waking and sleeping workers ----
+ *
+ * A worker that runs out of work becomes a searcher (counted in
+ * p->searching) and looks for work for a short while before it sleeps. A
+ * push wakes a sleeper only when nobody is searching — the searcher will
+ * find the work — and the worker it wakes starts as a searcher, counted by
+ * the waker. So a stream of submissions costs at most one wake-up per
+ * searcher that gave up, not one per task (as Go's and Tokio's schedulers
+ * do it). A searcher that finds work while being the last one wakes the
+ * next sleeper if more work is left: parallelism ramps up one worker at a
+ * time.
+ *
+ * The decision to sleep is the Dekker pair of pool_impl.h: a searcher
+ * stops searching and counts itself asleep, then the heavy fence, then it
+ * looks once more; a pusher's light fence comes before it reads both
+ * counts. Either the sleeper sees the work, or the pusher sees it asleep
+ * with nobody searching. */
+
+static bool conc__pool_has_work(conc_pool *p);
+
+static void conc__give_search_token(struct conc__waiter *w, void *arg)
+{
+    (void)arg;
+    w->want = 1; /* this worker wakes as a counted searcher */
+}
+
+/* After queueing work: wakes one sleeping worker, if any sleeps and nobody
+ * searches. */
+static void conc__pool_wake_worker(conc_pool *p)
+{
+    conc__fence_light();
+    if (conc__likely(atomic_load_explicit(&p->searching, memory_order_relaxed) != 0 ||
+                     atomic_load_explicit(&p->sleepers, memory_order_relaxed) == 0))
+        return;
+    uint32_t none = 0;
+    if (!atomic_compare_exchange_strong_explicit(&p->searching, &none, 1, memory_order_relaxed,
+                                                 memory_order_relaxed))
+        return; /* another one started searching meanwhile */
+    conc__waitq_lock(&p->idle);
+    bool woke = conc__waitq_handoff(&p->idle, conc__give_search_token, NULL);
+    conc__waitq_unlock(&p->idle);
+    if (!woke)
+        atomic_fetch_sub_explicit(&p->searching, 1, memory_order_relaxed);
+}
+
+/* A searcher found work: it stops searching; the last one wakes the next. */
+static void conc__worker_found_work(conc_pool *p)
+{
+    if (atomic_fetch_sub_explicit(&p->searching, 1, memory_order_relaxed) == 1 &&
+        conc__pool_has_work(p))
+        conc__pool_wake_worker(p);
+}
+
+static bool conc__pool_has_work(conc_pool *p)
+{
+    if (conc__inbox_nonempty(&p->inbox))
+        return true;
+    for (int i = 0; i < p->nworkers; i++)
+        if (conc__deque_size(&p->workers[i].dq))
+            return true;
+    return false;
+}
+
+/* Looks for work within the spin budget of p->idle (the wait core's score:
+ * a pool whose searches keep failing stops searching and sleeps at once).
+ * It looks only every CONC__SEARCH_STRIDE pauses: each look reads the
+ * submission stack's cache line, and a searcher reading it nonstop makes
+ * every submitter's compare-and-swap there a cache miss (measured: most
+ * of a submit's time, with two searching workers). */
+#define CONC__SEARCH_STRIDE 32
+
+static bool conc__worker_search(conc_pool *p)
+{
+    bool probe;
+    unsigned budget = conc__spin_budget(&p->idle, &probe);
+    for (unsigned i = 0; i < budget; i += CONC__SEARCH_STRIDE) {
+        for (unsigned j = 0; j < CONC__SEARCH_STRIDE; j++)
+            conc__cpu_relax();
+        if (conc__pool_has_work(p)) {
+            conc__spin_learn(&p->idle, true, probe);
+            return true;
+        }
+    }
+    if (budget)
+        conc__spin_learn(&p->idle, false, probe);
+    return false;
+}
+
+/* Called when w found no work: searches, then sleeps until there may be
+ * work. Returns false when the worker should exit: the pool is shut down (or
+ * broken) and no work is left. *searcher: whether w counts as a searcher
+ * (on entry: woken as one; on return: still one). */
+static bool conc__worker_idle(struct conc__worker *w, bool *searcher)
+{
+    conc_pool *p = w->pool;
+    if (!*searcher) {
+        atomic_fetch_add_explicit(&p->searching, 1, memory_order_relaxed);
+        *searcher = true;
+    }
+    if (atomic_load_explicit(&p->state, memory_order_acquire) == CONC__POOL_RUNNING &&
+        conc__worker_search(p))
+        return true;
+    bool more = true;
+    conc__waitq_lock(&p->idle);
+    atomic_fetch_sub_explicit(&p->searching, 1, memory_order_relaxed);
+    *searcher = false;
+    atomic_fetch_add_explicit(&p->sleepers, 1, memory_order_relaxed);
+    conc__fence_heavy();
+    for (;;) {
+        if (conc__pool_has_work(p)) {
+            /* Searching again: a pusher may have skipped its wake because
+             * we still counted as a searcher, so the wake chain must go on
+             * from us (conc__worker_found_work), or queued tasks would wait
+             * for a busy worker while the others sleep. */
+            atomic_fetch_add_explicit(&p->searching, 1, memory_order_relaxed);
+            *searcher = true;
+            break;
+        }
+        if (atomic_load_explicit(&p->state, memory_order_acquire) != CONC__POOL_RUNNING) {
+            more = false;
+            break;
+        }
+        struct conc__waiter sw;
+        conc__waiter_init(&sw, 0, conc__self());
+        conc__waitq_sleep(&p->idle, &sw, CONC__NO_DEADLINE);
+        if (sw.want) { /* woken by a push, as a searcher */
+            *searcher = true;
+            break;
+        }
+    }
+    atomic_fetch_sub_explicit(&p->sleepers, 1, memory_order_relaxed);
+    conc__waitq_unlock(&p->idle);
+    return more;
+}
+
+/* ---- finding work ---- */
+
+/* Takes a batch of the oldest submissions into w's deque and returns the
+ * oldest of all, to run now. Pushed newest first, so the next oldest lands
+ * at the bottom, where w pops: FIFO for the owner, while thieves take the
+ * newest of the batch from the top. Another worker taking its turn at the
+ * queue, or a push half done, means: come back later. */
+#define CONC__INBOX_BATCH 64
+
+static conc_future *conc__worker_take_inbox(struct conc__worker *w)
+{
+    struct conc__inbox *q = &w->pool->inbox;
+    if (!conc__inbox_nonempty(q) || !conc__inbox_trylock(q))
+        return NULL;
+    conc_future *batch[CONC__INBOX_BATCH];
+    size_t n = 0;
+    while (n < CONC__INBOX_BATCH && (batch[n] = conc__inbox_pop(q, NULL)) != NULL)
+        n++;
+    conc__inbox_unlock(q);
+    if (n == 0)
+        return NULL;
+    for (size_t i = n - 1; i > 0; i--)
+        if (conc__deque_push(&w->dq, batch[i]) != 0)
+            conc__pool_run_queued(w, batch[i]); /* no memory to queue it: run it now */
+    if (n > 1)
+        conc__pool_wake_worker(w->pool); /* more to steal */
+    return batch[0];
+}
+
+static uint64_t conc__rng_next(uint64_t *s)
+{
+    uint64_t x = *s;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return *s = x;
+}
+
+static conc_future *conc__worker_steal(struct conc__worker *w)
+{
+    conc_pool *p = w->pool;
+    int n = p->nworkers;
+    if (n < 2)
+        return NULL;
+    unsigned start = (unsigned)(conc__rng_next(&w->rng) % (unsigned)n);
+    for (int round = 0; round < 2; round++) {
+        bool raced = false;
+        for (int i = 0; i < n; i++) {
+            struct conc__worker *v = &p->workers[(start + (unsigned)i) % (unsigned)n];
+            if (v == w)
+                continue;
+            bool retry = false;
+            conc_future *f = conc__deque_steal(&v->dq, &retry);
+            if (f)
+                return f;
+            raced |= retry;
+        }
+        if (!raced)
+            break;
+    }
+    return NULL;
+}
+
+static conc_future *conc__worker_find(struct conc__worker *w)
+{
+    conc_future *f = conc__deque_pop(&w->dq);
+    if (!f)
+        f = conc__worker_take_inbox(w);
+    if (!f)
+        f = conc__worker_steal(w);
+    return f;
+}
+
+/* ---- help-while-waiting ---- */
+
+static bool conc__is_pool_task(conc_future *f)
+{
+    return f->exec && f->exec->ops == &conc__pool_ops;
+}
+
+static bool conc__awaited(conc_future *f, conc_future *const *awaited, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (awaited[i] == f)
+            return true;
+    return false;
+}
+
+/* The awaited task runs on another worker, and the waiting task's subtree
+ * has nothing left in our deque: its remaining tasks were pushed by that
+ * thief (leapfrogging, Wagner and Calder). Steal from the others and run a
+ * task only if it descends from the waiting task; one that does not goes
+ * to the submission stack, where any worker between tasks takes it (it
+ * stays pending, and whoever awaits it can still run it). */
+static bool conc__worker_leapfrog(struct conc__worker *w)
+{
+    conc_future *self = conc__task_self;
+    conc_pool *p = w->pool;
+    if (!self || p->nworkers < 2)
+        return false;
+    for (int i = 1; i < p->nworkers; i++) {
+        struct conc__worker *v = &p->workers[(w->index + (unsigned)i) % (unsigned)p->nworkers];
+        conc_future *f = conc__deque_steal(&v->dq, NULL);
+        if (!f)
+            continue;
+        if (conc__future_descends(f, self)) {
+            w->help_depth++;
+            conc__pool_run_queued(w, f);
+            w->help_depth--;
+            return true;
+        }
+        conc__inbox_push(&p->inbox, f);
+        conc__pool_wake_worker(p);
+    }
+    return false;
+}
+
+/* The helper of a waiting task's worker (pool_impl.h, isolation). The
+ * newest task of its own subtree first: usually the very child awaited,
+ * popped so that its queue reference is dropped at once (a fork-join task
+ * leaves no stale entries behind to keep futures alive). Else an awaited
+ * future still pending elsewhere runs here. Past the depth bound only
+ * awaited futures run: anything else popped goes back. */
+static bool conc__worker_help_once(struct conc__helper *h, conc_future *const *awaited, size_t n)
+{
+    struct conc__worker *w = (struct conc__worker *)((char *)h - offsetof(struct conc__worker, helper));
+    conc_future *f = conc__deque_pop_above(&w->dq, w->mark);
+    if (f) {
+        if (w->help_depth < CONC__HELP_DEPTH_MAX || conc__awaited(f, awaited, n)) {
+            w->help_depth++;
+            conc__pool_run_queued(w, f);
+            w->help_depth--;
+            return true;
+        }
+        if (conc__deque_push(&w->dq, f) != 0) /* cannot fail: the slot was just freed */
+            conc__pool_run_queued(w, f);
+    }
+    for (size_t i = 0; i < n; i++) {
+        f = awaited[i];
+        if (conc__is_pool_task(f) && conc__future_claim(f)) {
+            conc__pool_run_claimed(w, f);
+            return true;
+        }
+    }
+    return w->help_depth < CONC__HELP_DEPTH_MAX && conc__worker_leapfrog(w);
+}
+
+/* ---- workers ---- */
+
+/* After a change of state: every sleeping worker and submitter re-checks.
+ * Idle workers exit once no work is left; submitters waiting for room fail. */
+static void conc__pool_wake_everyone(conc_pool *p)
+{
+    conc__waitq_lock(&p->idle);
+    conc__waitq_wake_all(&p->idle);
+    conc__waitq_unlock(&p->idle);
+    conc__waitq_lock(&p->space);
+    conc__waitq_wake_all(&p->space);
+    conc__waitq_unlock(&p->space);
+}
+
+static void conc__pool_break(conc_pool *p)
+{
+    uint32_t s = atomic_load_explicit(&p->state, memory_order_relaxed);
+    while (s != CONC__POOL_BROKEN &&
+           !atomic_compare_exchange_weak_explicit(&p->state, &s, CONC__POOL_BROKEN,
+                                                  memory_order_acq_rel, memory_order_relaxed))
+        ;
+    conc__pool_wake_everyone(p);
+}
+
+static int conc__worker_main(void *arg)
+{
+    struct conc__worker *w = arg;
+    conc_pool *p = w->pool;
+    conc__worker_self = w;
+    conc__helper_self = &w->helper;
+    if (p->initializer && p->initializer(p->initarg) != 0)
+        conc__pool_break(p);
+    bool searcher = false;
+    for (;;) {
+        conc_future *f = conc__worker_find(w);
+        if (f) {
+            if (searcher) {
+                searcher = false;
+                conc__worker_found_work(p);
+            }
+            conc__pool_run_queued(w, f);
+            continue;
+        }
+        if (!conc__worker_idle(w, &searcher))
+            break;
+    }
+    if (searcher)
+        atomic_fetch_sub_explicit(&p->searching, 1, memory_order_relaxed);
+    conc__helper_self = NULL;
+    conc__worker_self = NULL;
+    return 0;
+}
+
+/* ---- the registry of live pools, for dumps ----
+ *
+ * A pthread mutex, never a conc lock (a dump must not recurse into the
+ * hooks), with pthread_atfork handlers. A pool is listed from the end of its
+ * creation to the start of its destroy, so a dump never reads one being
+ * freed. */
+
+static pthread_mutex_t conc__pools_lock = PTHREAD_MUTEX_INITIALIZER;
+static conc_pool *conc__pools;
+static pthread_once_t conc__pools_once = PTHREAD_ONCE_INIT;
+
+static void conc__pools_prepare(void)
+{
+    pthread_mutex_lock(&conc__pools_lock);
+}
+
+static void conc__pools_resume(void)
+{
+    pthread_mutex_unlock(&conc__pools_lock);
+}
+
+static void conc__pools_setup(void)
+{
+    pthread_atfork(conc__pools_prepare, conc__pools_resume, conc__pools_resume);
+}
+
+static void conc__pools_add(conc_pool *p)
+{
+    pthread_once(&conc__pools_once, conc__pools_setup);
+    pthread_mutex_lock(&conc__pools_lock);
+    p->prev_pool = NULL;
+    p->next_pool = conc__pools;
+    if (conc__pools)
+        conc__pools->prev_pool = p;
+    conc__pools = p;
+    pthread_mutex_unlock(&conc__pools_lock);
+}
+
+static void conc__pools_remove(conc_pool *p)
+{
+    pthread_mutex_lock(&conc__pools_lock);
+    if (p->prev_pool)
+        p->prev_pool->next_pool = p->next_pool;
+    else if (conc__pools == p)
+        conc__pools = p->next_pool;
+    if (p->next_pool)
+        p->next_pool->prev_pool = p->prev_pool;
+    p->next_pool = p->prev_pool = NULL;
+    pthread_mutex_unlock(&conc__pools_lock);
+}
+
+/* The submission queue's length, taking the consumer's turn briefly (a
+ * worker holds it only while it moves a batch); -1 if it stays taken. */
+static long conc__pool_inbox_length(conc_pool *p)
+{
+    for (int i = 0; i < 1000; i++) {
+        if (conc__inbox_trylock(&p->inbox)) {
+            size_t n = conc__inbox_count(&p->inbox);
+            conc__inbox_unlock(&p->inbox);
+            return (long)n;
+        }
+        conc__cpu_relax();
+    }
+    return -1;
+}
+
+void conc__pools_describe(void (*line)(void *ctx, const char *text), void *ctx)
+{
+    pthread_mutex_lock(&conc__pools_lock);
+    for (conc_pool *p = conc__pools; p; p = p->next_pool) {
+        size_t deqs = 0;
+        for (int i = 0; i < p->nworkers; i++)
+            deqs += conc__deque_size(&p->workers[i].dq);
+        long inbox = conc__pool_inbox_length(p);
+        uint32_t s = atomic_load_explicit(&p->state, memory_order_relaxed);
+        char text[256], queued[48];
+        if (inbox < 0)
+            snprintf(queued, sizeof queued, "(busy)");
+        else
+            snprintf(queued, sizeof queued, "%ld", inbox);
+        snprintf(text, sizeof text,
+                 "pool \"%s\": %d worker%s, %s; waiting to run: %s submitted, %zu in the "
+                 "workers' deques; %u worker%s asleep\n",
+                 p->name, p->nworkers, p->nworkers == 1 ? "" : "s",
+                 s == CONC__POOL_RUNNING ? "running"
+                 : s == CONC__POOL_BROKEN ? "broken"
+                                          : "shut down",
+                 queued, deqs, atomic_load_explicit(&p->sleepers, memory_order_relaxed),
+                 atomic_load_explicit(&p->sleepers, memory_order_relaxed) == 1 ? "" : "s");
+        line(ctx, text);
+    }
+    pthread_mutex_unlock(&conc__pools_lock);
+}
+
+/* ---- create and destroy ---- */
+
+/* Cancels what the submission queue holds and drops its references. Takes
+ * the consumer's turn, waiting for it (a worker holds it only while it
+ * moves a batch), and waits out a push half done. */
+static void conc__pool_drain_inbox(conc_pool *p)
+{
+    struct conc__inbox *q = &p->inbox;
+    while (!conc__inbox_trylock(q))
+        conc__cpu_relax();
+    for (;;) {
+        bool busy = false;
+        conc_future *f = conc__inbox_pop(q, &busy);
+        if (f) {
+            conc__future_cancel_pending(f);
+            conc_future_release(f);
+        } else if (busy) {
+            conc__cpu_relax();
+        } else {
+            break;
+        }
+    }
+    conc__inbox_unlock(q);
+}
+
+static void conc__pool_free(conc_pool *p)
+{
+    /* Tasks a submit took back after a shutdown (conc__pool_submit) may
+     * still be queued, cancelled: drop the queue's references. */
+    conc__pool_drain_inbox(p);
+    if (p->workers)
+        for (int i = 0; i < p->nworkers; i++)
+            conc__deque_free(&p->workers[i].dq);
+    free(p->workers);
+    free(p);
+}
+
+/* Joins the first `started` workers still unjoined, by the deadline.
+ * Returns 0, or CONC_ETIMEDOUT with the rest left for a later join. */
+static int conc__pool_join(conc_pool *p, int started, int64_t deadline)
+{
+    for (int i = 0; i < started; i++) {
+        conc_thread *t = p->workers[i].thread;
+        if (!t)
+            continue;
+        int64_t left = CONC_FOREVER;
+        if (deadline != CONC__NO_DEADLINE) {
+            int64_t now = conc__now();
+            left = deadline > now ? deadline - now : 0;
+        }
+        if (conc_thread_join(t, left, NULL) != 0)
+            return CONC_ETIMEDOUT;
+        conc_thread_destroy(t);
+        p->workers[i].thread = NULL;
+    }
+    return 0;
+}
+
+int conc_pool_create(conc_pool **out, const conc_pool_opts *opts)
+{
+    if (!out)
+        return CONC_EINVAL;
+    *out = NULL;
+    conc_pool_opts o = opts ? *opts : (conc_pool_opts){0};
+    if (o.max_workers < 0)
+        return CONC_EINVAL;
+    int n = o.max_workers ? o.max_workers : conc_cpu_count();
+    if (n < 1)
+        n = 1;
+    conc_pool *p = aligned_alloc(64, (sizeof *p + 63) & ~(size_t)63);
+    if (!p)
+        return CONC_ENOMEM;
+    memset(p, 0, sizeof *p);
+    p->exec.ops = &conc__pool_ops;
+    p->capacity = o.queue_capacity;
+    p->nworkers = n;
+    p->initializer = o.initializer;
+    p->initarg = o.initarg;
+    conc__inbox_init(&p->inbox);
+    conc__waitq_init(&p->idle, 0);
+    conc__waitq_init(&p->space, 0);
+    conc_mutex_init(&p->join_lock, NULL);
+    size_t wsize = (sizeof(struct conc__worker) + 63) & ~(size_t)63;
+    p->workers = aligned_alloc(64, wsize * (size_t)n);
+    if (!p->workers) {
+        free(p);
+        return CONC_ENOMEM;
+    }
+    memset(p->workers, 0, wsize * (size_t)n);
+    for (int i = 0; i < n; i++) {
+        struct conc__worker *w = &p->workers[i];
+        w->pool = p;
+        w->index = (unsigned)i;
+        w->rng = 0x9e3779b97f4a7c15ull * (uint64_t)(i + 1);
+        w->helper.help_once = conc__worker_help_once;
+        if (conc__deque_init(&w->dq, 8) != 0) {
+            p->nworkers = i;
+            conc__pool_free(p);
+            return CONC_ENOMEM;
+        }
+    }
+    const char *name = o.name ? o.name : "conc-pool";
+    snprintf(p->name, sizeof p->name, "%s", name);
+    for (int i = 0; i < n; i++) {
+        char tname[64];
+        snprintf(tname, sizeof tname, "%s-%d", name, i);
+        conc_thread_opts topts = {.name = tname};
+        int rc = conc_thread_start(&p->workers[i].thread, conc__worker_main, &p->workers[i], &topts);
+        if (rc) {
+            atomic_store(&p->state, CONC__POOL_SHUTDOWN);
+            conc__pool_wake_everyone(p);
+            conc__pool_join(p, i, CONC__NO_DEADLINE);
+            conc__pool_free(p);
+            return rc;
+        }
+    }
+    conc__pools_add(p);
+    *out = p;
+    return 0;
+}
+
+int conc_pool_workers(conc_pool *p)
+{
+    return p ? p->nworkers : CONC_EINVAL;
+}
+
+/* ---- submitting ---- */
+
+/* Called when an external task leaves the queue (started or cancelled) in a
+ * bounded pool: frees its slot and wakes a submitter waiting for room. */
+static void conc__pool_space_signal(conc_pool *p, size_t n)
+{
+    atomic_fetch_sub_explicit(&p->queued, n, memory_order_relaxed);
+    conc__fence_light();
+    if (conc__likely(atomic_load_explicit(&p->space_sleepers, memory_order_relaxed) == 0))
+        return;
+    conc__waitq_lock(&p->space);
+    conc__waitq_wake(&p->space, (unsigned)n);
+    conc__waitq_unlock(&p->space);
+}
+
+static bool conc__pool_try_reserve(conc_pool *p)
+{
+    size_t q = atomic_load_explicit(&p->queued, memory_order_relaxed);
+    while (q < p->capacity)
+        if (atomic_compare_exchange_weak_explicit(&p->queued, &q, q + 1, memory_order_relaxed,
+                                                  memory_order_relaxed))
+            return true;
+    return false;
+}
+
+static int conc__pool_state_error(conc_pool *p)
+{
+    uint32_t s = atomic_load_explicit(&p->state, memory_order_acquire);
+    return s == CONC__POOL_RUNNING ? 0 : s == CONC__POOL_BROKEN ? CONC_EBROKEN : CONC_ESHUTDOWN;
+}
+
+/* Takes a slot of a bounded pool's submission queue, waiting for one until
+ * the deadline. */
+static int conc__pool_reserve(conc_pool *p, int64_t deadline)
+{
+    if (conc__pool_try_reserve(p))
+        return 0;
+    int rc = 0;
+    conc__waitq_lock(&p->space);
+    atomic_fetch_add_explicit(&p->space_sleepers, 1, memory_order_relaxed);
+    conc__fence_heavy();
+    for (;;) {
+        if ((rc = conc__pool_state_error(p)) != 0)
+            break;
+        if (conc__pool_try_reserve(p))
+            break;
+        if (conc__expired(deadline)) {
+            rc = CONC_EFULL;
+            break;
+        }
+        struct conc__waiter sw;
+        conc__waiter_init(&sw, 0, conc__self());
+        conc__waitq_sleep(&p->space, &sw, deadline);
+    }
+    atomic_fetch_sub_explicit(&p->space_sleepers, 1, memory_order_relaxed);
+    conc__waitq_unlock(&p->space);
+    return rc;
+}
+
+
+int conc__pool_submit(conc_pool *p, conc_task_fn fn, void *arg, int64_t timeout,
+                      struct conc__cancel_scope *group, conc_future **out)
+{
+    int64_t deadline;
+    if (out)
+        *out = NULL;
+    if (!p || !fn || conc__deadline(timeout, &deadline))
+        return CONC_EINVAL;
+    struct conc__worker *w = conc__worker_self;
+    bool inside = w && w->pool == p;
+    /* A running task's subtasks are part of work already accepted: they are
+     * taken while the pool shuts down, and never wait for room. */
+    int rc = conc__pool_state_error(p);
+    if (rc == CONC_EBROKEN || (rc && !inside))
+        return rc;
+    if (!inside && p->capacity && (rc = conc__pool_reserve(p, deadline)) != 0)
+        return rc;
+    conc_future *f = conc__future_new(fn, arg, &p->exec, out ? 2 : 1);
+    if (!f) {
+        if (!inside && p->capacity)
+            conc__pool_space_signal(p, 1);
+        return CONC_ENOMEM;
+    }
+    f->external = !inside;
+    f->group = group;
+    if (group)
+        conc__task_group_added(f); /* before anyone can run it */
+    if (inside) {
+        if (conc__deque_push(&w->dq, f) != 0) {
+            conc__future_cancel_pending(f); /* tells the group */
+            conc__future_free_mem(f);
+            return CONC_ENOMEM;
+        }
+    } else {
+        conc__inbox_push(&p->inbox, f);
+        /* A shutdown between our state check and the push may have let
+         * every worker exit: take the task back by cancelling it, unless a
+         * worker got to it first (the seq_cst push and this load pair with
+         * the shutdown's store and the workers' last look at the inbox).
+         * The inbox keeps its reference until conc_pool_destroy. */
+        if (conc__unlikely(atomic_load_explicit(&p->state, memory_order_seq_cst) !=
+                           CONC__POOL_RUNNING) &&
+            conc__future_cancel_pending(f)) {
+            if (out)
+                conc_future_release(f);
+            return conc__pool_state_error(p);
+        }
+    }
+    if (out)
+        *out = f;
+    conc__pool_wake_worker(p);
+    return 0;
+}
+
+int conc_pool_submit_timed(conc_pool *p, conc_task_fn fn, void *arg, int64_t timeout,
+                           conc_future **f)
+{
+    return conc__pool_submit(p, fn, arg, timeout, NULL, f);
+}
+
+int conc_pool_submit(conc_pool *p, conc_task_fn fn, void *arg, conc_future **f)
+{
+    return conc__pool_submit(p, fn, arg, CONC_FOREVER, NULL, f);
+}
+
+/* ---- shutdown ---- */
+
+/* Cancels every task not started: the submission stack, then whatever the
+ * deques hold (stolen out of them, as a thief would). */
+static void conc__pool_cancel_pending(conc_pool *p)
+{
+    conc__pool_drain_inbox(p);
+    for (int i = 0; i < p->nworkers; i++) {
+        for (;;) {
+            bool retry = false;
+            conc_future *f = conc__deque_steal(&p->workers[i].dq, &retry);
+            if (f) {
+                conc__future_cancel_pending(f);
+                conc_future_release(f);
+            } else if (!retry) {
+                break;
+            }
+        }
+    }
+}
+
+static bool conc__pool_called_from_inside(conc_pool *p)
+{
+    struct conc__worker *w = conc__worker_self;
+    return w && w->pool == p;
+}
+
+/* Stops the pool and, unless timeout is 0, joins the workers by the
+ * deadline (CONC__NO_DEADLINE: none). */
+static int conc__pool_stop(conc_pool *p, bool cancel_futures, int64_t timeout)
+{
+    int64_t deadline;
+    if (!p || conc__deadline(timeout, &deadline))
+        return CONC_EINVAL;
+    if (timeout != 0 && conc__pool_called_from_inside(p))
+        return CONC_EDEADLK;
+    uint32_t running = CONC__POOL_RUNNING;
+    atomic_compare_exchange_strong_explicit(&p->state, &running, CONC__POOL_SHUTDOWN,
+                                            memory_order_acq_rel, memory_order_relaxed);
+    if (cancel_futures)
+        conc__pool_cancel_pending(p);
+    conc__pool_wake_everyone(p);
+    if (timeout == 0)
+        return 0;
+    int rc = 0;
+    if (deadline == CONC__NO_DEADLINE)
+        conc_mutex_lock(&p->join_lock);
+    else if ((rc = conc_mutex_timedlock(&p->join_lock, timeout)) != 0)
+        return CONC_ETIMEDOUT; /* another thread is joining them */
+    if (!atomic_load_explicit(&p->joined, memory_order_relaxed)) {
+        rc = conc__pool_join(p, p->nworkers, deadline);
+        if (rc == 0)
+            atomic_store_explicit(&p->joined, true, memory_order_relaxed);
+    }
+    conc_mutex_unlock(&p->join_lock);
+    return rc;
+}
+
+int conc_pool_shutdown(conc_pool *p, bool wait, bool cancel_futures)
+{
+    return conc__pool_stop(p, cancel_futures, wait ? CONC_FOREVER : 0);
+}
+
+int conc_pool_shutdown_timed(conc_pool *p, bool cancel_futures, int64_t timeout)
+{
+    return conc__pool_stop(p, cancel_futures, timeout);
+}
+
+int conc_pool_destroy(conc_pool *p)
+{
+    if (!p)
+        return CONC_EINVAL;
+    int rc = conc_pool_shutdown(p, true, false);
+    if (rc)
+        return rc;
+    conc__pools_remove(p);
+    conc_mutex_destroy(&p->join_lock);
+    conc__pool_free(p);
+    return 0;
+}

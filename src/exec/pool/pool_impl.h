@@ -1,0 +1,92 @@
+/* The layout of conc_pool, for pool.c, pool_map.c, task_group.c and tests.
+ *
+ * Where a task waits to run:
+ *   - submitted from outside: the submission queue `inbox` (inbox.h: a
+ *     lock-free FIFO, one exchange to push); an idle worker takes a batch of
+ *     the oldest into its deque, the oldest at the bottom end it pops from,
+ *     so external tasks start in submission order;
+ *   - submitted by a running task: its worker's deque (deque.h), at the
+ *     bottom, which the owner pops (LIFO: depth first, cache-warm) and idle
+ *     workers steal from the top (the oldest, largest pieces of work).
+ * Every queued task holds one reference of its future for the queue; a
+ * future that is cancelled or claimed by a helping waiter stays where it is
+ * and is dropped when reached.
+ *
+ * Sleeping: an idle worker searches briefly (counted in `searching`), then
+ * counts itself in `sleepers`, issues the heavy fence, looks for work once
+ * more and sleeps on `idle`. A push issues the light fence and wakes one
+ * sleeper only if one sleeps and none searches (wait.h's asymmetric Dekker
+ * pair; pool.c has the details): no syscall while all work.
+ *
+ * Isolation (help-while-waiting): a worker running task T records the
+ * bottom of its deque when T starts (`mark`). When T waits, the worker runs
+ * the awaited future itself if it is still pending, else pops only tasks
+ * above the mark — tasks T or its helped descendants pushed, i.e. T's own
+ * subtree — or steals from the other deques the tasks that descend from T
+ * (leapfrogging: a task stolen from T's subtree pushes its own children on
+ * the thief's deque), and naps on the future when there are none. Past
+ * CONC__HELP_DEPTH_MAX nested helps it runs only awaited futures inline.
+ */
+#ifndef CONC_POOL_IMPL_H
+#define CONC_POOL_IMPL_H
+
+#include "conc/pool.h"
+#include "conc/sync.h"
+#include "conc/thread.h"
+#include "exec/pool/deque.h"
+#include "exec/future_impl.h"
+#include "exec/pool/inbox.h"
+
+#define CONC__HELP_DEPTH_MAX 64
+
+enum conc__pool_state {
+    CONC__POOL_RUNNING = 0,
+    CONC__POOL_SHUTDOWN = 1, /* no more submissions from outside */
+    CONC__POOL_BROKEN = 2,   /* an initializer failed */
+};
+
+struct conc__worker {
+    _Alignas(64) struct conc__deque dq;
+    struct conc__helper helper; /* installed in conc__helper_self */
+    struct conc_pool *pool;
+    conc_thread *thread;
+    unsigned index;
+    uint64_t rng;               /* victim choice */
+    int64_t mark;               /* dq's bottom when the running task began */
+    int help_depth;             /* nested helps on this worker's stack */
+};
+
+struct conc_pool {
+    struct conc__executor exec;                /* first: futures point here */
+    struct conc__inbox inbox;                  /* submitted from outside */
+    _Alignas(64) _Atomic uint32_t sleepers;    /* workers announced to sleep */
+    _Atomic uint32_t searching;                /* workers looking for work */
+    _Atomic uint32_t state;
+    /* Bounded submission: external tasks queued and not yet started, and
+     * submitters sleeping for room (queue_capacity > 0 only). */
+    _Alignas(64) _Atomic size_t queued;
+    _Atomic uint32_t space_sleepers;
+    size_t capacity;
+    int nworkers;
+    struct conc__worker *workers;
+    int (*initializer)(void *arg);
+    void *initarg;
+    struct conc__waitq idle;    /* sleeping workers */
+    struct conc__waitq space;   /* submitters waiting for room; shutdown joins */
+    _Atomic bool joined;
+    conc_mutex join_lock;       /* one joiner of the workers at a time */
+    char name[48];              /* for dumps */
+    struct conc_pool *next_pool, *prev_pool; /* the registry, for dumps */
+};
+
+extern const struct conc__future_ops conc__pool_ops;
+
+/* The worker the calling thread is, or NULL. */
+extern CONC__TLS struct conc__worker *conc__worker_self;
+
+/* Creates a queued task of p from inside or outside (as conc_pool_submit).
+ * group: the task group the future belongs to, or NULL. */
+int conc__pool_submit(conc_pool *p, conc_task_fn fn, void *arg, int64_t timeout,
+                      struct conc__cancel_scope *group, conc_future **out);
+
+#endif

@@ -1,0 +1,175 @@
+/* conc_barrier: Python's threading.Barrier, state machine for state machine
+ * (sync_impl.h names the states), on the wait core. b->q's lock guards every
+ * field. A round: parties threads arrive while FILLING; the last runs the
+ * action and switches to DRAINING, which releases the others; the last thread
+ * to leave switches back to FILLING. Threads arriving while a round drains (or
+ * while a reset's broken round drains) wait in enter, so rounds never mix.
+ * Breaking (abort, timeout, failed action) sets BROKEN and wakes everyone;
+ * reset moves a broken or filling round to RESETTING, whose waiters leave with
+ * CONC_EBROKEN, and the last to leave makes the barrier FILLING again.
+ */
+#include "core/deadline.h"
+#include "sync/sync_impl.h"
+
+#include <string.h>
+
+static inline struct conc__barrier *conc__barrier_of(conc_barrier *b)
+{
+    return (struct conc__barrier *)(void *)b;
+}
+
+static inline int conc__barrier_check(conc_barrier *bx)
+{
+    if (!bx)
+        return CONC_EINVAL;
+    return conc__waitq_dead(&conc__barrier_of(bx)->q) ? CONC_EBADF : 0;
+}
+
+int conc_barrier_init(conc_barrier *bx, int parties, const conc_barrier_opts *opts)
+{
+    if (!bx || parties <= 0)
+        return CONC_EINVAL;
+    struct conc__barrier *b = conc__barrier_of(bx);
+    memset(b, 0, sizeof *b);
+    b->parties = (uint32_t)parties;
+    b->state = CONC__B_FILLING;
+    if (opts) {
+        b->action = opts->action;
+        b->action_arg = opts->action_arg;
+    }
+    conc__waitq_init(&b->q, opts && opts->pshared ? CONC__WQ_PSHARED : 0);
+    return 0;
+}
+
+int conc_barrier_destroy(conc_barrier *bx)
+{
+    int rc = conc__barrier_check(bx);
+    if (rc)
+        return rc;
+    struct conc__barrier *b = conc__barrier_of(bx);
+    conc__waitq_lock(&b->q);
+    bool busy = b->count != 0;
+    conc__waitq_unlock(&b->q);
+    return busy ? CONC_EBUSY : conc__waitq_kill(&b->q);
+}
+
+/* Called with b->q locked. */
+static void conc__barrier_break(struct conc__barrier *b)
+{
+    b->state = CONC__B_BROKEN;
+    conc__waitq_wake_all(&b->q);
+}
+
+/* Called with b->q locked: wait while a previous round drains. */
+static int conc__barrier_enter(struct conc__barrier *b, struct conc__waiter *w, int64_t deadline)
+{
+    while (b->state == CONC__B_DRAINING || b->state == CONC__B_RESETTING) {
+        if (conc__expired(deadline))
+            return CONC_ETIMEDOUT;
+        conc__waitq_sleep(&b->q, w, deadline);
+    }
+    return b->state == CONC__B_BROKEN ? CONC_EBROKEN : 0;
+}
+
+/* Called with b->q locked, by the last to arrive. */
+static int conc__barrier_release(struct conc__barrier *b)
+{
+    if (b->action && b->action(b->action_arg) != 0) {
+        conc__barrier_break(b);
+        return CONC_EBROKEN;
+    }
+    b->state = CONC__B_DRAINING;
+    conc__waitq_wake_all(&b->q);
+    return 0;
+}
+
+/* Called with b->q locked, by the others: wait for the round to end. */
+static int conc__barrier_await(struct conc__barrier *b, struct conc__waiter *w, int64_t deadline)
+{
+    while (b->state == CONC__B_FILLING) {
+        if (conc__expired(deadline)) {
+            conc__barrier_break(b);
+            return CONC_ETIMEDOUT;
+        }
+        conc__waitq_sleep(&b->q, w, deadline);
+    }
+    return b->state == CONC__B_DRAINING ? 0 : CONC_EBROKEN;
+}
+
+/* Called with b->q locked, by every thread leaving a round. */
+static void conc__barrier_exit(struct conc__barrier *b)
+{
+    if (--b->count == 0 && (b->state == CONC__B_DRAINING || b->state == CONC__B_RESETTING)) {
+        b->state = CONC__B_FILLING;
+        conc__waitq_wake_all(&b->q);
+    }
+}
+
+int conc_barrier_wait(conc_barrier *bx, int64_t timeout, unsigned *index)
+{
+    int64_t deadline = CONC__NO_DEADLINE;
+    int rc = conc__barrier_check(bx);
+    if (rc)
+        return rc;
+    if (conc__deadline(timeout, &deadline) != 0)
+        return CONC_EINVAL;
+    struct conc__barrier *b = conc__barrier_of(bx);
+    struct conc__waiter w;
+    conc__waiter_init(&w, 0, 0);
+    conc__waitq_lock(&b->q);
+    conc__waitq_announce(&b->q);
+    rc = conc__barrier_enter(b, &w, deadline);
+    if (rc == 0) {
+        uint32_t arrival = b->count++;
+        if (arrival + 1 == b->parties)
+            rc = conc__barrier_release(b);
+        else
+            rc = conc__barrier_await(b, &w, deadline);
+        conc__barrier_exit(b);
+        if (rc == 0 && index)
+            *index = arrival;
+    }
+    conc__waitq_retire(&b->q);
+    conc__waitq_unlock(&b->q);
+    return rc;
+}
+
+int conc_barrier_abort(conc_barrier *bx)
+{
+    int rc = conc__barrier_check(bx);
+    if (rc)
+        return rc;
+    struct conc__barrier *b = conc__barrier_of(bx);
+    conc__waitq_lock(&b->q);
+    conc__barrier_break(b);
+    conc__waitq_unlock(&b->q);
+    return 0;
+}
+
+int conc_barrier_reset(conc_barrier *bx)
+{
+    int rc = conc__barrier_check(bx);
+    if (rc)
+        return rc;
+    struct conc__barrier *b = conc__barrier_of(bx);
+    conc__waitq_lock(&b->q);
+    if (b->count == 0)
+        b->state = CONC__B_FILLING;
+    else if (b->state == CONC__B_FILLING || b->state == CONC__B_BROKEN)
+        b->state = CONC__B_RESETTING;
+    conc__waitq_wake_all(&b->q);
+    conc__waitq_unlock(&b->q);
+    return 0;
+}
+
+int conc_barrier_broken(conc_barrier *bx)
+{
+    int rc = conc__barrier_check(bx);
+    if (rc)
+        return rc;
+    struct conc__barrier *b = conc__barrier_of(bx);
+    conc__waitq_lock(&b->q);
+    rc = b->state == CONC__B_BROKEN;
+    conc__waitq_unlock(&b->q);
+    return rc;
+}

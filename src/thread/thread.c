@@ -1,0 +1,384 @@
+/* conc_thread: pthreads with a timed join, names and identities.
+ *
+ * A handle is reference-counted: one reference for the caller (dropped by
+ * conc_thread_destroy), one for the thread (dropped as its last act). The
+ * timed join waits on the handle's `done` event, which the thread sets when
+ * its function returns, then calls pthread_join, which returns at once since
+ * the thread is on its way out; a join without a timeout calls pthread_join
+ * alone, saving a second sleep. join_state moves JOINABLE → JOINED or
+ * JOINABLE → DETACHED exactly once (compare-and-swap), which makes a second
+ * join or a join after detach CONC_EINVAL instead of undefined behaviour.
+ *
+ * conc_thread_self() of a thread conc did not start adopts it: a handle that
+ * cannot be joined, owned by a pthread key whose destructor frees it when the
+ * thread exits.
+ *
+ * Every conc thread (and every adopted one) has a record in the diagnostics'
+ * registry (diag_thread.h): its name and tid for dumps and traces, and its
+ * lifetime, from start until its function returns.
+ */
+#define _GNU_SOURCE
+#include "conc/thread.h"
+#include "conc/sync.h"
+#include "core/deadline.h"
+#include "diag/diag_thread.h"
+#include "core/self.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+enum { CONC__T_JOINABLE, CONC__T_JOINED, CONC__T_DETACHED };
+
+struct conc_thread {
+    pthread_t pthread;
+    conc_thread_fn fn;
+    void *arg;
+    int status;          /* fn's return; read after `done` is seen set */
+    _Atomic int refs;
+    _Atomic int join_state;
+    _Atomic int64_t tid; /* 0 until the thread has started */
+    bool adopted;
+    conc_event done;     /* set when fn has returned */
+    conc_mutex name_lock;
+    char *name;          /* under name_lock; NULL: none */
+    struct conc__dthread *diag; /* under name_lock: its diagnostics record */
+};
+
+static CONC__TLS conc_thread *conc__thread_current;
+
+static void conc__thread_unref(conc_thread *t)
+{
+    if (atomic_fetch_sub(&t->refs, 1) == 1) {
+        free(t->name);
+        free(t);
+    }
+}
+
+/* Gives the OS the first CONC_THREAD_OS_NAME_MAX bytes of name. From the
+ * thread itself, prctl; for another live thread, its comm file, which is what
+ * pthread_setname_np writes too, without touching a pthread_t that a join may
+ * have freed. A thread that already ended has no name to set. */
+static void conc__thread_os_name(conc_thread *t, const char *name)
+{
+    char os_name[CONC_THREAD_OS_NAME_MAX + 1];
+    snprintf(os_name, sizeof os_name, "%s", name);
+    if (t == conc__thread_current) {
+        prctl(PR_SET_NAME, os_name, 0, 0, 0);
+        return;
+    }
+    int64_t tid = atomic_load(&t->tid);
+    if (tid <= 0 || conc_event_is_set(&t->done) == 1)
+        return;
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/task/%lld/comm", (long long)tid);
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        ssize_t n = write(fd, os_name, strlen(os_name));
+        (void)n; /* the thread may have ended meanwhile: nothing to name */
+        close(fd);
+    }
+}
+
+static void *conc__thread_main(void *arg)
+{
+    conc_thread *t = arg;
+    conc__thread_current = t;
+    atomic_store(&t->tid, (int64_t)conc__tid());
+    conc__dthread_begin();
+    conc_mutex_lock(&t->name_lock);
+    t->diag = conc__dt_tls;
+    if (t->name) {
+        conc__thread_os_name(t, t->name);
+        conc__dthread_name(t->diag, t->name);
+    }
+    conc_mutex_unlock(&t->name_lock);
+    t->status = t->fn(t->arg);
+    conc_mutex_lock(&t->name_lock);
+    t->diag = NULL;
+    conc_mutex_unlock(&t->name_lock);
+    conc__dthread_end();
+    conc__thread_current = NULL;
+    conc_event_set(&t->done);
+    conc__thread_unref(t);
+    return NULL;
+}
+
+static conc_thread *conc__thread_new(const char *name)
+{
+    conc_thread *t = calloc(1, sizeof *t);
+    if (!t)
+        return NULL;
+    if (name && !(t->name = strdup(name))) {
+        free(t);
+        return NULL;
+    }
+    return t;
+}
+
+/* Every signal blocked but those a fault raises in the faulting thread. */
+static void conc__async_signals(sigset_t *set)
+{
+    sigfillset(set);
+    static const int sync_signals[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS};
+    for (size_t i = 0; i < sizeof sync_signals / sizeof *sync_signals; i++)
+        sigdelset(set, sync_signals[i]);
+}
+
+static int conc__thread_create(conc_thread *t, const conc_thread_opts *opts)
+{
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    int rc = 0;
+    if (opts && opts->stack_size && pthread_attr_setstacksize(&attr, opts->stack_size) != 0)
+        rc = EINVAL;
+    if (rc == 0) {
+        sigset_t blocked;
+        conc__async_signals(&blocked);
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 32)
+        /* The new thread starts with the mask: no window, no syscall here. */
+        pthread_attr_setsigmask_np(&attr, &blocked);
+        rc = pthread_create(&t->pthread, &attr, conc__thread_main, t);
+#else
+        sigset_t old; /* it inherits ours, briefly narrowed */
+        pthread_sigmask(SIG_SETMASK, &blocked, &old);
+        rc = pthread_create(&t->pthread, &attr, conc__thread_main, t);
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+#endif
+    }
+    pthread_attr_destroy(&attr);
+    return -rc;
+}
+
+int conc_thread_start(conc_thread **out, conc_thread_fn fn, void *arg,
+                      const conc_thread_opts *opts)
+{
+    bool detached = opts && opts->detached;
+    if (!fn || (!out && !detached))
+        return CONC_EINVAL;
+    if (out)
+        *out = NULL;
+    conc_thread *t = conc__thread_new(opts ? opts->name : NULL);
+    if (!t)
+        return CONC_ENOMEM;
+    t->fn = fn;
+    t->arg = arg;
+    atomic_store(&t->refs, 2);
+    int rc = conc__thread_create(t, opts);
+    if (rc != 0) {
+        free(t->name);
+        free(t);
+        return rc == CONC_EAGAIN || rc == CONC_EINVAL ? rc : CONC_EAGAIN;
+    }
+    if (detached) {
+        atomic_store(&t->join_state, CONC__T_DETACHED);
+        pthread_detach(t->pthread);
+        conc__thread_unref(t);
+    } else {
+        *out = t;
+    }
+    return 0;
+}
+
+int conc_thread_join(conc_thread *t, int64_t timeout, int *status)
+{
+    if (!t || (timeout < 0 && timeout != CONC_FOREVER))
+        return CONC_EINVAL;
+    if (t == conc__thread_current)
+        return CONC_EDEADLK;
+    if (t->adopted || atomic_load(&t->join_state) != CONC__T_JOINABLE)
+        return CONC_EINVAL;
+    /* Without a timeout, pthread_join alone waits (one sleep, not two). */
+    int rc = timeout == CONC_FOREVER ? 0 : conc_event_wait(&t->done, timeout);
+    if (rc != 0)
+        return rc;
+    int joinable = CONC__T_JOINABLE;
+    if (!atomic_compare_exchange_strong(&t->join_state, &joinable, CONC__T_JOINED))
+        return CONC_EINVAL; /* another join (or a detach) won the race */
+    pthread_join(t->pthread, NULL);
+    if (status)
+        *status = t->status;
+    return 0;
+}
+
+int conc_thread_detach(conc_thread *t)
+{
+    if (!t || t->adopted)
+        return CONC_EINVAL;
+    int joinable = CONC__T_JOINABLE;
+    if (!atomic_compare_exchange_strong(&t->join_state, &joinable, CONC__T_DETACHED))
+        return CONC_EINVAL;
+    pthread_detach(t->pthread);
+    return 0;
+}
+
+int conc_thread_destroy(conc_thread *t)
+{
+    /* A thread's own handle is its creator's reference: dropping it here
+     * would leave the creator a dangling pointer. */
+    if (!t || t->adopted || t == conc__thread_current)
+        return CONC_EINVAL;
+    int joinable = CONC__T_JOINABLE;
+    if (atomic_compare_exchange_strong(&t->join_state, &joinable, CONC__T_DETACHED))
+        pthread_detach(t->pthread);
+    conc__thread_unref(t);
+    return 0;
+}
+
+/* ---- adopted threads ---- */
+
+static pthread_key_t conc__adopted_key;
+static pthread_once_t conc__adopted_once = PTHREAD_ONCE_INIT;
+
+static void conc__adopted_free(void *p)
+{
+    conc_thread *t = p;
+    if (conc__thread_current == t)
+        conc__thread_current = NULL;
+    conc__thread_unref(t);
+}
+
+static void conc__adopted_key_create(void)
+{
+    pthread_key_create(&conc__adopted_key, conc__adopted_free);
+}
+
+conc_thread *conc_thread_self(void)
+{
+    conc_thread *t = conc__thread_current;
+    if (t)
+        return t;
+    char os_name[CONC_THREAD_OS_NAME_MAX + 2] = "";
+    prctl(PR_GET_NAME, os_name, 0, 0, 0);
+    if (!(t = conc__thread_new(os_name)))
+        return NULL;
+    t->adopted = true;
+    t->pthread = pthread_self();
+    atomic_store(&t->refs, 1);
+    atomic_store(&t->tid, (int64_t)conc__tid());
+    pthread_once(&conc__adopted_once, conc__adopted_key_create);
+    if (pthread_setspecific(conc__adopted_key, t) != 0) {
+        conc__thread_unref(t);
+        return NULL;
+    }
+    conc__thread_current = t;
+    t->diag = conc__dthread_self(); /* named as the OS names it */
+    return t;
+}
+
+/* ---- queries and names ---- */
+
+int conc_thread_is_alive(conc_thread *t)
+{
+    if (!t)
+        return CONC_EINVAL;
+    if (t->adopted)
+        return 1; /* its handle lives exactly as long as the thread */
+    return conc_event_is_set(&t->done) == 0;
+}
+
+int64_t conc_thread_id(conc_thread *t)
+{
+    if (!t)
+        return CONC_EINVAL;
+    int64_t tid;
+    /* A thread just started may not have stored its id yet. */
+    while ((tid = atomic_load(&t->tid)) == 0)
+        sched_yield();
+    return tid;
+}
+
+int conc_thread_set_name(conc_thread *t, const char *name)
+{
+    if (!t || !name)
+        return CONC_EINVAL;
+    char *copy = strdup(name);
+    if (!copy)
+        return CONC_ENOMEM;
+    conc_mutex_lock(&t->name_lock);
+    free(t->name);
+    t->name = copy;
+    conc__thread_os_name(t, copy);
+    conc__dthread_name(t->diag, copy);
+    conc_mutex_unlock(&t->name_lock);
+    return 0;
+}
+
+int conc_thread_get_name(conc_thread *t, char *buf, size_t size)
+{
+    if (!t || !buf || size == 0)
+        return CONC_EINVAL;
+    conc_mutex_lock(&t->name_lock);
+    snprintf(buf, size, "%s", t->name ? t->name : "");
+    conc_mutex_unlock(&t->name_lock);
+    return 0;
+}
+
+/* ---- sleeping and yielding ---- */
+
+int conc_sleep(int64_t ns)
+{
+    int64_t deadline = CONC__NO_DEADLINE;
+    if (conc__deadline(ns, &deadline) != 0)
+        return CONC_EINVAL;
+    if (ns == 0)
+        return 0;
+    if (deadline == CONC__NO_DEADLINE) {
+        for (;;)
+            pause();
+    }
+    struct timespec ts = conc__timespec(deadline);
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+        ;
+    return 0;
+}
+
+void conc_thread_yield(void)
+{
+    sched_yield();
+}
+
+/* ---- thread-local storage ---- */
+
+int conc_tls_create(conc_tls *k, void (*dtor)(void *))
+{
+    if (!k)
+        return CONC_EINVAL;
+    pthread_key_t key;
+    int rc = pthread_key_create(&key, dtor);
+    if (rc != 0)
+        return rc == EAGAIN ? CONC_EAGAIN : CONC_ENOMEM;
+    k->key_ = (unsigned)key;
+    k->valid_ = true;
+    return 0;
+}
+
+int conc_tls_delete(conc_tls *k)
+{
+    if (!k || !k->valid_)
+        return CONC_EINVAL;
+    pthread_key_delete((pthread_key_t)k->key_);
+    k->valid_ = false;
+    return 0;
+}
+
+void *conc_tls_get(const conc_tls *k)
+{
+    return k && k->valid_ ? pthread_getspecific((pthread_key_t)k->key_) : NULL;
+}
+
+int conc_tls_set(const conc_tls *k, void *value)
+{
+    if (!k || !k->valid_)
+        return CONC_EINVAL;
+    return pthread_setspecific((pthread_key_t)k->key_, value) == 0 ? 0 : CONC_ENOMEM;
+}
