@@ -609,7 +609,7 @@ static void map_huge_n_early_destroy(void **state)
 static void map_chunk_too_big_is_enomem(void **state)
 {
     (void)state;
-#if defined(__SANITIZE_THREAD__)
+#if CONC__TSAN
     skip();
 #endif
     conc_pool *p = pool_new(1);

@@ -9,6 +9,7 @@
 #include "test.h"
 
 #include "conc/conc.h"
+#include "core/platform.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -764,14 +765,9 @@ static void pthread_self_handle_freed_at_exit(void **state)
 
 /* TSan keeps its per-thread state (about 750 KiB) in static TLS, which glibc
  * carves out of the thread's stack: a 1 MiB thread has only ~250 KiB left. */
-#if defined(__SANITIZE_THREAD__)
+#if CONC__TSAN
 #define STACK_ASK (2 * 1024 * 1024)
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define STACK_ASK (2 * 1024 * 1024)
-#endif
-#endif
-#ifndef STACK_ASK
+#else
 #define STACK_ASK (1024 * 1024)
 #endif
 

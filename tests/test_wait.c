@@ -392,7 +392,7 @@ static bool pinned_race(int64_t timeout)
 static void waker_wins_over_passed_deadline(void **state)
 {
     (void)state;
-#if defined(__SANITIZE_THREAD__)
+#if CONC__TSAN
     /* TSan defers an asynchronous signal until the thread leaves the raw
      * futex syscall, i.e. until the deadline: the pin cannot be placed. */
     skip();
@@ -437,7 +437,7 @@ static void *sem_n_taker_main(void *p)
 static void sem_barged_wake_passed_on(void **state)
 {
     (void)state;
-#if defined(__SANITIZE_THREAD__)
+#if CONC__TSAN
     skip(); /* TSan defers the pinning signal: see waker_wins_over_passed_deadline */
 #endif
     struct sigaction sa, old;

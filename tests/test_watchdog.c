@@ -570,7 +570,7 @@ static int forked_child_checks(void)
 static void diagnostics_survive_fork(void **state)
 {
     (void)state;
-#if defined(__SANITIZE_THREAD__)
+#if CONC__TSAN
     /* The parent has threads running at the fork, and the child starts
      * threads of its own: TSan does not support that. */
     print_message("skipped under ThreadSanitizer: threads started after a multi-threaded fork\n");

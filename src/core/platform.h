@@ -8,16 +8,32 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
-#define CONC__SANITIZED 1
+/* Which sanitizer this is built with, for gcc (__SANITIZE_*__) and clang
+ * (__has_feature) alike: CONC__TSAN, CONC__ASAN, and CONC__SANITIZED for
+ * either. */
+#if defined(__SANITIZE_THREAD__)
+#define CONC__TSAN 1
 #elif defined(__has_feature)
-#if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer)
-#define CONC__SANITIZED 1
+#if __has_feature(thread_sanitizer)
+#define CONC__TSAN 1
 #endif
 #endif
-#ifndef CONC__SANITIZED
-#define CONC__SANITIZED 0
+#ifndef CONC__TSAN
+#define CONC__TSAN 0
 #endif
+
+#if defined(__SANITIZE_ADDRESS__)
+#define CONC__ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define CONC__ASAN 1
+#endif
+#endif
+#ifndef CONC__ASAN
+#define CONC__ASAN 0
+#endif
+
+#define CONC__SANITIZED (CONC__TSAN || CONC__ASAN)
 
 #define conc__likely(x) __builtin_expect(!!(x), 1)
 #define conc__unlikely(x) __builtin_expect(!!(x), 0)

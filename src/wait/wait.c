@@ -400,7 +400,7 @@ __attribute__((constructor)) static void conc__membarrier_setup(void)
         conc__membarrier_ok = true;
 }
 
-#if defined(__SANITIZE_THREAD__)
+#if CONC__TSAN
 _Atomic uint32_t conc__fence_word;
 
 void conc__fence_heavy(void)

@@ -340,7 +340,7 @@ bool conc__multiwait_unlink(struct conc__waitq *q, struct conc__waiter *link);
  * calling process's threads. */
 extern bool conc__membarrier_ok;
 
-#if defined(__SANITIZE_THREAD__)
+#if CONC__TSAN
 /* ThreadSanitizer does not model stand-alone fences (and GCC 12 refuses them
  * under -fsanitize=thread): both sides use a seq_cst read-modify-write of one
  * shared word instead, a full barrier that TSan understands (DESIGN.md,

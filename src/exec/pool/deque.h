@@ -43,20 +43,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#if defined(__SANITIZE_THREAD__)
-#define CONC__DQ_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define CONC__DQ_TSAN 1
-#endif
-#endif
-#ifndef CONC__DQ_TSAN
-#define CONC__DQ_TSAN 0
-#endif
-
 /* The orders of the accesses a fence orders in normal builds; seq_cst (and
  * no fence) under TSan. See each use for why. */
-#if CONC__DQ_TSAN
+#if CONC__TSAN
 #define CONC__DQ_RELAXED_OR_SC memory_order_seq_cst
 #define CONC__DQ_ACQUIRE_OR_SC memory_order_seq_cst
 #define CONC__DQ_FENCE_SC() ((void)0)
