@@ -17,7 +17,7 @@
 #include "conc/conc.h"
 #include "diag/diag.h"
 #include "exec/future_impl.h"
-#include "core/self.h"
+#include "core/tls.h"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -747,7 +747,7 @@ static int inner_task(void *arg, conc_result *out)
     (void)out;
     struct pool_case *k = arg;
     k->inner_tid = conc__tid();
-    k->inner_task = conc__task_self;
+    k->inner_task = conc__current_task();
     assert_int_equal(conc_mutex_lock(&k->b), 0); /* the worker holds a: no order */
     assert_int_equal(conc_mutex_unlock(&k->b), 0);
     return 0;
@@ -760,7 +760,7 @@ static int outer_task(void *arg, conc_result *out)
     (void)out;
     struct pool_case *k = arg;
     k->outer_tid = conc__tid();
-    k->outer_task = conc__task_self;
+    k->outer_task = conc__current_task();
     assert_int_equal(conc_mutex_lock(&k->a), 0);
     conc_future *f;
     assert_int_equal(conc_pool_submit(k->pool, inner_task, k, &f), 0);

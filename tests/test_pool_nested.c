@@ -14,7 +14,7 @@
 #include "conc/conc.h"
 #include "exec/future_impl.h"
 #include "exec/pool/pool_impl.h"
-#include "core/self.h"
+#include "core/tls.h"
 
 #include <stdatomic.h>
 #include <string.h>
@@ -423,7 +423,7 @@ static int iso_b(void *arg, conc_result *out)
     struct iso *s = arg;
     /* Run while A waits, on A's worker thread, as a task of its own. */
     s->b_same_thread = pthread_equal(pthread_self(), s->a_thread);
-    s->b_self_differs = conc__self() != s->a_self && conc__self() == (uintptr_t)conc__task_self;
+    s->b_self_differs = conc__self() != s->a_self && conc__self() == (uintptr_t)conc__current_task();
     s->b_trylock_rc = conc_mutex_trylock(&s->m); /* A holds it: not ours */
     s->b_unlock_rc = conc_mutex_unlock(&s->m);
     atomic_store(&s->b_ran, true);
@@ -577,7 +577,7 @@ static int ident_child(void *arg, conc_result *out)
     struct ident *id = arg;
     id->child_self = conc__self();
     id->child_thread = (uintptr_t)__builtin_thread_pointer();
-    id->child_task_self = conc__task_self;
+    id->child_task_self = conc__current_task();
     id->child_own_wait_rc = conc_future_wait(id->child_f, CONC_FOREVER);
     id->child_own_result_rc = conc_future_result(id->child_f, NULL);
     /* The parent is not done, nor ours: a timed wait just times out. */
@@ -591,8 +591,8 @@ static int ident_parent(void *arg, conc_result *out)
     struct ident *id = arg;
     id->parent_self = conc__self();
     id->parent_thread = (uintptr_t)__builtin_thread_pointer();
-    id->parent_task_self = conc__task_self;
-    id->parent_own_wait_rc = conc_future_wait(conc__task_self, CONC_FOREVER);
+    id->parent_task_self = conc__current_task();
+    id->parent_own_wait_rc = conc_future_wait(conc__current_task(), CONC_FOREVER);
     /* One worker: the child cannot run before we wait, so child_f is set. */
     id->child_f = submit(id->p, ident_child, id);
     assert_int_equal(conc_future_result(id->child_f, NULL), 0);
@@ -604,7 +604,7 @@ static int ident_parent(void *arg, conc_result *out)
 static void nested_task_identity_and_own_future_edeadlk(void **state)
 {
     (void)state;
-    assert_null(conc__task_self);
+    assert_null(conc__current_task());
     assert_int_equal(conc__self(), (uintptr_t)__builtin_thread_pointer());
     struct ident id;
     memset(&id, 0, sizeof id);
@@ -626,7 +626,7 @@ static void nested_task_identity_and_own_future_edeadlk(void **state)
     assert_int_equal(id.child_own_result_rc, CONC_EDEADLK);
     assert_int_equal(id.child_parent_wait_rc, CONC_ETIMEDOUT);
 
-    assert_null(conc__task_self); /* the test thread is no task */
+    assert_null(conc__current_task()); /* the test thread is no task */
     release(id.parent_f);
     pool_free(id.p);
 }

@@ -1,12 +1,15 @@
-/* Platform specifics behind a small fixed interface: the futex calls, the CPU
- * pause hint, and whether this is a sanitizer build. Only Linux on x86-64 and
- * aarch64 is supported; everything OS-specific goes through here. */
+/* Platform specifics behind a small fixed interface: the futex calls and
+ * whether this is a sanitizer build; what is particular to a CPU
+ * architecture is in arch/. Only Linux on x86-64 and aarch64 is supported;
+ * everything OS-specific goes through here. */
 #ifndef CONC_PLATFORM_H
 #define CONC_PLATFORM_H
 
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+
+#include "arch/cpu.h"
 
 /* Which sanitizer this is built with, for gcc (__SANITIZE_*__) and clang
  * (__has_feature) alike: CONC__TSAN, CONC__ASAN, and CONC__SANITIZED for
@@ -37,18 +40,6 @@
 
 #define conc__likely(x) __builtin_expect(!!(x), 1)
 #define conc__unlikely(x) __builtin_expect(!!(x), 0)
-
-/* A hint to the CPU that this is a spin-wait loop. */
-static inline void conc__cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    __asm__ __volatile__("yield" ::: "memory");
-#else
-    __asm__ __volatile__("" ::: "memory");
-#endif
-}
 
 /* Sleeps while *addr == expected, until woken or until the absolute monotonic
  * deadline (INT64_MAX: none). Returns 0 when woken, when the value differed,

@@ -1,7 +1,8 @@
-/* The diagnostics switchboard (diag.h): flags, environment, reporter,
- * dispatch. */
+/* The diagnostics switchboard (diag.h): flags, environment, reporter, dump
+ * sources, fork handlers, dispatch. */
 #include "diag/diag.h"
 #include "conc/debug.h"
+#include "core/fork.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -151,10 +152,56 @@ void conc__diag_trace_end(const char *name, const void *obj)
         conc__trace_span_end(name, obj);
 }
 
-/* ---- environment ---- */
+/* ---- dump sources ----
+ *
+ * A list under a pthread mutex, never a conc lock (a dump must not recurse
+ * into the hooks). A source is listed from its add to its remove, so a dump
+ * never describes one being freed. */
 
-/* A fork while another thread reports must not leave the reporter's lock
- * held forever in the child. */
+static pthread_mutex_t conc__sources_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct conc__dump_source *conc__sources_head, *conc__sources_tail;
+
+void conc__dump_source_add(struct conc__dump_source *src)
+{
+    pthread_mutex_lock(&conc__sources_lock);
+    src->next = NULL;
+    src->prev = conc__sources_tail;
+    if (conc__sources_tail)
+        conc__sources_tail->next = src;
+    else
+        conc__sources_head = src;
+    conc__sources_tail = src;
+    pthread_mutex_unlock(&conc__sources_lock);
+}
+
+void conc__dump_source_remove(struct conc__dump_source *src)
+{
+    pthread_mutex_lock(&conc__sources_lock);
+    if (src->prev)
+        src->prev->next = src->next;
+    else if (conc__sources_head == src)
+        conc__sources_head = src->next;
+    if (src->next)
+        src->next->prev = src->prev;
+    else if (conc__sources_tail == src)
+        conc__sources_tail = src->prev;
+    src->next = src->prev = NULL;
+    pthread_mutex_unlock(&conc__sources_lock);
+}
+
+void conc__dump_sources_describe(void (*line)(void *ctx, const char *text), void *ctx)
+{
+    pthread_mutex_lock(&conc__sources_lock);
+    for (struct conc__dump_source *src = conc__sources_head; src; src = src->next)
+        src->describe(src, line, ctx);
+    pthread_mutex_unlock(&conc__sources_lock);
+}
+
+/* ---- fork ----
+ *
+ * A fork while another thread reports, dumps or checks must not leave one
+ * of these locks held forever in the child; core/fork.h fixes the order. */
+
 static void conc__reporter_prepare(void)
 {
     pthread_mutex_lock(&conc__reporter_lock);
@@ -165,9 +212,44 @@ static void conc__reporter_resume(void)
     pthread_mutex_unlock(&conc__reporter_lock);
 }
 
-__attribute__((constructor)) static void conc__diag_from_env(void)
+static void conc__sources_prepare(void)
 {
-    pthread_atfork(conc__reporter_prepare, conc__reporter_resume, conc__reporter_resume);
+    pthread_mutex_lock(&conc__sources_lock);
+}
+
+static void conc__sources_resume(void)
+{
+    pthread_mutex_unlock(&conc__sources_lock);
+}
+
+static void conc__diag_fork_register(void)
+{
+    static const struct {
+        enum conc__fork_rank rank;
+        struct conc__fork_handler h;
+    } table[] = {
+        {CONC__FORK_SIGQUIT,
+         {conc__sigquit_fork_prepare, conc__sigquit_fork_parent, conc__sigquit_fork_child}},
+        {CONC__FORK_WATCHDOG,
+         {conc__watchdog_fork_prepare, conc__watchdog_fork_parent, conc__watchdog_fork_child}},
+        {CONC__FORK_TRACE,
+         {conc__trace_fork_prepare, conc__trace_fork_parent, conc__trace_fork_child}},
+        {CONC__FORK_THREADS,
+         {conc__threads_fork_prepare, conc__threads_fork_parent, conc__threads_fork_child}},
+        {CONC__FORK_DUMP_SOURCES, {conc__sources_prepare, conc__sources_resume, conc__sources_resume}},
+        {CONC__FORK_LOCKDEP,
+         {conc__lockdep_fork_prepare, conc__lockdep_fork_release, conc__lockdep_fork_release}},
+        {CONC__FORK_REPORTER, {conc__reporter_prepare, conc__reporter_resume, conc__reporter_resume}},
+    };
+    for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
+        conc__fork_register(table[i].rank, &table[i].h);
+}
+
+/* ---- at load ---- */
+
+void conc__diag_setup(void)
+{
+    conc__diag_fork_register();
     const char *v;
     if ((v = getenv("CONC_LOCKDEP")) != NULL && *v)
         conc__lockdep_env(v);

@@ -1,55 +1,23 @@
-/* The diagnostics switchboard (debug.h): one word of flags, read by every
- * hook (hooks.h) with a relaxed load and a predictable branch, and the
- * entry points of each diagnostic behind it:
+/* The diagnostics (debug.h), inside: the modules reach them only through
+ * the hooks and registrations of core/hooks.h; nothing outside src/diag/
+ * includes this header. The parts:
+ *   diag.c      the switchboard: the flags word, the environment at load,
+ *               the reporter, the dump sources, the fork handlers, and the
+ *               dispatch of each hook to the parts that are on
+ *   threads.c   the registry of per-thread records (diag_thread.h)
  *   lockdep.c   lock-order checking
  *   lockstat.c  lock statistics
  *   watchdog.c  the wait-for graph, the deadlock watchdog, dumps
- *   trace.c     timeline traces
- * diag.c holds the flags, reads the environment at load, owns the reporter,
- * and dispatches each hook to the parts that are on. */
+ *   trace.c     timeline traces */
 #ifndef CONC_DIAG_H
 #define CONC_DIAG_H
 
-#include "core/platform.h"
+#include "core/hooks.h"
 
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
-
-enum conc__lock_kind {
-    CONC__LOCK_MUTEX,
-    CONC__LOCK_RMUTEX,
-    CONC__LOCK_RWLOCK_READ,
-    CONC__LOCK_RWLOCK_WRITE,
-    CONC__LOCK_SEM,
-};
-
-/* conc__lock_acquire's flags. */
-#define CONC__LK_TRY 1u /* a try (timeout 0): cannot deadlock, never checked */
-
-#define CONC__DIAG_LOCKDEP 1u
-#define CONC__DIAG_LOCKSTAT 2u
-#define CONC__DIAG_WATCH 4u /* track who waits for which lock (watchdog, dumps) */
-#define CONC__DIAG_TRACE 8u
-
-/* Hidden: the fast paths load it straight, not through the GOT. */
-extern _Atomic uint32_t conc__diag_flags __attribute__((visibility("hidden")));
-
-/* CONC_NO_DIAG (a CMake option, for measuring only) compiles every hook
- * out: bench/callgrind_diag.sh counts what the hooks cost while off. */
-static inline bool conc__diag_any(void)
-{
-#ifdef CONC_NO_DIAG
-    return false;
-#else
-    return atomic_load_explicit(&conc__diag_flags, memory_order_relaxed) != 0;
-#endif
-}
-
-static inline bool conc__diag_on(uint32_t bits)
-{
-    return (atomic_load_explicit(&conc__diag_flags, memory_order_relaxed) & bits) != 0;
-}
 
 void conc__diag_enable(uint32_t bits, bool on);
 
@@ -60,15 +28,29 @@ const char *conc__lock_kind_name(int kind);
 void conc__diag_report(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void conc__diag_vreport(const char *fmt, va_list ap);
 
-/* ---- hook entry points (hooks.h calls them only when some flag is on) ---- */
+/* For dumps: each registered dump source's lines, in registration order. */
+void conc__dump_sources_describe(void (*line)(void *ctx, const char *text), void *ctx);
 
-int conc__diag_lock_acquire(const void *lock, enum conc__lock_kind kind, unsigned flags);
-void conc__diag_lock_contended(const void *lock, enum conc__lock_kind kind);
-void conc__diag_lock_acquired(const void *lock, enum conc__lock_kind kind);
-void conc__diag_lock_failed(const void *lock, enum conc__lock_kind kind);
-void conc__diag_lock_release(const void *lock, enum conc__lock_kind kind);
-void conc__diag_trace_begin(const char *name, const void *obj);
-void conc__diag_trace_end(const char *name, const void *obj);
+/* The class name of a lock (conc_lock_set_name, or its init site) into
+ * buf; 1, or 0 when it has none (lockdep.c). */
+int conc__lock_class_name(const void *lock, char *buf, size_t size);
+
+/* Fork handlers of each part, run by diag.c's entries in the fork table
+ * (core/fork.h gives the order). */
+void conc__lockdep_fork_prepare(void);
+void conc__lockdep_fork_release(void);
+void conc__trace_fork_prepare(void);
+void conc__trace_fork_parent(void);
+void conc__trace_fork_child(void);
+void conc__threads_fork_prepare(void);
+void conc__threads_fork_parent(void);
+void conc__threads_fork_child(void);
+void conc__watchdog_fork_prepare(void);
+void conc__watchdog_fork_parent(void);
+void conc__watchdog_fork_child(void);
+void conc__sigquit_fork_prepare(void);
+void conc__sigquit_fork_parent(void);
+void conc__sigquit_fork_child(void);
 
 /* ---- each part's entry points (called by diag.c when its flag is on) ---- */
 
@@ -92,10 +74,6 @@ void conc__trace_span_end(const char *name, const void *obj);
 /* A lock wait's span: from contended to acquired or failed. */
 void conc__trace_lock_contended(const void *lock, enum conc__lock_kind kind);
 void conc__trace_lock_done(const void *lock, enum conc__lock_kind kind);
-
-/* For dumps (pool.c): one line per live pool — its name, workers, state and
- * the tasks waiting to run — each passed to line(ctx, text). */
-void conc__pools_describe(void (*line)(void *ctx, const char *text), void *ctx);
 
 /* At load: each part reads its environment variable (diag.c calls them). */
 void conc__lockdep_env(const char *value);

@@ -17,16 +17,15 @@
  *     only by the thread; the trace ring is handed to the trace writer with
  *     a busy flag (trace.c).
  *
- * Implemented in watchdog.c. A record lives until its thread ends, or, when
- * the thread recorded trace events, until the trace is written (trace.c).
- * fork: one pthread_atfork set (watchdog.c) takes the watchdog's, the
- * trace's and the registry's locks in that order, and in the child keeps
- * only the forking thread's record. */
+ * Implemented in threads.c. A record lives until its thread ends, or, when
+ * the thread recorded trace events or a trace session runs, until the trace
+ * is written (trace.c). In a forked child only the forking thread's record
+ * is kept (core/fork.h: the registry's lock is CONC__FORK_THREADS). */
 #ifndef CONC_DIAG_THREAD_H
 #define CONC_DIAG_THREAD_H
 
+#include "core/tls.h"
 #include "diag/diag.h"
-#include "core/self.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -37,7 +36,6 @@
 #define CONC__DT_SPANS 32 /* open trace spans per thread */
 
 struct conc__tring; /* trace.c */
-struct conc_future;
 
 struct conc__dt_held {
     _Atomic(const void *) lock;
@@ -65,8 +63,7 @@ struct conc__dthread {
     /* ---- fixed when registered ---- */
     uint32_t tid;
     uintptr_t tp;             /* the thread pointer: conc__self() outside tasks */
-    struct conc_future *const *task_slot; /* &conc__task_self of the thread (dumps read it) */
-    _Atomic(const void *) *parked_slot;   /* &conc__parked_on of the thread (wait.h) */
+    struct conc__thread_rec *rec; /* the thread's record: its running context (dumps peek at it) */
 
     /* ---- the watch part: written by the thread, read by others ---- */
     _Atomic uint32_t watch_epoch; /* the lists below belong to this epoch */
@@ -100,21 +97,17 @@ struct conc__dthread {
     uint32_t twait_session;
 };
 
-extern CONC__TLS struct conc__dthread *conc__dt_tls;
-
 /* The caller's record, registered on first use; NULL when it cannot have one
  * (out of memory, or the thread is ending). */
 struct conc__dthread *conc__dthread_slow(void);
 static inline struct conc__dthread *conc__dthread_self(void)
 {
-    struct conc__dthread *d = conc__dt_tls;
+    struct conc__dthread *d = conc__tls.diag;
     return d ? d : conc__dthread_slow();
 }
 
-/* thread.c: a conc thread starts, is named, ends (its function returned). */
-void conc__dthread_begin(void);
-void conc__dthread_name(struct conc__dthread *d, const char *name);
-void conc__dthread_end(void);
+/* Copies d's name into buf ("" for NULL), under the registry's lock. */
+void conc__dthread_name_of(struct conc__dthread *d, char *buf, size_t size);
 
 /* The registry: walk it from conc__dt_first() along ->next, under the lock. */
 void conc__dt_lock(void);
@@ -123,18 +116,11 @@ struct conc__dthread *conc__dt_first(void);
 /* Unlinks and frees a record that has ended (under the lock). */
 void conc__dt_free_locked(struct conc__dthread *d);
 
-/* trace.c, under the registry lock: whether an ended thread's record must be
- * kept for the trace writer; freeing a record's ring. */
-bool conc__trace_keeps(struct conc__dthread *d);
-void conc__trace_drop_ring(struct conc__dthread *d);
-/* trace.c: the fork handlers for its session lock (watchdog.c calls them). */
-void conc__trace_atfork_prepare(void);
-void conc__trace_atfork_parent(void);
-void conc__trace_atfork_child(void);
+/* Set by trace.c while a session runs: an ended thread's record is kept
+ * for the trace writer (its name and lifetime go into the file). */
+extern _Atomic bool conc__dt_keep_ended;
 
-/* A short name of a lock kind: "mutex", "rwlock(read)", ... */
-/* The class name of a lock (conc_lock_set_name), "" when it has none: asks
- * the lock-order checker when it offers conc__lock_class_name. */
+/* The class name of a lock (conc_lock_set_name), "" when it has none. */
 void conc__lock_name_of(const void *lock, char *buf, size_t size);
 
 #endif

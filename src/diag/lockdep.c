@@ -15,14 +15,14 @@
  * acquisition refused with CONC_EDEADLK and the order kept as refused, so
  * that it is refused again without a second report (ERROR), or abort()
  * (ABORT). Everything in the graph is guarded by ld_mu, a pthread mutex (a
- * conc lock would call these hooks again), with pthread_atfork handlers so
- * that a child can use it.
+ * conc lock would call these hooks again), taken and released around fork()
+ * by the fork table (core/fork.h), so that a child can use it.
  *
  * Held locks are per execution context, not per thread: each thread keeps a
  * stack of the locks it holds (struct ld_held), each entry tagged with the
  * conc__self() that took it, and an acquisition orders only after the
  * entries of its own context. A pool task helped in on a waiting worker
- * (conc__future_execute switches conc__self()) thus never inherits the
+ * (conc__future_execute enters a context of its own, core/tls.h) thus never inherits the
  * worker's locks, and no hook at the identity switch is needed: a task runs
  * to completion on one thread, nested above the context it interrupted.
  *
@@ -41,11 +41,10 @@
  * it (its taker keeps it as held).
  */
 #define _GNU_SOURCE
-#include "core/lockdep_hooks.h"
 #include "conc/debug.h"
-#include "conc/thread.h"
+#include "core/tls.h"
 #include "diag/diag.h"
-#include "core/self.h"
+#include "diag/diag_thread.h"
 
 #include <execinfo.h>
 #include <pthread.h>
@@ -422,7 +421,7 @@ struct ld_held {
 struct ld_thread {
     struct ld_thread *next_all; /* ld_threads: every state, free or not */
     bool in_use;
-    bool busy; /* inside lockdep, the reporter or a thread-name lookup: hooks ignored */
+    bool busy; /* inside lockdep or the reporter (which may take conc locks): hooks ignored */
     bool overflow_reported;
     uint64_t gen, epoch;
     unsigned nheld;
@@ -441,7 +440,6 @@ struct ld_thread {
 /* States are recycled, never freed: one taken again after its thread's key
  * destructor ran stays reachable from here. */
 static struct ld_thread *ld_threads;
-static CONC__TLS struct ld_thread *ld_tls;
 static pthread_key_t ld_key;
 static pthread_once_t ld_key_once = PTHREAD_ONCE_INIT;
 
@@ -451,7 +449,7 @@ static void ld_thread_exit(void *p)
     pthread_mutex_lock(&ld_mu);
     t->in_use = false;
     pthread_mutex_unlock(&ld_mu);
-    ld_tls = NULL;
+    conc__tls.lockdep = NULL;
 }
 
 static void ld_key_create(void)
@@ -488,14 +486,14 @@ __attribute__((noinline)) static struct ld_thread *ld_thread_new(void)
     pthread_mutex_unlock(&ld_mu);
     if (t) {
         pthread_setspecific(ld_key, t);
-        ld_tls = t;
+        conc__tls.lockdep = t;
     }
     return t;
 }
 
 static inline struct ld_thread *ld_thread_get(void)
 {
-    struct ld_thread *t = ld_tls;
+    struct ld_thread *t = conc__tls.lockdep;
     return conc__likely(t != NULL) ? t : ld_thread_new();
 }
 
@@ -654,17 +652,14 @@ struct ld_who {
     void *frames[LD_FRAMES + 2];
 };
 
-/* Fills who, outside ld_mu: a thread's name is behind a conc lock, whose
- * hooks are ignored meanwhile (t->busy). */
+/* Fills who, outside ld_mu: the thread's name is in its diagnostics
+ * record (diag_thread.h), under the registry's lock. */
 __attribute__((noinline)) static void ld_who_here(struct ld_thread *t, struct ld_who *who)
 {
     t->busy = true;
-    who->name[0] = 0;
-    conc_thread *self = conc_thread_self();
-    if (self)
-        conc_thread_get_name(self, who->name, sizeof who->name);
+    conc__dthread_name_of(conc__dthread_self(), who->name, sizeof who->name);
     who->tid = conc__tid();
-    who->task = conc__self_override;
+    who->task = conc__tls.self;
     /* Skips this function and ld_acquire_slow: the stack starts at the hook. */
     int n = backtrace(who->frames, LD_FRAMES + 2);
     who->nframes = n > 2 ? n - 2 : 0;
@@ -918,7 +913,7 @@ void conc__lockdep_acquired(const void *lock, enum conc__lock_kind kind)
 void conc__lockdep_failed(const void *lock, enum conc__lock_kind kind)
 {
     (void)lock, (void)kind;
-    struct ld_thread *t = ld_tls;
+    struct ld_thread *t = conc__tls.lockdep;
     if (t && !t->busy)
         t->pending_lock = NULL;
 }
@@ -926,7 +921,7 @@ void conc__lockdep_failed(const void *lock, enum conc__lock_kind kind)
 void conc__lockdep_release(const void *lock, enum conc__lock_kind kind)
 {
     (void)kind;
-    struct ld_thread *t = ld_tls;
+    struct ld_thread *t = conc__tls.lockdep;
     if (!t || t->busy)
         return;
     uintptr_t me = conc__self();
@@ -970,7 +965,7 @@ void conc__lockdep_forget(const void *lock)
 
 /* For lock statistics and the watchdog (lockstat.c): the name or init site
  * of lock's class, copied into buf; 1, or 0 when it has none. */
-__attribute__((visibility("hidden"))) int conc__lock_class_name(const void *lock, char *buf,
+int conc__lock_class_name(const void *lock, char *buf,
                                                                 size_t size)
 {
     if (!atomic_load_explicit(&conc__lockdep_used, memory_order_relaxed) || size == 0)
@@ -1004,19 +999,14 @@ int conc_lock_set_name(const void *lock, const char *name)
 
 /* ---- modes ---- */
 
-static void ld_atfork_prepare(void)
+void conc__lockdep_fork_prepare(void)
 {
     pthread_mutex_lock(&ld_mu);
 }
 
-static void ld_atfork_release(void)
+void conc__lockdep_fork_release(void)
 {
     pthread_mutex_unlock(&ld_mu);
-}
-
-__attribute__((constructor)) static void ld_setup(void)
-{
-    pthread_atfork(ld_atfork_prepare, ld_atfork_release, ld_atfork_release);
 }
 
 int conc_lockdep_set_mode(conc_lockdep_mode mode)

@@ -132,7 +132,7 @@ void conc__lockstat_acquired(const void *lock, enum conc__lock_kind kind)
 void conc__lockstat_failed(const void *lock, enum conc__lock_kind kind)
 {
     (void)kind;
-    struct conc__dthread *d = conc__dt_tls;
+    struct conc__dthread *d = conc__tls.diag;
     if (d && d->ls_wait_lock == lock)
         d->ls_wait_lock = NULL;
 }
@@ -140,7 +140,7 @@ void conc__lockstat_failed(const void *lock, enum conc__lock_kind kind)
 void conc__lockstat_release(const void *lock, enum conc__lock_kind kind)
 {
     (void)kind;
-    struct conc__dthread *d = conc__dt_tls;
+    struct conc__dthread *d = conc__tls.diag;
     if (!d)
         return;
     for (uint32_t i = d->ls_nholds; i-- > 0;) {
@@ -158,17 +158,12 @@ void conc__lockstat_release(const void *lock, enum conc__lock_kind kind)
 
 /* ==== names (shared with the watchdog) ==== */
 
-/* Offered by the lock-order checker (lockdep.c) when it keeps class names:
- * copies the class name of lock into buf and returns 1, or returns 0. */
-int conc__lock_class_name(const void *lock, char *buf, size_t size)
-    __attribute__((weak, visibility("hidden")));
-
 void conc__lock_name_of(const void *lock, char *buf, size_t size)
 {
     if (size == 0)
         return;
     buf[0] = 0;
-    if (lock && conc__lock_class_name && conc__lock_class_name(lock, buf, size) <= 0)
+    if (lock && conc__lock_class_name(lock, buf, size) <= 0)
         buf[0] = 0;
     buf[size - 1] = 0;
 }

@@ -143,7 +143,7 @@ static bool conc__tr_same(const char *a, const char *b)
  * caller's own), dropping any left open inside it. */
 static void conc__tr_pop(const char *name, const void *obj, bool user)
 {
-    struct conc__dthread *d = conc__dt_tls;
+    struct conc__dthread *d = conc__tls.diag;
     if (!d)
         return;
     if (d->spans_over) {
@@ -223,7 +223,7 @@ void conc__trace_lock_contended(const void *lock, enum conc__lock_kind kind)
 void conc__trace_lock_done(const void *lock, enum conc__lock_kind kind)
 {
     (void)kind;
-    struct conc__dthread *d = conc__dt_tls;
+    struct conc__dthread *d = conc__tls.diag;
     if (!d || !d->twait_lock)
         return;
     bool mine = d->twait_lock == lock &&
@@ -233,44 +233,30 @@ void conc__trace_lock_done(const void *lock, enum conc__lock_kind kind)
         conc__tr_emit(d, conc__tr_wait_name(d->twait_kind), lock, d->twait_since, CONC__TEV_LOCK);
 }
 
-/* ==== records and fork (diag_thread.h) ==== */
+/* ==== fork ==== */
 
-/* Under the registry lock, for a thread that has ended: kept while a
- * session runs (its lifetime and name go into the file, events or not), or
- * while it holds a ring. A stop clears active before it takes the registry
- * lock to collect, so a thread that ends after the collection goes at once. */
-bool conc__trace_keeps(struct conc__dthread *d)
-{
-    return atomic_load(&conc__tr_active) ||
-           atomic_load_explicit(&d->tring, memory_order_relaxed) != NULL;
-}
-
-void conc__trace_drop_ring(struct conc__dthread *d)
-{
-    free(atomic_load_explicit(&d->tring, memory_order_relaxed));
-    atomic_store_explicit(&d->tring, NULL, memory_order_relaxed);
-}
-
-void conc__trace_atfork_prepare(void)
+void conc__trace_fork_prepare(void)
 {
     pthread_mutex_lock(&conc__tr_lock);
 }
 
-void conc__trace_atfork_parent(void)
+void conc__trace_fork_parent(void)
 {
     pthread_mutex_unlock(&conc__tr_lock);
 }
 
 /* The child does not go on with its parent's trace: the file is the
  * parent's to write. */
-void conc__trace_atfork_child(void)
+void conc__trace_fork_child(void)
 {
     if (atomic_load(&conc__tr_active)) {
         conc__diag_enable(CONC__DIAG_TRACE, false);
         atomic_store(&conc__tr_active, false);
-        struct conc__dthread *d = conc__dt_tls;
+        atomic_store(&conc__dt_keep_ended, false);
+        struct conc__dthread *d = conc__tls.diag;
         if (d) {
-            conc__trace_drop_ring(d);
+            free(atomic_load_explicit(&d->tring, memory_order_relaxed));
+            atomic_store_explicit(&d->tring, NULL, memory_order_relaxed);
             d->nspans = 0;
             d->spans_over = 0;
             d->twait_lock = NULL;
@@ -470,6 +456,7 @@ int conc_trace_start(const char *path, size_t events_per_thread)
     conc__tr_t0 = conc__now();
     atomic_store_explicit(&conc__tr_cap, cap, memory_order_relaxed);
     atomic_fetch_add_explicit(&conc__tr_session, 1, memory_order_relaxed);
+    atomic_store(&conc__dt_keep_ended, true);
     atomic_store(&conc__tr_active, true);
     conc__diag_enable(CONC__DIAG_TRACE, true);
     pthread_mutex_unlock(&conc__tr_lock);
@@ -486,6 +473,7 @@ int conc_trace_stop(void)
     }
     conc__diag_enable(CONC__DIAG_TRACE, false);
     atomic_store(&conc__tr_active, false);
+    atomic_store(&conc__dt_keep_ended, false);
     int64_t t1 = conc__now();
     size_t n = 0;
     conc__dt_lock();

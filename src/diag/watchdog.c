@@ -20,7 +20,7 @@
  * replaced by the thread's next wait or cleared by its next acquisition.
  *
  * Dumps list every registered thread that is alive, the task it runs (read
- * from the thread's conc__task_self: exact for a thread that sits in a
+ * from the running context of the thread's record (core/tls.h): exact for a thread that sits in a
  * wait, a best-effort peek for one that runs), and, while waits are
  * tracked, what it waits for, who holds that, and what it holds. SIGQUIT
  * (conc_debug_dump_on_sigquit) only posts a semaphore; a dumper thread of
@@ -30,7 +30,7 @@
 #include "conc/debug.h"
 #include "core/deadline.h"
 #include "diag/diag_thread.h"
-#include "exec/future_impl.h"
+#include "core/tls.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -42,157 +42,6 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <unistd.h>
-
-/* ==== the registry ==== */
-
-#define CONC__DT_MAX_KEPT 1024 /* ended threads kept for a trace, at most */
-
-CONC__TLS struct conc__dthread *conc__dt_tls;
-static CONC__TLS bool conc__dt_ended; /* this thread's record is gone: no other */
-
-static pthread_mutex_t conc__dt_mutex = PTHREAD_MUTEX_INITIALIZER;
-static struct conc__dthread *conc__dt_head, *conc__dt_tail;
-static unsigned conc__dt_kept;
-static pthread_key_t conc__dt_key;
-static pthread_once_t conc__dt_key_once = PTHREAD_ONCE_INIT;
-
-void conc__dt_lock(void)
-{
-    pthread_mutex_lock(&conc__dt_mutex);
-}
-
-void conc__dt_unlock(void)
-{
-    pthread_mutex_unlock(&conc__dt_mutex);
-}
-
-struct conc__dthread *conc__dt_first(void)
-{
-    return conc__dt_head;
-}
-
-void conc__dt_free_locked(struct conc__dthread *d)
-{
-    if (d->prev)
-        d->prev->next = d->next;
-    else
-        conc__dt_head = d->next;
-    if (d->next)
-        d->next->prev = d->prev;
-    else
-        conc__dt_tail = d->prev;
-    if (d->kept)
-        conc__dt_kept--;
-    conc__trace_drop_ring(d);
-    free(d);
-}
-
-static struct conc__dthread *conc__dt_new(bool conc_thread)
-{
-    struct conc__dthread *d = calloc(1, sizeof *d);
-    if (!d)
-        return NULL;
-    d->tid = conc__tid();
-    d->tp = (uintptr_t)__builtin_thread_pointer();
-    d->task_slot = &conc__task_self;
-    d->parked_slot = &conc__parked_on;
-    d->conc_thread = conc_thread;
-    d->alive = true;
-    d->born = conc__now();
-    char os_name[17] = "";
-    prctl(PR_GET_NAME, os_name, 0, 0, 0);
-    memcpy(d->name, os_name, sizeof os_name);
-    conc__dt_lock();
-    d->prev = conc__dt_tail;
-    if (conc__dt_tail)
-        conc__dt_tail->next = d;
-    else
-        conc__dt_head = d;
-    conc__dt_tail = d;
-    conc__dt_unlock();
-    conc__dt_tls = d;
-    return d;
-}
-
-/* A thread that ended keeps its record only while a trace needs it (its
- * events, or its name and lifetime while a session runs); past
- * CONC__DT_MAX_KEPT such records the oldest goes, so that a program starting
- * threads without end never grows the registry. */
-static void conc__dt_end(struct conc__dthread *d)
-{
-    conc__dt_tls = NULL;
-    conc__dt_ended = true;
-    conc__dt_lock();
-    d->alive = false;
-    d->died = conc__now();
-    if (!conc__trace_keeps(d)) {
-        conc__dt_free_locked(d);
-    } else {
-        d->kept = true;
-        if (++conc__dt_kept > CONC__DT_MAX_KEPT) {
-            struct conc__dthread *old = conc__dt_head;
-            while (old && !old->kept)
-                old = old->next;
-            if (old)
-                conc__dt_free_locked(old);
-        }
-    }
-    conc__dt_unlock();
-}
-
-static void conc__dt_key_dtor(void *p)
-{
-    if (p && conc__dt_tls == p)
-        conc__dt_end(p);
-}
-
-static void conc__dt_key_create(void)
-{
-    pthread_key_create(&conc__dt_key, conc__dt_key_dtor);
-}
-
-/* A thread conc did not start: registered on first use, ended by a pthread
- * key's destructor when it exits. */
-struct conc__dthread *conc__dthread_slow(void)
-{
-    if (conc__dt_ended)
-        return NULL;
-    pthread_once(&conc__dt_key_once, conc__dt_key_create);
-    struct conc__dthread *d = conc__dt_new(false);
-    if (d)
-        pthread_setspecific(conc__dt_key, d);
-    return d;
-}
-
-void conc__dthread_begin(void)
-{
-    if (!conc__dt_tls)
-        conc__dt_new(true);
-}
-
-void conc__dthread_end(void)
-{
-    struct conc__dthread *d = conc__dt_tls;
-    if (d)
-        conc__dt_end(d);
-    conc__dt_ended = true;
-}
-
-/* d may be a record that has ended since its pointer was taken: only one
- * still in the registry is named. */
-void conc__dthread_name(struct conc__dthread *d, const char *name)
-{
-    if (!d || !name)
-        return;
-    conc__dt_lock();
-    for (struct conc__dthread *e = conc__dt_head; e; e = e->next) {
-        if (e == d) {
-            snprintf(d->name, sizeof d->name, "%s", name);
-            break;
-        }
-    }
-    conc__dt_unlock();
-}
 
 /* ==== the watch part: the hooks ==== */
 
@@ -251,7 +100,7 @@ void conc__watch_acquired(const void *lock, enum conc__lock_kind kind)
 void conc__watch_failed(const void *lock, enum conc__lock_kind kind)
 {
     (void)kind;
-    struct conc__dthread *d = conc__dt_tls;
+    struct conc__dthread *d = conc__tls.diag;
     if (d && atomic_load_explicit(&d->wait_lock, memory_order_relaxed) == lock)
         atomic_store_explicit(&d->wait_lock, NULL, memory_order_release);
 }
@@ -259,7 +108,7 @@ void conc__watch_failed(const void *lock, enum conc__lock_kind kind)
 void conc__watch_release(const void *lock, enum conc__lock_kind kind)
 {
     (void)kind;
-    struct conc__dthread *d = conc__dt_tls;
+    struct conc__dthread *d = conc__tls.diag;
     if (!d || atomic_load_explicit(&d->watch_epoch, memory_order_relaxed) !=
                   atomic_load_explicit(&conc__watch_epoch, memory_order_relaxed))
         return;
@@ -311,13 +160,19 @@ struct conc__wnode {
     int color; /* the cycle search's */
 };
 
-/* Another thread's conc__task_self, read while that thread may change it:
- * a dump's best effort, out of the race detector's sight. The memory stays
- * valid: the thread cannot end while the registry lock is held. */
-__attribute__((noinline, no_sanitize("thread"))) static void *
-conc__peek_task(struct conc_future *const *slot)
+/* What another thread runs and sleeps on, read from its record while that
+ * thread may switch contexts: a dump's best effort, out of the race
+ * detector's sight. The memory stays valid: the thread cannot end while the
+ * registry lock is held, and the contexts it runs live on its stack or in
+ * its record. */
+__attribute__((noinline, no_sanitize("thread"))) static void
+conc__peek_context(struct conc__thread_rec *rec, void **task, const void **parked_on)
 {
-    return *(struct conc_future *const volatile *)slot;
+    struct conc__context *c = atomic_load_explicit(&rec->ctx, memory_order_relaxed);
+    if (!c)
+        c = &rec->own;
+    *task = *(void *volatile *)&c->task;
+    *parked_on = atomic_load_explicit(&c->parked_on, memory_order_relaxed);
 }
 
 static void conc__snap_one(struct conc__wnode *w, struct conc__dthread *d, bool watch,
@@ -330,9 +185,7 @@ static void conc__snap_one(struct conc__wnode *w, struct conc__dthread *d, bool 
     w->tp = d->tp;
     w->conc_thread = d->conc_thread;
     if (tasks) {
-        w->task = d->tp == (uintptr_t)__builtin_thread_pointer() ? (void *)conc__task_self
-                                                                 : conc__peek_task(d->task_slot);
-        w->parked_on = atomic_load_explicit(d->parked_slot, memory_order_relaxed);
+        conc__peek_context(d->rec, &w->task, &w->parked_on);
     }
     if (!watch || atomic_load_explicit(&d->watch_epoch, memory_order_acquire) != epoch)
         return;
@@ -360,11 +213,11 @@ static struct conc__wnode *conc__snapshot(size_t *n, bool tasks)
     uint32_t epoch = atomic_load_explicit(&conc__watch_epoch, memory_order_relaxed);
     conc__dt_lock();
     size_t count = 0;
-    for (struct conc__dthread *d = conc__dt_head; d; d = d->next)
+    for (struct conc__dthread *d = conc__dt_first(); d; d = d->next)
         count += d->alive;
     struct conc__wnode *nodes = calloc(count ? count : 1, sizeof *nodes);
     size_t k = 0;
-    for (struct conc__dthread *d = conc__dt_head; nodes && d; d = d->next)
+    for (struct conc__dthread *d = conc__dt_first(); nodes && d; d = d->next)
         if (d->alive)
             conc__snap_one(&nodes[k++], d, watch, epoch, tasks);
     conc__dt_unlock();
@@ -735,7 +588,7 @@ uint64_t conc_watchdog_reports(void)
 
 /* ==== dumps ==== */
 
-static void conc__dump_pool_line(void *ctx, const char *text)
+static void conc__dump_source_line(void *ctx, const char *text)
 {
     conc__text_add(ctx, "%s", text);
 }
@@ -770,7 +623,7 @@ static void conc__dump_text(struct conc__text *t)
     }
     free(nodes);
     conc__text_add(t, "\n");
-    conc__pools_describe(conc__dump_pool_line, t);
+    conc__dump_sources_describe(conc__dump_source_line, t);
 }
 
 static int conc__write_all(int fd, const char *p, size_t len)
@@ -876,37 +729,39 @@ int conc_debug_dump_on_sigquit(bool on)
 
 /* ==== fork ==== */
 
-/* Locks in one order: SIGQUIT's, the watchdog's, the trace session's, the
- * registry's (trace.c takes its session lock before the registry's). */
-static void conc__diag_fork_prepare(void)
+void conc__sigquit_fork_prepare(void)
 {
     pthread_mutex_lock(&conc__sq.lock);
-    pthread_mutex_lock(&conc__wd.lock);
-    conc__trace_atfork_prepare();
-    conc__dt_lock();
 }
 
-static void conc__diag_fork_parent(void)
+void conc__sigquit_fork_parent(void)
 {
-    conc__dt_unlock();
-    conc__trace_atfork_parent();
-    pthread_mutex_unlock(&conc__wd.lock);
     pthread_mutex_unlock(&conc__sq.lock);
 }
 
-/* The child has one thread: the other records, the watchdog and the
- * dumper thread are gone. */
-static void conc__diag_fork_child(void)
+/* The child has one thread: the dumper thread is gone. */
+void conc__sigquit_fork_child(void)
 {
-    struct conc__dthread *d = conc__dt_head;
-    while (d) {
-        struct conc__dthread *next = d->next;
-        if (d != conc__dt_tls)
-            conc__dt_free_locked(d);
-        d = next;
+    if (conc__sq.on) {
+        sigaction(SIGQUIT, &conc__sq.old, NULL);
+        conc__sq.on = false;
     }
-    conc__dt_unlock();
-    conc__trace_atfork_child();
+    pthread_mutex_unlock(&conc__sq.lock);
+}
+
+void conc__watchdog_fork_prepare(void)
+{
+    pthread_mutex_lock(&conc__wd.lock);
+}
+
+void conc__watchdog_fork_parent(void)
+{
+    pthread_mutex_unlock(&conc__wd.lock);
+}
+
+/* The child has one thread: the watchdog is gone. */
+void conc__watchdog_fork_child(void)
+{
     if (conc__wd.running) {
         conc__wd.running = false;
         conc__wd.stop = false;
@@ -915,14 +770,4 @@ static void conc__diag_fork_child(void)
     if (conc__wd.cond_ready) /* its waiter was the watchdog thread */
         conc__wd_cond_init();
     pthread_mutex_unlock(&conc__wd.lock);
-    if (conc__sq.on) { /* its dumper thread is gone */
-        sigaction(SIGQUIT, &conc__sq.old, NULL);
-        conc__sq.on = false;
-    }
-    pthread_mutex_unlock(&conc__sq.lock);
-}
-
-__attribute__((constructor)) static void conc__diag_fork_setup(void)
-{
-    pthread_atfork(conc__diag_fork_prepare, conc__diag_fork_parent, conc__diag_fork_child);
 }

@@ -7,9 +7,6 @@
 
 #include <stdlib.h>
 
-CONC__TLS conc_future *conc__task_self;
-CONC__TLS struct conc__helper *conc__helper_self;
-
 conc_future *conc__future_new(conc_task_fn fn, void *arg, struct conc__executor *exec,
                               uint32_t refs)
 {
@@ -20,7 +17,6 @@ conc_future *conc__future_new(conc_task_fn fn, void *arg, struct conc__executor 
     atomic_init(&f->refs, refs);
     f->status = 0;
     atomic_init(&f->cancel_requested, false);
-    f->external = false;
     f->ran = false;
     f->value = 0;
     f->free_fn = NULL;
@@ -28,12 +24,9 @@ conc_future *conc__future_new(conc_task_fn fn, void *arg, struct conc__executor 
     f->u.task.arg = arg;
     f->exec = exec;
     f->group = NULL;
-    f->parent = conc__task_self;
-    f->depth = 0;
-    if (f->parent) {
+    f->parent = conc__current_task();
+    if (f->parent)
         atomic_fetch_add_explicit(&f->parent->refs, 1, memory_order_relaxed);
-        f->depth = f->parent->depth + 1;
-    }
     atomic_init(&f->cb_head, NULL);
     conc__waitq_init(&f->wq, 0);
     return f;
@@ -111,18 +104,15 @@ void conc__future_finish(conc_future *f, int status, const conc_result *result)
 
 void conc__future_execute(conc_future *f)
 {
-    conc_future *outer = conc__task_self;
-    uintptr_t outer_self = conc__self_override;
-    conc__task_self = f;
-    conc__self_override = (uintptr_t)f;
+    struct conc__context ctx = {.ident = (uintptr_t)f, .task = f, .cancel = &f->cancel_requested};
+    conc__context_enter(&ctx);
     CONC__TRACE_BEGIN("task", f);
     conc_task_fn fn = f->u.task.fn; /* the union's task half is gone once it ran */
     void *arg = f->u.task.arg;
     conc_result r = {0};
     int status = fn(arg, &r);
     CONC__TRACE_END("task", f);
-    conc__task_self = outer;
-    conc__self_override = outer_self;
+    conc__context_leave(&ctx);
     conc__future_finish(f, status, &r);
 }
 
@@ -165,10 +155,14 @@ bool conc_future_cancelled(conc_future *f)
     return f && atomic_load_explicit(&f->state, memory_order_acquire) == CONC__F_CANCELLED;
 }
 
+/* The running context's token, or its task group's. */
 bool conc_cancel_requested(void)
 {
-    conc_future *f = conc__task_self;
-    return f && conc__future_cancel_wanted(f);
+    struct conc__context *c = conc__context();
+    if (c->cancel && atomic_load_explicit(c->cancel, memory_order_relaxed))
+        return true;
+    return c->task && c->task->group &&
+           atomic_load_explicit(&c->task->group->requested, memory_order_relaxed);
 }
 
 int conc_future_cancel(conc_future *f)
@@ -258,7 +252,7 @@ static int conc__future_block(conc_future *f, int64_t deadline)
 /* Whether waiting on f from here could never end: f is the caller's own task. */
 static inline bool conc__future_is_self(conc_future *f)
 {
-    return f == conc__task_self;
+    return f == conc__current_task();
 }
 
 /* Helps while f is not done. When there is nothing to help with, the task
@@ -294,9 +288,11 @@ int conc_future_wait(conc_future *f, int64_t timeout)
         return 0;
     if (conc__future_is_self(f))
         return CONC_EDEADLK;
+    if (f->exec && conc__executor_lost(f->exec))
+        return CONC_EBROKEN; /* nobody here will ever run or finish it */
     /* Help only in an untimed wait: a task run meanwhile could overshoot
      * any deadline by its whole length. */
-    struct conc__helper *h = conc__helper_self;
+    struct conc__helper *h = conc__tls.helper;
     if (h && deadline == CONC__NO_DEADLINE) {
         /* A helper sleeps in naps: the task it waits for runs elsewhere and
          * may push work of our subtree at any time, which nobody would

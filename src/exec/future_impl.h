@@ -1,5 +1,5 @@
 /* The layout of conc_future and the small interface through which executors
- * plug into it (DESIGN.md: one future type for every executor).
+ * plug into it (one future type for every executor).
  *
  * An executor creates a future with conc__future_new, holding one reference
  * for itself while the task is queued; it claims the task with
@@ -9,8 +9,11 @@
  * need its help: a pending future cancelled (a bounded queue frees a slot)
  * and a cancel requested while running (a process pool forwards it).
  *
+ * Each executor keeps its own fields of a future in the future's
+ * executor area (CONC__FUTURE_EXEC: 16 bytes, laid out by the executor).
+ *
  * A thread that can do useful work while it waits (a pool worker) installs a
- * helper in conc__helper_self: every untimed future wait on that thread calls
+ * helper in its thread record (core/tls.h, conc__tls.helper): every untimed future wait on that thread calls
  * help_once until the future is done or help_once finds nothing to do, and
  * only then sleeps. That is help-while-waiting, kept out of future.c.
  *
@@ -20,11 +23,12 @@
  * add_done_callback links its callback before it looks. Either the one who
  * looks sees the state, or the finisher sees them.
  */
-#ifndef CONC_FUTURE_IMPL_H
-#define CONC_FUTURE_IMPL_H
+#ifndef CONC_EXEC_FUTURE_IMPL_H
+#define CONC_EXEC_FUTURE_IMPL_H
 
 #include "conc/future.h"
-#include "core/self.h"
+#include "core/fork.h"
+#include "core/tls.h"
 #include "wait/wait.h"
 
 enum conc__future_state {
@@ -59,7 +63,24 @@ struct conc__fcallback {
  * begins with it (the pool's does). */
 struct conc__executor {
     const struct conc__future_ops *ops;
+    /* conc__fork_generation() when it was made (core/fork.h): in a forked
+     * child, an executor whose threads stayed behind is lost. */
+    uint32_t fork_gen;
 };
+
+static inline void conc__executor_init(struct conc__executor *e, const struct conc__future_ops *ops)
+{
+    e->ops = ops;
+    e->fork_gen = conc__fork_generation();
+}
+
+/* Whether e was inherited across fork(): its workers did not come along. */
+static inline bool conc__executor_lost(const struct conc__executor *e)
+{
+    return conc__unlikely(e->fork_gen != conc__fork_generation());
+}
+
+#define CONC__FUTURE_EXEC_AREA 16
 
 /* 128 bytes, two cache lines: the first holds what a task's hand-off from
  * submitter to worker and back touches. */
@@ -67,9 +88,7 @@ struct conc_future {
     _Atomic uint32_t state;
     _Atomic uint32_t refs;
     int status;                 /* the task's; written before the final state */
-    uint32_t depth;             /* parent's + 1; 0 without a parent */
     _Atomic bool cancel_requested;
-    bool external;              /* the executor's: submitted from outside */
     bool from_slab;             /* its memory (future_mem.c) */
     bool ran;                   /* the task ran: value, free_fn, u.buf are its result */
     int64_t value;              /* the result's scalar */
@@ -90,15 +109,23 @@ struct conc_future {
      * which we hold a reference: every ancestor of a live future is alive,
      * so a helper can walk up the chain to test "is it in my subtree". */
     conc_future *parent;
-    _Atomic(conc_future *) qnext; /* the pool's submission queue (inbox.h) */
+    /* The executor's own fields (CONC__FUTURE_EXEC). */
+    _Alignas(8) unsigned char exec_area[CONC__FUTURE_EXEC_AREA];
     /* Done-callbacks, under wq's lock; cb_head is also read without the
      * lock by the finisher (the Dekker pair above). */
     _Atomic(struct conc__fcallback *) cb_head;
     struct conc__waitq wq;      /* threads waiting for the future */
 };
 
-/* The task running on this thread (NULL outside any task). */
-extern CONC__TLS conc_future *conc__task_self;
+_Static_assert(sizeof(struct conc_future) == 128, "a future is two cache lines");
+
+/* The executor's fields of f, as its struct `type`, which must fit:
+ * CONC__FUTURE_EXEC_CHECK(type) in the executor's file proves it. */
+#define CONC__FUTURE_EXEC(f, type) ((type *)(void *)(f)->exec_area)
+#define CONC__FUTURE_EXEC_CHECK(type)                                        \
+    _Static_assert(sizeof(type) <= CONC__FUTURE_EXEC_AREA &&                 \
+                       _Alignof(type) <= 8,                                  \
+                   #type " must fit a future's executor area")
 
 struct conc__helper {
     /* Runs one task that helps towards awaited[0..n) (one of them, if still
@@ -106,7 +133,6 @@ struct conc__helper {
      * there is none: the caller may then sleep. */
     bool (*help_once)(struct conc__helper *h, conc_future *const *awaited, size_t n);
 };
-extern CONC__TLS struct conc__helper *conc__helper_self;
 
 /* Memory for futures: per-thread slabs (future_mem.c). */
 conc_future *conc__future_alloc_mem(void);
@@ -124,8 +150,9 @@ static inline bool conc__future_claim(conc_future *f)
                                                    memory_order_acquire, memory_order_relaxed);
 }
 
-/* Runs a claimed future's task on this thread, as that task (conc__self(),
- * conc__task_self), and finishes it. */
+/* Runs a claimed future's task on this thread, in a context of its own
+ * (core/tls.h: conc__self() is the future, the current task is f), and
+ * finishes it. */
 void conc__future_execute(conc_future *f);
 
 /* Ends a claimed future with status and result (NULL: none): FINISHED, or
@@ -144,14 +171,6 @@ static inline bool conc__future_cancel_wanted(conc_future *f)
 {
     return atomic_load_explicit(&f->cancel_requested, memory_order_relaxed) ||
            (f->group && atomic_load_explicit(&f->group->requested, memory_order_relaxed));
-}
-
-/* Whether f is t or one of its descendants (submitted by t, transitively). */
-static inline bool conc__future_descends(conc_future *f, conc_future *t)
-{
-    while (f && f->depth > t->depth)
-        f = f->parent;
-    return f == t;
 }
 
 static inline bool conc__future_is_done(conc_future *f)

@@ -29,12 +29,7 @@ struct conc__slab {
     _Atomic uint32_t live; /* places not yet freed, used or not */
 };
 
-struct conc__slab_cursor {
-    char *next, *end;      /* the free places of the current slab */
-    bool registered;       /* the exit destructor knows this cursor */
-};
-
-static CONC__TLS struct conc__slab_cursor conc__cursor;
+/* Each thread's cursor is in its thread record (core/tls.h). */
 static pthread_key_t conc__cursor_key;
 static pthread_once_t conc__cursor_once = PTHREAD_ONCE_INIT;
 static bool conc__cursor_key_ok;
@@ -93,7 +88,7 @@ static bool conc__cursor_refill(struct conc__slab_cursor *c)
  * future comes from malloc, marked so that its free goes back there. */
 conc_future *conc__future_alloc_mem(void)
 {
-    struct conc__slab_cursor *c = &conc__cursor;
+    struct conc__slab_cursor *c = &conc__tls.slab;
     if (conc__unlikely(c->next == c->end) && !conc__cursor_refill(c)) {
         conc_future *f = malloc(sizeof *f);
         if (f)

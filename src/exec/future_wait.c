@@ -53,7 +53,7 @@ static void conc__fset_sleep(struct conc__fset_wait *w, conc_future *const *fs, 
 
 static bool conc__own_future_among(conc_future *const *fs, size_t n)
 {
-    conc_future *self = conc__task_self;
+    conc_future *self = conc__current_task();
     if (!self)
         return false;
     for (size_t i = 0; i < n; i++)
@@ -110,7 +110,7 @@ int conc_wait(conc_future *const *fs, size_t n, conc_wait_mode mode, int64_t tim
     struct conc__wait_cond c = {fs, n, mode};
     if (!conc__wait_met(&c) && conc__own_future_among(fs, n))
         return CONC_EDEADLK;
-    struct conc__helper *h = conc__helper_self;
+    struct conc__helper *h = conc__tls.helper;
     struct conc__fset_wait w;
     if (conc__fset_wait_init(&w, n))
         return CONC_ENOMEM;
@@ -219,7 +219,7 @@ int conc_as_completed_next(conc_as_completed *it, conc_future **f)
     *f = NULL;
     if (it->n == 0)
         return CONC_ENOENT;
-    struct conc__helper *h = conc__helper_self;
+    struct conc__helper *h = conc__tls.helper;
     while (!conc__collect_done(it)) {
         conc_future *const *pending = it->fs + it->nready;
         size_t npending = it->n - it->nready;

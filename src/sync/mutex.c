@@ -33,7 +33,6 @@
  */
 #include "core/deadline.h"
 #include "core/hooks.h"
-#include "core/lockdep_hooks.h"
 #include "sync/sync_impl.h"
 
 #include <string.h>
@@ -247,22 +246,15 @@ __attribute__((noinline)) static int conc__mutex_locked_rare(struct conc__mutex 
     return 0;
 }
 
-/* Whether v, or the diagnostics' flags (diag.h), is non-zero: a fast path's
- * own test of the queue flags and the diagnostics' one in a single branch.
- * On x86-64 the flags are or-ed in straight from memory, the branch taken on
- * the result (an aligned 32-bit load is atomic there; relaxed is all this
- * needs): not one instruction more than the test alone. Elsewhere, and
- * under the sanitizers, a relaxed load and an or. */
+/* Whether v, or the diagnostics' flags (core/hooks.h), is non-zero: a
+ * fast path's own test of the queue flags and the diagnostics' one in a
+ * single branch (arch/cpu.h). */
 static inline bool conc__diag_or(uint32_t v)
 {
 #if defined(CONC_NO_DIAG)
     return v != 0;
-#elif defined(__x86_64__) && defined(__GCC_ASM_FLAG_OUTPUTS__) && !CONC__SANITIZED
-    bool nonzero;
-    __asm__("orl %2, %0" : "+r"(v), "=@ccnz"(nonzero) : "m"(conc__diag_flags));
-    return nonzero;
 #else
-    return (v | atomic_load_explicit(&conc__diag_flags, memory_order_relaxed)) != 0;
+    return conc__or_nonzero(v, &conc__diag_flags, !CONC__SANITIZED);
 #endif
 }
 

@@ -21,7 +21,6 @@
  */
 #include "core/deadline.h"
 #include "core/hooks.h"
-#include "core/lockdep_hooks.h"
 #include "sync/sync_impl.h"
 
 #include <string.h>

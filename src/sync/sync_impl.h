@@ -6,7 +6,7 @@
 #define CONC_SYNC_IMPL_H
 
 #include "conc/sync.h"
-#include "core/self.h"
+#include "core/tls.h"
 #include "wait/wait.h"
 
 /* Mutex word values. Default mode is Drepper's three-state futex mutex
@@ -17,6 +17,9 @@
 #define CONC__M_LOCKED 1u
 #define CONC__M_CONTENDED 2u /* default mode: locked, sleepers may exist */
 #define CONC__M_QUEUED 2u    /* fair mode: locked, q has waiters (bit) */
+
+/* A mutex's own queue flag (wait.h, CONC__WQ_OWN). */
+#define CONC__WQ_FAIR CONC__WQ_OWN(0) /* FIFO hand-off mode */
 
 struct conc__mutex {
     _Atomic uint32_t word;
@@ -34,9 +37,9 @@ struct conc__cond {
     struct conc__waitq q;
 };
 
-/* A semaphore's queue flag beside wait.h's CONC__WQ_*: opts.lock_like (its
- * acquisitions and releases call the lock hooks, hooks.h). */
-#define CONC__WQ_LOCKLIKE 16u
+/* A semaphore's own queue flags (wait.h, CONC__WQ_OWN). */
+#define CONC__WQ_BOUNDED CONC__WQ_OWN(0) /* it has a bound */
+#define CONC__WQ_LOCKLIKE CONC__WQ_OWN(1) /* opts.lock_like: it calls the lock hooks (core/hooks.h) */
 
 struct conc__sem {
     _Atomic uint32_t value;

@@ -13,16 +13,17 @@
  * cannot be joined, owned by a pthread key whose destructor frees it when the
  * thread exits.
  *
- * Every conc thread (and every adopted one) has a record in the diagnostics'
- * registry (diag_thread.h): its name and tid for dumps and traces, and its
- * lifetime, from start until its function returns.
+ * Every conc thread (and every adopted one) registers with the diagnostics
+ * (core/hooks.h): its name and tid for dumps and traces, and its lifetime,
+ * from start until its function returns. Its handle is in its thread
+ * record (core/tls.h), conc__tls.thread.
  */
 #define _GNU_SOURCE
 #include "conc/thread.h"
 #include "conc/sync.h"
 #include "core/deadline.h"
-#include "diag/diag_thread.h"
-#include "core/self.h"
+#include "core/hooks.h"
+#include "core/tls.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -54,8 +55,6 @@ struct conc_thread {
     struct conc__dthread *diag; /* under name_lock: its diagnostics record */
 };
 
-static CONC__TLS conc_thread *conc__thread_current;
-
 static void conc__thread_unref(conc_thread *t)
 {
     if (atomic_fetch_sub(&t->refs, 1) == 1) {
@@ -72,7 +71,7 @@ static void conc__thread_os_name(conc_thread *t, const char *name)
 {
     char os_name[CONC_THREAD_OS_NAME_MAX + 1];
     snprintf(os_name, sizeof os_name, "%s", name);
-    if (t == conc__thread_current) {
+    if (t == conc__tls.thread) {
         prctl(PR_SET_NAME, os_name, 0, 0, 0);
         return;
     }
@@ -92,22 +91,22 @@ static void conc__thread_os_name(conc_thread *t, const char *name)
 static void *conc__thread_main(void *arg)
 {
     conc_thread *t = arg;
-    conc__thread_current = t;
+    conc__tls.thread = t;
     atomic_store(&t->tid, (int64_t)conc__tid());
-    conc__dthread_begin();
+    struct conc__dthread *diag = conc__diag_thread_begin(true);
     conc_mutex_lock(&t->name_lock);
-    t->diag = conc__dt_tls;
+    t->diag = diag;
     if (t->name) {
         conc__thread_os_name(t, t->name);
-        conc__dthread_name(t->diag, t->name);
+        conc__diag_thread_name(t->diag, t->name);
     }
     conc_mutex_unlock(&t->name_lock);
     t->status = t->fn(t->arg);
     conc_mutex_lock(&t->name_lock);
     t->diag = NULL;
     conc_mutex_unlock(&t->name_lock);
-    conc__dthread_end();
-    conc__thread_current = NULL;
+    conc__diag_thread_end();
+    conc__tls.thread = NULL;
     conc_event_set(&t->done);
     conc__thread_unref(t);
     return NULL;
@@ -193,7 +192,7 @@ int conc_thread_join(conc_thread *t, int64_t timeout, int *status)
 {
     if (!t || (timeout < 0 && timeout != CONC_FOREVER))
         return CONC_EINVAL;
-    if (t == conc__thread_current)
+    if (t == conc__tls.thread)
         return CONC_EDEADLK;
     if (t->adopted || atomic_load(&t->join_state) != CONC__T_JOINABLE)
         return CONC_EINVAL;
@@ -225,7 +224,7 @@ int conc_thread_destroy(conc_thread *t)
 {
     /* A thread's own handle is its creator's reference: dropping it here
      * would leave the creator a dangling pointer. */
-    if (!t || t->adopted || t == conc__thread_current)
+    if (!t || t->adopted || t == conc__tls.thread)
         return CONC_EINVAL;
     int joinable = CONC__T_JOINABLE;
     if (atomic_compare_exchange_strong(&t->join_state, &joinable, CONC__T_DETACHED))
@@ -242,8 +241,8 @@ static pthread_once_t conc__adopted_once = PTHREAD_ONCE_INIT;
 static void conc__adopted_free(void *p)
 {
     conc_thread *t = p;
-    if (conc__thread_current == t)
-        conc__thread_current = NULL;
+    if (conc__tls.thread == t)
+        conc__tls.thread = NULL;
     conc__thread_unref(t);
 }
 
@@ -254,7 +253,7 @@ static void conc__adopted_key_create(void)
 
 conc_thread *conc_thread_self(void)
 {
-    conc_thread *t = conc__thread_current;
+    conc_thread *t = conc__tls.thread;
     if (t)
         return t;
     char os_name[CONC_THREAD_OS_NAME_MAX + 2] = "";
@@ -270,8 +269,8 @@ conc_thread *conc_thread_self(void)
         conc__thread_unref(t);
         return NULL;
     }
-    conc__thread_current = t;
-    t->diag = conc__dthread_self(); /* named as the OS names it */
+    conc__tls.thread = t;
+    t->diag = conc__diag_thread_begin(false); /* named as the OS names it */
     return t;
 }
 
@@ -308,7 +307,7 @@ int conc_thread_set_name(conc_thread *t, const char *name)
     free(t->name);
     t->name = copy;
     conc__thread_os_name(t, copy);
-    conc__dthread_name(t->diag, copy);
+    conc__diag_thread_name(t->diag, copy);
     conc_mutex_unlock(&t->name_lock);
     return 0;
 }

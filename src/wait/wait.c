@@ -2,7 +2,7 @@
 #include "wait/wait.h"
 #include "conc/base.h"
 #include "core/deadline.h"
-#include "core/self.h"
+#include "core/tls.h"
 
 #include <linux/membarrier.h>
 #include <sys/syscall.h>
@@ -10,12 +10,10 @@
 
 void (*conc__test_after_timeout)(struct conc__waiter *w);
 
-CONC__TLS struct conc__pending conc__pending_wakes;
-
 /* Called with a queue lock held: the wake is issued at the next unlock. */
 static void conc__wake_later(_Atomic uint32_t *addr, int count, bool shared)
 {
-    struct conc__pending *p = &conc__pending_wakes;
+    struct conc__pending_wakes *p = &conc__tls.pending;
     if (p->n == CONC__PENDING_MAX) {
         conc__futex_wake(addr, count, shared);
         return;
@@ -28,7 +26,7 @@ static void conc__wake_later(_Atomic uint32_t *addr, int count, bool shared)
 
 void conc__pending_flush(void)
 {
-    struct conc__pending *p = &conc__pending_wakes;
+    struct conc__pending_wakes *p = &conc__tls.pending;
     for (unsigned i = 0; i < p->n; i++)
         conc__futex_wake(p->wake[i].addr, p->wake[i].count, p->wake[i].shared);
     p->n = 0;
@@ -51,8 +49,6 @@ void conc__ilock_slow(_Atomic uint32_t *w, bool shared)
 }
 
 /* ---- adaptive spinning ---- */
-
-static CONC__TLS unsigned conc__spin_probe;
 
 /* q->spin: the score, a signed byte, in the low byte (so that an all-zero
  * object starts at 0); the probe level above it. Updated with a racy
@@ -79,7 +75,7 @@ unsigned conc__spin_budget(struct conc__waitq *q, bool *probe)
     if (conc__spin_score(word) >= 0)
         return CONC__SPIN_BUDGET;
     unsigned level = word >> CONC__SPIN_LEVEL_SHIFT;
-    if (++conc__spin_probe % (16u << level) != 0)
+    if (++conc__tls.spin_probe % (16u << level) != 0)
         return 0;
     *probe = true;
     return CONC__SPIN_BUDGET;
@@ -141,22 +137,35 @@ uint32_t conc__waiter_park(struct conc__waiter *w, int64_t deadline, unsigned sp
     return s;
 }
 
-static void conc__multiwait_notify(struct conc__multiwait *m)
+static void conc__thread_waiter_wake(void *arg, _Atomic uint32_t *state, uint32_t prev)
 {
+    (void)arg;
+    if (prev == CONC__W_PARKED)
+        conc__wake_later(state, 1, false); /* the address only: harmless if stale */
+}
+
+const struct conc__waiter_ops conc__thread_waiter = {.wake = conc__thread_waiter_wake};
+
+/* A multi-wait's links stay until their owner has taken each queue's lock,
+ * which the waker holds: m is alive. */
+static void conc__multi_waiter_wake(void *arg, _Atomic uint32_t *state, uint32_t prev)
+{
+    (void)state, (void)prev;
+    struct conc__multiwait *m = arg;
     atomic_fetch_add_explicit(&m->fired, 1, memory_order_seq_cst);
     if (atomic_load_explicit(&m->parked, memory_order_seq_cst))
         conc__wake_later(&m->fired, 1, false);
 }
 
+const struct conc__waiter_ops conc__multi_waiter = {.wake = conc__multi_waiter_wake};
+
 /* Moves w from WAITING or PARKED to WOKEN and makes sure it sees it.
  * Returns false if w already left (timed out or cancelled). */
 static bool conc__waiter_wake(struct conc__waiter *w)
 {
-    /* Read all we need before the compare-and-swap: once WOKEN, a thread
-     * waiter may return at once (conc__waitq_sleep_unlocked) and its record,
-     * on its stack, be gone. A multi-wait's links stay until their owner has
-     * taken each queue's lock, which we hold. */
-    struct conc__multiwait *multi = w->kind == CONC__WK_MULTI ? w->multi : NULL;
+    /* Read all we need before the compare-and-swap (conc__waiter_ops). */
+    const struct conc__waiter_ops *ops = w->ops;
+    void *arg = w->wake_arg;
     _Atomic uint32_t *word = &w->state;
     uint32_t s = atomic_load_explicit(word, memory_order_relaxed);
     do {
@@ -164,10 +173,7 @@ static bool conc__waiter_wake(struct conc__waiter *w)
             return false;
     } while (!atomic_compare_exchange_weak_explicit(word, &s, CONC__W_WOKEN, memory_order_acq_rel,
                                                     memory_order_relaxed));
-    if (multi)
-        conc__multiwait_notify(multi);
-    else if (s == CONC__W_PARKED)
-        conc__wake_later(word, 1, false); /* the address only: harmless if stale */
+    ops->wake(arg, word, s);
     return true;
 }
 
@@ -335,8 +341,6 @@ int conc__waitq_wait_for(struct conc__waitq *q, bool (*ready)(void *), void *arg
     return rc;
 }
 
-CONC__TLS _Atomic(const void *) conc__parked_on;
-
 /* ---- multi-wait ---- */
 
 void conc__multiwait_init(struct conc__multiwait *m)
@@ -349,8 +353,8 @@ void conc__multiwait_link(struct conc__multiwait *m, struct conc__waitq *q,
                           struct conc__waiter *link, uintptr_t want)
 {
     conc__waiter_init(link, want, 0);
-    link->kind = CONC__WK_MULTI;
-    link->multi = m;
+    link->ops = &conc__multi_waiter;
+    link->wake_arg = m;
     conc__waitq_link(q, link);
 }
 
@@ -386,33 +390,3 @@ bool conc__multiwait_unlink(struct conc__waitq *q, struct conc__waiter *link)
     conc__waitq_unlock(q);
     return woken && expected == CONC__W_WOKEN;
 }
-
-/* ---- asymmetric fences ---- */
-
-bool conc__membarrier_ok;
-
-__attribute__((constructor)) static void conc__membarrier_setup(void)
-{
-    long cmds = syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
-    if (cmds < 0 || !(cmds & MEMBARRIER_CMD_PRIVATE_EXPEDITED))
-        return;
-    if (syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0)
-        conc__membarrier_ok = true;
-}
-
-#if CONC__TSAN
-_Atomic uint32_t conc__fence_word;
-
-void conc__fence_heavy(void)
-{
-    atomic_fetch_add_explicit(&conc__fence_word, 0, memory_order_seq_cst);
-}
-#else
-/* Once registered, PRIVATE_EXPEDITED does not fail; the fallback only keeps
- * this side correct if it ever did. */
-void conc__fence_heavy(void)
-{
-    if (!conc__membarrier_ok || syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) != 0)
-        atomic_thread_fence(memory_order_seq_cst);
-}
-#endif

@@ -47,8 +47,9 @@
 #ifndef CONC_WAIT_H
 #define CONC_WAIT_H
 
+#include "core/fence.h"
 #include "core/platform.h"
-#include "core/self.h"
+#include "core/tls.h"
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -60,33 +61,46 @@ enum conc__waiter_state {
     CONC__W_CANCELLED = 4 /* withdrawn by its owner (multi-wait clean-up) */
 };
 
-enum conc__waiter_kind {
-    CONC__WK_THREAD = 0, /* a thread sleeping on the futex in the record */
-    CONC__WK_MULTI = 1,  /* one link of a multi-wait */
+/* How a waiter of one kind learns that it was woken: a waiter record
+ * carries its kind's operations, so a new kind of waiter (a coroutine
+ * rescheduled on its loop) plugs in without touching any primitive.
+ * wake is called by the waker, with the queue's lock held, after its
+ * compare-and-swap moved the record from prev (WAITING or PARKED) to WOKEN.
+ * It gets the record's state word and wake_arg, both read before the
+ * compare-and-swap: once WOKEN, a thread waiter may return at once and its
+ * record, on its stack, be gone. */
+struct conc__waiter_ops {
+    void (*wake)(void *wake_arg, _Atomic uint32_t *state, uint32_t prev);
 };
 
-struct conc__multiwait;
+/* A thread sleeping on the futex in its own record (the default). */
+extern const struct conc__waiter_ops conc__thread_waiter;
+/* One link of a multi-wait: notifies the multi-wait (wake_arg). */
+extern const struct conc__waiter_ops conc__multi_waiter;
 
 struct conc__waiter {
     _Atomic uint32_t state;
-    uint8_t kind;
     bool linked;                  /* in a queue's list; guarded by that q->lock */
     uintptr_t want;               /* what the waiter waits for (primitive-defined) */
     uintptr_t ctx;                /* conc__self() of the waiter, for hand-offs */
-    struct conc__multiwait *multi;
+    const struct conc__waiter_ops *ops;
+    void *wake_arg;               /* ops->wake's */
     struct conc__waiter *next, *prev;
 };
 
+/* A queue's flags: the low byte is the wait core's, the high byte belongs to
+ * the primitive that owns the queue, which numbers its own flags from 0
+ * with CONC__WQ_OWN(n) (sync/sync_impl.h has the mutex's and the
+ * semaphore's). All are set at init and destroy only. */
 #define CONC__WQ_PSHARED 1u /* process-shared back-end */
 #define CONC__WQ_DEAD 2u    /* the owning object was destroyed */
-#define CONC__WQ_FAIR 4u    /* mutex: FIFO hand-off mode */
-#define CONC__WQ_BOUNDED 8u /* semaphore: has a bound */
+#define CONC__WQ_OWN(n) (1u << (8 + (n)))
 
 struct conc__waitq {
     _Atomic uint32_t lock;     /* internal lock: 0 free, 1 held, 2 held + sleepers */
     _Atomic uint32_t seq;      /* process-shared back-end: bumped by each wake */
     _Atomic uint32_t nwaiters; /* announced waiters (both back-ends) */
-    _Atomic uint16_t flags;    /* CONC__WQ_*; set at init and destroy only */
+    _Atomic uint16_t flags;    /* CONC__WQ_*, and the owner's CONC__WQ_OWN(n) */
     _Atomic uint16_t spin;     /* spin score and probe level (wait.c) */
     struct conc__waiter *head, *tail; /* in-process back-end; under lock */
 };
@@ -207,25 +221,14 @@ static inline void conc__waitq_lock(struct conc__waitq *q)
  * a woken thread's first act is to take that lock again, and finding it still
  * held would cost it a second sleep. The woken record may be gone by then; a
  * futex wake on stale memory is harmless, since every futex waiter re-checks
- * its word (wait.c). The list is per thread; when it is full, wakes are issued
- * at once. */
-#define CONC__PENDING_MAX 16
-struct conc__pending {
-    unsigned n;
-    struct {
-        _Atomic uint32_t *addr;
-        int count;
-        bool shared;
-    } wake[CONC__PENDING_MAX];
-};
-extern CONC__TLS struct conc__pending conc__pending_wakes;
-
+ * its word (wait.c). The list is in the thread record (core/tls.h); when it is
+ * full, wakes are issued at once. */
 void conc__pending_flush(void);
 
 static inline void conc__waitq_unlock(struct conc__waitq *q)
 {
     conc__iunlock(&q->lock, conc__waitq_pshared(q));
-    if (conc__pending_wakes.n)
+    if (conc__tls.pending.n)
         conc__pending_flush();
 }
 
@@ -303,11 +306,11 @@ bool conc__waitq_handoff(struct conc__waitq *q, void (*before_wake)(struct conc_
 static inline void conc__waiter_init(struct conc__waiter *w, uintptr_t want, uintptr_t ctx)
 {
     atomic_store_explicit(&w->state, CONC__W_WAITING, memory_order_relaxed);
-    w->kind = CONC__WK_THREAD;
     w->linked = false;
     w->want = want;
     w->ctx = ctx;
-    w->multi = 0;
+    w->ops = &conc__thread_waiter;
+    w->wake_arg = 0;
     w->next = w->prev = 0;
 }
 
@@ -330,51 +333,16 @@ unsigned conc__multiwait_park(struct conc__multiwait *m, int64_t deadline);
  * had been woken (its wake must then be honoured or passed on by the caller). */
 bool conc__multiwait_unlink(struct conc__waitq *q, struct conc__waiter *link);
 
-/* ---- asymmetric fences ---- */
-
-/* A fast path that must be ordered against a slow path's sleep decision calls
- * the light fence; the side about to sleep calls the heavy one. With
- * membarrier(PRIVATE_EXPEDITED) registered the light one is a compiler barrier
- * and the heavy one a syscall that fences every thread of the process; without
- * it both are full fences. In-process objects only: membarrier orders only the
- * calling process's threads. */
-extern bool conc__membarrier_ok;
-
-#if CONC__TSAN
-/* ThreadSanitizer does not model stand-alone fences (and GCC 12 refuses them
- * under -fsanitize=thread): both sides use a seq_cst read-modify-write of one
- * shared word instead, a full barrier that TSan understands (DESIGN.md,
- * "TSan and fences"). */
-extern _Atomic uint32_t conc__fence_word;
-
-static inline void conc__fence_light(void)
-{
-    atomic_fetch_add_explicit(&conc__fence_word, 0, memory_order_seq_cst);
-}
-#else
-static inline void conc__fence_light(void)
-{
-    if (conc__likely(conc__membarrier_ok))
-        atomic_signal_fence(memory_order_seq_cst);
-    else
-        atomic_thread_fence(memory_order_seq_cst);
-}
-#endif
-
-void conc__fence_heavy(void);
-
 /* ---- what a sleeping thread sleeps on (for dumps) ----
  *
  * Every sleep of the wait core, and a mutex's, notes the object it sleeps
- * on in the sleeping thread's conc__parked_on (a wait queue's address, or a
- * mutex's), and clears it on waking: a dump (debug.h) shows what each thread
- * waits for even when no diagnostic was on. One store each way, on paths
- * that are about to make a syscall anyway. */
-extern CONC__TLS _Atomic(const void *) conc__parked_on;
-
+ * on in the running context's record (core/tls.h: a wait queue's address,
+ * or a mutex's), and clears it on waking: a dump (debug.h) shows what each
+ * thread waits for even when no diagnostic was on. One store each way, on
+ * paths that are about to make a syscall anyway. */
 static inline void conc__note_parked(const void *obj)
 {
-    atomic_store_explicit(&conc__parked_on, obj, memory_order_relaxed);
+    atomic_store_explicit(&conc__context()->parked_on, obj, memory_order_relaxed);
 }
 
 /* ---- test-only hooks ---- */

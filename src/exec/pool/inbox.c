@@ -3,7 +3,7 @@
 
 void conc__inbox_init(struct conc__inbox *q)
 {
-    atomic_init(&q->stub.qnext, NULL);
+    atomic_init(&conc__pool_task(&q->stub)->qnext, NULL);
     atomic_init(&q->back, &q->stub);
     atomic_init(&q->front, &q->stub);
     atomic_init(&q->lock, 0);
@@ -12,13 +12,13 @@ void conc__inbox_init(struct conc__inbox *q)
 conc_future *conc__inbox_pop(struct conc__inbox *q, bool *busy)
 {
     conc_future *front = atomic_load_explicit(&q->front, memory_order_relaxed);
-    conc_future *next = atomic_load_explicit(&front->qnext, memory_order_acquire);
+    conc_future *next = atomic_load_explicit(&conc__pool_task(front)->qnext, memory_order_acquire);
     if (front == &q->stub) { /* skip the stub */
         if (!next)
             return NULL; /* empty, or the first push is half done */
         atomic_store_explicit(&q->front, next, memory_order_relaxed);
         front = next;
-        next = atomic_load_explicit(&front->qnext, memory_order_acquire);
+        next = atomic_load_explicit(&conc__pool_task(front)->qnext, memory_order_acquire);
     }
     if (next) {
         atomic_store_explicit(&q->front, next, memory_order_relaxed);
@@ -32,7 +32,7 @@ conc_future *conc__inbox_pop(struct conc__inbox *q, bool *busy)
         return NULL;
     }
     conc__inbox_push(q, &q->stub);
-    next = atomic_load_explicit(&front->qnext, memory_order_acquire);
+    next = atomic_load_explicit(&conc__pool_task(front)->qnext, memory_order_acquire);
     if (next) {
         atomic_store_explicit(&q->front, next, memory_order_relaxed);
         return front;
@@ -46,7 +46,7 @@ size_t conc__inbox_count(struct conc__inbox *q)
 {
     size_t n = 0;
     for (conc_future *f = atomic_load_explicit(&q->front, memory_order_relaxed); f;
-         f = atomic_load_explicit(&f->qnext, memory_order_acquire))
+         f = atomic_load_explicit(&conc__pool_task(f)->qnext, memory_order_acquire))
         if (f != &q->stub)
             n++;
     return n;

@@ -1,5 +1,6 @@
 /* The pool's submission queue: Vyukov's intrusive multi-producer,
- * single-consumer FIFO of futures, linked through conc_future.qnext.
+ * single-consumer FIFO of futures, linked through their pool fields' qnext
+ * (pool_task.h).
  *
  * A push is one exchange on `back` plus a store into the previous node:
  * producers never wait for each other or for the consumer. One consumer at
@@ -14,10 +15,10 @@
  * one; with a million tasks queued that walk was most of a worker's time
  * (perf). The FIFO hands out the oldest first, a bounded batch at a time,
  * and each node is touched while it is still warm, just before it runs. */
-#ifndef CONC_INBOX_H
-#define CONC_INBOX_H
+#ifndef CONC_EXEC_POOL_INBOX_H
+#define CONC_EXEC_POOL_INBOX_H
 
-#include "exec/future_impl.h"
+#include "exec/pool/pool_task.h"
 
 struct conc__inbox {
     _Alignas(64) _Atomic(conc_future *) back; /* producers: the newest node */
@@ -31,10 +32,10 @@ void conc__inbox_init(struct conc__inbox *q);
 /* Any thread. seq_cst: the pool's sleep/wake Dekker pair relies on it. */
 static inline void conc__inbox_push(struct conc__inbox *q, conc_future *f)
 {
-    atomic_store_explicit(&f->qnext, NULL, memory_order_relaxed);
+    atomic_store_explicit(&conc__pool_task(f)->qnext, NULL, memory_order_relaxed);
     conc_future *prev = atomic_exchange_explicit(&q->back, f, memory_order_seq_cst);
     /* Release: the consumer that follows the link sees f's contents. */
-    atomic_store_explicit(&prev->qnext, f, memory_order_release);
+    atomic_store_explicit(&conc__pool_task(prev)->qnext, f, memory_order_release);
 }
 
 /* Any thread, a hint: whether something was pushed and not yet popped. */

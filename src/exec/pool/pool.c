@@ -2,15 +2,12 @@
  * wait, how workers sleep and how a waiting task's worker helps). */
 #include "exec/pool/pool_impl.h"
 #include "core/deadline.h"
-#include "diag/diag.h"
 #include "exec/pool/task_group_impl.h"
 
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-CONC__TLS struct conc__worker *conc__worker_self;
 
 /* ---- the executor interface ---- */
 
@@ -19,7 +16,7 @@ static void conc__pool_space_signal(conc_pool *p, size_t n);
 static void conc__pool_task_cancelled(conc_future *f)
 {
     conc_pool *p = (conc_pool *)(void *)f->exec;
-    if (f->external && p->capacity)
+    if (conc__pool_task(f)->external && p->capacity)
         conc__pool_space_signal(p, 1);
     if (f->group)
         conc__task_group_ended(f);
@@ -36,7 +33,7 @@ const struct conc__future_ops conc__pool_ops = {
 static void conc__pool_run_claimed(struct conc__worker *w, conc_future *f)
 {
     conc_pool *p = (conc_pool *)(void *)f->exec;
-    if (f->external && p->capacity)
+    if (conc__pool_task(f)->external && p->capacity)
         conc__pool_space_signal(p, 1);
     if (conc__unlikely(atomic_load_explicit(&p->state, memory_order_relaxed) ==
                        CONC__POOL_BROKEN)) {
@@ -129,7 +126,7 @@ static bool conc__pool_has_work(conc_pool *p)
 /* Looks for work within the spin budget of p->idle (the wait core's score:
  * a pool whose searches keep failing stops searching and sleeps at once).
  * It looks only every CONC__SEARCH_STRIDE pauses: each look reads the
- * submission stack's cache line, and a searcher reading it nonstop makes
+ * submission queue's cache line, and a searcher reading it nonstop makes
  * every submitter's compare-and-swap there a cache miss (measured: most
  * of a submit's time, with two searching workers). */
 #define CONC__SEARCH_STRIDE 32
@@ -273,11 +270,6 @@ static conc_future *conc__worker_find(struct conc__worker *w)
 
 /* ---- help-while-waiting ---- */
 
-static bool conc__is_pool_task(conc_future *f)
-{
-    return f->exec && f->exec->ops == &conc__pool_ops;
-}
-
 static bool conc__awaited(conc_future *f, conc_future *const *awaited, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -290,11 +282,11 @@ static bool conc__awaited(conc_future *f, conc_future *const *awaited, size_t n)
  * has nothing left in our deque: its remaining tasks were pushed by that
  * thief (leapfrogging, Wagner and Calder). Steal from the others and run a
  * task only if it descends from the waiting task; one that does not goes
- * to the submission stack, where any worker between tasks takes it (it
+ * to the submission queue, where any worker between tasks takes it (it
  * stays pending, and whoever awaits it can still run it). */
 static bool conc__worker_leapfrog(struct conc__worker *w)
 {
-    conc_future *self = conc__task_self;
+    conc_future *self = conc__current_task();
     conc_pool *p = w->pool;
     if (!self || p->nworkers < 2)
         return false;
@@ -303,7 +295,7 @@ static bool conc__worker_leapfrog(struct conc__worker *w)
         conc_future *f = conc__deque_steal(&v->dq, NULL);
         if (!f)
             continue;
-        if (conc__future_descends(f, self)) {
+        if (conc__pool_task_descends(f, self)) {
             w->help_depth++;
             conc__pool_run_queued(w, f);
             w->help_depth--;
@@ -373,8 +365,8 @@ static int conc__worker_main(void *arg)
 {
     struct conc__worker *w = arg;
     conc_pool *p = w->pool;
-    conc__worker_self = w;
-    conc__helper_self = &w->helper;
+    conc__tls.worker = w;
+    conc__tls.helper = &w->helper;
     if (p->initializer && p->initializer(p->initarg) != 0)
         conc__pool_break(p);
     bool searcher = false;
@@ -393,61 +385,12 @@ static int conc__worker_main(void *arg)
     }
     if (searcher)
         atomic_fetch_sub_explicit(&p->searching, 1, memory_order_relaxed);
-    conc__helper_self = NULL;
-    conc__worker_self = NULL;
+    conc__tls.helper = NULL;
+    conc__tls.worker = NULL;
     return 0;
 }
 
-/* ---- the registry of live pools, for dumps ----
- *
- * A pthread mutex, never a conc lock (a dump must not recurse into the
- * hooks), with pthread_atfork handlers. A pool is listed from the end of its
- * creation to the start of its destroy, so a dump never reads one being
- * freed. */
-
-static pthread_mutex_t conc__pools_lock = PTHREAD_MUTEX_INITIALIZER;
-static conc_pool *conc__pools;
-static pthread_once_t conc__pools_once = PTHREAD_ONCE_INIT;
-
-static void conc__pools_prepare(void)
-{
-    pthread_mutex_lock(&conc__pools_lock);
-}
-
-static void conc__pools_resume(void)
-{
-    pthread_mutex_unlock(&conc__pools_lock);
-}
-
-static void conc__pools_setup(void)
-{
-    pthread_atfork(conc__pools_prepare, conc__pools_resume, conc__pools_resume);
-}
-
-static void conc__pools_add(conc_pool *p)
-{
-    pthread_once(&conc__pools_once, conc__pools_setup);
-    pthread_mutex_lock(&conc__pools_lock);
-    p->prev_pool = NULL;
-    p->next_pool = conc__pools;
-    if (conc__pools)
-        conc__pools->prev_pool = p;
-    conc__pools = p;
-    pthread_mutex_unlock(&conc__pools_lock);
-}
-
-static void conc__pools_remove(conc_pool *p)
-{
-    pthread_mutex_lock(&conc__pools_lock);
-    if (p->prev_pool)
-        p->prev_pool->next_pool = p->next_pool;
-    else if (conc__pools == p)
-        conc__pools = p->next_pool;
-    if (p->next_pool)
-        p->next_pool->prev_pool = p->prev_pool;
-    p->next_pool = p->prev_pool = NULL;
-    pthread_mutex_unlock(&conc__pools_lock);
-}
+/* ---- dumps ---- */
 
 /* The submission queue's length, taking the consumer's turn briefly (a
  * worker holds it only while it moves a batch); -1 if it stays taken. */
@@ -464,32 +407,32 @@ static long conc__pool_inbox_length(conc_pool *p)
     return -1;
 }
 
-void conc__pools_describe(void (*line)(void *ctx, const char *text), void *ctx)
+/* The pool's dump source (core/hooks.h): one line, its name, workers,
+ * state and the tasks waiting to run. */
+static void conc__pool_describe(struct conc__dump_source *src,
+                                void (*line)(void *ctx, const char *text), void *ctx)
 {
-    pthread_mutex_lock(&conc__pools_lock);
-    for (conc_pool *p = conc__pools; p; p = p->next_pool) {
-        size_t deqs = 0;
-        for (int i = 0; i < p->nworkers; i++)
-            deqs += conc__deque_size(&p->workers[i].dq);
-        long inbox = conc__pool_inbox_length(p);
-        uint32_t s = atomic_load_explicit(&p->state, memory_order_relaxed);
-        char text[256], queued[48];
-        if (inbox < 0)
-            snprintf(queued, sizeof queued, "(busy)");
-        else
-            snprintf(queued, sizeof queued, "%ld", inbox);
-        snprintf(text, sizeof text,
-                 "pool \"%s\": %d worker%s, %s; waiting to run: %s submitted, %zu in the "
-                 "workers' deques; %u worker%s asleep\n",
-                 p->name, p->nworkers, p->nworkers == 1 ? "" : "s",
-                 s == CONC__POOL_RUNNING ? "running"
-                 : s == CONC__POOL_BROKEN ? "broken"
-                                          : "shut down",
-                 queued, deqs, atomic_load_explicit(&p->sleepers, memory_order_relaxed),
-                 atomic_load_explicit(&p->sleepers, memory_order_relaxed) == 1 ? "" : "s");
-        line(ctx, text);
-    }
-    pthread_mutex_unlock(&conc__pools_lock);
+    conc_pool *p = (conc_pool *)(void *)((char *)src - offsetof(conc_pool, dump));
+    size_t deqs = 0;
+    for (int i = 0; i < p->nworkers; i++)
+        deqs += conc__deque_size(&p->workers[i].dq);
+    long inbox = conc__pool_inbox_length(p);
+    uint32_t s = atomic_load_explicit(&p->state, memory_order_relaxed);
+    uint32_t asleep = atomic_load_explicit(&p->sleepers, memory_order_relaxed);
+    char text[256], queued[48];
+    if (inbox < 0)
+        snprintf(queued, sizeof queued, "(busy)");
+    else
+        snprintf(queued, sizeof queued, "%ld", inbox);
+    snprintf(text, sizeof text,
+             "pool \"%s\": %d worker%s, %s; waiting to run: %s submitted, %zu in the "
+             "workers' deques; %u worker%s asleep\n",
+             p->name, p->nworkers, p->nworkers == 1 ? "" : "s",
+             s == CONC__POOL_RUNNING ? "running"
+             : s == CONC__POOL_BROKEN ? "broken"
+                                      : "shut down",
+             queued, deqs, asleep, asleep == 1 ? "" : "s");
+    line(ctx, text);
 }
 
 /* ---- create and destroy ---- */
@@ -565,7 +508,7 @@ int conc_pool_create(conc_pool **out, const conc_pool_opts *opts)
     if (!p)
         return CONC_ENOMEM;
     memset(p, 0, sizeof *p);
-    p->exec.ops = &conc__pool_ops;
+    conc__executor_init(&p->exec, &conc__pool_ops);
     p->capacity = o.queue_capacity;
     p->nworkers = n;
     p->initializer = o.initializer;
@@ -608,7 +551,8 @@ int conc_pool_create(conc_pool **out, const conc_pool_opts *opts)
             return rc;
         }
     }
-    conc__pools_add(p);
+    p->dump.describe = conc__pool_describe;
+    conc__dump_source_add(&p->dump);
     *out = p;
     return 0;
 }
@@ -643,8 +587,11 @@ static bool conc__pool_try_reserve(conc_pool *p)
     return false;
 }
 
+/* A pool inherited across fork() is broken: its workers stayed behind. */
 static int conc__pool_state_error(conc_pool *p)
 {
+    if (conc__executor_lost(&p->exec))
+        return CONC_EBROKEN;
     uint32_t s = atomic_load_explicit(&p->state, memory_order_acquire);
     return s == CONC__POOL_RUNNING ? 0 : s == CONC__POOL_BROKEN ? CONC_EBROKEN : CONC_ESHUTDOWN;
 }
@@ -686,7 +633,7 @@ int conc__pool_submit(conc_pool *p, conc_task_fn fn, void *arg, int64_t timeout,
         *out = NULL;
     if (!p || !fn || conc__deadline(timeout, &deadline))
         return CONC_EINVAL;
-    struct conc__worker *w = conc__worker_self;
+    struct conc__worker *w = conc__worker_self();
     bool inside = w && w->pool == p;
     /* A running task's subtasks are part of work already accepted: they are
      * taken while the pool shuts down, and never wait for room. */
@@ -701,7 +648,9 @@ int conc__pool_submit(conc_pool *p, conc_task_fn fn, void *arg, int64_t timeout,
             conc__pool_space_signal(p, 1);
         return CONC_ENOMEM;
     }
-    f->external = !inside;
+    struct conc__pool_task *pt = conc__pool_task(f);
+    pt->external = !inside;
+    pt->depth = f->parent && conc__is_pool_task(f->parent) ? conc__pool_task(f->parent)->depth + 1 : 0;
     f->group = group;
     if (group)
         conc__task_group_added(f); /* before anyone can run it */
@@ -745,7 +694,7 @@ int conc_pool_submit(conc_pool *p, conc_task_fn fn, void *arg, conc_future **f)
 
 /* ---- shutdown ---- */
 
-/* Cancels every task not started: the submission stack, then whatever the
+/* Cancels every task not started: the submission queue, then whatever the
  * deques hold (stolen out of them, as a thief would). */
 static void conc__pool_cancel_pending(conc_pool *p)
 {
@@ -766,7 +715,7 @@ static void conc__pool_cancel_pending(conc_pool *p)
 
 static bool conc__pool_called_from_inside(conc_pool *p)
 {
-    struct conc__worker *w = conc__worker_self;
+    struct conc__worker *w = conc__worker_self();
     return w && w->pool == p;
 }
 
@@ -777,6 +726,8 @@ static int conc__pool_stop(conc_pool *p, bool cancel_futures, int64_t timeout)
     int64_t deadline;
     if (!p || conc__deadline(timeout, &deadline))
         return CONC_EINVAL;
+    if (conc__executor_lost(&p->exec))
+        return CONC_EBROKEN; /* no workers here to stop or join */
     if (timeout != 0 && conc__pool_called_from_inside(p))
         return CONC_EDEADLK;
     uint32_t running = CONC__POOL_RUNNING;
@@ -811,14 +762,18 @@ int conc_pool_shutdown_timed(conc_pool *p, bool cancel_futures, int64_t timeout)
     return conc__pool_stop(p, cancel_futures, timeout);
 }
 
+/* An inherited pool (a forked child's) is not freed: its workers, which
+ * own parts of it, did not come along; the child's exit reclaims it. */
 int conc_pool_destroy(conc_pool *p)
 {
     if (!p)
         return CONC_EINVAL;
+    if (conc__executor_lost(&p->exec))
+        return CONC_EBROKEN;
     int rc = conc_pool_shutdown(p, true, false);
     if (rc)
         return rc;
-    conc__pools_remove(p);
+    conc__dump_source_remove(&p->dump);
     conc_mutex_destroy(&p->join_lock);
     conc__pool_free(p);
     return 0;

@@ -27,15 +27,16 @@
  * the thief's deque), and naps on the future when there are none. Past
  * CONC__HELP_DEPTH_MAX nested helps it runs only awaited futures inline.
  */
-#ifndef CONC_POOL_IMPL_H
-#define CONC_POOL_IMPL_H
+#ifndef CONC_EXEC_POOL_IMPL_H
+#define CONC_EXEC_POOL_IMPL_H
 
 #include "conc/pool.h"
 #include "conc/sync.h"
 #include "conc/thread.h"
+#include "core/hooks.h"
 #include "exec/pool/deque.h"
-#include "exec/future_impl.h"
 #include "exec/pool/inbox.h"
+#include "exec/pool/pool_task.h"
 
 #define CONC__HELP_DEPTH_MAX 64
 
@@ -47,7 +48,7 @@ enum conc__pool_state {
 
 struct conc__worker {
     _Alignas(64) struct conc__deque dq;
-    struct conc__helper helper; /* installed in conc__helper_self */
+    struct conc__helper helper; /* installed in its thread record (conc__tls.helper) */
     struct conc_pool *pool;
     conc_thread *thread;
     unsigned index;
@@ -76,13 +77,14 @@ struct conc_pool {
     _Atomic bool joined;
     conc_mutex join_lock;       /* one joiner of the workers at a time */
     char name[48];              /* for dumps */
-    struct conc_pool *next_pool, *prev_pool; /* the registry, for dumps */
+    struct conc__dump_source dump; /* registered while the pool lives (core/hooks.h) */
 };
 
-extern const struct conc__future_ops conc__pool_ops;
-
 /* The worker the calling thread is, or NULL. */
-extern CONC__TLS struct conc__worker *conc__worker_self;
+static inline struct conc__worker *conc__worker_self(void)
+{
+    return conc__tls.worker;
+}
 
 /* Creates a queued task of p from inside or outside (as conc_pool_submit).
  * group: the task group the future belongs to, or NULL. */

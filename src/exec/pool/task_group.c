@@ -103,11 +103,11 @@ int conc_task_group_wait(conc_task_group *g, int64_t timeout, int *first_error)
     int64_t deadline;
     if (!g || conc__deadline(timeout, &deadline))
         return CONC_EINVAL;
-    conc_future *self = conc__task_self;
+    conc_future *self = conc__current_task();
     if (self && self->group == &g->scope)
         return CONC_EDEADLK;
     int rc = 0;
-    struct conc__helper *h = conc__helper_self;
+    struct conc__helper *h = conc__tls.helper;
     if (h && deadline == CONC__NO_DEADLINE)
         while (!conc__task_group_idle(g) && h->help_once(h, NULL, 0))
             ;
