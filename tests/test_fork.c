@@ -1,0 +1,271 @@
+/* fork() from a busy threaded program (core/fork.h): the fork table takes
+ * conc's internal locks in one order, so a child never finds one held by a
+ * thread that did not come along; a pool inherited from the parent answers
+ * CONC_EBROKEN; everything the child creates works.
+ *
+ * Eight threads hammer a queue, a pool, lock-order checking and a trace
+ * while the main thread forks. Each child checks the inherited pool, then
+ * creates its own pool, queue, locks (under lock-order checking) and trace,
+ * uses them, and exits 0; a failed check exits with a code that names it.
+ * The parent waits for each child with a deadline: a child that hangs is
+ * killed and fails the test. */
+#include "test.h"
+
+#include "conc/conc.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define HAMMER_THREADS 8
+#define CHILD_DEADLINE_S 60
+
+struct hammer {
+    conc_pool *pool;
+    conc_queue *queue;
+    conc_mutex a, b;
+    _Atomic bool stop;
+    _Atomic uint64_t rounds;
+};
+
+static int task_add_one(void *arg, conc_result *out)
+{
+    out->value = (int64_t)(intptr_t)arg + 1;
+    return 0;
+}
+
+/* Two threads each: queue traffic, pool submissions, ordered lock pairs,
+ * trace spans. */
+static int hammer_main(void *arg)
+{
+    struct hammer *h = arg;
+    static _Atomic int next_role;
+    int role = atomic_fetch_add(&next_role, 1) % 4;
+    while (!atomic_load(&h->stop)) {
+        if (role == 0) {
+            int v = 7;
+            if (conc_queue_put(h->queue, &v, CONC_MSEC(10)) == 0)
+                (void)conc_queue_get(h->queue, &v, CONC_MSEC(10));
+        } else if (role == 1) {
+            conc_future *f;
+            if (conc_pool_submit(h->pool, task_add_one, (void *)(intptr_t)1, &f) == 0) {
+                conc_result r;
+                (void)conc_future_result(f, &r);
+                conc_future_release(f);
+            }
+        } else if (role == 2) {
+            conc_mutex_lock(&h->a);
+            conc_mutex_lock(&h->b);
+            conc_mutex_unlock(&h->b);
+            conc_mutex_unlock(&h->a);
+        } else {
+            conc_trace_begin("hammer");
+            conc_trace_end();
+        }
+        atomic_fetch_add(&h->rounds, 1);
+    }
+    return 0;
+}
+
+static void quiet_reporter(const char *text, void *arg)
+{
+    (void)text, (void)arg;
+}
+
+/* ---- the child ---- */
+
+enum child_failure {
+    CHILD_INHERITED_POOL = 10,
+    CHILD_POOL_CREATE,
+    CHILD_POOL_TASKS,
+    CHILD_POOL_DESTROY,
+    CHILD_QUEUE,
+    CHILD_LOCKS,
+    CHILD_TRACE,
+};
+
+struct child_queue {
+    conc_queue *q;
+    int n;
+};
+
+static int child_producer(void *arg, conc_result *out)
+{
+    struct child_queue *cq = arg;
+    for (int i = 0; i < cq->n; i++)
+        if (conc_queue_put(cq->q, &i, CONC_SEC(10)) != 0)
+            return CONC_ETIMEDOUT;
+    out->value = cq->n;
+    return 0;
+}
+
+/* Every item through a bounded queue, from a task of the child's pool to
+ * the child's main thread, exactly once and in order. */
+static bool child_queue_works(conc_pool *p)
+{
+    conc_queue *q;
+    conc_queue_opts o = {.capacity = 4};
+    if (conc_queue_create(&q, sizeof(int), &o) != 0)
+        return false;
+    struct child_queue cq = {q, 100};
+    conc_future *f;
+    bool ok = conc_pool_submit(p, child_producer, &cq, &f) == 0;
+    for (int i = 0; ok && i < cq.n; i++) {
+        int v = -1;
+        ok = conc_queue_get(q, &v, CONC_SEC(10)) == 0 && v == i;
+    }
+    if (ok) {
+        conc_result r;
+        ok = conc_future_result(f, &r) == 0 && r.value == cq.n;
+        conc_future_release(f);
+    }
+    return conc_queue_destroy(q) == 0 && ok;
+}
+
+static bool child_pool_works(conc_pool *p)
+{
+    enum { N = 64 };
+    conc_future *fs[N];
+    for (int i = 0; i < N; i++)
+        if (conc_pool_submit(p, task_add_one, (void *)(intptr_t)i, &fs[i]) != 0)
+            return false;
+    bool ok = true;
+    for (int i = 0; i < N; i++) {
+        conc_result r;
+        ok &= conc_future_result(fs[i], &r) == 0 && r.value == i + 1;
+        conc_future_release(fs[i]);
+    }
+    return ok;
+}
+
+/* Locks of its own, under the lock-order checking inherited on (ERROR
+ * mode): the order c -> d is learnt, and then d -> c is refused. (The
+ * parent's locks may have been held by a thread that did not come along:
+ * the child never touches them.) */
+static bool child_locks_work(void)
+{
+    conc_mutex c = CONC_MUTEX_INIT, d = CONC_MUTEX_INIT;
+    bool ok = conc_mutex_lock(&c) == 0 && conc_mutex_lock(&d) == 0 &&
+              conc_mutex_unlock(&d) == 0 && conc_mutex_unlock(&c) == 0;
+    ok = ok && conc_mutex_lock(&d) == 0;
+    ok = ok && conc_mutex_lock(&c) == CONC_EDEADLK;
+    ok = ok && conc_mutex_unlock(&d) == 0;
+    return ok && conc_mutex_destroy(&c) == 0 && conc_mutex_destroy(&d) == 0;
+}
+
+static bool child_trace_works(int round)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/conc-test-fork-%d-%d.json", (int)getpid(), round);
+    if (conc_trace_start(path, 64) != 0)
+        return false;
+    conc_trace_begin("child");
+    conc_trace_end();
+    bool ok = conc_trace_stop() == 0;
+    struct stat st;
+    ok = ok && stat(path, &st) == 0 && st.st_size > 0;
+    unlink(path);
+    return ok;
+}
+
+static int child_main(struct hammer *h, int round)
+{
+    if (conc_pool_submit(h->pool, task_add_one, NULL, NULL) != CONC_EBROKEN ||
+        conc_pool_shutdown(h->pool, true, false) != CONC_EBROKEN)
+        return CHILD_INHERITED_POOL;
+    conc_pool *p;
+    conc_pool_opts po = {.max_workers = 2};
+    if (conc_pool_create(&p, &po) != 0)
+        return CHILD_POOL_CREATE;
+    if (!child_pool_works(p))
+        return CHILD_POOL_TASKS;
+    if (!child_queue_works(p))
+        return CHILD_QUEUE;
+    if (conc_pool_destroy(p) != 0)
+        return CHILD_POOL_DESTROY;
+    if (!child_locks_work())
+        return CHILD_LOCKS;
+    if (!child_trace_works(round))
+        return CHILD_TRACE;
+    return 0;
+}
+
+/* ---- the parent ---- */
+
+/* The child's exit status, or -1 if it did not end by the deadline (it is
+ * killed then). */
+static int wait_child(pid_t pid)
+{
+    struct timespec t0, now, pause = {0, 200 * 1000};
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        int status;
+        pid_t r = waitpid(pid, &status, WNOHANG);
+        if (r == pid)
+            return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+        assert_true(r == 0 || errno == EINTR);
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if (now.tv_sec - t0.tv_sec >= CHILD_DEADLINE_S) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &status, 0);
+            return -1;
+        }
+        nanosleep(&pause, NULL);
+    }
+}
+
+static void fork_stress_from_busy_threads(void **state)
+{
+    (void)state;
+    static struct hammer h;
+    conc_pool_opts po = {.max_workers = 2};
+    assert_int_equal(conc_pool_create(&h.pool, &po), 0);
+    conc_queue_opts qo = {.capacity = 16};
+    assert_int_equal(conc_queue_create(&h.queue, sizeof(int), &qo), 0);
+    assert_int_equal(conc_mutex_init(&h.a, NULL), 0);
+    assert_int_equal(conc_mutex_init(&h.b, NULL), 0);
+    assert_int_equal(conc_lockdep_set_mode(CONC_LOCKDEP_ERROR), 0);
+    /* The children's refused orders are reported: not on the test's output. */
+    assert_int_equal(conc_debug_set_reporter(quiet_reporter, NULL), 0);
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/conc-test-fork-parent-%d.json", (int)getpid());
+    assert_int_equal(conc_trace_start(path, 1024), 0);
+
+    conc_thread *threads[HAMMER_THREADS];
+    for (int i = 0; i < HAMMER_THREADS; i++)
+        assert_int_equal(conc_thread_start(&threads[i], hammer_main, &h, NULL), 0);
+    /* Every thread is at work before the first fork. */
+    CONC_TEST_POLL_UNTIL(atomic_load(&h.rounds) >= 4 * HAMMER_THREADS);
+
+    long forks = conc_test_scaled(200, 200);
+    for (long i = 0; i < forks; i++) {
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0)
+            _exit(child_main(&h, (int)i));
+        int rc = wait_child(pid);
+        if (rc != 0)
+            fail_msg("fork %ld: the child %s (status %d)", i,
+                     rc < 0 ? "hung and was killed" : "failed", rc);
+    }
+
+    atomic_store(&h.stop, true);
+    for (int i = 0; i < HAMMER_THREADS; i++) {
+        assert_int_equal(conc_thread_join(threads[i], CONC_FOREVER, NULL), 0);
+        conc_thread_destroy(threads[i]);
+    }
+    assert_int_equal(conc_trace_stop(), 0);
+    unlink(path);
+    assert_int_equal(conc_lockdep_set_mode(CONC_LOCKDEP_OFF), 0);
+    assert_int_equal(conc_debug_set_reporter(NULL, NULL), 0);
+    assert_int_equal(conc_pool_destroy(h.pool), 0);
+    assert_int_equal(conc_queue_destroy(h.queue), 0);
+    assert_int_equal(conc_mutex_destroy(&h.a), 0);
+    assert_int_equal(conc_mutex_destroy(&h.b), 0);
+}
+
+CONC_TEST_MAIN(cmocka_unit_test(fork_stress_from_busy_threads))
