@@ -3,8 +3,11 @@
 # warm machine stays fast (apt-get update runs first, once, and only then).
 #   tools/install-deps.sh test|bench
 set -eu
+# test: the TSan build is clang's; its runtime (libclang_rt.tsan) is in
+# libclang-rt-dev, and its reports name functions and globals with
+# llvm-symbolizer (llvm): neither comes with clang without its recommends.
 case "${1:-test}" in
-  test)  pkgs="libcmocka-dev pkg-config" ;;
+  test)  pkgs="libcmocka-dev pkg-config clang libclang-rt-dev llvm" ;;
   bench) pkgs="pkg-config g++ libck-dev libglib2.0-dev libtbb-dev python3" ;;
   *) echo "usage: $0 test|bench" >&2; exit 2 ;;
 esac

@@ -2,6 +2,10 @@
 # `make test`: the suite in three builds — optimised, ThreadSanitizer,
 # AddressSanitizer+UBSan — plus the install check in the optimised one. Prints
 # the wall time of every step and ends with ctest's summary lines.
+# The optimised and ASan builds use gcc (build/release, build/asan); the TSan
+# build uses clang (build/tsan-clang: its own folder, since CMake cannot switch
+# the compiler of an existing build; gcc's TSan cannot start a thread in the
+# child of a multi-threaded fork, and counts every fiber as a thread).
 #   tools/run-tests.sh            all variants
 #   VARIANTS="release" tools/run-tests.sh
 #   CONC_TEST_SCALE=10 tools/run-tests.sh   (make stress)
@@ -24,33 +28,36 @@ step() { # step NAME COMMAND...: runs it, records its wall time
   return $rc
 }
 
-configure_build() { # variant sanitizer
-  cmake -S "$top" -B "build/$1" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCONC_SANITIZE="$2" \
-    -DCONC_WERROR=ON -DCONC_TEST_SCALE="${CONC_TEST_SCALE:-}" >/dev/null &&
-    cmake --build "build/$1" -j"$jobs" -- --no-print-directory >/dev/null
+configure_build() { # dir sanitizer [cmake options...]
+  bdir=build/$1 bsan=$2; shift 2
+  cmake -S "$top" -B "$bdir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCONC_SANITIZE="$bsan" \
+    -DCONC_WERROR=ON -DCONC_TEST_SCALE="${CONC_TEST_SCALE:-}" "$@" >/dev/null &&
+    cmake --build "$bdir" -j"$jobs" -- --no-print-directory >/dev/null
 }
 
-run_ctest() { # variant
-  ctest --test-dir "build/$1" -j"$jobs" --output-on-failure --timeout 900 >"build/$1/ctest.log" 2>&1
+run_ctest() { # variant dir
+  ctest --test-dir "build/$2" -j"$jobs" --output-on-failure --timeout 900 >"build/$2/ctest.log" 2>&1
   rc=$?
-  grep -E "tests passed|tests failed|The following tests|^\s+[0-9]+ - " "build/$1/ctest.log" | tail -n 20
-  summaries="$summaries$(printf '%-8s %s' "$1:" "$(grep -E 'tests passed' "build/$1/ctest.log" || echo 'ctest did not finish')")
+  grep -E "tests passed|tests failed|The following tests|^\s+[0-9]+ - " "build/$2/ctest.log" | tail -n 20
+  summaries="$summaries$(printf '%-8s %s' "$1:" "$(grep -E 'tests passed' "build/$2/ctest.log" || echo 'ctest did not finish')")
 "
-  [ $rc -eq 0 ] || { tail -n 60 "build/$1/ctest.log"; return $rc; }
+  [ $rc -eq 0 ] || { tail -n 60 "build/$2/ctest.log"; return $rc; }
 }
 
 step "apt (if missing)" tools/install-deps.sh test || exit 1
 for v in $variants; do
+  dir=$v cc=""
   case $v in
     release) san="" ;;
-    tsan) san=thread ;;
+    tsan) san=thread dir=tsan-clang cc=clang ;;
     asan) san=address ;;
     *) echo "unknown variant $v"; exit 2 ;;
   esac
   echo "== $v: build"
-  step "$v build" configure_build "$v" "$san" || { failed=1; continue; }
+  step "$v build" configure_build "$dir" "$san" ${cc:+-DCMAKE_C_COMPILER=$cc} ||
+    { failed=1; continue; }
   echo "== $v: tests"
-  step "$v tests" run_ctest "$v" || failed=1
+  step "$v tests" run_ctest "$v" "$dir" || failed=1
   if [ "$v" = release ]; then
     echo "== install check"
     step "install check" tests/install/check.sh "build/release" || failed=1
