@@ -38,6 +38,19 @@
 
 #define CONC__SANITIZED (CONC__TSAN || CONC__ASAN)
 
+/* Test hooks: interleaving points a test can hold a thread at, compiled
+ * only into the library the tests link (CONC_TEST_HOOKS, tests/CMakeLists.txt);
+ * in the shipped library they are nothing. */
+#ifdef CONC_TEST_HOOKS
+#define CONC__TEST_HOOK(hook, ...) \
+    do {                           \
+        if (hook)                  \
+            hook(__VA_ARGS__);     \
+    } while (0)
+#else
+#define CONC__TEST_HOOK(hook, ...) ((void)0)
+#endif
+
 #define conc__likely(x) __builtin_expect(!!(x), 1)
 #define conc__unlikely(x) __builtin_expect(!!(x), 0)
 

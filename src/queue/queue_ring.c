@@ -8,7 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#ifdef CONC_TEST_HOOKS
 void (*conc__test_ring_put_claimed)(struct conc__qring *r, uint64_t pos);
+#endif
 
 /* A cell: its sequence number, then the item at offset 8. */
 #define CONC__CELL_ITEM sizeof(uint64_t)
@@ -100,8 +102,7 @@ bool conc__qring_put(struct conc__qring *r, const void *item, bool exact)
     uint64_t pos;
     if (!conc__qring_claim_put(r, &pos, exact))
         return false;
-    if (conc__test_ring_put_claimed)
-        conc__test_ring_put_claimed(r, pos);
+    CONC__TEST_HOOK(conc__test_ring_put_claimed, r, pos);
     memcpy(conc__cell_item(r, pos), item, r->item_size);
     atomic_store_explicit(conc__cell_seq(r, pos), pos + 1, memory_order_release);
     return true;

@@ -46,9 +46,10 @@ bool conc__qring_can_put(struct conc__qring *r, uint64_t n);
 /* A snapshot of the number of items. */
 size_t conc__qring_count(struct conc__qring *r);
 
-/* Test-only interleaving point: called between a put's claim of a cell and
- * the publication of its item, so a test can hold a producer there. NULL in
- * production; read once per put only when not NULL. */
+#ifdef CONC_TEST_HOOKS
+/* Test hook (core/platform.h): called between a put's claim of a cell and
+ * the publication of its item, so a test can hold a producer there. */
 extern void (*conc__test_ring_put_claimed)(struct conc__qring *r, uint64_t pos);
+#endif
 
 #endif

@@ -8,7 +8,9 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#ifdef CONC_TEST_HOOKS
 void (*conc__test_after_timeout)(struct conc__waiter *w);
+#endif
 
 /* Called with a queue lock held: the wake is issued at the next unlock. */
 static void conc__wake_later(_Atomic uint32_t *addr, int count, bool shared)
@@ -128,8 +130,7 @@ uint32_t conc__waiter_park(struct conc__waiter *w, int64_t deadline, unsigned sp
         if (atomic_compare_exchange_strong_explicit(&w->state, &expected, CONC__W_TIMED_OUT,
                                                     memory_order_acq_rel,
                                                     memory_order_acquire)) {
-            if (conc__test_after_timeout)
-                conc__test_after_timeout(w);
+            CONC__TEST_HOOK(conc__test_after_timeout, w);
             return CONC__W_TIMED_OUT;
         }
         /* A waker chose us in the same instant: the wake is ours to honour. */

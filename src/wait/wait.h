@@ -345,12 +345,12 @@ static inline void conc__note_parked(const void *obj)
     atomic_store_explicit(&conc__context()->parked_on, obj, memory_order_relaxed);
 }
 
-/* ---- test-only hooks ---- */
-
-/* Called by a thread waiter right after it timed out (its state is TIMED_OUT)
- * and before it re-takes the queue lock to unlink itself: a test uses it to
- * hold the waiter in that window and make the wake-versus-timeout race
- * deterministic. NULL in production; read only on the timeout path. */
+#ifdef CONC_TEST_HOOKS
+/* Test hook (core/platform.h): called by a thread waiter right after it
+ * timed out (its state is TIMED_OUT) and before it re-takes the queue lock
+ * to unlink itself: a test holds the waiter in that window to make the
+ * wake-versus-timeout race deterministic. */
 extern void (*conc__test_after_timeout)(struct conc__waiter *w);
+#endif
 
 #endif
