@@ -14,6 +14,7 @@
 
 #include "conc/conc.h"
 #include "core/platform.h"
+#include "exec/pool/pool_impl.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -30,7 +31,8 @@
  * fork(): a child forked while another thread allocates can hang in its
  * first malloc, in ASan's code, not conc's. Under ASan only, the hammering
  * threads hold this gate shared for each round and the forker takes it
- * exclusive, so no thread is inside malloc at the fork. The release and
+ * exclusive and waits for the pool's workers to sleep, so no thread is
+ * inside malloc at the fork. The release and
  * ThreadSanitizer runs fork with no gate, in the middle of everything. */
 static pthread_rwlock_t asan_fork_gate =
     PTHREAD_RWLOCK_WRITER_NONRECURSIVE_INITIALIZER_NP; /* the forker is not starved */
@@ -269,6 +271,8 @@ static void fork_stress_from_busy_threads(void **state)
     long forks = conc_test_scaled(200, 200);
     for (long i = 0; i < forks; i++) {
         gate_enter(true);
+        if (CONC__ASAN)
+            CONC_TEST_POLL_UNTIL(atomic_load(&h.pool->sleepers) == (uint32_t)h.pool->nworkers);
         pid_t pid = fork();
         if (pid == 0)
             _exit(child_main(&h, (int)i));
