@@ -31,14 +31,14 @@ struct bench_result {
 };
 
 struct bench_impl {
-    const char *impl; /* DESIGN.md's names: conc, conc:fair, pthread, ck:ticket, glib, python, ... */
+    const char *impl; /* bench/README.md's names: conc, conc:fair, pthread, ck:ticket, glib, python, ... */
     /* Measures once, in this process. NULL for python (runs bench/py/peers.py). */
     int (*measure)(const struct bench_params *p, struct bench_result *r);
 };
 
 struct bench_case {
     const char *name;
-    const char *unit;    /* ns/op, us/op, ops/s, ... (DESIGN.md's list) */
+    const char *unit;    /* ns/op, us/op, ops/s, ... (bench/README.md's list) */
     const char *what;    /* one line for the report */
     int threads;         /* the same in every row */
     const struct bench_impl *impls; /* terminated by {0} */

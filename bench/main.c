@@ -1,5 +1,5 @@
 /* conc-bench: runs every case, conc and its peers taking turns, and prints
- * DESIGN.md's JSON lines on stdout (a human table on stderr).
+ * bench/README.md's JSON lines on stdout (a human table on stderr).
  *
  *   conc-bench [--cases GLOB] [--quick] [--reps N] [--list]
  *   conc-bench --measure CASE IMPL [--quick]     (one measurement; internal)

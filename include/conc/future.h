@@ -12,7 +12,7 @@
  * CONC_ECANCELED ends CANCELLED too (not failed: it does not count for
  * CONC_FIRST_EXCEPTION).
  *
- * A wait's status is never the task's (DESIGN.md): conc_future_wait returns 0,
+ * A wait's status is never the task's: conc_future_wait returns 0,
  * CONC_ETIMEDOUT or a misuse code; conc_future_result returns the task's own
  * status (CONC_ECANCELED for a cancelled future).
  *

@@ -1,4 +1,4 @@
-/* Timeouts become deadlines on the monotonic clock at once (DESIGN.md): every
+/* Timeouts become deadlines on the monotonic clock at once: every
  * retry after a spurious wake-up or EINTR waits only for the time that remains. */
 #ifndef CONC_DEADLINE_H
 #define CONC_DEADLINE_H

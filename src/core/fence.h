@@ -21,8 +21,8 @@ extern bool conc__membarrier_ok __attribute__((visibility("hidden")));
 #if CONC__TSAN
 /* ThreadSanitizer does not model stand-alone fences (and GCC 12 refuses them
  * under -fsanitize=thread): both sides use a seq_cst read-modify-write of one
- * shared word instead, a full barrier that TSan understands (DESIGN.md,
- * "TSan and fences"). */
+ * shared word instead, a full barrier that TSan understands
+ * (docs/architecture.md, "TSan and fences"). */
 extern _Atomic uint32_t conc__fence_word;
 
 static inline void conc__fence_light(void)

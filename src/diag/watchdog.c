@@ -517,7 +517,7 @@ static void *conc__wd_main(void *arg)
     return NULL;
 }
 
-/* A helper thread of ours with every asynchronous signal blocked (DESIGN.md:
+/* A helper thread of ours with every asynchronous signal blocked (as conc's own threads:
  * the program's handlers run where it expects); those a fault raises stay
  * open, as on conc threads. */
 static int conc__helper_thread(pthread_t *t, void *(*fn)(void *))

@@ -12,7 +12,7 @@
  *
  * Memory orders. In normal builds the orders and fences are the paper's,
  * each commented where it is used. ThreadSanitizer does not model a
- * stand-alone atomic_thread_fence (DESIGN.md, "TSan and fences"), so under
+ * stand-alone atomic_thread_fence (docs/architecture.md, "TSan and fences"), so under
  * TSan there is no fence at all: every store of bottom, and the loads of top
  * and bottom that a fence ordered (take's top, steal's top and bottom), are
  * seq_cst instead (the paper's seq_cst variant). A seq_cst store followed by
