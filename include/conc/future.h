@@ -54,7 +54,9 @@ typedef int (*conc_task_fn)(void *arg, conc_result *out);
 
 /* Waits up to timeout for the future to finish or be cancelled. Returns 0,
  * CONC_ETIMEDOUT, CONC_EINVAL (NULL, bad timeout), CONC_EDEADLK (called from
- * the future's own task: it could never finish). Called from a pool task
+ * the future's own task: it could never finish), CONC_EBROKEN (in a forked
+ * child, a pending future of an executor inherited from the parent: nobody
+ * there will run it). Called from a pool task
  * without a time limit, the worker runs other tasks of its own subtree while
  * it waits (pool.h); a timed wait only waits, since a task run meanwhile
  * could overshoot the deadline by its whole length. */

@@ -58,7 +58,8 @@ CONC_API int conc_pool_create(conc_pool **p, const conc_pool_opts *opts);
  * Waits for room in a bounded submission queue for up to timeout
  * (CONC_FOREVER, or 0 for a try). Returns 0, CONC_EFULL (no room by the
  * deadline), CONC_ESHUTDOWN (after conc_pool_shutdown), CONC_EBROKEN (an
- * initializer failed), CONC_ENOMEM, CONC_EINVAL (NULL p or fn, bad timeout).
+ * initializer failed, or the pool was inherited across fork(): its workers
+ * stayed in the parent), CONC_ENOMEM, CONC_EINVAL (NULL p or fn, bad timeout).
  * From a task of this pool it never waits: the task goes to the worker's own
  * deque. */
 CONC_API int conc_pool_submit_timed(conc_pool *p, conc_task_fn fn, void *arg, int64_t timeout,
@@ -75,7 +76,8 @@ CONC_API int conc_pool_submit(conc_pool *p, conc_task_fn fn, void *arg, conc_fut
  * worker; otherwise returns at once and conc_pool_destroy joins them. Tasks
  * already running may still submit subtasks, which run. Returns 0,
  * CONC_EINVAL (NULL), CONC_EDEADLK (wait requested from one of the pool's
- * own tasks: it would wait for itself). A second call is allowed. */
+ * own tasks: it would wait for itself), CONC_EBROKEN (in a forked child, a
+ * pool inherited from the parent). A second call is allowed. */
 CONC_API int conc_pool_shutdown(conc_pool *p, bool wait, bool cancel_futures);
 
 /* conc_pool_shutdown with wait, by a deadline: returns 0 once every worker
@@ -87,7 +89,9 @@ CONC_API int conc_pool_shutdown_timed(conc_pool *p, bool cancel_futures, int64_t
 
 /* Shuts down (waiting, not cancelling) if not done yet, joins the workers and
  * frees the pool. Returns 0, CONC_EINVAL (NULL), CONC_EDEADLK (from one of the
- * pool's own tasks; nothing is freed). Futures still referenced stay valid. */
+ * pool's own tasks; nothing is freed), CONC_EBROKEN (in a forked child, a pool
+ * inherited from the parent: nothing is freed, its workers owned parts of
+ * it). Futures still referenced stay valid. */
 CONC_API int conc_pool_destroy(conc_pool *p);
 
 /* The number of worker threads, or CONC_EINVAL. */
