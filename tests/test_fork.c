@@ -299,4 +299,47 @@ static void fork_stress_from_busy_threads(void **state)
     assert_int_equal(conc_mutex_destroy(&h.b), 0);
 }
 
-CONC_TEST_MAIN(cmocka_unit_test(fork_stress_from_busy_threads))
+/* ---- an inherited future ---- */
+
+static int task_wait_event(void *arg, conc_result *out)
+{
+    (void)out;
+    return conc_event_wait(arg, CONC_FOREVER);
+}
+
+/* A future still pending at the fork would never finish in the child: its
+ * wait answers CONC_EBROKEN at once, timed or not, as does the pool. */
+static void inherited_pending_future_is_broken(void **state)
+{
+    (void)state;
+    conc_pool *p;
+    conc_pool_opts po = {.max_workers = 1};
+    assert_int_equal(conc_pool_create(&p, &po), 0);
+    conc_event release = CONC_EVENT_INIT;
+    conc_future *running, *queued;
+    assert_int_equal(conc_pool_submit(p, task_wait_event, &release, &running), 0);
+    assert_int_equal(conc_pool_submit(p, task_add_one, NULL, &queued), 0);
+    CONC_TEST_POLL_UNTIL(conc_future_running(running));
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        bool ok = conc_future_wait(queued, CONC_FOREVER) == CONC_EBROKEN &&
+                  conc_future_wait(running, CONC_SEC(1)) == CONC_EBROKEN &&
+                  conc_future_result(queued, NULL) == CONC_EBROKEN &&
+                  conc_pool_destroy(p) == CONC_EBROKEN;
+        _exit(ok ? 0 : 1);
+    }
+    assert_int_equal(wait_child(pid), 0);
+    /* The parent's pool and futures are untouched. */
+    assert_int_equal(conc_event_set(&release), 0);
+    conc_result r;
+    assert_int_equal(conc_future_result(queued, &r), 0);
+    assert_int_equal(r.value, 1);
+    assert_int_equal(conc_future_result(running, NULL), 0);
+    conc_future_release(running);
+    conc_future_release(queued);
+    assert_int_equal(conc_pool_destroy(p), 0);
+}
+
+CONC_TEST_MAIN(cmocka_unit_test(fork_stress_from_busy_threads),
+               cmocka_unit_test(inherited_pending_future_is_broken))
