@@ -2,6 +2,7 @@
  * sources, fork handlers, dispatch. */
 #include "diag/diag.h"
 #include "conc/debug.h"
+#include "core/dlist.h"
 #include "core/fork.h"
 
 #include <pthread.h>
@@ -164,28 +165,14 @@ static struct conc__dump_source *conc__sources_head, *conc__sources_tail;
 void conc__dump_source_add(struct conc__dump_source *src)
 {
     pthread_mutex_lock(&conc__sources_lock);
-    src->next = NULL;
-    src->prev = conc__sources_tail;
-    if (conc__sources_tail)
-        conc__sources_tail->next = src;
-    else
-        conc__sources_head = src;
-    conc__sources_tail = src;
+    CONC__DLIST_APPEND(conc__sources_head, conc__sources_tail, src);
     pthread_mutex_unlock(&conc__sources_lock);
 }
 
 void conc__dump_source_remove(struct conc__dump_source *src)
 {
     pthread_mutex_lock(&conc__sources_lock);
-    if (src->prev)
-        src->prev->next = src->next;
-    else if (conc__sources_head == src)
-        conc__sources_head = src->next;
-    if (src->next)
-        src->next->prev = src->prev;
-    else if (conc__sources_tail == src)
-        conc__sources_tail = src->prev;
-    src->next = src->prev = NULL;
+    CONC__DLIST_UNLINK(conc__sources_head, conc__sources_tail, src);
     pthread_mutex_unlock(&conc__sources_lock);
 }
 

@@ -6,6 +6,7 @@
  * writer walk it. */
 #define _GNU_SOURCE
 #include "core/deadline.h"
+#include "core/dlist.h"
 #include "core/tls.h"
 #include "diag/diag_thread.h"
 
@@ -42,14 +43,7 @@ struct conc__dthread *conc__dt_first(void)
 
 void conc__dt_free_locked(struct conc__dthread *d)
 {
-    if (d->prev)
-        d->prev->next = d->next;
-    else
-        conc__dt_head = d->next;
-    if (d->next)
-        d->next->prev = d->prev;
-    else
-        conc__dt_tail = d->prev;
+    CONC__DLIST_UNLINK(conc__dt_head, conc__dt_tail, d);
     if (d->kept)
         conc__dt_kept--;
     free(atomic_load_explicit(&d->tring, memory_order_relaxed));
@@ -71,12 +65,7 @@ static struct conc__dthread *conc__dt_new(bool conc_thread)
     prctl(PR_GET_NAME, os_name, 0, 0, 0);
     memcpy(d->name, os_name, sizeof os_name);
     conc__dt_lock();
-    d->prev = conc__dt_tail;
-    if (conc__dt_tail)
-        conc__dt_tail->next = d;
-    else
-        conc__dt_head = d;
-    conc__dt_tail = d;
+    CONC__DLIST_APPEND(conc__dt_head, conc__dt_tail, d);
     conc__dt_unlock();
     conc__tls.diag = d;
     return d;

@@ -2,6 +2,7 @@
 #include "wait/wait.h"
 #include "conc/base.h"
 #include "core/deadline.h"
+#include "core/dlist.h"
 #include "core/tls.h"
 
 #include <linux/membarrier.h>
@@ -202,27 +203,13 @@ int conc__waitq_kill(struct conc__waitq *q)
 
 static void conc__waitq_link(struct conc__waitq *q, struct conc__waiter *w)
 {
-    w->next = 0;
-    w->prev = q->tail;
-    if (q->tail)
-        q->tail->next = w;
-    else
-        q->head = w;
-    q->tail = w;
+    CONC__DLIST_APPEND(q->head, q->tail, w);
     w->linked = true;
 }
 
 static void conc__waitq_unlink(struct conc__waitq *q, struct conc__waiter *w)
 {
-    if (w->prev)
-        w->prev->next = w->next;
-    else
-        q->head = w->next;
-    if (w->next)
-        w->next->prev = w->prev;
-    else
-        q->tail = w->prev;
-    w->next = w->prev = 0;
+    CONC__DLIST_UNLINK(q->head, q->tail, w);
     w->linked = false;
 }
 
