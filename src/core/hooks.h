@@ -146,6 +146,13 @@ struct conc__dthread *conc__diag_thread_begin(bool started_by_conc);
 void conc__diag_thread_name(struct conc__dthread *d, const char *name);
 void conc__diag_thread_end(void);
 
+/* ---- contexts ----
+ *
+ * A context (core/tls.h) that ends with locks recorded in it (c->held):
+ * lock-order checking lets go of its record. */
+struct conc__context;
+void conc__diag_context_end(struct conc__context *c);
+
 /* ---- registration: dump sources ----
  *
  * An executor (a pool; later process pools, loops) adds a source when it is

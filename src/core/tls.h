@@ -31,6 +31,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/hooks.h"
+
 #define CONC__TLS __thread __attribute__((tls_model("initial-exec")))
 
 struct conc_future;
@@ -39,6 +41,7 @@ struct conc__worker;
 struct conc__helper;
 struct conc__dthread;
 struct ld_thread;
+struct conc__held_locks;
 
 /* What runs. */
 struct conc__context {
@@ -47,6 +50,8 @@ struct conc__context {
     const _Atomic bool *cancel;       /* its cancel token; NULL: none */
     _Atomic(const void *) parked_on;  /* what it sleeps on in the wait core (dumps) */
     struct conc__context *outer;      /* the context it interrupted on this thread */
+    struct conc__held_locks *held;    /* the locks it holds, as lock-order checking
+                                         (diag) records them; NULL: none recorded */
 };
 
 /* Futex wakes decided under a wait-queue lock, issued when it is released
@@ -117,6 +122,7 @@ static inline struct conc_future *conc__current_task(void)
 static inline void conc__context_enter(struct conc__context *c)
 {
     c->outer = atomic_load_explicit(&conc__tls.ctx, memory_order_relaxed);
+    c->held = NULL;
     atomic_store_explicit(&c->parked_on, NULL, memory_order_relaxed);
     conc__tls.self = c->ident;
     atomic_store_explicit(&conc__tls.ctx, c, memory_order_relaxed);
@@ -126,6 +132,8 @@ static inline void conc__context_leave(struct conc__context *c)
 {
     conc__tls.self = c->outer ? c->outer->ident : 0;
     atomic_store_explicit(&conc__tls.ctx, c->outer, memory_order_relaxed);
+    if (conc__unlikely(c->held != NULL))
+        conc__diag_context_end(c);
 }
 
 uint32_t conc__tid_slow(void);

@@ -18,13 +18,17 @@
  * conc lock would call these hooks again), taken and released around fork()
  * by the fork table (core/fork.h), so that a child can use it.
  *
- * Held locks are per execution context, not per thread: each thread keeps a
- * stack of the locks it holds (struct ld_held), each entry tagged with the
- * conc__self() that took it, and an acquisition orders only after the
- * entries of its own context. A pool task helped in on a waiting worker
- * (conc__future_execute enters a context of its own, core/tls.h) thus never inherits the
- * worker's locks, and no hook at the identity switch is needed: a task runs
- * to completion on one thread, nested above the context it interrupted.
+ * Held locks are per execution context, not per thread: each context
+ * record (core/tls.h) points at the stack of locks it holds (struct
+ * conc__held_locks), and an acquisition orders only after the locks of its
+ * own context. A pool task helped in on a waiting worker
+ * (conc__future_execute enters a context of its own) thus never inherits
+ * the worker's locks. A thread's own context uses the stack in its
+ * ld_thread; any other context gets one from the heap when it first takes a
+ * lock while checking is on, freed when the context ends
+ * (conc__diag_context_end). Each stack remembers the generation and epoch it
+ * was last synchronised with, since an interrupted context's stack sees no
+ * change until its context runs again.
  *
  * The fast path, for a lock already seen in an order already known, takes no
  * lock: each thread caches lock -> class (ld_thread.cc) and the edges it has
@@ -414,20 +418,26 @@ static size_t ld_find_path(struct ld_class *from, struct ld_class *to, struct ld
 struct ld_held {
     const void *lock;
     struct ld_class *cls;
-    uintptr_t ident; /* conc__self() of the context that took it */
     enum conc__lock_kind kind;
+};
+
+/* The locks one context holds, oldest first. */
+struct conc__held_locks {
+    uint64_t gen, epoch; /* last synchronised with ld_gen, ld_epoch */
+    unsigned nheld;
+    bool overflow_reported;
+    bool heap; /* not a thread's own: freed when its context ends */
+    struct ld_held held[LD_MAX_HELD];
 };
 
 struct ld_thread {
     struct ld_thread *next_all; /* ld_threads: every state, free or not */
     bool in_use;
     bool busy; /* inside lockdep or the reporter (which may take conc locks): hooks ignored */
-    bool overflow_reported;
-    uint64_t gen, epoch;
-    unsigned nheld;
+    uint64_t gen; /* the caches below are of this generation */
     const void *pending_lock; /* between acquire and acquired */
     struct ld_class *pending_cls;
-    struct ld_held held[LD_MAX_HELD];
+    struct conc__held_locks own; /* the thread's own context's */
     struct {
         const void *lock;
         struct ld_class *cls;
@@ -450,6 +460,7 @@ static void ld_thread_exit(void *p)
     t->in_use = false;
     pthread_mutex_unlock(&ld_mu);
     conc__tls.lockdep = NULL;
+    conc__tls.own.held = NULL; /* it was t->own */
 }
 
 static void ld_key_create(void)
@@ -481,7 +492,8 @@ __attribute__((noinline)) static struct ld_thread *ld_thread_new(void)
         t->next_all = next;
         t->in_use = true;
         t->gen = atomic_load(&ld_gen);
-        t->epoch = ld_epoch;
+        t->own.gen = t->gen;
+        t->own.epoch = ld_epoch;
     }
     pthread_mutex_unlock(&ld_mu);
     if (t) {
@@ -497,29 +509,58 @@ static inline struct ld_thread *ld_thread_get(void)
     return conc__likely(t != NULL) ? t : ld_thread_new();
 }
 
-/* Under ld_mu: after a generation change, flush the caches and look the
- * held locks' classes up again; after lockdep was switched off and on, the
- * held stack is stale (its releases went unseen) and is dropped. */
-static void ld_resync_locked(struct ld_thread *t)
+/* The running context's held stack, made when it first needs one; NULL
+ * when out of memory. */
+static struct conc__held_locks *ld_held_get(struct ld_thread *t)
 {
-    uint64_t g = atomic_load_explicit(&ld_gen, memory_order_relaxed);
-    if (t->gen == g)
-        return;
-    ld_caches_flush(t);
-    if (t->epoch != ld_epoch) {
-        t->nheld = 0;
-        t->epoch = ld_epoch;
+    struct conc__context *c = conc__context();
+    if (conc__likely(c->held != NULL))
+        return c->held;
+    struct conc__held_locks *h = &t->own;
+    if (c != &conc__tls.own) {
+        if (!(h = calloc(1, sizeof *h)))
+            return NULL;
+        h->heap = true; /* gen 0: synchronised under ld_mu before its first use */
     }
-    for (unsigned i = 0; i < t->nheld; i++)
-        t->held[i].cls = ld_lookup(t->held[i].lock, t->held[i].kind);
-    t->gen = g;
+    c->held = h;
+    return h;
 }
 
-static inline void ld_sync(struct ld_thread *t)
+void conc__diag_context_end(struct conc__context *c)
 {
-    if (conc__unlikely(atomic_load_explicit(&ld_gen, memory_order_relaxed) != t->gen)) {
+    struct conc__held_locks *h = c->held;
+    c->held = NULL;
+    if (h && h->heap)
+        free(h);
+}
+
+/* Under ld_mu: after a generation change, flush the thread's caches, and
+ * look the classes of h's locks up again; after lockdep was switched off
+ * and on, h is stale (its releases went unseen) and is emptied. */
+static void ld_resync_locked(struct ld_thread *t, struct conc__held_locks *h)
+{
+    uint64_t g = atomic_load_explicit(&ld_gen, memory_order_relaxed);
+    if (t->gen != g) {
+        ld_caches_flush(t);
+        t->gen = g;
+    }
+    if (!h || h->gen == g)
+        return;
+    if (h->epoch != ld_epoch) {
+        h->nheld = 0;
+        h->epoch = ld_epoch;
+    }
+    for (unsigned i = 0; i < h->nheld; i++)
+        h->held[i].cls = ld_lookup(h->held[i].lock, h->held[i].kind);
+    h->gen = g;
+}
+
+static inline void ld_sync(struct ld_thread *t, struct conc__held_locks *h)
+{
+    uint64_t g = atomic_load_explicit(&ld_gen, memory_order_relaxed);
+    if (conc__unlikely(g != t->gen || (h && g != h->gen))) {
         pthread_mutex_lock(&ld_mu);
-        ld_resync_locked(t);
+        ld_resync_locked(t, h);
         pthread_mutex_unlock(&ld_mu);
     }
 }
@@ -550,7 +591,7 @@ static struct ld_class *ld_class_of(struct ld_thread *t, const void *lock,
     if (conc__likely(t->cc[i].lock == lock))
         return t->cc[i].cls;
     pthread_mutex_lock(&ld_mu);
-    ld_resync_locked(t);
+    ld_resync_locked(t, NULL);
     struct ld_class *c = ld_lookup(lock, kind);
     pthread_mutex_unlock(&ld_mu);
     if (c) {
@@ -770,26 +811,26 @@ static bool ld_reentry_ok(enum conc__lock_kind held_kind, enum conc__lock_kind k
 }
 
 /* Some order is not in the cache: decided, and recorded, under ld_mu. */
-__attribute__((noinline)) static int ld_acquire_slow(struct ld_thread *t, const void *lock,
-                                                     enum conc__lock_kind kind)
+__attribute__((noinline)) static int ld_acquire_slow(struct ld_thread *t,
+                                                     struct conc__held_locks *hs,
+                                                     const void *lock, enum conc__lock_kind kind)
 {
     struct ld_who who;
     ld_who_here(t, &who);
     struct ld_text text = {0};
     int rc = 0, mode = atomic_load(&ld_mode);
     bool do_abort = false;
-    uintptr_t me = conc__self();
     pthread_mutex_lock(&ld_mu);
-    ld_resync_locked(t);
+    ld_resync_locked(t, hs);
     struct ld_class *c = ld_lookup(lock, kind);
     t->pending_lock = lock;
     t->pending_cls = c;
     if (!c)
         goto out;
     /* First: does this acquisition close a cycle, or re-take a lock? */
-    for (unsigned i = t->nheld; i-- > 0;) {
-        struct ld_held *h = &t->held[i];
-        if (h->ident != me || !h->cls)
+    for (unsigned i = hs->nheld; i-- > 0;) {
+        struct ld_held *h = &hs->held[i];
+        if (!h->cls)
             continue;
         if (h->lock == lock) {
             if (ld_reentry_ok(h->kind, kind))
@@ -837,9 +878,9 @@ __attribute__((noinline)) static int ld_acquire_slow(struct ld_thread *t, const 
         break; /* LOG: the order is added below, so this cycle is reported once */
     }
     /* Then: record every new order held -> lock of this context. */
-    for (unsigned i = t->nheld; i-- > 0;) {
-        struct ld_held *h = &t->held[i];
-        if (h->ident != me || !h->cls || h->lock == lock || h->cls == c)
+    for (unsigned i = hs->nheld; i-- > 0;) {
+        struct ld_held *h = &hs->held[i];
+        if (!h->cls || h->lock == lock || h->cls == c)
             continue;
         struct ld_edge *e = ld_edge_find(h->cls, c);
         if (!e && (e = ld_edge_add(h->cls, c)) != NULL)
@@ -858,27 +899,25 @@ int conc__lockdep_acquire(const void *lock, enum conc__lock_kind kind, unsigned 
     struct ld_thread *t = ld_thread_get();
     if (!t || t->busy)
         return 0;
-    ld_sync(t);
+    struct conc__held_locks *hs = ld_held_get(t);
+    ld_sync(t, hs);
     struct ld_class *c = ld_class_of(t, lock, kind);
     t->pending_lock = lock;
     t->pending_cls = c;
-    if (!c || (flags & CONC__LK_TRY))
+    if (!c || !hs || (flags & CONC__LK_TRY))
         return 0; /* a try cannot deadlock: recorded as held, never checked */
-    uintptr_t me = conc__self();
-    for (unsigned i = t->nheld; i-- > 0;) {
-        const struct ld_held *h = &t->held[i];
-        if (h->ident != me)
-            continue;
+    for (unsigned i = hs->nheld; i-- > 0;) {
+        const struct ld_held *h = &hs->held[i];
         if (h->lock == lock) {
             if (ld_reentry_ok(h->kind, kind))
                 continue;
-            return ld_acquire_slow(t, lock, kind);
+            return ld_acquire_slow(t, hs, lock, kind);
         }
         if (h->cls == c)
             continue;
         unsigned s = ld_ec_slot(h->cls, c);
         if (conc__unlikely(t->ec[s].from != h->cls || t->ec[s].to != c))
-            return ld_acquire_slow(t, lock, kind);
+            return ld_acquire_slow(t, hs, lock, kind);
     }
     return 0;
 }
@@ -888,17 +927,20 @@ void conc__lockdep_acquired(const void *lock, enum conc__lock_kind kind)
     struct ld_thread *t = ld_thread_get();
     if (!t || t->busy)
         return;
+    struct conc__held_locks *hs = ld_held_get(t);
+    if (!hs)
+        return;
     struct ld_class *c;
     if (conc__likely(t->pending_lock == lock)) {
         c = t->pending_cls; /* only stored: a stale one is looked up again at the next sync */
     } else {
-        ld_sync(t);
+        ld_sync(t, hs);
         c = ld_class_of(t, lock, kind);
     }
     t->pending_lock = NULL;
-    if (conc__unlikely(t->nheld == LD_MAX_HELD)) {
-        if (!t->overflow_reported) {
-            t->overflow_reported = true;
+    if (conc__unlikely(hs->nheld == LD_MAX_HELD)) {
+        if (!hs->overflow_reported) {
+            hs->overflow_reported = true;
             t->busy = true;
             conc__diag_report("conc lockdep: a thread holds more than %d locks; "
                               "the ones above are not checked\n",
@@ -907,7 +949,7 @@ void conc__lockdep_acquired(const void *lock, enum conc__lock_kind kind)
         }
         return;
     }
-    t->held[t->nheld++] = (struct ld_held){lock, c, conc__self(), kind};
+    hs->held[hs->nheld++] = (struct ld_held){lock, c, kind};
 }
 
 void conc__lockdep_failed(const void *lock, enum conc__lock_kind kind)
@@ -922,14 +964,14 @@ void conc__lockdep_release(const void *lock, enum conc__lock_kind kind)
 {
     (void)kind;
     struct ld_thread *t = conc__tls.lockdep;
-    if (!t || t->busy)
+    struct conc__held_locks *hs = conc__context()->held;
+    if (!t || t->busy || !hs)
         return;
-    uintptr_t me = conc__self();
-    for (unsigned i = t->nheld; i-- > 0;) {
-        if (t->held[i].lock == lock && t->held[i].ident == me) {
-            if (i + 1 < t->nheld) /* released out of order */
-                memmove(&t->held[i], &t->held[i + 1], (t->nheld - i - 1) * sizeof t->held[0]);
-            t->nheld--;
+    for (unsigned i = hs->nheld; i-- > 0;) {
+        if (hs->held[i].lock == lock) {
+            if (i + 1 < hs->nheld) /* released out of order */
+                memmove(&hs->held[i], &hs->held[i + 1], (hs->nheld - i - 1) * sizeof hs->held[0]);
+            hs->nheld--;
             return;
         }
     }
