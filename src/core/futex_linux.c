@@ -1,4 +1,4 @@
-/* Linux futex calls (platform.h). FUTEX_WAIT_BITSET takes an absolute
+/* Linux futex calls (core/platform.h). FUTEX_WAIT_BITSET takes an absolute
  * timeout, on CLOCK_MONOTONIC unless FUTEX_CLOCK_REALTIME is given, which is
  * exactly a conc deadline: a retry after EINTR needs no recomputation. */
 #include "conc/base.h"

@@ -86,7 +86,7 @@ struct ld_edge {
     const void *from_lock, *to_lock; /* the locks of the first sighting */
     enum conc__lock_kind from_kind, to_kind;
     uint32_t tid;
-    uintptr_t task; /* conc__self_override then: a pool task, or 0 */
+    uintptr_t task; /* the running context's identity then: a pool task, or 0 */
     char thread[LD_THREAD_NAME];
     void *frames[LD_FRAMES];
 };

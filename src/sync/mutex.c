@@ -21,7 +21,7 @@
  * the owner (or, in fair mode, by the unlocker on the new owner's behalf while
  * the word stays locked). So "owner == me" read without a lock is exact.
  *
- * Diagnostics (hooks.h): while every diagnostic is off, a lock or an unlock
+ * Diagnostics (core/hooks.h): while every diagnostic is off, a lock or an unlock
  * pays one relaxed load of the diagnostics' flags, folded into a test the
  * fast path makes anyway (conc__diag_or): after the lock's compare-and-swap,
  * "not the all-default mutex (process-shared, fair) or diagnostics on" sends
@@ -191,7 +191,7 @@ static unsigned conc__mutex_lk_flags(int64_t timeout)
 }
 
 /* The fast path's compare-and-swap failed: the hooks around the wait when a
- * diagnostic is on (hooks.h), the wait alone otherwise. */
+ * diagnostic is on (core/hooks.h), the wait alone otherwise. */
 __attribute__((noinline)) static int conc__mutex_lock_slow(struct conc__mutex *m,
                                                           int64_t timeout, int64_t deadline,
                                                           enum conc__lock_kind kind)
@@ -314,7 +314,7 @@ static void conc__mutex_unlock_fair(struct conc__mutex *m)
     conc__waitq_unlock(&m->q);
 }
 
-/* Process-shared, fair or destroyed, or a diagnostic is on (hooks.h). */
+/* Process-shared, fair or destroyed, or a diagnostic is on (core/hooks.h). */
 __attribute__((noinline)) static int conc__mutex_unlock_slow(struct conc__mutex *m,
                                                              enum conc__lock_kind kind)
 {

@@ -214,7 +214,7 @@ static inline __attribute__((always_inline)) int conc__rw_wrlock_core(struct con
     return conc__rw_wrlock_slow(l, timeout, self, diag);
 }
 
-/* Some diagnostic is on: the acquisition with its hooks (hooks.h); a try
+/* Some diagnostic is on: the acquisition with its hooks (core/hooks.h); a try
  * (timeout 0) is recorded unchecked by lock-order checking, and a refused
  * acquisition returns CONC_EDEADLK before any attempt. */
 __attribute__((noinline)) static int conc__rw_lock_diag(struct conc__rwlock *l, int64_t timeout,

@@ -15,7 +15,7 @@
  * units are only ever held by the value or by the thread that took them.
  *
  * Diagnostics: only a semaphore created with opts.lock_like calls the lock
- * hooks (hooks.h), as a lock (a counting semaphore has no owner and no
+ * hooks (core/hooks.h), as a lock (a counting semaphore has no owner and no
  * order), and never a process-shared one; while every diagnostic is off an
  * acquire or a release pays one relaxed load and a branch.
  */
@@ -167,7 +167,7 @@ static inline int conc__sem_acquire_core(struct conc__sem *s, uint32_t n, int64_
 }
 
 /* Some diagnostic is on: a lock-like semaphore's acquisition with its hooks
- * (hooks.h); a try (timeout 0) is recorded unchecked, and a refused one
+ * (core/hooks.h); a try (timeout 0) is recorded unchecked, and a refused one
  * returns CONC_EDEADLK before any attempt. */
 __attribute__((noinline)) static int conc__sem_acquire_diag(struct conc__sem *s, uint32_t n,
                                                             int64_t timeout)
