@@ -30,9 +30,9 @@
 /* AddressSanitizer's allocator (gcc 12's runtime) takes no lock around
  * fork(): a child forked while another thread allocates can hang in its
  * first malloc, in ASan's code, not conc's. Under ASan only, the hammering
- * threads hold this gate shared for each round and the forker takes it
- * exclusive and waits for the pool's workers to sleep, so no thread is
- * inside malloc at the fork. The release and
+ * threads hold this gate shared for each round (after their start, which
+ * allocates too) and the forker takes it exclusive and waits for the pool's
+ * workers to sleep, so no thread is inside malloc at the fork. The release and
  * ThreadSanitizer runs fork with no gate, in the middle of everything. */
 static pthread_rwlock_t asan_fork_gate =
     PTHREAD_RWLOCK_WRITER_NONRECURSIVE_INITIALIZER_NP; /* the forker is not starved */
@@ -54,6 +54,7 @@ struct hammer {
     conc_queue *queue;
     conc_mutex a, b;
     _Atomic bool stop;
+    _Atomic uint32_t started; /* threads past their start (and its allocations) */
     _Atomic uint64_t rounds;
 };
 
@@ -70,6 +71,7 @@ static int hammer_main(void *arg)
     struct hammer *h = arg;
     static _Atomic int next_role;
     int role = atomic_fetch_add(&next_role, 1) % 4;
+    atomic_fetch_add(&h->started, 1);
     while (!atomic_load(&h->stop)) {
         gate_enter(false);
         if (role == 0) {
@@ -266,7 +268,8 @@ static void fork_stress_from_busy_threads(void **state)
     for (int i = 0; i < HAMMER_THREADS; i++)
         assert_int_equal(conc_thread_start(&threads[i], hammer_main, &h, NULL), 0);
     /* Every thread is at work before the first fork. */
-    CONC_TEST_POLL_UNTIL(atomic_load(&h.rounds) >= 4 * HAMMER_THREADS);
+    CONC_TEST_POLL_UNTIL(atomic_load(&h.started) == HAMMER_THREADS &&
+                         atomic_load(&h.rounds) >= 4 * HAMMER_THREADS);
 
     long forks = conc_test_scaled(200, 200);
     for (long i = 0; i < forks; i++) {
