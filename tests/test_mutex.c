@@ -604,13 +604,13 @@ static void *racer_destroy(void *arg)
     return NULL;
 }
 
-/* Waits until the thread is asleep (both racers can only sleep on the
- * queue's internal lock, which the test holds) or has finished. */
-static void poll_asleep(struct racer *r)
+/* Waits until the thread is asleep on the futex of q's internal lock, which
+ * the test holds (the only place either racer can sleep), or has finished. */
+static void poll_asleep(struct racer *r, struct conc__waitq *q)
 {
     CONC_TEST_POLL_UNTIL(atomic_load(&r->tid) != 0);
     CONC_TEST_POLL_UNTIL(atomic_load(&r->done) ||
-                         conc_test_thread_state((pid_t)atomic_load(&r->tid)) == 'S');
+                         conc_test_thread_in_futex_wait((pid_t)atomic_load(&r->tid), &q->lock));
 }
 
 static void mutex_fair_busy_destroy_changes_nothing(void **state)
@@ -635,10 +635,10 @@ static void mutex_fair_busy_destroy_changes_nothing(void **state)
     conc__waitq_lock(q);
     struct racer locker = {.m = &f.m, .rc = 1}, destroyer = {.m = &f.m, .rc = 1};
     pthread_t tl = conc_test_start(racer_lock, &locker);
-    poll_asleep(&locker);
+    poll_asleep(&locker, q);
     assert_int_equal(conc_mutex_unlock(&f.m), 0); /* free, no queue: no lock needed */
     pthread_t td = conc_test_start(racer_destroy, &destroyer);
-    poll_asleep(&destroyer);
+    poll_asleep(&destroyer, q);
     conc__waitq_unlock(q);
     conc_test_join(td);
     assert_int_equal(destroyer.rc, CONC_EBUSY);
