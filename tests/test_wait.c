@@ -669,17 +669,23 @@ static void wake_n_wakes_exactly_n_oldest_first(void **state)
     for (int i = 0; i < N; i++)
         start_sleeper(&s[i], &q, (uintptr_t)i, CONC_FOREVER, false);
     assert_int_equal(conc_test_queue_len(&q), N);
+    /* All asleep: from now on only a wake (WOKEN) lets one of them go. */
+    CONC_TEST_POLL_UNTIL(conc_test_queue_parked(&q) == N);
 
     conc__waitq_lock(&q);
     assert_int_equal(conc__waitq_wake(&q, 2), 2);
     conc__waitq_unlock(&q);
+    /* A wake marks its waiters WOKEN before it returns: the other three are
+     * still linked and still PARKED, which a wrong extra wake would have
+     * changed already. */
+    assert_int_equal(conc_test_queue_len(&q), 3);
+    assert_int_equal(conc_test_queue_parked(&q), 3);
     CONC_TEST_POLL_UNTIL(count_done(s, N) == 2);
-    /* the two oldest woke; the other three are still linked and asleep */
+    /* the two oldest woke */
     assert_true(atomic_load(&s[0].done) && atomic_load(&s[1].done));
     assert_int_equal(atomic_load(&s[0].result), CONC__W_WOKEN);
     assert_int_equal(atomic_load(&s[1].result), CONC__W_WOKEN);
-    assert_int_equal(conc_test_queue_len(&q), 3);
-    conc_sleep(CONC_MSEC(5)); /* gives a wrong extra wake time to show */
+    assert_int_equal(conc_test_queue_parked(&q), 3);
     assert_int_equal(count_done(s, N), 2);
     assert_int_equal(conc_test_nwaiters(&q), 3);
 
