@@ -922,8 +922,11 @@ enum { MQ = 3 };
 struct multi {
     struct conc__waitq q[MQ];
     int64_t timeout;       /* for the park */
+    _Atomic pid_t tid;     /* the multi-waiter's thread */
+    _Atomic(struct conc__multiwait *) m; /* its multi-wait, while it runs */
     atomic_int linked;     /* links are in place */
     atomic_int go;         /* may park now */
+    atomic_int done;       /* unlinked everything, about to return */
     unsigned fired;
     bool woken[MQ];
     bool all_unlinked;
@@ -935,6 +938,8 @@ static void *multi_main(void *p)
     struct conc__multiwait m;
     struct conc__waiter links[MQ];
     conc__multiwait_init(&m);
+    atomic_store(&mw->tid, conc_test_tid());
+    atomic_store(&mw->m, &m);
     for (int i = 0; i < MQ; i++) {
         conc__waitq_lock(&mw->q[i]);
         conc__multiwait_link(&m, &mw->q[i], &links[i], (uintptr_t)i);
@@ -951,6 +956,7 @@ static void *multi_main(void *p)
         mw->woken[i] = conc__multiwait_unlink(&mw->q[i], &links[i]);
         mw->all_unlinked &= !links[i].linked;
     }
+    atomic_store(&mw->done, 1);
     return NULL;
 }
 
@@ -989,8 +995,16 @@ static void multiwait_one_queue_fires(void **state)
     for (int i = 0; i < MQ; i++)
         assert_int_equal(conc_test_queue_len(&mw.q[i]), 1);
     atomic_store(&mw.go, 1);
-    conc_sleep(CONC_MSEC(2)); /* likely asleep by now: the futex path */
+    /* The futex path: the multi-waiter is asleep in the kernel on its fired
+     * word, and says so (parked), so the wake must reach it with a futex
+     * wake. */
+    struct conc__multiwait *m = atomic_load(&mw.m);
+    CONC_TEST_POLL_UNTIL(conc_test_thread_in_futex_wait(atomic_load(&mw.tid), &m->fired));
+    assert_int_equal(atomic_load(&m->parked), 1);
+    assert_int_equal(atomic_load(&m->fired), 0);
     assert_int_equal(wake_queue(&mw.q[1]), 1);
+    /* Woken by that wake, not by its deadline (30 s, past this poll's 10). */
+    CONC_TEST_POLL_UNTIL(atomic_load(&mw.done));
     assert_int_equal(pthread_join(t, NULL), 0);
     assert_int_equal(mw.fired, 1);
     assert_false(mw.woken[0]);
