@@ -19,11 +19,13 @@ struct acq {
     int64_t timeout;
     int rc;
     atomic_int done;
+    _Atomic pid_t tid; /* the acquiring thread */
 };
 
 static void *acquirer(void *p)
 {
     struct acq *a = p;
+    atomic_store(&a->tid, conc_test_tid());
     a->rc = conc_sem_acquire_n(a->s, a->n, a->timeout);
     atomic_store(&a->done, 1);
     return NULL;
@@ -267,7 +269,12 @@ static void sem_acquire_n_waiter_takes_all_at_once(void **state)
     struct acq a = acq_of(&s, 3, CONC_FOREVER);
     pthread_t t = conc_test_start(acquirer, &a);
     conc_test_await_waiters(&s, 1);
-    conc_sleep(CONC_MSEC(5)); /* gives a partial take time to show; not relied on */
+    /* It waits: it tried to take 3 (a partial take would show by now),
+     * failed, parked, and sleeps on its record's futex with no timeout,
+     * which only our release ends. */
+    CONC_TEST_POLL_UNTIL(conc_test_queue_parked(&s) == 1 &&
+                         conc_test_thread_in_untimed_futex_wait(atomic_load(&a.tid),
+                                                                conc_test_queue_head_word(&s)));
     assert_int_equal(conc_sem_value(&s), 2);
     assert_int_equal(atomic_load(&a.done), 0);
     assert_int_equal(conc_sem_release(&s), 0);
