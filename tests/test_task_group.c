@@ -267,6 +267,7 @@ static void task_group_cancel(void **state)
 struct lifetime {
     conc_task_group *g;
     conc_event go;
+    _Atomic pid_t destroyer; /* the thread that calls destroy */
     _Atomic bool destroyed;
     _Atomic int outlived, ended;
     int destroy_rc;
@@ -286,6 +287,7 @@ static int lifetime_task(void *arg, conc_result *out)
 static void *destroy_thread(void *arg)
 {
     struct lifetime *l = arg;
+    atomic_store(&l->destroyer, conc_test_tid());
     l->destroy_rc = conc_task_group_destroy(l->g);
     atomic_store(&l->destroyed, true);
     return NULL;
@@ -303,9 +305,13 @@ static void task_group_destroy_waits_for_tasks(void **state)
     for (int i = 0; i < N; i++)
         assert_int_equal(conc_task_group_spawn(l.g, lifetime_task, &l), 0);
     pthread_t th = conc_test_start(destroy_thread, &l);
-    /* Makes it likely that destroy is already waiting; the checks below
-     * hold either way. */
-    assert_int_equal(conc_sleep(CONC_MSEC(5)), 0);
+    /* Destroy waits for the tasks: the kernel has its thread asleep in a
+     * futex wait with no timeout (the group's wait queue: no other futex is
+     * in its way), which only a wake ends. One that returns, or waits with a
+     * deadline, fails here. */
+    CONC_TEST_POLL_UNTIL(atomic_load(&l.destroyer) != 0);
+    CONC_TEST_POLL_UNTIL(atomic_load(&l.destroyed) ||
+                         conc_test_thread_in_untimed_futex_wait(atomic_load(&l.destroyer), NULL));
     assert_false(atomic_load(&l.destroyed));
     assert_int_equal(conc_event_set(&l.go), 0);
     conc_test_join(th);
