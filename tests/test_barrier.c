@@ -498,7 +498,9 @@ static void *until_broken_worker(void *p)
     return NULL;
 }
 
-static void abort_mid_run_cycle(struct rounds *r, int64_t after)
+/* Aborts once `leavers` threads have left round `round`: mid-run for sure,
+ * at a point that varies with the arguments (and with the scheduler). */
+static void abort_mid_run_cycle(struct rounds *r, long round, int leavers)
 {
     enum { N = 6 };
     struct abort_arg args[N];
@@ -507,7 +509,7 @@ static void abort_mid_run_cycle(struct rounds *r, int64_t after)
         args[i] = (struct abort_arg){.r = r, .id = i + 1};
         t[i] = conc_test_start(until_broken_worker, &args[i]);
     }
-    conc_sleep(after); /* only makes "mid-run" likely; nothing depends on it */
+    CONC_TEST_POLL_UNTIL(atomic_load(&r->left[round]) >= leavers);
     assert_int_equal(conc_barrier_abort(&r->b), 0);
     for (int i = 0; i < N; i++) {
         conc_test_join(t[i]);
@@ -524,7 +526,7 @@ static void barrier_stress_abort_mid_run(void **state)
     rounds_init(&r, 6, 1000000); /* more rounds than any cycle gets through */
     long cycles = conc_test_scaled(50, 5);
     for (long c = 0; c < cycles; c++) {
-        abort_mid_run_cycle(&r, CONC_USEC(100 + 97 * (c % 20)));
+        abort_mid_run_cycle(&r, c % 20, 1 + (int)(c % 6));
         assert_int_equal(conc_barrier_reset(&r.b), 0);
         for (long i = 0; i <= r.actions && i < r.nrounds; i++) {
             atomic_store(&r.seen[i], 0);
