@@ -1,6 +1,9 @@
 /* Shared by every test: cmocka, the CONC_TEST_SCALE knob, small helpers.
  * Each test executable takes an optional test name (ctest passes one) and runs
- * only that test, so every test runs in its own process. */
+ * only that test, so every test runs in its own process.
+ *
+ * Only public headers here; the helpers that read conc's private layouts
+ * (wait queues, mutex words) are in test_impl.h. */
 #ifndef CONC_TEST_H
 #define CONC_TEST_H
 
@@ -12,9 +15,18 @@
 #include <stdlib.h>
 
 #include <cmocka.h>
+
+#include "conc/conc.h"
+
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
 #include <time.h>
+#include <unistd.h>
 
 #define CONC_TEST_MAIN(...)                                                  \
     int main(int argc, char **argv)                                          \
@@ -41,6 +53,8 @@ static inline long conc_test_scaled(long n, long floor)
     return v < (double)floor ? floor : (long)v;
 }
 
+/* ---- threads ---- */
+
 /* Starts one pthread running fn(arg). */
 static inline pthread_t conc_test_start(void *(*fn)(void *), void *arg)
 {
@@ -54,33 +68,6 @@ static inline void conc_test_join(pthread_t t)
     assert_int_equal(pthread_join(t, NULL), 0);
 }
 
-/* Polls *count until it equals n, failing after 10 s: how a test knows that
- * n threads are blocked inside a primitive (a count the wait core keeps),
- * never by sleeping and hoping. */
-static inline void conc_test_await_count(_Atomic uint32_t *count, uint32_t n)
-{
-    struct timespec pause = {0, 100 * 1000}, t0, now;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    while (atomic_load(count) != n) {
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        assert_true(now.tv_sec - t0.tv_sec < 10);
-        nanosleep(&pause, NULL);
-    }
-}
-
-/* Polls until cond holds, failing after 10 s (never a bare sleep). */
-#define CONC_TEST_POLL_UNTIL(cond)                                             \
-    do {                                                                       \
-        struct timespec poll_pause_ = {0, 100 * 1000}, poll_t0_, poll_now_;    \
-        clock_gettime(CLOCK_MONOTONIC, &poll_t0_);                             \
-        while (!(cond)) {                                                      \
-            clock_gettime(CLOCK_MONOTONIC, &poll_now_);                        \
-            if (poll_now_.tv_sec - poll_t0_.tv_sec >= 10)                      \
-                fail_msg("timed out polling for: %s", #cond);                  \
-            nanosleep(&poll_pause_, NULL);                                     \
-        }                                                                      \
-    } while (0)
-
 /* Starts n pthreads running fn(arg_i), arg_i = (char *)args + i * size. */
 static inline void conc_test_run_threads(int n, void *(*fn)(void *), void *args, size_t size)
 {
@@ -91,6 +78,250 @@ static inline void conc_test_run_threads(int n, void *(*fn)(void *), void *args,
     for (int i = 0; i < n; i++)
         assert_int_equal(pthread_join(t[i], NULL), 0);
     free(t);
+}
+
+/* ---- waiting for a state, never sleeping and hoping ---- */
+
+/* Polls until cond holds, failing after `secs` seconds: the ceiling only
+ * catches a hang, nothing asserted depends on how long the poll takes. */
+#define CONC_TEST_POLL_UNTIL_FOR(cond, secs) CONC_TEST_POLL_(cond, #cond, secs)
+
+/* Polls until cond holds, failing after 10 s. */
+#define CONC_TEST_POLL_UNTIL(cond) CONC_TEST_POLL_(cond, #cond, 10)
+
+#define CONC_TEST_POLL_(cond, text, secs)                                      \
+    do {                                                                       \
+        struct timespec poll_pause_ = {0, 100 * 1000}, poll_t0_, poll_now_;    \
+        clock_gettime(CLOCK_MONOTONIC, &poll_t0_);                             \
+        while (!(cond)) {                                                      \
+            clock_gettime(CLOCK_MONOTONIC, &poll_now_);                        \
+            if (poll_now_.tv_sec - poll_t0_.tv_sec >= (secs))                  \
+                fail_msg("timed out polling for: %s", text);                   \
+            nanosleep(&poll_pause_, NULL);                                     \
+        }                                                                      \
+    } while (0)
+
+/* Polls *count until it equals n, failing after 10 s: how a test knows that
+ * n threads are blocked inside a primitive (a count the wait core keeps),
+ * never by sleeping and hoping. */
+static inline void conc_test_await_count(_Atomic uint32_t *count, uint32_t n)
+{
+    CONC_TEST_POLL_UNTIL(atomic_load(count) == n);
+}
+
+/* ---- the kernel's view of our threads (/proc/self/task/<tid>) ---- */
+
+static inline pid_t conc_test_tid(void)
+{
+    return (pid_t)syscall(SYS_gettid);
+}
+
+/* The scheduler state of one of our threads ('R', 'S', 'D', ...); 0 once it
+ * has exited. */
+static inline char conc_test_thread_state(pid_t tid)
+{
+    char path[64], buf[256];
+    snprintf(path, sizeof path, "/proc/self/task/%d/stat", (int)tid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    const char *p = strrchr(buf, ')'); /* the name may hold spaces */
+    assert_non_null(p);
+    return p[1] == ' ' ? p[2] : 0;
+}
+
+/* Whether the kernel has thread tid asleep ('S') inside a futex wait, on the
+ * word at addr unless addr is NULL, and (untimed) with no timeout: read from
+ * its syscall file (the number, then the arguments: the futex's address
+ * first, the timeout fourth). Where the kernel offers no syscall file, its
+ * wchan must name a futex wait instead, and neither the address nor the
+ * timeout can be checked; where it offers neither, the sleep is all there
+ * is to see. */
+static inline bool conc_test_futex_sleep_(pid_t tid, const void *addr, bool untimed)
+{
+    if (conc_test_thread_state(tid) != 'S')
+        return false;
+    char path[64], buf[256];
+    snprintf(path, sizeof path, "/proc/self/task/%d/syscall", (int)tid);
+    FILE *f = fopen(path, "r");
+    if (f) {
+        long nr = -1;
+        unsigned long arg[4] = {0};
+        int got = fscanf(f, "%ld %lx %lx %lx %lx", &nr, &arg[0], &arg[1], &arg[2], &arg[3]);
+        fclose(f);
+        /* "running" (it woke between the two reads) fails the scan */
+        return got == 5 && nr == SYS_futex && (!addr || arg[0] == (unsigned long)(uintptr_t)addr) &&
+               (!untimed || arg[3] == 0);
+    }
+    snprintf(path, sizeof path, "/proc/self/task/%d/wchan", (int)tid);
+    if (!(f = fopen(path, "r")))
+        return true;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    return n == 0 || strcmp(buf, "0") == 0 || strstr(buf, "futex") != NULL;
+}
+
+/* Thread tid is asleep in a futex wait (on addr, unless NULL). */
+static inline bool conc_test_thread_in_futex_wait(pid_t tid, const void *addr)
+{
+    return conc_test_futex_sleep_(tid, addr, false);
+}
+
+/* The same, with no timeout: only a futex wake (or a signal) ends it. */
+static inline bool conc_test_thread_in_untimed_futex_wait(pid_t tid, const void *addr)
+{
+    return conc_test_futex_sleep_(tid, addr, true);
+}
+
+/* The OS name of thread tid (its comm), without the newline. */
+static inline void conc_test_read_comm(long tid, char *buf, size_t size)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/task/%ld/comm", tid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    assert_true(fd >= 0);
+    ssize_t n = read(fd, buf, size - 1);
+    close(fd);
+    assert_true(n > 0);
+    buf[n] = 0;
+    buf[strcspn(buf, "\n")] = 0;
+}
+
+/* ---- deterministic random numbers (a failing sequence can be replayed) ---- */
+
+/* Marsaglia's xorshift32 (13, 17, 5). */
+static inline uint32_t conc_test_xorshift32(uint32_t *s)
+{
+    *s ^= *s << 13;
+    *s ^= *s >> 17;
+    *s ^= *s << 5;
+    return *s;
+}
+
+/* xorshift64* (12, 25, 27). */
+static inline uint64_t conc_test_xorshift64s(uint64_t *s)
+{
+    *s ^= *s >> 12;
+    *s ^= *s << 25;
+    *s ^= *s >> 27;
+    return *s * 2685821657736338717ull;
+}
+
+/* ---- pools and tasks ---- */
+
+/* A pool of `workers` threads (0: conc_cpu_count()) with an unbounded
+ * submission queue. */
+static inline conc_pool *conc_test_pool_new(int workers)
+{
+    conc_pool *p = NULL;
+    conc_pool_opts o = {.max_workers = workers};
+    assert_int_equal(conc_pool_create(&p, &o), 0);
+    assert_non_null(p);
+    return p;
+}
+
+/* The same with room for `capacity` queued tasks (0: unbounded). */
+static inline conc_pool *conc_test_pool_new_bounded(int workers, size_t capacity)
+{
+    conc_pool *p = NULL;
+    conc_pool_opts o = {.max_workers = workers, .queue_capacity = capacity};
+    assert_int_equal(conc_pool_create(&p, &o), 0);
+    assert_non_null(p);
+    return p;
+}
+
+static inline void conc_test_pool_free(conc_pool *p)
+{
+    assert_int_equal(conc_pool_destroy(p), 0);
+}
+
+/* Drops the test's reference to f. */
+static inline void conc_test_release(conc_future *f)
+{
+    assert_int_equal(conc_future_release(f), 0);
+}
+
+static inline conc_future *conc_test_submit(conc_pool *p, conc_task_fn fn, void *arg)
+{
+    conc_future *f = NULL;
+    assert_int_equal(conc_pool_submit(p, fn, arg, &f), 0);
+    return f;
+}
+
+/* Does nothing; returns 0. */
+static inline int conc_test_noop_task(void *arg, conc_result *out)
+{
+    (void)arg;
+    (void)out;
+    return 0;
+}
+
+/* Counts a run in the _Atomic int arg points at; returns 0. */
+static inline int conc_test_count_task(void *arg, conc_result *out)
+{
+    (void)out;
+    atomic_fetch_add((_Atomic int *)arg, 1);
+    return 0;
+}
+
+/* A task held RUNNING until the test opens the gate: it sets `started`,
+ * waits for `go`, then returns `ret` with `value` as its result, having noted
+ * its thread, its runs, whether cancellation was requested by then, and
+ * (last) that it ended. */
+struct conc_test_gate {
+    conc_event started, go;
+    _Atomic int runs;
+    _Atomic pthread_t thread; /* the thread that ran it */
+    _Atomic bool saw_cancel;  /* conc_cancel_requested() once let go */
+    _Atomic bool ended;
+    int ret;
+    int64_t value;
+};
+
+static inline void conc_test_gate_init(struct conc_test_gate *g, int ret, int64_t value)
+{
+    memset(g, 0, sizeof *g);
+    assert_int_equal(conc_event_init(&g->started, NULL), 0);
+    assert_int_equal(conc_event_init(&g->go, NULL), 0);
+    g->ret = ret;
+    g->value = value;
+}
+
+static inline void conc_test_gate_destroy(struct conc_test_gate *g)
+{
+    assert_int_equal(conc_event_destroy(&g->started), 0);
+    assert_int_equal(conc_event_destroy(&g->go), 0);
+}
+
+static inline int conc_test_gated_task(void *arg, conc_result *out)
+{
+    struct conc_test_gate *g = arg;
+    atomic_store(&g->thread, pthread_self());
+    atomic_fetch_add(&g->runs, 1);
+    assert_int_equal(conc_event_set(&g->started), 0);
+    assert_int_equal(conc_event_wait(&g->go, CONC_FOREVER), 0);
+    atomic_store(&g->saw_cancel, conc_cancel_requested());
+    out->value = g->value;
+    atomic_store(&g->ended, true);
+    return g->ret;
+}
+
+/* Submits a gated task and returns once it runs. */
+static inline conc_future *conc_test_submit_running(conc_pool *p, struct conc_test_gate *g)
+{
+    conc_future *f = conc_test_submit(p, conc_test_gated_task, g);
+    assert_int_equal(conc_event_wait(&g->started, CONC_FOREVER), 0);
+    assert_true(conc_future_running(f));
+    return f;
+}
+
+static inline void conc_test_gate_open(struct conc_test_gate *g)
+{
+    assert_int_equal(conc_event_set(&g->go), 0);
 }
 
 #endif

@@ -5,37 +5,13 @@
  * abort: every waiter gets CONC_EBROKEN, the timed-out one CONC_ETIMEDOUT, and
  * so does every later wait), reset (blocked threads get EBROKEN, full rounds
  * work again), and a many-round stress with no lost wake-up. */
-#include "test.h"
-
-#include "conc/conc.h"
-#include "sync/sync_impl.h"
+#include "test_impl.h"
 
 #include <limits.h>
 #include <stdatomic.h>
 #include <string.h>
 
 /* ---- helpers ---- */
-
-static _Atomic uint32_t *barrier_nwaiters(conc_barrier *b)
-{
-    return &((struct conc__barrier *)(void *)b)->q.nwaiters;
-}
-
-/* Polls the internal waiter count until n threads are inside wait. */
-static void wait_for_waiters(conc_barrier *b, uint32_t n)
-{
-    conc_test_await_count(barrier_nwaiters(b), n);
-}
-
-static pthread_t start(void *(*fn)(void *), void *arg)
-{
-    return conc_test_start(fn, arg);
-}
-
-static void join(pthread_t t)
-{
-    conc_test_join(t);
-}
 
 /* One wait in its own thread. */
 struct waiter {
@@ -63,15 +39,15 @@ static void start_blocked(conc_barrier *b, struct waiter *w, pthread_t *t, int n
 {
     for (int i = 0; i < n; i++) {
         w[i] = waiter_of(b, CONC_FOREVER);
-        t[i] = start(wait_thread, &w[i]);
+        t[i] = conc_test_start(wait_thread, &w[i]);
     }
-    wait_for_waiters(b, (uint32_t)n);
+    conc_test_await_waiters(b, (uint32_t)n);
 }
 
 static void join_all(struct waiter *w, pthread_t *t, int n, int expect)
 {
     for (int i = 0; i < n; i++) {
-        join(t[i]);
+        conc_test_join(t[i]);
         assert_int_equal(w[i].rc, expect);
     }
 }
@@ -168,7 +144,7 @@ static void rounds_run(struct rounds *r)
     }
     assert_int_equal(r->actions, r->nrounds);
     assert_int_equal(conc_barrier_broken(&r->b), 0);
-    assert_int_equal(atomic_load(barrier_nwaiters(&r->b)), 0);
+    assert_int_equal(conc_test_nwaiters(&r->b), 0);
 }
 
 /* Clears the per-round records for another run on the same barrier. */
@@ -219,12 +195,12 @@ static void barrier_negative_timeout_is_einval(void **state)
     assert_int_equal(conc_barrier_wait(&b, INT64_MIN, NULL), CONC_EINVAL);
     assert_int_equal(idx, 99);
     assert_int_equal(conc_barrier_broken(&b), 0);
-    assert_int_equal(atomic_load(barrier_nwaiters(&b)), 0);
+    assert_int_equal(conc_test_nwaiters(&b), 0);
     struct waiter w = waiter_of(&b, CONC_FOREVER);
-    pthread_t t = start(wait_thread, &w);
-    wait_for_waiters(&b, 1);
+    pthread_t t = conc_test_start(wait_thread, &w);
+    conc_test_await_waiters(&b, 1);
     assert_int_equal(conc_barrier_wait(&b, CONC_FOREVER, &idx), 0);
-    join(t);
+    conc_test_join(t);
     assert_int_equal(w.rc, 0);
     assert_int_equal(idx, 1); /* the last to arrive */
     assert_int_equal(w.idx, 0);
@@ -271,13 +247,13 @@ static void barrier_destroy_while_waited_is_ebusy(void **state)
     conc_barrier b;
     assert_int_equal(conc_barrier_init(&b, 2, NULL), 0);
     struct waiter w = waiter_of(&b, CONC_FOREVER);
-    pthread_t t = start(wait_thread, &w);
-    wait_for_waiters(&b, 1);
+    pthread_t t = conc_test_start(wait_thread, &w);
+    conc_test_await_waiters(&b, 1);
     assert_int_equal(conc_barrier_destroy(&b), CONC_EBUSY);
     assert_int_equal(conc_barrier_broken(&b), 0);
     unsigned idx = 99;
     assert_int_equal(conc_barrier_wait(&b, CONC_FOREVER, &idx), 0);
-    join(t);
+    conc_test_join(t);
     assert_int_equal(w.rc, 0);
     assert_int_equal(idx + w.idx, 1); /* 0 and 1 */
     assert_int_equal(conc_barrier_destroy(&b), 0);
@@ -334,7 +310,7 @@ static void barrier_action_failure_breaks_round(void **state)
     pthread_t t[N];
     for (int i = 0; i < N; i++) {
         w[i] = waiter_of(&r.b, CONC_FOREVER);
-        t[i] = start(wait_thread, &w[i]);
+        t[i] = conc_test_start(wait_thread, &w[i]);
     }
     join_all(w, t, N, CONC_EBROKEN);
     assert_int_equal(atomic_load(&r.fail_first), 0); /* the action ran once */
@@ -358,12 +334,12 @@ static void barrier_timeout_breaks_barrier(void **state)
     static struct rounds r;
     rounds_init(&r, 3, 3);
     struct waiter w = waiter_of(&r.b, CONC_FOREVER);
-    pthread_t t = start(wait_thread, &w);
-    wait_for_waiters(&r.b, 1);
+    pthread_t t = conc_test_start(wait_thread, &w);
+    conc_test_await_waiters(&r.b, 1);
     unsigned idx = 99;
     assert_int_equal(conc_barrier_wait(&r.b, CONC_MSEC(20), &idx), CONC_ETIMEDOUT);
     assert_int_equal(idx, 99);
-    join(t);
+    conc_test_join(t);
     assert_int_equal(w.rc, CONC_EBROKEN);
     assert_int_equal(conc_barrier_broken(&r.b), 1);
     assert_int_equal(conc_barrier_wait(&r.b, CONC_SEC(5), NULL), CONC_EBROKEN);
@@ -522,23 +498,25 @@ static void *until_broken_worker(void *p)
     return NULL;
 }
 
-static void abort_mid_run_cycle(struct rounds *r, int64_t after)
+/* Aborts once `leavers` threads have left round `round`: mid-run for sure,
+ * at a point that varies with the arguments (and with the scheduler). */
+static void abort_mid_run_cycle(struct rounds *r, long round, int leavers)
 {
     enum { N = 6 };
     struct abort_arg args[N];
     pthread_t t[N];
     for (int i = 0; i < N; i++) {
         args[i] = (struct abort_arg){.r = r, .id = i + 1};
-        t[i] = start(until_broken_worker, &args[i]);
+        t[i] = conc_test_start(until_broken_worker, &args[i]);
     }
-    conc_sleep(after); /* only makes "mid-run" likely; nothing depends on it */
+    CONC_TEST_POLL_UNTIL(atomic_load(&r->left[round]) >= leavers);
     assert_int_equal(conc_barrier_abort(&r->b), 0);
     for (int i = 0; i < N; i++) {
-        join(t[i]);
+        conc_test_join(t[i]);
         assert_true(args[i].passed == r->actions || args[i].passed + 1 == r->actions);
     }
     assert_int_equal(conc_barrier_broken(&r->b), 1);
-    assert_int_equal(atomic_load(barrier_nwaiters(&r->b)), 0);
+    assert_int_equal(conc_test_nwaiters(&r->b), 0);
 }
 
 static void barrier_stress_abort_mid_run(void **state)
@@ -548,7 +526,7 @@ static void barrier_stress_abort_mid_run(void **state)
     rounds_init(&r, 6, 1000000); /* more rounds than any cycle gets through */
     long cycles = conc_test_scaled(50, 5);
     for (long c = 0; c < cycles; c++) {
-        abort_mid_run_cycle(&r, CONC_USEC(100 + 97 * (c % 20)));
+        abort_mid_run_cycle(&r, c % 20, 1 + (int)(c % 6));
         assert_int_equal(conc_barrier_reset(&r.b), 0);
         for (long i = 0; i <= r.actions && i < r.nrounds; i++) {
             atomic_store(&r.seen[i], 0);

@@ -7,53 +7,12 @@
  * notify picks it (held there by the wait core's test hook), the
  * process-shared back-end in one process, a producer/consumer and a hand-off
  * stress. */
-#include "test.h"
-
-#include "conc/conc.h"
-#include "sync/sync_impl.h"
+#include "test_impl.h"
 
 #include <stdatomic.h>
 #include <string.h>
 
-/* Polls until cond holds. The 10 s ceiling only catches a hang: nothing
- * asserted depends on how long the poll takes. */
-#define POLL_UNTIL(cond) CONC_TEST_POLL_UNTIL(cond)
-
-static pthread_t spawn(void *(*fn)(void *), void *arg)
-{
-    return conc_test_start(fn, arg);
-}
-
-static void join(pthread_t t)
-{
-    conc_test_join(t);
-}
-
-/* ---- internals (sync_impl.h) ---- */
-
-static struct conc__waitq *cq(conc_cond *c)
-{
-    return &((struct conc__cond *)(void *)c)->q;
-}
-
-/* Threads announced on c: they hold its queue or sleep in it. */
-static uint32_t nwaiters(conc_cond *c)
-{
-    return atomic_load(&cq(c)->nwaiters);
-}
-
-/* Records linked in c's queue right now, counted under its lock: a notify
- * unlinks the waiters it wakes before it returns, so this is exact. */
-static unsigned queue_length(conc_cond *c)
-{
-    struct conc__waitq *q = cq(c);
-    conc__waitq_lock(q);
-    unsigned n = 0;
-    for (struct conc__waiter *w = q->head; w; w = w->next)
-        n++;
-    conc__waitq_unlock(q);
-    return n;
-}
+/* ---- predicates ---- */
 
 static bool always_false(void *arg)
 {
@@ -128,7 +87,7 @@ static void cond_negative_timeout_is_einval(void **state)
     assert_int_equal(conc_rmutex_depth(&r), 2);
     assert_int_equal(conc_rmutex_unlock(&r), 0);
     assert_int_equal(conc_rmutex_unlock(&r), 0);
-    assert_int_equal(nwaiters(&c), 0);
+    assert_int_equal(conc_test_nwaiters(&c), 0);
     assert_int_equal(conc_cond_destroy(&c), 0);
 }
 
@@ -157,7 +116,7 @@ static void *holder_main(void *arg)
     struct holder *h = arg;
     assert_int_equal(h->m ? conc_mutex_lock(h->m) : conc_rmutex_lock(h->r), 0);
     atomic_store(&h->holding, 1);
-    POLL_UNTIL(atomic_load(&h->release));
+    CONC_TEST_POLL_UNTIL(atomic_load(&h->release));
     assert_int_equal(h->m ? conc_mutex_unlock(h->m) : conc_rmutex_unlock(h->r), 0);
     return NULL;
 }
@@ -175,16 +134,16 @@ static void cond_wait_without_mutex_is_eperm(void **state)
     assert_int_equal(conc_cond_wait_for(&c, &m, always_false, NULL, CONC_FOREVER), CONC_EPERM);
     /* Locked by another thread. */
     struct holder hm = {.m = &m}, hr = {.r = &r};
-    pthread_t tm = spawn(holder_main, &hm), tr = spawn(holder_main, &hr);
-    POLL_UNTIL(atomic_load(&hm.holding) && atomic_load(&hr.holding));
+    pthread_t tm = conc_test_start(holder_main, &hm), tr = conc_test_start(holder_main, &hr);
+    CONC_TEST_POLL_UNTIL(atomic_load(&hm.holding) && atomic_load(&hr.holding));
     assert_int_equal(conc_cond_wait(&c, &m, CONC_FOREVER), CONC_EPERM);
     assert_int_equal(conc_cond_wait_rmutex(&c, &r, CONC_FOREVER), CONC_EPERM);
     assert_int_equal(conc_cond_wait_for(&c, &m, always_false, NULL, CONC_FOREVER), CONC_EPERM);
-    assert_int_equal(nwaiters(&c), 0);
+    assert_int_equal(conc_test_nwaiters(&c), 0);
     atomic_store(&hm.release, 1);
     atomic_store(&hr.release, 1);
-    join(tm);
-    join(tr);
+    conc_test_join(tm);
+    conc_test_join(tr);
     assert_int_equal(conc_cond_destroy(&c), 0);
     assert_int_equal(conc_mutex_destroy(&m), 0);
     assert_int_equal(conc_rmutex_destroy(&r), 0);
@@ -236,7 +195,7 @@ static void cv_init(struct cv *v, const conc_mutex_opts *mopts)
 
 static void cv_destroy(struct cv *v)
 {
-    assert_int_equal(nwaiters(&v->c), 0);
+    assert_int_equal(conc_test_nwaiters(&v->c), 0);
     assert_int_equal(conc_cond_destroy(&v->c), 0);
     assert_int_equal(conc_mutex_destroy(&v->m), 0);
 }
@@ -292,12 +251,12 @@ static void cond_destroy_with_waiter_is_ebusy(void **state)
     struct cv v;
     cv_init(&v, NULL);
     struct cwaiter w = {.v = &v, .timeout = CONC_FOREVER, .rc = 1};
-    pthread_t t = spawn(wait_for_flag, &w);
-    POLL_UNTIL(nwaiters(&v.c) == 1);
+    pthread_t t = conc_test_start(wait_for_flag, &w);
+    CONC_TEST_POLL_UNTIL(conc_test_nwaiters(&v.c) == 1);
     assert_int_equal(conc_cond_destroy(&v.c), CONC_EBUSY);
     /* Still a working condition: the waiter is woken normally. */
     set_flag_and_notify_all(&v);
-    join(t);
+    conc_test_join(t);
     assert_int_equal(w.rc, 0);
     assert_int_equal(v.returned, 1);
     cv_destroy(&v);
@@ -331,15 +290,15 @@ static void check_default_cond(conc_cond *c, conc_mutex *m)
     assert_int_equal(conc_cond_wait(c, m, CONC_MSEC(1)), CONC_ETIMEDOUT);
     assert_int_equal(conc_mutex_unlock(m), 0);
     struct pair p = {.c = c, .m = m, .rc = 1};
-    pthread_t t = spawn(pair_waiter, &p);
-    POLL_UNTIL(nwaiters(c) == 1);
+    pthread_t t = conc_test_start(pair_waiter, &p);
+    CONC_TEST_POLL_UNTIL(conc_test_nwaiters(c) == 1);
     assert_int_equal(conc_mutex_lock(m), 0);
     p.flag = true;
     assert_int_equal(conc_cond_notify(c), 0);
     assert_int_equal(conc_mutex_unlock(m), 0);
-    join(t);
+    conc_test_join(t);
     assert_int_equal(p.rc, 0);
-    assert_int_equal(nwaiters(c), 0);
+    assert_int_equal(conc_test_nwaiters(c), 0);
     assert_int_equal(conc_cond_destroy(c), 0);
     assert_int_equal(conc_mutex_destroy(m), 0);
 }
@@ -361,15 +320,15 @@ static void start_waiters(struct cv *v, struct cwaiter *w, pthread_t *t, int n)
 {
     for (int i = 0; i < n; i++) {
         w[i] = (struct cwaiter){.v = v, .timeout = CONC_FOREVER, .rc = 1};
-        t[i] = spawn(wait_once, &w[i]);
+        t[i] = conc_test_start(wait_once, &w[i]);
     }
-    POLL_UNTIL(nwaiters(&v->c) == (uint32_t)n);
+    CONC_TEST_POLL_UNTIL(conc_test_nwaiters(&v->c) == (uint32_t)n);
 }
 
 static void join_waiters(pthread_t *t, struct cwaiter *w, int n)
 {
     for (int i = 0; i < n; i++) {
-        join(t[i]);
+        conc_test_join(t[i]);
         assert_int_equal(w[i].rc, 0);
     }
 }
@@ -383,17 +342,17 @@ static void cond_notify_wakes_exactly_one(void **state)
     struct cwaiter w[K];
     pthread_t t[K];
     start_waiters(&v, w, t, K);
-    assert_int_equal(queue_length(&v.c), K);
+    assert_int_equal(conc_test_queue_len(&v.c), K);
     assert_int_equal(conc_cond_notify(&v.c), 0);
     /* Exactly one record left the queue, and exactly one wait returns. */
-    assert_int_equal(queue_length(&v.c), K - 1);
-    POLL_UNTIL(cv_returned(&v) == 1);
-    assert_int_equal(nwaiters(&v.c), K - 1);
+    assert_int_equal(conc_test_queue_len(&v.c), K - 1);
+    CONC_TEST_POLL_UNTIL(cv_returned(&v) == 1);
+    assert_int_equal(conc_test_nwaiters(&v.c), K - 1);
     assert_int_equal(conc_cond_notify(&v.c), 0);
-    assert_int_equal(queue_length(&v.c), K - 2);
-    POLL_UNTIL(cv_returned(&v) == 2);
+    assert_int_equal(conc_test_queue_len(&v.c), K - 2);
+    CONC_TEST_POLL_UNTIL(cv_returned(&v) == 2);
     assert_int_equal(conc_cond_notify_all(&v.c), 0);
-    assert_int_equal(queue_length(&v.c), 0);
+    assert_int_equal(conc_test_queue_len(&v.c), 0);
     join_waiters(t, w, K);
     assert_int_equal(v.returned, K);
     cv_destroy(&v);
@@ -409,12 +368,12 @@ static void cond_notify_n_wakes_n(void **state)
     pthread_t t[K];
     start_waiters(&v, w, t, K);
     assert_int_equal(conc_cond_notify_n(&v.c, 2), 0);
-    assert_int_equal(queue_length(&v.c), K - 2);
-    POLL_UNTIL(cv_returned(&v) == 2);
-    assert_int_equal(nwaiters(&v.c), K - 2);
+    assert_int_equal(conc_test_queue_len(&v.c), K - 2);
+    CONC_TEST_POLL_UNTIL(cv_returned(&v) == 2);
+    assert_int_equal(conc_test_nwaiters(&v.c), K - 2);
     /* More than are waiting: all of them, and nothing is kept for later. */
     assert_int_equal(conc_cond_notify_n(&v.c, 10), 0);
-    assert_int_equal(queue_length(&v.c), 0);
+    assert_int_equal(conc_test_queue_len(&v.c), 0);
     join_waiters(t, w, K);
     assert_int_equal(v.returned, K);
     assert_int_equal(conc_mutex_lock(&v.m), 0);
@@ -437,26 +396,6 @@ static void cond_notify_without_waiters_is_not_kept(void **state)
     assert_int_equal(conc_cond_wait(&v.c, &v.m, CONC_MSEC(5)), CONC_ETIMEDOUT);
     assert_int_equal(conc_mutex_unlock(&v.m), 0);
     cv_destroy(&v);
-}
-
-/* ===================================== the wait core's timeout hook */
-
-static atomic_int hook_entered, hook_release;
-
-/* Holds a waiter that has just timed out (state TIMED_OUT, still linked in
- * the queue) until the test lets it go. */
-static void hold_after_timeout(struct conc__waiter *w)
-{
-    (void)w;
-    atomic_store(&hook_entered, 1);
-    POLL_UNTIL(atomic_load(&hook_release));
-}
-
-static void hook_install(void)
-{
-    atomic_store(&hook_entered, 0);
-    atomic_store(&hook_release, 0);
-    conc__test_after_timeout = hold_after_timeout;
 }
 
 /* ============================================================ timeouts */
@@ -522,24 +461,24 @@ static void cond_timed_out_wait_retakes_the_mutex(void **state)
     (void)state;
     struct cv v;
     cv_init(&v, NULL);
-    hook_install();
+    conc_test_timeout_hold_install();
     struct retake w = {.v = &v, .rc = 1, .unlock_rc = 1};
-    pthread_t t = spawn(timed_waiter, &w);
+    pthread_t t = conc_test_start(timed_waiter, &w);
     /* The hook keeps the waiter announced after its timeout, so this poll
      * cannot miss it however late it runs. */
-    POLL_UNTIL(nwaiters(&v.c) == 1);
+    CONC_TEST_POLL_UNTIL(conc_test_nwaiters(&v.c) == 1);
     /* The waiter released the mutex to wait; we take it and keep it past the
      * waiter's deadline. */
     assert_int_equal(conc_mutex_lock(&v.m), 0);
-    POLL_UNTIL(atomic_load(&hook_entered));
-    atomic_store(&hook_release, 1);
-    POLL_UNTIL(nwaiters(&v.c) == 0);
+    conc_test_timeout_hold_await();
+    conc_test_timeout_hold_release();
+    CONC_TEST_POLL_UNTIL(conc_test_nwaiters(&v.c) == 0);
     /* Timed out and off the queue, but it cannot return before it has the
      * mutex back. */
     assert_int_equal(atomic_load(&w.returned), 0);
     assert_int_equal(conc_mutex_unlock(&v.m), 0);
-    join(t);
-    conc__test_after_timeout = NULL;
+    conc_test_join(t);
+    conc_test_timeout_hold_remove();
     assert_int_equal(w.rc, CONC_ETIMEDOUT);
     assert_int_equal(w.unlock_rc, 0);
     cv_destroy(&v);
@@ -589,19 +528,19 @@ static void cond_wait_for_predicate(void **state)
     assert_int_equal(conc_mutex_unlock(&v.m), 0);
     /* Made true by another thread: the waiter returns 0. */
     struct pred_waiter w = {.v = &v, .rc = 1};
-    pthread_t t = spawn(wait_for_counted, &w);
-    POLL_UNTIL(nwaiters(&v.c) == 1);
+    pthread_t t = conc_test_start(wait_for_counted, &w);
+    CONC_TEST_POLL_UNTIL(conc_test_nwaiters(&v.c) == 1);
     assert_int_equal(checks(&w), 1);
     /* A notify without the predicate: it checks again, and goes back to
      * sleep (linked in the queue once more) without returning. */
     assert_int_equal(conc_cond_notify(&v.c), 0);
-    POLL_UNTIL(checks(&w) == 2 && queue_length(&v.c) == 1);
+    CONC_TEST_POLL_UNTIL(checks(&w) == 2 && conc_test_queue_len(&v.c) == 1);
     assert_int_equal(cv_returned(&v), 0);
     assert_int_equal(conc_mutex_lock(&v.m), 0);
     w.f.flag = true;
     assert_int_equal(conc_cond_notify(&v.c), 0);
     assert_int_equal(conc_mutex_unlock(&v.m), 0);
-    join(t);
+    conc_test_join(t);
     assert_int_equal(w.rc, 0);
     assert_int_equal(w.f.checks, 3);
     assert_int_equal(v.returned, 1);
@@ -633,14 +572,14 @@ static void cond_wait_for_timing_one_deadline(void **state)
     struct cv v;
     cv_init(&v, NULL);
     struct nagger n = {.c = &v.c};
-    pthread_t t = spawn(nag, &n);
+    pthread_t t = conc_test_start(nag, &n);
     assert_int_equal(conc_mutex_lock(&v.m), 0);
     int64_t t0 = conc_now_ns();
     int rc = conc_cond_wait_for(&v.c, &v.m, flag_is_set, &v.flag, timeout);
     int64_t took = conc_now_ns() - t0;
     assert_int_equal(conc_mutex_unlock(&v.m), 0);
     atomic_store(&n.stop, 1);
-    join(t);
+    conc_test_join(t);
     print_message("wait_for(50 ms) under %ld notifies returned after %.3f ms\n", n.notifies,
                   (double)took / 1e6);
     /* Every wake-up re-waited only for the time left: one deadline. */
@@ -665,7 +604,7 @@ struct rcv {
 static void *rmutex_helper(void *arg)
 {
     struct rcv *v = arg;
-    POLL_UNTIL(nwaiters(&v->c) == 1);
+    CONC_TEST_POLL_UNTIL(conc_test_nwaiters(&v->c) == 1);
     v->helper_rc = conc_rmutex_lock(&v->r);
     if (v->helper_rc != 0)
         return NULL;
@@ -684,10 +623,10 @@ static void wait_rmutex_at_depth_3(const conc_rmutex_opts *opts)
     assert_int_equal(conc_cond_init(&v.c, NULL), 0);
     for (int i = 0; i < 3; i++)
         assert_int_equal(conc_rmutex_lock(&v.r), 0);
-    pthread_t t = spawn(rmutex_helper, &v);
+    pthread_t t = conc_test_start(rmutex_helper, &v);
     while (v.state == 0)
         assert_int_equal(conc_cond_wait_rmutex(&v.c, &v.r, CONC_FOREVER), 0);
-    join(t);
+    conc_test_join(t);
     assert_int_equal(v.helper_rc, 0);
     assert_int_equal(v.helper_depth, 1);
     /* All three levels are ours again. */
@@ -714,25 +653,25 @@ static void cond_timed_out_waiter_passes_wake_on(void **state)
     (void)state;
     struct cv v;
     cv_init(&v, NULL);
-    hook_install();
+    conc_test_timeout_hold_install();
     struct cwaiter w[2] = {{.v = &v, .timeout = CONC_MSEC(20), .rc = 1},
                            {.v = &v, .timeout = CONC_FOREVER, .rc = 1}};
-    pthread_t t0 = spawn(wait_once, &w[0]);
-    POLL_UNTIL(nwaiters(&v.c) == 1);
-    pthread_t t1 = spawn(wait_once, &w[1]);
-    POLL_UNTIL(nwaiters(&v.c) == 2);
+    pthread_t t0 = conc_test_start(wait_once, &w[0]);
+    CONC_TEST_POLL_UNTIL(conc_test_nwaiters(&v.c) == 1);
+    pthread_t t1 = conc_test_start(wait_once, &w[1]);
+    CONC_TEST_POLL_UNTIL(conc_test_nwaiters(&v.c) == 2);
     /* Waiter 0 has timed out but is still first in the queue. */
-    POLL_UNTIL(atomic_load(&hook_entered));
-    assert_int_equal(queue_length(&v.c), 2);
+    conc_test_timeout_hold_await();
+    assert_int_equal(conc_test_queue_len(&v.c), 2);
     /* The single notify must not be swallowed by the leaving waiter. */
     assert_int_equal(conc_cond_notify(&v.c), 0);
-    assert_int_equal(queue_length(&v.c), 0);
-    join(t1);
+    assert_int_equal(conc_test_queue_len(&v.c), 0);
+    conc_test_join(t1);
     assert_int_equal(w[1].rc, 0);
     assert_int_equal(cv_returned(&v), 1);
-    atomic_store(&hook_release, 1);
-    join(t0);
-    conc__test_after_timeout = NULL;
+    conc_test_timeout_hold_release();
+    conc_test_join(t0);
+    conc_test_timeout_hold_remove();
     assert_int_equal(w[0].rc, CONC_ETIMEDOUT);
     assert_int_equal(v.returned, 2);
     cv_destroy(&v);
@@ -758,12 +697,12 @@ static void cond_pshared_in_process(void **state)
     pthread_t t[K];
     for (int i = 0; i < K; i++) {
         w[i] = (struct cwaiter){.v = &v, .timeout = CONC_FOREVER, .rc = 1};
-        t[i] = spawn(wait_for_flag, &w[i]);
+        t[i] = conc_test_start(wait_for_flag, &w[i]);
     }
-    POLL_UNTIL(nwaiters(&v.c) == K);
+    CONC_TEST_POLL_UNTIL(conc_test_nwaiters(&v.c) == K);
     set_flag_and_notify_all(&v);
     for (int i = 0; i < K; i++) {
-        join(t[i]);
+        conc_test_join(t[i]);
         assert_int_equal(w[i].rc, 0);
     }
     assert_int_equal(v.returned, K);
@@ -842,15 +781,15 @@ static void producer_consumer(const conc_mutex_opts *mopts, long per_producer)
     struct producer prod[P];
     pthread_t tp[P], tc[C];
     for (int i = 0; i < C; i++)
-        tc[i] = spawn(consume, &pc);
+        tc[i] = conc_test_start(consume, &pc);
     for (int i = 0; i < P; i++) {
         prod[i] = (struct producer){.pc = &pc, .first = i * per_producer, .n = per_producer};
-        tp[i] = spawn(produce, &prod[i]);
+        tp[i] = conc_test_start(produce, &prod[i]);
     }
     for (int i = 0; i < P; i++)
-        join(tp[i]);
+        conc_test_join(tp[i]);
     for (int i = 0; i < C; i++)
-        join(tc[i]);
+        conc_test_join(tc[i]);
     assert_int_equal(pc.taken, pc.total);
     assert_int_equal(pc.count, 0);
     for (long i = 0; i < pc.total; i++)
@@ -930,7 +869,7 @@ static void cond_stress_handoff(void **state)
     assert_int_equal(r.passes, RING * r.rounds);
     for (int i = 0; i < RING; i++) {
         assert_int_equal(members[i].mine, r.rounds);
-        assert_int_equal(nwaiters(&r.turn_changed[i]), 0);
+        assert_int_equal(conc_test_nwaiters(&r.turn_changed[i]), 0);
         assert_int_equal(conc_cond_destroy(&r.turn_changed[i]), 0);
     }
     assert_int_equal(r.turn, 0);

@@ -49,15 +49,6 @@ static long item_index(void *p)
     return (long)(uintptr_t)p - 1;
 }
 
-static uint64_t rng_next(uint64_t *s)
-{
-    /* xorshift64*: deterministic, so a failing sequence can be replayed. */
-    *s ^= *s >> 12;
-    *s ^= *s << 25;
-    *s ^= *s >> 27;
-    return *s * 2685821657736338717ull;
-}
-
 static int64_t capacity(struct conc__deque *d)
 {
     return atomic_load(&d->buf)->mask + 1;
@@ -141,7 +132,7 @@ static void model_step(struct conc__deque *d, struct model *md, uint64_t *rng, l
     /* Alternate push-heavy and pop-heavy phases, so the size wanders far
      * (growth, wrapping) and back to empty (last-item paths). */
     unsigned push_pct = (step / 5000) % 2 ? 30 : 55;
-    unsigned r = (unsigned)(rng_next(rng) % 100);
+    unsigned r = (unsigned)(conc_test_xorshift64s(rng) % 100);
     bool retry = false;
     if (r < push_pct) {
         assert_int_equal(conc__deque_push(d, item(*next)), 0);
@@ -426,7 +417,7 @@ static void stress_push_pop_steal(void **state)
     long popped = 0;
     for (long i = 0; i < s.n; i++) {
         owner_push(&s, i);
-        uint64_t r = rng_next(&rng);
+        uint64_t r = conc_test_xorshift64s(&rng);
         if (r % 4 == 0)
             owner_pop(&s, plain_pop, &popped);
         if (r % 4096 == 1)
@@ -462,7 +453,7 @@ static void stress_last_item_race(void **state)
             owner_push(&s, next++);
         /* A short, varying pause gives the thieves a chance to be inside a
          * steal when the owner reaches the last item (coverage only). */
-        for (unsigned spin = (unsigned)(rng_next(&rng) % 64); spin; spin--)
+        for (unsigned spin = (unsigned)(conc_test_xorshift64s(&rng) % 64); spin; spin--)
             conc__cpu_relax();
         while (owner_pop(&s, plain_pop, &popped))
             ;

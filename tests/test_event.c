@@ -4,38 +4,16 @@
  * waiter, Python's pulse guarantee (set then clear at once still releases
  * every thread that was waiting), and a ping-pong stress that hands data
  * across threads through events alone. */
-#include "test.h"
-
-#include "conc/conc.h"
-#include "sync/sync_impl.h"
+#include "test_impl.h"
 
 #include <stdatomic.h>
 #include <string.h>
 
 /* ---- helpers ---- */
 
-static _Atomic uint32_t *event_nwaiters(conc_event *e)
-{
-    return &((struct conc__event *)(void *)e)->q.nwaiters;
-}
-
-/* Polls the internal waiter count until n threads have announced their wait
- * (each notes the pulse generation under the queue lock as it does). */
-static void wait_for_waiters(conc_event *e, uint32_t n)
-{
-    conc_test_await_count(event_nwaiters(e), n);
-}
-
-static pthread_t start(void *(*fn)(void *), void *arg)
-{
-    return conc_test_start(fn, arg);
-}
-
-static void join(pthread_t t)
-{
-    conc_test_join(t);
-}
-
+/* One wait in its own thread. Once conc_test_await_waiters counts it, it has
+ * announced its wait and noted the pulse generation (both under the queue
+ * lock). */
 struct waiter {
     conc_event *e;
     int64_t timeout;
@@ -73,7 +51,7 @@ static void event_negative_timeout_is_einval(void **state)
     assert_int_equal(conc_event_wait(&e, -2), CONC_EINVAL);
     assert_int_equal(conc_event_wait(&e, -1000), CONC_EINVAL);
     assert_int_equal(conc_event_wait(&e, INT64_MIN), CONC_EINVAL);
-    assert_int_equal(atomic_load(event_nwaiters(&e)), 0);
+    assert_int_equal(conc_test_nwaiters(&e), 0);
     assert_int_equal(conc_event_destroy(&e), 0);
 }
 
@@ -130,12 +108,12 @@ static void event_destroy_while_waited_is_ebusy(void **state)
     conc_event e;
     assert_int_equal(conc_event_init(&e, NULL), 0);
     struct waiter w = {.e = &e, .timeout = CONC_FOREVER, .rc = 1};
-    pthread_t t = start(wait_thread, &w);
-    wait_for_waiters(&e, 1);
+    pthread_t t = conc_test_start(wait_thread, &w);
+    conc_test_await_waiters(&e, 1);
     assert_int_equal(conc_event_destroy(&e), CONC_EBUSY);
     assert_int_equal(conc_event_is_set(&e), 0);
     assert_int_equal(conc_event_set(&e), 0);
-    join(t);
+    conc_test_join(t);
     assert_int_equal(w.rc, 0);
     assert_int_equal(conc_event_destroy(&e), 0);
 }
@@ -184,7 +162,7 @@ static void event_wait_zero_on_unset_times_out(void **state)
     assert_int_equal(conc_event_set(&e), 0);
     assert_int_equal(conc_event_clear(&e), 0);
     assert_int_equal(conc_event_wait(&e, 0), CONC_ETIMEDOUT); /* cleared means unset */
-    assert_int_equal(atomic_load(event_nwaiters(&e)), 0);
+    assert_int_equal(conc_test_nwaiters(&e), 0);
     assert_int_equal(conc_event_destroy(&e), 0);
 }
 
@@ -214,10 +192,10 @@ static void check_default_event(conc_event *e)
     assert_int_equal(conc_event_is_set(e), 0);
     assert_int_equal(conc_event_wait(e, 0), CONC_ETIMEDOUT);
     struct waiter w = {.e = e, .timeout = CONC_FOREVER, .rc = 1};
-    pthread_t t = start(wait_thread, &w);
-    wait_for_waiters(e, 1);
+    pthread_t t = conc_test_start(wait_thread, &w);
+    conc_test_await_waiters(e, 1);
     assert_int_equal(conc_event_set(e), 0);
-    join(t);
+    conc_test_join(t);
     assert_int_equal(w.rc, 0);
     assert_int_equal(conc_event_is_set(e), 1);
     assert_int_equal(conc_event_destroy(e), 0);
@@ -241,15 +219,15 @@ static void start_waiters(conc_event *e, struct waiter *w, pthread_t *t, int n, 
 {
     for (int i = 0; i < n; i++) {
         w[i] = (struct waiter){.e = e, .timeout = timeout, .rc = 1};
-        t[i] = start(wait_thread, &w[i]);
+        t[i] = conc_test_start(wait_thread, &w[i]);
     }
-    wait_for_waiters(e, (uint32_t)n);
+    conc_test_await_waiters(e, (uint32_t)n);
 }
 
 static void join_waiters(struct waiter *w, pthread_t *t, int n, int expect)
 {
     for (int i = 0; i < n; i++) {
-        join(t[i]);
+        conc_test_join(t[i]);
         assert_int_equal(w[i].rc, expect);
     }
 }
@@ -264,7 +242,7 @@ static void event_set_wakes_every_waiter(void **state)
     start_waiters(&e, w, t, WAITERS, CONC_FOREVER);
     assert_int_equal(conc_event_set(&e), 0);
     join_waiters(w, t, WAITERS, 0);
-    assert_int_equal(atomic_load(event_nwaiters(&e)), 0);
+    assert_int_equal(conc_test_nwaiters(&e), 0);
     assert_int_equal(conc_event_destroy(&e), 0);
 }
 
@@ -314,10 +292,10 @@ static void event_timed_wait_timing(void **state)
     pthread_t t[WAITERS];
     for (int i = 0; i < WAITERS; i++) {
         w[i] = (struct waiter){.e = &e, .timeout = CONC_MSEC(20), .rc = 1};
-        t[i] = start(wait_thread, &w[i]);
+        t[i] = conc_test_start(wait_thread, &w[i]);
     }
     join_waiters(w, t, WAITERS, CONC_ETIMEDOUT);
-    assert_int_equal(atomic_load(event_nwaiters(&e)), 0);
+    assert_int_equal(conc_test_nwaiters(&e), 0);
     assert_int_equal(conc_event_is_set(&e), 0);
     assert_int_equal(conc_event_destroy(&e), 0);
 }
@@ -356,7 +334,7 @@ static void event_ping_pong_stress(void **state)
     assert_int_equal(conc_event_init(&g.ping, NULL), 0);
     assert_int_equal(conc_event_init(&g.pong, NULL), 0);
     int64_t t0 = conc_now_ns();
-    pthread_t t = start(ponger, &g);
+    pthread_t t = conc_test_start(ponger, &g);
     for (long i = 0; i < g.rounds; i++) {
         assert_int_equal(g.ball, 2 * i);
         g.ball++;
@@ -366,7 +344,7 @@ static void event_ping_pong_stress(void **state)
         assert_int_equal(conc_event_wait(&g.pong, timeout), 0);
         assert_int_equal(conc_event_clear(&g.pong), 0);
     }
-    join(t);
+    conc_test_join(t);
     int64_t took = conc_now_ns() - t0;
     assert_int_equal(g.ball, 2 * g.rounds);
     assert_int_equal(conc_event_is_set(&g.ping), 0);
@@ -402,7 +380,7 @@ static void *pulser(void *p)
 {
     struct pulse_ctx *c = p;
     for (long r = 0; r < c->rounds; r++) {
-        wait_for_waiters(&c->go, WAITERS);
+        conc_test_await_waiters(&c->go, WAITERS);
         assert_int_equal(conc_event_set(&c->go), 0);
         assert_int_equal(conc_event_clear(&c->go), 0);
         assert_int_equal(conc_sem_acquire_n(&c->back, WAITERS, CONC_SEC(10)), 0);
@@ -421,12 +399,12 @@ static void event_pulse_stress(void **state)
     assert_int_equal(conc_sem_init(&c.back, 0, NULL), 0);
     assert_int_equal(conc_sem_init(&c.next, 0, NULL), 0);
     int64_t t0 = conc_now_ns();
-    pthread_t p = start(pulser, &c);
+    pthread_t p = conc_test_start(pulser, &c);
     struct pulse_ctx *args[WAITERS];
     for (int i = 0; i < WAITERS; i++)
         args[i] = &c;
     conc_test_run_threads(WAITERS, pulse_waiter, args, sizeof *args);
-    join(p);
+    conc_test_join(p);
     assert_int_equal(conc_event_is_set(&c.go), 0);
     assert_int_equal(conc_sem_value(&c.next), 0);
     assert_int_equal(conc_event_destroy(&c.go), 0);

@@ -14,7 +14,6 @@
  * "a thread is blocked on a future" is read from the future's waiter count. */
 #include "test.h"
 
-#include "conc/conc.h"
 #include "exec/future_impl.h"
 #include "exec/pool/pool_impl.h"
 
@@ -23,79 +22,9 @@
 
 /* ------------------------------------------------------------------ helpers */
 
-static conc_pool *pool_new(int workers)
-{
-    conc_pool *p = NULL;
-    conc_pool_opts o = {.max_workers = workers};
-    assert_int_equal(conc_pool_create(&p, &o), 0);
-    assert_non_null(p);
-    return p;
-}
-
-static void pool_free(conc_pool *p)
-{
-    assert_int_equal(conc_pool_destroy(p), 0);
-}
-
-static void release(conc_future *f)
-{
-    assert_int_equal(conc_future_release(f), 0);
-}
-
 static _Atomic uint32_t *nwaiters(conc_future *f)
 {
     return &f->wq.nwaiters;
-}
-
-/* A task held RUNNING until the test sets `go`; it returns `ret` and leaves
- * `value` as its result. */
-struct gate {
-    conc_event started, go;
-    _Atomic int runs;
-    _Atomic pthread_t thread; /* the thread that ran it */
-    int ret;
-    int64_t value;
-};
-
-static void gate_init(struct gate *g, int ret, int64_t value)
-{
-    memset(g, 0, sizeof *g);
-    assert_int_equal(conc_event_init(&g->started, NULL), 0);
-    assert_int_equal(conc_event_init(&g->go, NULL), 0);
-    g->ret = ret;
-    g->value = value;
-}
-
-static void gate_destroy(struct gate *g)
-{
-    assert_int_equal(conc_event_destroy(&g->started), 0);
-    assert_int_equal(conc_event_destroy(&g->go), 0);
-}
-
-static int gated_task(void *arg, conc_result *out)
-{
-    struct gate *g = arg;
-    atomic_store(&g->thread, pthread_self());
-    atomic_fetch_add(&g->runs, 1);
-    assert_int_equal(conc_event_set(&g->started), 0);
-    assert_int_equal(conc_event_wait(&g->go, CONC_FOREVER), 0);
-    out->value = g->value;
-    return g->ret;
-}
-
-/* Submits a gated task and waits until it runs. */
-static conc_future *submit_running(conc_pool *p, struct gate *g)
-{
-    conc_future *f = NULL;
-    assert_int_equal(conc_pool_submit(p, gated_task, g, &f), 0);
-    assert_int_equal(conc_event_wait(&g->started, CONC_FOREVER), 0);
-    assert_true(conc_future_running(f));
-    return f;
-}
-
-static void open_gate(struct gate *g)
-{
-    assert_int_equal(conc_event_set(&g->go), 0);
 }
 
 /* A task that counts its runs and returns `ret` with `value` as its result. */
@@ -115,9 +44,7 @@ static int plain_task(void *arg, conc_result *out)
 
 static conc_future *submit_plain(conc_pool *p, struct plain *t)
 {
-    conc_future *f = NULL;
-    assert_int_equal(conc_pool_submit(p, plain_task, t, &f), 0);
-    return f;
+    return conc_test_submit(p, plain_task, t);
 }
 
 static int64_t elapsed_since(int64_t t0)
@@ -126,13 +53,6 @@ static int64_t elapsed_since(int64_t t0)
 }
 
 /* -------------------------------------------------------------------- misuse */
-
-static int noop_task(void *arg, conc_result *out)
-{
-    (void)arg;
-    (void)out;
-    return 0;
-}
 
 static int noop_cb(conc_future *f, void *arg)
 {
@@ -159,9 +79,9 @@ static void future_null_arguments_are_einval(void **state)
     assert_int_equal(conc_future_release(NULL), CONC_EINVAL);
     assert_false(conc_cancel_requested()); /* outside any task */
 
-    conc_pool *p = pool_new(1);
+    conc_pool *p = conc_test_pool_new(1);
     conc_future *f = NULL;
-    assert_int_equal(conc_pool_submit(p, noop_task, NULL, &f), 0);
+    assert_int_equal(conc_pool_submit(p, conc_test_noop_task, NULL, &f), 0);
     assert_int_equal(conc_future_add_done_callback(f, NULL, NULL), CONC_EINVAL);
     /* Negative timeouts other than CONC_FOREVER. */
     assert_int_equal(conc_future_wait(f, -2), CONC_EINVAL);
@@ -169,14 +89,14 @@ static void future_null_arguments_are_einval(void **state)
     assert_int_equal(conc_future_result(f, NULL), 0);
     assert_int_equal(conc_future_wait(f, -2), CONC_EINVAL); /* done: still misuse */
     assert_int_equal(atomic_load(nwaiters(f)), 0);
-    release(f);
-    pool_free(p);
+    conc_test_release(f);
+    conc_test_pool_free(p);
 }
 
 static void wait_and_as_completed_bad_input_is_einval(void **state)
 {
     (void)state;
-    conc_pool *p = pool_new(1);
+    conc_pool *p = conc_test_pool_new(1);
     struct plain t = {.ret = 0};
     conc_future *f = submit_plain(p, &t);
     conc_future *fs[2] = {f, NULL};
@@ -213,8 +133,8 @@ static void wait_and_as_completed_bad_input_is_einval(void **state)
     assert_int_equal(conc_as_completed_destroy(it), 0);
 
     assert_int_equal(conc_future_wait(f, CONC_FOREVER), 0);
-    release(f);
-    pool_free(p);
+    conc_test_release(f);
+    conc_test_pool_free(p);
 }
 
 /* ------------------------------------------------------- states and results */
@@ -222,13 +142,13 @@ static void wait_and_as_completed_bad_input_is_einval(void **state)
 static void future_states_pending_running_finished(void **state)
 {
     (void)state;
-    conc_pool *p = pool_new(1);
-    struct gate a, b;
-    gate_init(&a, 0, 1);
-    gate_init(&b, 0, 2);
-    conc_future *fa = submit_running(p, &a);
+    conc_pool *p = conc_test_pool_new(1);
+    struct conc_test_gate a, b;
+    conc_test_gate_init(&a, 0, 1);
+    conc_test_gate_init(&b, 0, 2);
+    conc_future *fa = conc_test_submit_running(p, &a);
     conc_future *fb = NULL;
-    assert_int_equal(conc_pool_submit(p, gated_task, &b, &fb), 0);
+    assert_int_equal(conc_pool_submit(p, conc_test_gated_task, &b, &fb), 0);
 
     /* The one worker runs a: b is pending. */
     assert_true(conc_future_running(fa));
@@ -238,24 +158,24 @@ static void future_states_pending_running_finished(void **state)
     assert_false(conc_future_done(fb));
     assert_false(conc_future_cancelled(fb));
 
-    open_gate(&a);
+    conc_test_gate_open(&a);
     assert_int_equal(conc_event_wait(&b.started, CONC_FOREVER), 0);
     assert_true(conc_future_done(fa));
     assert_false(conc_future_running(fa));
     assert_false(conc_future_cancelled(fa));
     assert_true(conc_future_running(fb));
 
-    open_gate(&b);
+    conc_test_gate_open(&b);
     assert_int_equal(conc_future_wait(fb, CONC_FOREVER), 0);
     assert_true(conc_future_done(fb));
     assert_false(conc_future_running(fb));
     assert_int_equal(atomic_load(&a.runs), 1);
     assert_int_equal(atomic_load(&b.runs), 1);
-    release(fa);
-    release(fb);
-    pool_free(p);
-    gate_destroy(&a);
-    gate_destroy(&b);
+    conc_test_release(fa);
+    conc_test_release(fb);
+    conc_test_pool_free(p);
+    conc_test_gate_destroy(&a);
+    conc_test_gate_destroy(&b);
 }
 
 /* conc_future_wait says whether the wait worked; conc_future_result hands back
@@ -263,7 +183,7 @@ static void future_states_pending_running_finished(void **state)
 static void wait_status_is_never_the_task_status(void **state)
 {
     (void)state;
-    conc_pool *p = pool_new(2);
+    conc_pool *p = conc_test_pool_new(2);
     const int statuses[] = {0, -12345, CONC_ETIMEDOUT, CONC_EBROKEN, 99};
     for (size_t i = 0; i < sizeof statuses / sizeof statuses[0]; i++) {
         struct plain t = {.ret = statuses[i], .value = 1000 + (int64_t)i};
@@ -279,9 +199,9 @@ static void wait_status_is_never_the_task_status(void **state)
         assert_null(r.free_fn);
         assert_int_equal(conc_future_result(f, NULL), statuses[i]); /* again, out NULL */
         assert_false(conc_future_cancelled(f));
-        release(f);
+        conc_test_release(f);
     }
-    pool_free(p);
+    conc_test_pool_free(p);
 }
 
 /* A timed wait on a pending future: never before its deadline, nothing left
@@ -289,10 +209,10 @@ static void wait_status_is_never_the_task_status(void **state)
 static void wait_timeout_on_unfinished_future(void **state)
 {
     (void)state;
-    conc_pool *p = pool_new(1);
-    struct gate a;
-    gate_init(&a, 0, 0);
-    conc_future *fa = submit_running(p, &a);
+    conc_pool *p = conc_test_pool_new(1);
+    struct conc_test_gate a;
+    conc_test_gate_init(&a, 0, 0);
+    conc_future *fa = conc_test_submit_running(p, &a);
     struct plain t = {0};
     conc_future *fb = submit_plain(p, &t); /* pending behind a */
 
@@ -308,13 +228,13 @@ static void wait_timeout_on_unfinished_future(void **state)
     assert_int_equal(atomic_load(nwaiters(fb)), 0);
     assert_false(conc_future_done(fb));
 
-    open_gate(&a);
+    conc_test_gate_open(&a);
     assert_int_equal(conc_future_wait(fb, CONC_SEC(30)), 0);
     assert_int_equal(atomic_load(&t.runs), 1);
-    release(fa);
-    release(fb);
-    pool_free(p);
-    gate_destroy(&a);
+    conc_test_release(fa);
+    conc_test_release(fb);
+    conc_test_pool_free(p);
+    conc_test_gate_destroy(&a);
 }
 
 /* Threads blocked in conc_future_wait / conc_future_result all wake when it
@@ -340,10 +260,10 @@ static void blocked_waiters_all_wake(void **state)
 {
     (void)state;
     enum { N = 6 };
-    conc_pool *p = pool_new(1);
-    struct gate a;
-    gate_init(&a, -7, 4242);
-    conc_future *fa = submit_running(p, &a);
+    conc_pool *p = conc_test_pool_new(1);
+    struct conc_test_gate a;
+    conc_test_gate_init(&a, -7, 4242);
+    conc_future *fa = conc_test_submit_running(p, &a);
     struct waiter_arg w[N];
     pthread_t th[N];
     for (int i = 0; i < N; i++) {
@@ -351,7 +271,7 @@ static void blocked_waiters_all_wake(void **state)
         th[i] = conc_test_start(wait_thread, &w[i]);
     }
     conc_test_await_count(nwaiters(fa), N);
-    open_gate(&a);
+    conc_test_gate_open(&a);
     for (int i = 0; i < N; i++) {
         conc_test_join(th[i]);
         assert_int_equal(w[i].rc, 0);
@@ -359,9 +279,9 @@ static void blocked_waiters_all_wake(void **state)
         assert_int_equal(w[i].value, 4242);
     }
     assert_int_equal(atomic_load(nwaiters(fa)), 0);
-    release(fa);
-    pool_free(p);
-    gate_destroy(&a);
+    conc_test_release(fa);
+    conc_test_pool_free(p);
+    conc_test_gate_destroy(&a);
 }
 
 /* ------------------------------------------------ results and references */
@@ -397,7 +317,7 @@ static void result_buffer_lives_until_last_release(void **state)
 {
     (void)state;
     atomic_store(&buffers_freed, 0);
-    conc_pool *p = pool_new(1);
+    conc_pool *p = conc_test_pool_new(1);
     conc_future *f = NULL;
     char text[] = "the result buffer";
     assert_int_equal(conc_pool_submit(p, buffer_task, text, &f), 0);
@@ -414,16 +334,16 @@ static void result_buffer_lives_until_last_release(void **state)
     assert_int_equal(conc_future_retain(f), 0);
     assert_int_equal(conc_future_retain(f), 0);
     assert_int_equal(atomic_load(&f->refs), 3);
-    release(f);
-    release(f);
+    conc_test_release(f);
+    conc_test_release(f);
     assert_int_equal(atomic_load(&buffers_freed), 0);
     conc_result again;
     assert_int_equal(conc_future_result(f, &again), 0);
     assert_ptr_equal(again.data, r.data);
     assert_string_equal(again.data, text);
-    release(f);
+    conc_test_release(f);
     assert_int_equal(atomic_load(&buffers_freed), 1);
-    pool_free(p);
+    conc_test_pool_free(p);
     assert_int_equal(atomic_load(&buffers_freed), 1);
 }
 
@@ -433,22 +353,22 @@ static void fire_and_forget_and_early_release(void **state)
 {
     (void)state;
     atomic_store(&buffers_freed, 0);
-    conc_pool *p = pool_new(1);
-    struct gate a;
-    gate_init(&a, 0, 0);
-    conc_future *fa = submit_running(p, &a);
+    conc_pool *p = conc_test_pool_new(1);
+    struct conc_test_gate a;
+    conc_test_gate_init(&a, 0, 0);
+    conc_future *fa = conc_test_submit_running(p, &a);
     char text[] = "x";
     conc_future *fb = NULL;
     assert_int_equal(conc_pool_submit(p, buffer_task, text, &fb), 0);
-    release(fb); /* pending, ours dropped */
+    conc_test_release(fb); /* pending, ours dropped */
     assert_int_equal(conc_pool_submit(p, buffer_task, text, NULL), 0); /* no reference at all */
     assert_int_equal(atomic_load(&buffers_freed), 0);
-    open_gate(&a);
+    conc_test_gate_open(&a);
     CONC_TEST_POLL_UNTIL(atomic_load(&buffers_freed) == 2);
-    release(fa);
-    pool_free(p);
+    conc_test_release(fa);
+    conc_test_pool_free(p);
     assert_int_equal(atomic_load(&buffers_freed), 2);
-    gate_destroy(&a);
+    conc_test_gate_destroy(&a);
 }
 
 /* A result with data but no free_fn is not owned: never freed. */
@@ -463,15 +383,15 @@ static void result_without_free_fn_is_not_freed(void **state)
 {
     (void)state;
     static char borrowed[8] = "static";
-    conc_pool *p = pool_new(1);
+    conc_pool *p = conc_test_pool_new(1);
     conc_future *f = NULL;
     assert_int_equal(conc_pool_submit(p, borrowed_task, borrowed, &f), 0);
     conc_result r;
     assert_int_equal(conc_future_result(f, &r), 0);
     assert_ptr_equal(r.data, borrowed);
     assert_null(r.free_fn);
-    release(f); /* ASan would report a free of a static buffer */
-    pool_free(p);
+    conc_test_release(f); /* ASan would report a free of a static buffer */
+    conc_test_pool_free(p);
     assert_string_equal(borrowed, "static");
 }
 
@@ -482,10 +402,10 @@ static void result_without_free_fn_is_not_freed(void **state)
 static void cancel_pending_future(void **state)
 {
     (void)state;
-    conc_pool *p = pool_new(1);
-    struct gate a;
-    gate_init(&a, 0, 0);
-    conc_future *fa = submit_running(p, &a);
+    conc_pool *p = conc_test_pool_new(1);
+    struct conc_test_gate a;
+    conc_test_gate_init(&a, 0, 0);
+    conc_future *fa = conc_test_submit_running(p, &a);
     struct plain t = {.ret = 0};
     conc_future *fb = submit_plain(p, &t);
 
@@ -499,27 +419,27 @@ static void cancel_pending_future(void **state)
     assert_int_equal(conc_future_request_cancel(fb), CONC_EBUSY); /* already done */
     assert_true(conc_future_cancelled(fb));
 
-    open_gate(&a);
-    release(fa);
-    release(fb);
-    pool_free(p); /* drains the pool: fb would have run by now */
+    conc_test_gate_open(&a);
+    conc_test_release(fa);
+    conc_test_release(fb);
+    conc_test_pool_free(p); /* drains the pool: fb would have run by now */
     assert_int_equal(atomic_load(&t.runs), 0);
-    gate_destroy(&a);
+    conc_test_gate_destroy(&a);
 }
 
 /* Python: cancel() of a running or finished future fails and changes nothing. */
 static void cancel_running_or_finished_fails(void **state)
 {
     (void)state;
-    conc_pool *p = pool_new(1);
-    struct gate a;
-    gate_init(&a, 5, 55);
-    conc_future *fa = submit_running(p, &a);
+    conc_pool *p = conc_test_pool_new(1);
+    struct conc_test_gate a;
+    conc_test_gate_init(&a, 5, 55);
+    conc_future *fa = conc_test_submit_running(p, &a);
     assert_int_equal(conc_future_cancel(fa), CONC_EBUSY);
     assert_true(conc_future_running(fa));
     assert_false(conc_future_cancelled(fa));
     assert_false(conc_future_done(fa));
-    open_gate(&a);
+    conc_test_gate_open(&a);
     conc_result r;
     assert_int_equal(conc_future_result(fa, &r), 5);
     assert_int_equal(r.value, 55);
@@ -527,30 +447,30 @@ static void cancel_running_or_finished_fails(void **state)
     assert_int_equal(conc_future_request_cancel(fa), CONC_EBUSY);
     assert_false(conc_future_cancelled(fa));
     assert_int_equal(conc_future_result(fa, NULL), 5);
-    release(fa);
-    pool_free(p);
-    gate_destroy(&a);
+    conc_test_release(fa);
+    conc_test_pool_free(p);
+    conc_test_gate_destroy(&a);
 }
 
 /* request_cancel on a pending future cancels it at once. */
 static void request_cancel_pending_cancels_at_once(void **state)
 {
     (void)state;
-    conc_pool *p = pool_new(1);
-    struct gate a;
-    gate_init(&a, 0, 0);
-    conc_future *fa = submit_running(p, &a);
+    conc_pool *p = conc_test_pool_new(1);
+    struct conc_test_gate a;
+    conc_test_gate_init(&a, 0, 0);
+    conc_future *fa = conc_test_submit_running(p, &a);
     struct plain t = {0};
     conc_future *fb = submit_plain(p, &t);
     assert_int_equal(conc_future_request_cancel(fb), 0);
     assert_true(conc_future_cancelled(fb));
     assert_int_equal(conc_future_result(fb, NULL), CONC_ECANCELED);
-    open_gate(&a);
-    release(fa);
-    release(fb);
-    pool_free(p);
+    conc_test_gate_open(&a);
+    conc_test_release(fa);
+    conc_test_release(fb);
+    conc_test_pool_free(p);
     assert_int_equal(atomic_load(&t.runs), 0);
-    gate_destroy(&a);
+    conc_test_gate_destroy(&a);
 }
 
 /* A running task sees the request and may stop with CONC_ECANCELED: then it
@@ -576,7 +496,7 @@ static int cooperative_task(void *arg, conc_result *out)
 static void request_cancel_running_task(void **state)
 {
     (void)state;
-    conc_pool *p = pool_new(1);
+    conc_pool *p = conc_test_pool_new(1);
     for (int obey = 0; obey <= 1; obey++) {
         struct cooperative c = {.obey = obey};
         assert_int_equal(conc_event_init(&c.started, NULL), 0);
@@ -597,11 +517,11 @@ static void request_cancel_running_task(void **state)
         }
         assert_true(conc_future_done(f));
         assert_int_equal(conc_future_request_cancel(f), CONC_EBUSY);
-        release(f);
+        conc_test_release(f);
         assert_int_equal(conc_event_destroy(&c.started), 0);
     }
     assert_false(conc_cancel_requested());
-    pool_free(p);
+    conc_test_pool_free(p);
 }
 
 /* A task returning CONC_ECANCELED with no request is just a failed task:
@@ -609,7 +529,7 @@ static void request_cancel_running_task(void **state)
 static void ecanceled_without_request_is_a_failure(void **state)
 {
     (void)state;
-    conc_pool *p = pool_new(1);
+    conc_pool *p = conc_test_pool_new(1);
     struct plain t = {.ret = CONC_ECANCELED};
     conc_future *f = submit_plain(p, &t);
     assert_int_equal(conc_future_result(f, NULL), CONC_ECANCELED);
@@ -618,8 +538,8 @@ static void ecanceled_without_request_is_a_failure(void **state)
     bool done = false;
     assert_int_equal(conc_wait(&f, 1, CONC_FIRST_EXCEPTION, 0, &done), 0);
     assert_true(done);
-    release(f);
-    pool_free(p);
+    conc_test_release(f);
+    conc_test_pool_free(p);
 }
 
 /* --------------------------------------------------------------- callbacks */
@@ -662,17 +582,17 @@ static int logging_cb(conc_future *f, void *arg)
 static void callbacks_run_in_order_on_finishing_thread(void **state)
 {
     (void)state;
-    conc_pool *p = pool_new(1);
-    struct gate a;
-    gate_init(&a, -3, 0);
-    conc_future *fa = submit_running(p, &a);
+    conc_pool *p = conc_test_pool_new(1);
+    struct conc_test_gate a;
+    conc_test_gate_init(&a, -3, 0);
+    conc_future *fa = conc_test_submit_running(p, &a);
     struct cb_log log;
     memset(&log, 0, sizeof log);
     struct cb_arg args[4] = {{&log, 0, 0}, {&log, 1, -1}, {&log, 2, 12345}, {&log, 3, 0}};
     for (int i = 0; i < 4; i++)
         assert_int_equal(conc_future_add_done_callback(fa, logging_cb, &args[i]), 0);
     assert_int_equal(atomic_load(&log.n), 0); /* not done: none ran */
-    open_gate(&a);
+    conc_test_gate_open(&a);
     CONC_TEST_POLL_UNTIL(atomic_load(&log.finished) == 4);
     for (int i = 0; i < 4; i++) {
         assert_int_equal(log.order[i], i);
@@ -682,17 +602,17 @@ static void callbacks_run_in_order_on_finishing_thread(void **state)
         assert_ptr_equal(log.f_seen[i], fa);
         assert_int_equal(log.status_seen[i], -3);
     }
-    release(fa);
-    pool_free(p);
+    conc_test_release(fa);
+    conc_test_pool_free(p);
     assert_int_equal(atomic_load(&log.n), 4);
-    gate_destroy(&a);
+    conc_test_gate_destroy(&a);
 }
 
 /* Python: a callback added to a done future runs at once, in the caller. */
 static void callback_on_done_future_runs_at_once(void **state)
 {
     (void)state;
-    conc_pool *p = pool_new(1);
+    conc_pool *p = conc_test_pool_new(1);
     struct plain t = {.ret = 9};
     conc_future *f = submit_plain(p, &t);
     assert_int_equal(conc_future_wait(f, CONC_FOREVER), 0);
@@ -705,8 +625,8 @@ static void callback_on_done_future_runs_at_once(void **state)
         assert_true(pthread_equal(log.thread[i], pthread_self()));
         assert_int_equal(log.status_seen[i], 9);
     }
-    release(f);
-    pool_free(p);
+    conc_test_release(f);
+    conc_test_pool_free(p);
 }
 
 /* Cancelling runs the callbacks on the cancelling thread, before cancel
@@ -720,10 +640,10 @@ static int cancelled_seen_cb(conc_future *f, void *arg)
 static void callbacks_run_on_cancelling_thread(void **state)
 {
     (void)state;
-    conc_pool *p = pool_new(1);
-    struct gate a;
-    gate_init(&a, 0, 0);
-    conc_future *fa = submit_running(p, &a);
+    conc_pool *p = conc_test_pool_new(1);
+    struct conc_test_gate a;
+    conc_test_gate_init(&a, 0, 0);
+    conc_future *fa = conc_test_submit_running(p, &a);
     struct plain t = {0};
     conc_future *fb = submit_plain(p, &t);
     struct cb_log log;
@@ -743,13 +663,13 @@ static void callbacks_run_on_cancelling_thread(void **state)
     }
     assert_int_equal(conc_future_cancel(fb), 0); /* again: callbacks do not run twice */
     assert_int_equal(atomic_load(&log.n), 2);
-    open_gate(&a);
-    release(fa);
-    release(fb);
-    pool_free(p);
+    conc_test_gate_open(&a);
+    conc_test_release(fa);
+    conc_test_release(fb);
+    conc_test_pool_free(p);
     assert_int_equal(atomic_load(&log.calls[0]), 1);
     assert_int_equal(atomic_load(&log.calls[1]), 1);
-    gate_destroy(&a);
+    conc_test_gate_destroy(&a);
 }
 
 /* A callback may take a reference of its own: the future then stays valid
@@ -764,25 +684,25 @@ static int retaining_cb(conc_future *f, void *arg)
 static void callback_may_retain_future(void **state)
 {
     (void)state;
-    conc_pool *p = pool_new(1);
+    conc_pool *p = conc_test_pool_new(1);
     struct plain t = {.ret = 4, .value = 44};
     conc_future *f = NULL;
-    struct gate a;
-    gate_init(&a, 0, 0);
-    conc_future *fa = submit_running(p, &a);
+    struct conc_test_gate a;
+    conc_test_gate_init(&a, 0, 0);
+    conc_future *fa = conc_test_submit_running(p, &a);
     assert_int_equal(conc_pool_submit(p, plain_task, &t, &f), 0);
     conc_future *kept = NULL;
     assert_int_equal(conc_future_add_done_callback(f, retaining_cb, &kept), 0);
-    release(f);
-    open_gate(&a);
-    pool_free(p);
+    conc_test_release(f);
+    conc_test_gate_open(&a);
+    conc_test_pool_free(p);
     assert_non_null(kept);
     conc_result r;
     assert_int_equal(conc_future_result(kept, &r), 4);
     assert_int_equal(r.value, 44);
-    release(kept);
-    release(fa);
-    gate_destroy(&a);
+    conc_test_release(kept);
+    conc_test_release(fa);
+    conc_test_gate_destroy(&a);
 }
 
 /* Callbacks added while the future completes on another thread: each runs
@@ -803,7 +723,7 @@ static void callback_add_races_completion_stress(void **state)
     (void)state;
     enum { K = 8 };
     long rounds = conc_test_scaled(20000, 1000);
-    conc_pool *p = pool_new(2);
+    conc_pool *p = conc_test_pool_new(2);
     struct race_cb *cbs = calloc((size_t)rounds * K, sizeof *cbs);
     assert_non_null(cbs);
     for (long r = 0; r < rounds; r++) {
@@ -814,9 +734,9 @@ static void callback_add_races_completion_stress(void **state)
         assert_int_equal(conc_future_wait(f, CONC_FOREVER), 0);
         /* Callbacks of the finisher may still be running: poll the last. */
         CONC_TEST_POLL_UNTIL(atomic_load(&cbs[r * K + K - 1].calls) == 1);
-        release(f);
+        conc_test_release(f);
     }
-    pool_free(p);
+    conc_test_pool_free(p);
     for (long i = 0; i < rounds * K; i++)
         assert_int_equal(atomic_load(&cbs[i].calls), 1);
     free(cbs);
@@ -849,7 +769,7 @@ static int self_waiting_task(void *arg, conc_result *out)
     conc_future *got = NULL;
     assert_int_equal(conc_as_completed_next(it, &got), 0); /* other: done */
     assert_ptr_equal(got, s->other);
-    release(got);
+    conc_test_release(got);
     s->ac_rc = conc_as_completed_next(it, &got); /* only self left */
     assert_int_equal(conc_as_completed_destroy(it), 0);
     return 0;
@@ -858,7 +778,7 @@ static int self_waiting_task(void *arg, conc_result *out)
 static void waiting_on_own_future_is_edeadlk(void **state)
 {
     (void)state;
-    conc_pool *p = pool_new(1);
+    conc_pool *p = conc_test_pool_new(1);
     struct self_wait s;
     memset(&s, 0, sizeof s);
     assert_int_equal(conc_event_init(&s.go, NULL), 0);
@@ -877,9 +797,9 @@ static void waiting_on_own_future_is_edeadlk(void **state)
     assert_true(s.first_flags[1]);
     assert_int_equal(s.ac_create_rc, 0);
     assert_int_equal(s.ac_rc, CONC_EDEADLK);
-    release(s.self);
-    release(s.other);
-    pool_free(p);
+    conc_test_release(s.self);
+    conc_test_release(s.other);
+    conc_test_pool_free(p);
     assert_int_equal(conc_event_destroy(&s.go), 0);
 }
 
@@ -887,37 +807,37 @@ static void waiting_on_own_future_is_edeadlk(void **state)
 
 struct wait_set {
     conc_pool *p;
-    struct gate g[4];
+    struct conc_test_gate g[4];
     conc_future *f[4];
 };
 
 /* Four futures, each held RUNNING on its own worker. */
 static void wait_set_start(struct wait_set *w, const int *rets)
 {
-    w->p = pool_new(4);
+    w->p = conc_test_pool_new(4);
     for (int i = 0; i < 4; i++) {
-        gate_init(&w->g[i], rets[i], i);
-        w->f[i] = submit_running(w->p, &w->g[i]);
+        conc_test_gate_init(&w->g[i], rets[i], i);
+        w->f[i] = conc_test_submit_running(w->p, &w->g[i]);
     }
 }
 
 static void wait_set_finish(struct wait_set *w)
 {
     for (int i = 0; i < 4; i++)
-        open_gate(&w->g[i]);
+        conc_test_gate_open(&w->g[i]);
     for (int i = 0; i < 4; i++) {
         assert_int_equal(conc_future_wait(w->f[i], CONC_FOREVER), 0);
         assert_int_equal(atomic_load(nwaiters(w->f[i])), 0);
-        release(w->f[i]);
+        conc_test_release(w->f[i]);
     }
-    pool_free(w->p);
+    conc_test_pool_free(w->p);
     for (int i = 0; i < 4; i++)
-        gate_destroy(&w->g[i]);
+        conc_test_gate_destroy(&w->g[i]);
 }
 
 static void finish_one(struct wait_set *w, int i)
 {
-    open_gate(&w->g[i]);
+    conc_test_gate_open(&w->g[i]);
     assert_int_equal(conc_future_wait(w->f[i], CONC_FOREVER), 0);
 }
 
@@ -991,10 +911,10 @@ static void wait_first_exception_sets(void **state)
 static void wait_first_exception_ignores_cancelled(void **state)
 {
     (void)state;
-    conc_pool *p = pool_new(1);
-    struct gate a;
-    gate_init(&a, 0, 0);
-    conc_future *fa = submit_running(p, &a);
+    conc_pool *p = conc_test_pool_new(1);
+    struct conc_test_gate a;
+    conc_test_gate_init(&a, 0, 0);
+    conc_future *fa = conc_test_submit_running(p, &a);
     struct plain t = {0};
     conc_future *fb = submit_plain(p, &t);
     assert_int_equal(conc_future_cancel(fb), 0);
@@ -1002,37 +922,37 @@ static void wait_first_exception_ignores_cancelled(void **state)
     bool done[2];
     assert_int_equal(conc_wait(fs, 2, CONC_FIRST_EXCEPTION, CONC_MSEC(5), done), CONC_ETIMEDOUT);
     assert_flags(done, (bool[]){0, 1}, 2);
-    open_gate(&a);
+    conc_test_gate_open(&a);
     /* All done without a failure also ends FIRST_EXCEPTION. */
     assert_int_equal(conc_wait(fs, 2, CONC_FIRST_EXCEPTION, CONC_FOREVER, done), 0);
     assert_flags(done, (bool[]){1, 1}, 2);
-    release(fa);
-    release(fb);
-    pool_free(p);
-    gate_destroy(&a);
+    conc_test_release(fa);
+    conc_test_release(fb);
+    conc_test_pool_free(p);
+    conc_test_gate_destroy(&a);
 
     /* A task that stops on request with CONC_ECANCELED is cancelled, not
      * failed: FIRST_EXCEPTION does not end on it. */
-    p = pool_new(2);
+    p = conc_test_pool_new(2);
     struct cooperative c = {.obey = true};
     assert_int_equal(conc_event_init(&c.started, NULL), 0);
-    gate_init(&a, 0, 0);
+    conc_test_gate_init(&a, 0, 0);
     conc_future *fc = NULL;
     assert_int_equal(conc_pool_submit(p, cooperative_task, &c, &fc), 0);
     assert_int_equal(conc_event_wait(&c.started, CONC_FOREVER), 0);
-    fa = submit_running(p, &a);
+    fa = conc_test_submit_running(p, &a);
     assert_int_equal(conc_future_request_cancel(fc), 0);
     assert_int_equal(conc_future_wait(fc, CONC_FOREVER), 0);
     fs[0] = fc;
     fs[1] = fa;
     assert_int_equal(conc_wait(fs, 2, CONC_FIRST_EXCEPTION, CONC_MSEC(5), done), CONC_ETIMEDOUT);
     assert_flags(done, (bool[]){1, 0}, 2);
-    open_gate(&a);
+    conc_test_gate_open(&a);
     assert_int_equal(conc_wait(fs, 2, CONC_FIRST_EXCEPTION, CONC_FOREVER, done), 0);
-    release(fa);
-    release(fc);
-    pool_free(p);
-    gate_destroy(&a);
+    conc_test_release(fa);
+    conc_test_release(fc);
+    conc_test_pool_free(p);
+    conc_test_gate_destroy(&a);
     assert_int_equal(conc_event_destroy(&c.started), 0);
 }
 
@@ -1096,12 +1016,12 @@ static void conc_wait_many_futures(void **state)
 {
     (void)state;
     enum { N = 40 };
-    conc_pool *p = pool_new(2);
-    struct gate g;
-    gate_init(&g, 0, 0);
+    conc_pool *p = conc_test_pool_new(2);
+    struct conc_test_gate g;
+    conc_test_gate_init(&g, 0, 0);
     conc_future *fs[N];
     struct plain t[N];
-    fs[0] = submit_running(p, &g);
+    fs[0] = conc_test_submit_running(p, &g);
     for (int i = 1; i < N; i++) {
         t[i] = (struct plain){.ret = i % 7 == 0 ? -i : 0};
         fs[i] = submit_plain(p, &t[i]);
@@ -1116,15 +1036,15 @@ static void conc_wait_many_futures(void **state)
         if (done[i] && conc_future_result(fs[i], NULL) != 0)
             any_failed = true;
     assert_true(any_failed);
-    open_gate(&g);
+    conc_test_gate_open(&g);
     assert_int_equal(conc_wait(fs, N, CONC_ALL_COMPLETED, CONC_FOREVER, done), 0);
     for (int i = 0; i < N; i++) {
         assert_true(done[i]);
         assert_int_equal(atomic_load(nwaiters(fs[i])), 0);
-        release(fs[i]);
+        conc_test_release(fs[i]);
     }
-    pool_free(p);
-    gate_destroy(&g);
+    conc_test_pool_free(p);
+    conc_test_gate_destroy(&g);
 }
 
 /* ----------------------------------------------------------- as_completed */
@@ -1139,12 +1059,12 @@ static void as_completed_yields_in_completion_order(void **state)
     assert_int_equal(conc_as_completed_create(&it, w.f, 4, CONC_FOREVER), 0);
     const int order[4] = {2, 0, 3, 1};
     for (int k = 0; k < 4; k++) {
-        open_gate(&w.g[order[k]]);
+        conc_test_gate_open(&w.g[order[k]]);
         conc_future *f = NULL;
         assert_int_equal(conc_as_completed_next(it, &f), 0);
         assert_ptr_equal(f, w.f[order[k]]);
         assert_true(conc_future_done(f));
-        release(f); /* the iterator's reference, now ours */
+        conc_test_release(f); /* the iterator's reference, now ours */
     }
     conc_future *f = w.f[0];
     assert_int_equal(conc_as_completed_next(it, &f), CONC_ENOENT);
@@ -1158,7 +1078,7 @@ static void as_completed_yields_in_completion_order(void **state)
 static void as_completed_done_and_duplicates(void **state)
 {
     (void)state;
-    conc_pool *p = pool_new(2);
+    conc_pool *p = conc_test_pool_new(2);
     struct plain t[3] = {{0}, {0}, {0}};
     conc_future *f3[3];
     for (int i = 0; i < 3; i++) {
@@ -1179,7 +1099,7 @@ static void as_completed_done_and_duplicates(void **state)
         for (int i = 0; i < 3; i++)
             if (f == f3[i])
                 seen[i]++;
-        release(f);
+        conc_test_release(f);
     }
     conc_future *f = NULL;
     assert_int_equal(conc_as_completed_next(it, &f), CONC_ENOENT);
@@ -1187,9 +1107,9 @@ static void as_completed_done_and_duplicates(void **state)
     for (int i = 0; i < 3; i++) {
         assert_int_equal(seen[i], 1);
         assert_int_equal(atomic_load(&f3[i]->refs), 1);
-        release(f3[i]);
+        conc_test_release(f3[i]);
     }
-    pool_free(p);
+    conc_test_pool_free(p);
 }
 
 /* One deadline for the whole iteration; after it, later calls time out at
@@ -1207,7 +1127,7 @@ static void as_completed_deadline(void **state)
     conc_future *f = NULL;
     assert_int_equal(conc_as_completed_next(it, &f), 0);
     assert_ptr_equal(f, w.f[1]);
-    release(f);
+    conc_test_release(f);
     assert_int_equal(conc_as_completed_next(it, &f), CONC_ETIMEDOUT);
     assert_null(f);
     int64_t took = elapsed_since(t0);
@@ -1220,7 +1140,7 @@ static void as_completed_deadline(void **state)
     finish_one(&w, 2);
     assert_int_equal(conc_as_completed_next(it, &f), 0);
     assert_ptr_equal(f, w.f[2]);
-    release(f);
+    conc_test_release(f);
     /* Destroy releases the one never yielded (w.f[0]). */
     uint32_t before = atomic_load(&w.f[0]->refs);
     assert_int_equal(conc_as_completed_destroy(it), 0);
@@ -1257,7 +1177,7 @@ static void as_completed_blocked_next_wakes(void **state)
     conc_test_join(th);
     assert_int_equal(a.rc, 0);
     assert_ptr_equal(a.got, w.f[3]);
-    release(a.got);
+    conc_test_release(a.got);
     for (int i = 0; i < 4; i++)
         assert_int_equal(atomic_load(nwaiters(w.f[i])), 0);
     assert_int_equal(conc_as_completed_destroy(a.it), 0);
@@ -1298,7 +1218,7 @@ static void as_completed_and_wait_stress(void **state)
     (void)state;
     long rounds = conc_test_scaled(200, 20);
     enum { N = 64 };
-    conc_pool *p = pool_new(4);
+    conc_pool *p = conc_test_pool_new(4);
     for (long r = 0; r < rounds; r++) {
         conc_future *fs[N];
         for (uintptr_t i = 0; i < N; i++)
@@ -1316,7 +1236,7 @@ static void as_completed_and_wait_stress(void **state)
             assert_true(res.value >= 0 && res.value < N);
             assert_int_equal(st, (int)(res.value % 5 == 0));
             seen[res.value]++;
-            release(f);
+            conc_test_release(f);
         }
         assert_int_equal(conc_as_completed_next(it, &f), CONC_ENOENT);
         assert_int_equal(conc_as_completed_destroy(it), 0);
@@ -1325,10 +1245,10 @@ static void as_completed_and_wait_stress(void **state)
         for (int i = 0; i < N; i++) {
             assert_int_equal(seen[i], 1);
             assert_int_equal(atomic_load(nwaiters(fs[i])), 0);
-            release(fs[i]);
+            conc_test_release(fs[i]);
         }
     }
-    pool_free(p);
+    conc_test_pool_free(p);
 }
 
 /* Many threads wait on futures that complete concurrently: nobody hangs. */
@@ -1343,7 +1263,7 @@ static void future_wait_wakeup_stress(void **state)
 {
     (void)state;
     long rounds = conc_test_scaled(3000, 300);
-    conc_pool *p = pool_new(2);
+    conc_pool *p = conc_test_pool_new(2);
     for (long r = 0; r < rounds; r++) {
         struct plain t = {0};
         conc_future *f = submit_plain(p, &t);
@@ -1355,9 +1275,9 @@ static void future_wait_wakeup_stress(void **state)
             conc_test_join(th[i]);
         assert_int_equal(atomic_load(nwaiters(f)), 0);
         assert_int_equal(atomic_load(&t.runs), 1);
-        release(f);
+        conc_test_release(f);
     }
-    pool_free(p);
+    conc_test_pool_free(p);
 }
 
 CONC_TEST_MAIN(

@@ -6,11 +6,9 @@
  * against the default one under a lock hogger: the worst wait of the other
  * thread in each mode is printed, never asserted. */
 #define _GNU_SOURCE
-#include "test.h"
+#include "test_impl.h"
 
-#include "conc/conc.h"
 #include "conc/debug.h"
-#include "sync/sync_impl.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -23,12 +21,6 @@ void conc__lockstat_env(const char *value); /* diag.h: what CONC_LOCKSTAT does a
 #define MAX_ROWS 64
 
 /* ---- helpers ---- */
-
-static bool mutex_has_waiter(conc_mutex *m)
-{
-    struct conc__mutex *i = (struct conc__mutex *)(void *)m;
-    return atomic_load(&i->word) == CONC__M_CONTENDED || atomic_load(&i->q.nwaiters) > 0;
-}
 
 /* The row of lock in the current statistics; fails when it has none. */
 static conc_lockstat stat_of(const void *lock)
@@ -88,7 +80,7 @@ static void contend_once(conc_mutex *m, int64_t hold)
     assert_int_equal(conc_mutex_lock(m), 0);
     struct locker one = {m, 1};
     pthread_t t = conc_test_start(locker_fn, &one);
-    CONC_TEST_POLL_UNTIL(mutex_has_waiter(m));
+    CONC_TEST_POLL_UNTIL(conc_test_mutex_has_waiter(m));
     conc_sleep(hold);
     assert_int_equal(conc_mutex_unlock(m), 0);
     conc_test_join(t);
@@ -391,7 +383,7 @@ static int64_t hogged_worst_wait(bool fair, conc_lockstat *out)
      * waits, then hand over to the hogger and the victim together. */
     assert_int_equal(conc_mutex_lock(m), 0);
     pthread_t vt = conc_test_start(victim_fn, &v);
-    CONC_TEST_POLL_UNTIL(mutex_has_waiter(m));
+    CONC_TEST_POLL_UNTIL(conc_test_mutex_has_waiter(m));
     pthread_t ht = conc_test_start(hog_fn, &h);
     assert_int_equal(conc_mutex_unlock(m), 0);
     conc_test_join(vt);

@@ -6,37 +6,11 @@
  * the hand-off picks them, held there by the wait core's test hook), a
  * destroy refused with EBUSY that must leave a concurrent locker working,
  * the recursive mutex's depth, and counter stresses in both modes. */
-#include "test.h"
-
-#include "conc/conc.h"
-#include "sync/sync_impl.h"
+#include "test_impl.h"
 
 #include <stdatomic.h>
 #include <string.h>
 #include <sys/types.h>
-
-/* Polls until cond holds. The 10 s ceiling only catches a hang: nothing
- * asserted depends on how long the poll takes. */
-#define POLL_UNTIL(cond) POLL_UNTIL_FOR(cond, CONC_SEC(10))
-#define POLL_UNTIL_FOR(cond, ceiling)                                          \
-    do {                                                                       \
-        int64_t poll_deadline_ = conc_now_ns() + (ceiling);                    \
-        while (!(cond)) {                                                      \
-            if (conc_now_ns() > poll_deadline_)                                \
-                fail_msg("timed out polling at line %d", __LINE__);            \
-            conc_sleep(CONC_USEC(100));                                        \
-        }                                                                      \
-    } while (0)
-
-static pthread_t spawn(void *(*fn)(void *), void *arg)
-{
-    return conc_test_start(fn, arg);
-}
-
-static void join(pthread_t t)
-{
-    conc_test_join(t);
-}
 
 /* Stress threads start together, so that they really contend rather than
  * run one after another while the next one is still being created. */
@@ -64,26 +38,9 @@ static struct conc__mutex *rimpl(conc_rmutex *m)
     return &((struct conc__rmutex *)(void *)m)->m;
 }
 
-/* Threads announced in the fair-mode queue. */
-static uint32_t nwaiters(conc_mutex *m)
-{
-    return atomic_load(&impl(m)->q.nwaiters);
-}
-
 static uint32_t word(conc_mutex *m)
 {
     return atomic_load(&impl(m)->word);
-}
-
-/* Records linked in the queue right now, counted under the queue's lock. */
-static unsigned queue_length(struct conc__waitq *q)
-{
-    conc__waitq_lock(q);
-    unsigned n = 0;
-    for (struct conc__waiter *w = q->head; w; w = w->next)
-        n++;
-    conc__waitq_unlock(q);
-    return n;
 }
 
 /* Whether some thread sleeps (default mode) or queues (fair mode) on m. */
@@ -137,7 +94,7 @@ static void *call_main(void *arg)
 static int elsewhere(conc_mutex *m, int op, int64_t timeout)
 {
     struct call c = {.m = m, .op = op, .timeout = timeout, .rc = 1};
-    join(spawn(call_main, &c));
+    conc_test_join(conc_test_start(call_main, &c));
     return c.rc;
 }
 
@@ -329,7 +286,7 @@ static void *holder_main(void *arg)
     struct holder *h = arg;
     assert_int_equal(conc_mutex_lock(h->m), 0);
     atomic_store(&h->holding, 1);
-    POLL_UNTIL(atomic_load(&h->release));
+    CONC_TEST_POLL_UNTIL(atomic_load(&h->release));
     assert_int_equal(conc_mutex_unlock(h->m), 0);
     return NULL;
 }
@@ -341,14 +298,14 @@ static void mutex_trylock_when_held_elsewhere(void **state)
         conc_mutex m;
         assert_int_equal(conc_mutex_init(&m, &modes[i]), 0);
         struct holder h = {.m = &m};
-        pthread_t t = spawn(holder_main, &h);
-        POLL_UNTIL(atomic_load(&h.holding));
+        pthread_t t = conc_test_start(holder_main, &h);
+        CONC_TEST_POLL_UNTIL(atomic_load(&h.holding));
         assert_int_equal(conc_mutex_trylock(&m), CONC_ETIMEDOUT);
         assert_int_equal(conc_mutex_timedlock(&m, 0), CONC_ETIMEDOUT);
         assert_int_equal(conc_mutex_unlock(&m), CONC_EPERM);
         assert_int_equal(conc_mutex_destroy(&m), CONC_EBUSY);
         atomic_store(&h.release, 1);
-        join(t);
+        conc_test_join(t);
         /* Free again: ours at the first try. */
         assert_int_equal(conc_mutex_trylock(&m), 0);
         assert_int_equal(conc_mutex_unlock(&m), 0);
@@ -364,8 +321,8 @@ static void mutex_timedlock_timing(void **state)
         conc_mutex m;
         assert_int_equal(conc_mutex_init(&m, &modes[i]), 0);
         struct holder h = {.m = &m};
-        pthread_t t = spawn(holder_main, &h);
-        POLL_UNTIL(atomic_load(&h.holding));
+        pthread_t t = conc_test_start(holder_main, &h);
+        CONC_TEST_POLL_UNTIL(atomic_load(&h.holding));
         int64_t t0 = conc_now_ns();
         assert_int_equal(conc_mutex_timedlock(&m, timeout), CONC_ETIMEDOUT);
         int64_t took = conc_now_ns() - t0;
@@ -374,9 +331,9 @@ static void mutex_timedlock_timing(void **state)
         assert_true(took >= timeout);
         assert_true(took < timeout + CONC_SEC(1));
         /* The timed-out waiter left no trace: no queued waiter remains. */
-        assert_int_equal(nwaiters(&m), 0);
+        assert_int_equal(conc_test_nwaiters(&m), 0);
         atomic_store(&h.release, 1);
-        join(t);
+        conc_test_join(t);
         assert_int_equal(conc_mutex_timedlock(&m, timeout), 0);
         assert_int_equal(conc_mutex_unlock(&m), 0);
         assert_int_equal(word(&m), CONC__M_UNLOCKED);
@@ -408,12 +365,12 @@ static void mutex_blocked_waiter_gets_it_on_unlock(void **state)
         assert_int_equal(conc_mutex_init(&m, &modes[i]), 0);
         assert_int_equal(conc_mutex_lock(&m), 0);
         struct blocked b = {.m = &m, .rc = 1};
-        pthread_t t = spawn(blocked_locker, &b);
-        POLL_UNTIL(has_sleeper(impl(&m)));
+        pthread_t t = conc_test_start(blocked_locker, &b);
+        CONC_TEST_POLL_UNTIL(has_sleeper(impl(&m)));
         /* Asleep in lock while we hold it: it cannot have returned. */
         assert_int_equal(atomic_load(&b.got), 0);
         assert_int_equal(conc_mutex_unlock(&m), 0);
-        join(t);
+        conc_test_join(t);
         assert_int_equal(b.rc, 0);
         assert_int_equal(word(&m), CONC__M_UNLOCKED);
         assert_int_equal(conc_mutex_destroy(&m), 0);
@@ -453,7 +410,7 @@ static void *fifo_waiter(void *arg)
     f->order[f->n++] = w->id;
     if (w->hold) {
         atomic_store(&f->holding, 1);
-        POLL_UNTIL(atomic_load(&f->go));
+        CONC_TEST_POLL_UNTIL(atomic_load(&f->go));
     }
     assert_int_equal(conc_mutex_unlock(&f->m), 0);
     return NULL;
@@ -472,8 +429,9 @@ static void fifo_init(struct fifo *f)
 static void queue_in_order(struct fifo *f, struct fwaiter *w, pthread_t *t, int n)
 {
     for (int i = 0; i < n; i++) {
-        t[i] = spawn(fifo_waiter, &w[i]);
-        POLL_UNTIL(nwaiters(&f->m) + (uint32_t)atomic_load(&f->timed_done) == (uint32_t)i + 1);
+        t[i] = conc_test_start(fifo_waiter, &w[i]);
+        CONC_TEST_POLL_UNTIL(conc_test_nwaiters(&f->m) + (uint32_t)atomic_load(&f->timed_done) ==
+                             (uint32_t)i + 1);
     }
 }
 
@@ -489,23 +447,23 @@ static void mutex_fair_fifo_order(void **state)
         w[i] = (struct fwaiter){.f = &f, .id = i, .timeout = CONC_FOREVER, .hold = i == 0};
     assert_int_equal(conc_mutex_lock(&f.m), 0);
     queue_in_order(&f, w, t, N);
-    assert_int_equal(queue_length(&impl(&f.m)->q), N);
+    assert_int_equal(conc_test_queue_len(&f.m), N);
     assert_int_equal(conc_mutex_unlock(&f.m), 0);
     /* The unlock handed the mutex to waiter 0 (which keeps it until go):
      * a newcomer cannot take it, even the thread that just let go. */
     assert_int_equal(conc_mutex_trylock(&f.m), CONC_ETIMEDOUT);
-    POLL_UNTIL(atomic_load(&f.holding));
+    CONC_TEST_POLL_UNTIL(atomic_load(&f.holding));
     assert_int_equal(conc_mutex_trylock(&f.m), CONC_ETIMEDOUT);
     atomic_store(&f.go, 1);
     for (int i = 0; i < N; i++)
-        join(t[i]);
+        conc_test_join(t[i]);
     assert_int_equal(f.n, N);
     for (int i = 0; i < N; i++) {
         assert_int_equal(w[i].rc, 0);
         assert_int_equal(f.order[i], i);
     }
     assert_int_equal(word(&f.m), CONC__M_UNLOCKED);
-    assert_int_equal(nwaiters(&f.m), 0);
+    assert_int_equal(conc_test_nwaiters(&f.m), 0);
     assert_int_equal(conc_mutex_destroy(&f.m), 0);
 }
 
@@ -523,15 +481,15 @@ static void fair_timeout_at(int pos)
             .f = &f, .id = i, .timeout = i == pos ? CONC_MSEC(100) : CONC_FOREVER};
     assert_int_equal(conc_mutex_lock(&f.m), 0);
     queue_in_order(&f, w, t, N);
-    join(t[pos]);
+    conc_test_join(t[pos]);
     assert_int_equal(w[pos].rc, CONC_ETIMEDOUT);
     /* Gone from the queue: two announced, two linked. */
-    assert_int_equal(nwaiters(&f.m), N - 1);
-    assert_int_equal(queue_length(&impl(&f.m)->q), N - 1);
+    assert_int_equal(conc_test_nwaiters(&f.m), N - 1);
+    assert_int_equal(conc_test_queue_len(&f.m), N - 1);
     assert_int_equal(conc_mutex_unlock(&f.m), 0);
     for (int i = 0; i < N; i++)
         if (i != pos)
-            join(t[i]);
+            conc_test_join(t[i]);
     assert_int_equal(f.n, N - 1);
     int k = 0;
     for (int i = 0; i < N; i++) {
@@ -555,32 +513,12 @@ static void mutex_fair_timed_out_waiter_leaves_queue(void **state)
 
 /* ---- the wake-versus-timeout race, made deterministic by the hook ---- */
 
-static atomic_int hook_entered, hook_release;
-
-/* Holds a waiter that has just timed out (state TIMED_OUT, still linked)
- * until the test lets it go. */
-static void hold_after_timeout(struct conc__waiter *w)
-{
-    (void)w;
-    atomic_store(&hook_entered, 1);
-    /* Longer than the main thread's polls, so that a hang is reported
-     * where it happens. */
-    POLL_UNTIL_FOR(atomic_load(&hook_release), CONC_SEC(30));
-}
-
-static void hook_install(void)
-{
-    atomic_store(&hook_entered, 0);
-    atomic_store(&hook_release, 0);
-    conc__test_after_timeout = hold_after_timeout;
-}
-
 static void mutex_fair_handoff_skips_timed_out_waiter(void **state)
 {
     (void)state;
     struct fifo f;
     fifo_init(&f);
-    hook_install();
+    conc_test_timeout_hold_install();
     struct fwaiter w[2] = {
         {.f = &f, .id = 0, .timeout = CONC_MSEC(20)},
         {.f = &f, .id = 1, .timeout = CONC_FOREVER, .hold = true},
@@ -589,25 +527,25 @@ static void mutex_fair_handoff_skips_timed_out_waiter(void **state)
     assert_int_equal(conc_mutex_lock(&f.m), 0);
     queue_in_order(&f, w, t, 2);
     /* Waiter 0 timed out but is still first in the queue. */
-    POLL_UNTIL(atomic_load(&hook_entered));
-    assert_int_equal(queue_length(&impl(&f.m)->q), 2);
+    conc_test_timeout_hold_await();
+    assert_int_equal(conc_test_queue_len(&f.m), 2);
     assert_int_equal(conc_mutex_unlock(&f.m), 0);
     /* The hand-off passed over waiter 0 to waiter 1. */
-    POLL_UNTIL(atomic_load(&f.holding));
+    CONC_TEST_POLL_UNTIL(atomic_load(&f.holding));
     assert_int_equal(f.order[0], 1);
-    assert_int_equal(queue_length(&impl(&f.m)->q), 0);
+    assert_int_equal(conc_test_queue_len(&f.m), 0);
     assert_int_equal(conc_mutex_trylock(&f.m), CONC_ETIMEDOUT);
     /* Let waiter 0 finish: the mutex is held, so its timeout stands. */
-    atomic_store(&hook_release, 1);
-    join(t[0]);
+    conc_test_timeout_hold_release();
+    conc_test_join(t[0]);
     assert_int_equal(w[0].rc, CONC_ETIMEDOUT);
     atomic_store(&f.go, 1);
-    join(t[1]);
-    conc__test_after_timeout = NULL;
+    conc_test_join(t[1]);
+    conc_test_timeout_hold_remove();
     assert_int_equal(w[1].rc, 0);
     assert_int_equal(f.n, 1);
     assert_int_equal(word(&f.m), CONC__M_UNLOCKED);
-    assert_int_equal(nwaiters(&f.m), 0);
+    assert_int_equal(conc_test_nwaiters(&f.m), 0);
     assert_int_equal(conc_mutex_destroy(&f.m), 0);
 }
 
@@ -616,46 +554,29 @@ static void mutex_fair_handoff_to_no_live_waiter_frees_it(void **state)
     (void)state;
     struct fifo f;
     fifo_init(&f);
-    hook_install();
+    conc_test_timeout_hold_install();
     struct fwaiter w = {.f = &f, .id = 0, .timeout = CONC_MSEC(20)};
     pthread_t t;
     assert_int_equal(conc_mutex_lock(&f.m), 0);
     queue_in_order(&f, &w, &t, 1);
-    POLL_UNTIL(atomic_load(&hook_entered));
+    conc_test_timeout_hold_await();
     /* The only waiter timed out: the unlock finds nobody to hand over to and
      * must free the mutex rather than leave it owned by nobody. */
     assert_int_equal(conc_mutex_unlock(&f.m), 0);
     assert_int_equal(word(&f.m), CONC__M_UNLOCKED);
     assert_true(atomic_load(&impl(&f.m)->owner) == 0);
     assert_int_equal(conc_mutex_trylock(&f.m), 0);
-    atomic_store(&hook_release, 1);
-    join(t);
-    conc__test_after_timeout = NULL;
+    conc_test_timeout_hold_release();
+    conc_test_join(t);
+    conc_test_timeout_hold_remove();
     assert_int_equal(w.rc, CONC_ETIMEDOUT);
     assert_int_equal(conc_mutex_unlock(&f.m), 0);
     assert_int_equal(word(&f.m), CONC__M_UNLOCKED);
-    assert_int_equal(nwaiters(&f.m), 0);
+    assert_int_equal(conc_test_nwaiters(&f.m), 0);
     assert_int_equal(conc_mutex_destroy(&f.m), 0);
 }
 
 /* ---- destroy refused (EBUSY) must change nothing ---- */
-
-/* The scheduler state ('R', 'S', ...) of one of our threads; 0 once it
- * has exited. */
-static char thread_state(pid_t tid)
-{
-    char path[64], buf[256];
-    snprintf(path, sizeof path, "/proc/self/task/%d/stat", (int)tid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return 0;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = 0;
-    const char *p = strrchr(buf, ')'); /* the name may hold spaces */
-    assert_non_null(p);
-    return p[2];
-}
 
 struct racer {
     conc_mutex *m;
@@ -683,12 +604,13 @@ static void *racer_destroy(void *arg)
     return NULL;
 }
 
-/* Waits until the thread is asleep (both racers can only sleep on the
- * queue's internal lock, which the test holds) or has finished. */
-static void poll_asleep(struct racer *r)
+/* Waits until the thread is asleep on the futex of q's internal lock, which
+ * the test holds (the only place either racer can sleep), or has finished. */
+static void poll_asleep(struct racer *r, struct conc__waitq *q)
 {
-    POLL_UNTIL(atomic_load(&r->tid) != 0);
-    POLL_UNTIL(atomic_load(&r->done) || thread_state((pid_t)atomic_load(&r->tid)) == 'S');
+    CONC_TEST_POLL_UNTIL(atomic_load(&r->tid) != 0);
+    CONC_TEST_POLL_UNTIL(atomic_load(&r->done) ||
+                         conc_test_thread_in_futex_wait((pid_t)atomic_load(&r->tid), &q->lock));
 }
 
 static void mutex_fair_busy_destroy_changes_nothing(void **state)
@@ -701,35 +623,35 @@ static void mutex_fair_busy_destroy_changes_nothing(void **state)
      * orders the two: the locker queues on it first, then destroy. */
     struct fifo f;
     fifo_init(&f);
-    hook_install();
+    conc_test_timeout_hold_install();
     struct fwaiter w = {.f = &f, .id = 0, .timeout = CONC_MSEC(20)};
     pthread_t tw;
     assert_int_equal(conc_mutex_lock(&f.m), 0);
     queue_in_order(&f, &w, &tw, 1);
-    POLL_UNTIL(atomic_load(&hook_entered));
+    conc_test_timeout_hold_await();
     assert_int_equal(conc_mutex_unlock(&f.m), 0); /* nobody to hand over to */
     assert_int_equal(conc_mutex_trylock(&f.m), 0);
     struct conc__waitq *q = &impl(&f.m)->q;
     conc__waitq_lock(q);
     struct racer locker = {.m = &f.m, .rc = 1}, destroyer = {.m = &f.m, .rc = 1};
-    pthread_t tl = spawn(racer_lock, &locker);
-    poll_asleep(&locker);
+    pthread_t tl = conc_test_start(racer_lock, &locker);
+    poll_asleep(&locker, q);
     assert_int_equal(conc_mutex_unlock(&f.m), 0); /* free, no queue: no lock needed */
-    pthread_t td = spawn(racer_destroy, &destroyer);
-    poll_asleep(&destroyer);
+    pthread_t td = conc_test_start(racer_destroy, &destroyer);
+    poll_asleep(&destroyer, q);
     conc__waitq_unlock(q);
-    join(td);
+    conc_test_join(td);
     assert_int_equal(destroyer.rc, CONC_EBUSY);
     /* Nothing changed: the mutex is free, so the locker gets it. */
-    POLL_UNTIL(atomic_load(&locker.done));
-    join(tl);
+    CONC_TEST_POLL_UNTIL(atomic_load(&locker.done));
+    conc_test_join(tl);
     assert_int_equal(locker.rc, 0);
-    atomic_store(&hook_release, 1);
-    join(tw);
-    conc__test_after_timeout = NULL;
+    conc_test_timeout_hold_release();
+    conc_test_join(tw);
+    conc_test_timeout_hold_remove();
     assert_true(w.rc == 0 || w.rc == CONC_ETIMEDOUT); /* free when it looked again */
     assert_int_equal(word(&f.m), CONC__M_UNLOCKED);
-    assert_int_equal(nwaiters(&f.m), 0);
+    assert_int_equal(conc_test_nwaiters(&f.m), 0);
     assert_int_equal(conc_mutex_destroy(&f.m), 0);
 }
 
@@ -807,7 +729,7 @@ static void rmutex_non_owner_is_eperm(void **state)
     assert_int_equal(conc_rmutex_lock(&m), 0);
     assert_int_equal(conc_rmutex_lock(&m), 0);
     struct rcall c = {.m = &m};
-    join(spawn(rmutex_outsider, &c));
+    conc_test_join(conc_test_start(rmutex_outsider, &c));
     assert_int_equal(c.depth, 0);
     assert_int_equal(c.unlock_rc, CONC_EPERM);
     assert_int_equal(c.trylock_rc, CONC_ETIMEDOUT);
@@ -857,7 +779,7 @@ static void check_default_rmutex(conc_rmutex *m)
     assert_int_equal(conc_rmutex_trylock(m), 0);
     assert_int_equal(conc_rmutex_depth(m), 2);
     struct rcall c = {.m = m};
-    join(spawn(rmutex_outsider, &c));
+    conc_test_join(conc_test_start(rmutex_outsider, &c));
     assert_int_equal(c.trylock_rc, CONC_ETIMEDOUT);
     assert_int_equal(c.unlock_rc, CONC_EPERM);
     assert_int_equal(conc_rmutex_unlock(m), 0);
@@ -919,15 +841,15 @@ static void rmutex_released_only_at_depth_zero(void **state)
         assert_int_equal(conc_rmutex_lock(&m), 0);
         assert_int_equal(conc_rmutex_lock(&m), 0);
         struct rblocked b = {.m = &m, .rc = 1};
-        pthread_t t = spawn(rmutex_blocked_locker, &b);
-        POLL_UNTIL(has_sleeper(rimpl(&m)));
+        pthread_t t = conc_test_start(rmutex_blocked_locker, &b);
+        CONC_TEST_POLL_UNTIL(has_sleeper(rimpl(&m)));
         /* One level left: still ours, the waiter cannot have it. */
         assert_int_equal(conc_rmutex_unlock(&m), 0);
         assert_int_equal(conc_rmutex_depth(&m), 1);
         assert_int_equal(atomic_load(&b.got), 0);
         assert_true(atomic_load(&rimpl(&m)->owner) == conc__self());
         assert_int_equal(conc_rmutex_unlock(&m), 0);
-        join(t);
+        conc_test_join(t);
         assert_int_equal(b.rc, 0);
         assert_int_equal(b.depth_inside, 1);
         assert_int_equal(conc_rmutex_destroy(&m), 0);
@@ -978,7 +900,7 @@ static void counter_stress(const conc_mutex_opts *opts, long iters)
                   (double)(conc_now_ns() - t0) / 1e9);
     assert_int_equal(counter, (long)T * iters);
     assert_int_equal(word(&m), CONC__M_UNLOCKED);
-    assert_int_equal(nwaiters(&m), 0);
+    assert_int_equal(conc_test_nwaiters(&m), 0);
     assert_int_equal(conc_mutex_destroy(&m), 0);
 }
 
@@ -1059,7 +981,7 @@ static void mutex_timedlock_stress(void **state)
         /* Every FOREVER call (one in five) must have won. */
         assert_true(wins >= (long)T * (iters / 5));
         assert_int_equal(word(&m), CONC__M_UNLOCKED);
-        assert_int_equal(nwaiters(&m), 0);
+        assert_int_equal(conc_test_nwaiters(&m), 0);
         assert_int_equal(conc_mutex_destroy(&m), 0);
     }
 }

@@ -4,10 +4,7 @@
  * returns 0 or the error of its own run), conc_once_call_timed timing out
  * while another caller's initialiser runs, CONC_ONCE_INIT and all-zero
  * objects, and a stress over many onces with failing first runs. */
-#include "test.h"
-
-#include "conc/conc.h"
-#include "sync/sync_impl.h"
+#include "test_impl.h"
 
 #include <stdatomic.h>
 #include <string.h>
@@ -15,32 +12,6 @@
 enum { FAIL_CODE = 77 };
 
 /* ---- helpers ---- */
-
-static _Atomic uint32_t *once_nwaiters(conc_once *o)
-{
-    return &((struct conc__once *)(void *)o)->q.nwaiters;
-}
-
-/* Polls the internal count of callers inside the slow path (the runner
- * included) until it is n. */
-static void wait_for_callers(conc_once *o, uint32_t n)
-{
-    int64_t deadline = conc_now_ns() + CONC_SEC(10);
-    while (atomic_load(once_nwaiters(o)) != n) {
-        assert_true(conc_now_ns() < deadline);
-        conc_sleep(CONC_USEC(100));
-    }
-}
-
-static pthread_t start(void *(*fn)(void *), void *arg)
-{
-    return conc_test_start(fn, arg);
-}
-
-static void join(pthread_t t)
-{
-    conc_test_join(t);
-}
 
 /* An initialiser that can fail its first runs and can be held on a gate. */
 struct init {
@@ -128,7 +99,7 @@ static void once_negative_timeout_is_einval(void **state)
     conc_once o = CONC_ONCE_INIT;
     assert_int_equal(conc_once_call_timed(&o, never_fn, NULL, -2), CONC_EINVAL);
     assert_int_equal(conc_once_call_timed(&o, never_fn, NULL, INT64_MIN), CONC_EINVAL);
-    assert_int_equal(atomic_load(once_nwaiters(&o)), 0);
+    assert_int_equal(conc_test_nwaiters(&o), 0);
 }
 
 /* "Negative timeouts other than CONC_FOREVER are CONC_EINVAL everywhere":
@@ -158,7 +129,7 @@ static void check_runs_once(conc_once *o)
     assert_int_equal(atomic_load(&in.runs), 1);
     assert_int_equal(c.ran, 1); /* fn got our arg */
     assert_int_equal(in.value, 42);
-    assert_int_equal(atomic_load(once_nwaiters(o)), 0);
+    assert_int_equal(conc_test_nwaiters(o), 0);
 }
 
 static conc_once g_static_once = CONC_ONCE_INIT;
@@ -207,13 +178,13 @@ static void once_concurrent_callers_run_it_once(void **state)
     pthread_t t[CALLERS];
     for (int i = 0; i < CALLERS; i++) {
         c[i] = caller_of(&o, &in, CONC_FOREVER);
-        t[i] = start(call_thread, &c[i]);
+        t[i] = conc_test_start(call_thread, &c[i]);
     }
-    wait_for_callers(&o, CALLERS); /* the runner and the rest, waiting */
+    conc_test_await_waiters(&o, CALLERS); /* the runner and the rest, waiting */
     assert_int_equal(atomic_load(&in.runs), 1);
     assert_int_equal(conc_event_set(&gate), 0);
     for (int i = 0; i < CALLERS; i++)
-        join(t[i]);
+        conc_test_join(t[i]);
     check_callers(c, CALLERS);
     assert_int_equal(atomic_load(&in.runs), 1);
     assert_int_equal(atomic_load(&in.successes), 1);
@@ -235,13 +206,13 @@ static void once_concurrent_callers_rerun_after_failure(void **state)
     pthread_t t[CALLERS];
     for (int i = 0; i < CALLERS; i++) {
         c[i] = caller_of(&o, &in, i % 2 ? CONC_FOREVER : CONC_SEC(30));
-        t[i] = start(call_thread, &c[i]);
+        t[i] = conc_test_start(call_thread, &c[i]);
     }
-    wait_for_callers(&o, CALLERS);
+    conc_test_await_waiters(&o, CALLERS);
     assert_int_equal(conc_event_set(&gate), 0); /* the first run may now fail */
     int failed = 0, succeeded = 0;
     for (int i = 0; i < CALLERS; i++) {
-        join(t[i]);
+        conc_test_join(t[i]);
         failed += c[i].rc == FAIL_CODE;
         succeeded += c[i].ran_ok;
     }
@@ -250,7 +221,7 @@ static void once_concurrent_callers_rerun_after_failure(void **state)
     assert_int_equal(succeeded, 1);
     assert_int_equal(atomic_load(&in.runs), 3);
     assert_int_equal(atomic_load(&in.successes), 1);
-    assert_int_equal(atomic_load(once_nwaiters(&o)), 0);
+    assert_int_equal(conc_test_nwaiters(&o), 0);
     assert_int_equal(conc_event_destroy(&gate), 0);
 }
 
@@ -265,23 +236,19 @@ static void once_timed_call_times_out_while_running(void **state)
     assert_int_equal(conc_event_init(&gate, NULL), 0);
     struct init in = {.gate = &gate};
     struct caller runner = caller_of(&o, &in, CONC_FOREVER);
-    pthread_t tr = start(call_thread, &runner);
-    wait_for_callers(&o, 1);
-    int64_t deadline = conc_now_ns() + CONC_SEC(10);
-    while (!atomic_load(&in.entered)) { /* announced first, then runs fn */
-        assert_true(conc_now_ns() < deadline);
-        conc_sleep(CONC_USEC(100));
-    }
+    pthread_t tr = conc_test_start(call_thread, &runner);
+    conc_test_await_waiters(&o, 1);
+    CONC_TEST_POLL_UNTIL(atomic_load(&in.entered)); /* announced first, then runs fn */
     struct caller me = caller_of(&o, &in, 0);
     assert_int_equal(conc_once_call_timed(&o, init_fn, &me, 0), CONC_ETIMEDOUT);
     assert_int_equal(conc_once_call_timed(&o, init_fn, &me, CONC_MSEC(10)), CONC_ETIMEDOUT);
     assert_int_equal(me.ran, 0);
     struct caller waiter = caller_of(&o, &in, CONC_FOREVER);
-    pthread_t tw = start(call_thread, &waiter);
-    wait_for_callers(&o, 2);
+    pthread_t tw = conc_test_start(call_thread, &waiter);
+    conc_test_await_waiters(&o, 2);
     assert_int_equal(conc_event_set(&gate), 0);
-    join(tr);
-    join(tw);
+    conc_test_join(tr);
+    conc_test_join(tw);
     assert_int_equal(runner.rc, 0);
     assert_int_equal(waiter.rc, 0);
     assert_int_equal(waiter.ran, 0);
@@ -300,8 +267,8 @@ static void once_timed_call_timing(void **state)
     assert_int_equal(conc_event_init(&gate, NULL), 0);
     struct init in = {.gate = &gate};
     struct caller runner = caller_of(&o, &in, CONC_FOREVER);
-    pthread_t tr = start(call_thread, &runner);
-    wait_for_callers(&o, 1);
+    pthread_t tr = conc_test_start(call_thread, &runner);
+    conc_test_await_waiters(&o, 1);
     static const int64_t timeouts[] = {CONC_MSEC(30), CONC_USEC(300)};
     for (size_t i = 0; i < sizeof timeouts / sizeof *timeouts; i++) {
         int64_t t0 = conc_now_ns();
@@ -314,7 +281,7 @@ static void once_timed_call_timing(void **state)
                       (long long)((took - timeouts[i]) / 1000));
     }
     assert_int_equal(conc_event_set(&gate), 0);
-    join(tr);
+    conc_test_join(tr);
     assert_int_equal(runner.rc, 0);
     assert_int_equal(atomic_load(&in.runs), 1);
     assert_int_equal(conc_event_destroy(&gate), 0);
@@ -383,10 +350,10 @@ static void once_stress_many_onces(void **state)
     for (int i = 0; i < SWEEPERS; i++)
         args[i].s = &s;
     /* The gate lets all sweepers start together. */
-    pthread_t opener = start(open_gate, &s.go);
+    pthread_t opener = conc_test_start(open_gate, &s.go);
     int64_t t0 = conc_now_ns();
     conc_test_run_threads(SWEEPERS, sweeper, args, sizeof *args);
-    join(opener);
+    conc_test_join(opener);
     for (long k = 0; k < s.n; k++) {
         assert_int_equal(atomic_load(&s.inits[k].runs), k % 3 + 1);
         assert_int_equal(atomic_load(&s.inits[k].successes), 1);

@@ -16,7 +16,6 @@
 #define _GNU_SOURCE
 #include "test.h"
 
-#include "conc/conc.h"
 #include "exec/future_impl.h"
 #include "exec/pool/pool_impl.h"
 
@@ -28,79 +27,6 @@
 #include <unistd.h>
 
 /* ------------------------------------------------------------------ helpers */
-
-static conc_pool *pool_new(int workers, size_t capacity)
-{
-    conc_pool *p = NULL;
-    conc_pool_opts o = {.max_workers = workers, .queue_capacity = capacity};
-    assert_int_equal(conc_pool_create(&p, &o), 0);
-    assert_non_null(p);
-    return p;
-}
-
-static void pool_free(conc_pool *p)
-{
-    assert_int_equal(conc_pool_destroy(p), 0);
-}
-
-static void release(conc_future *f)
-{
-    assert_int_equal(conc_future_release(f), 0);
-}
-
-/* A task held RUNNING until `go` is set. */
-struct gate {
-    conc_event started, go;
-    _Atomic int runs;
-    _Atomic bool saw_cancel; /* conc_cancel_requested() when it ended */
-    int ret;
-};
-
-static void gate_init(struct gate *g, int ret)
-{
-    memset(g, 0, sizeof *g);
-    assert_int_equal(conc_event_init(&g->started, NULL), 0);
-    assert_int_equal(conc_event_init(&g->go, NULL), 0);
-    g->ret = ret;
-}
-
-static void gate_destroy(struct gate *g)
-{
-    assert_int_equal(conc_event_destroy(&g->started), 0);
-    assert_int_equal(conc_event_destroy(&g->go), 0);
-}
-
-static int gated_task(void *arg, conc_result *out)
-{
-    struct gate *g = arg;
-    atomic_fetch_add(&g->runs, 1);
-    assert_int_equal(conc_event_set(&g->started), 0);
-    assert_int_equal(conc_event_wait(&g->go, CONC_FOREVER), 0);
-    atomic_store(&g->saw_cancel, conc_cancel_requested());
-    out->value = 1;
-    return g->ret;
-}
-
-static conc_future *submit_running(conc_pool *p, struct gate *g)
-{
-    conc_future *f = NULL;
-    assert_int_equal(conc_pool_submit(p, gated_task, g, &f), 0);
-    assert_int_equal(conc_event_wait(&g->started, CONC_FOREVER), 0);
-    return f;
-}
-
-static void open_gate(struct gate *g)
-{
-    assert_int_equal(conc_event_set(&g->go), 0);
-}
-
-/* Counts a run in the _Atomic int arg points at; returns 0. */
-static int count_task(void *arg, conc_result *out)
-{
-    (void)out;
-    atomic_fetch_add((_Atomic int *)arg, 1);
-    return 0;
-}
 
 /* Appends its index to a shared log (order of starts). */
 struct order_log {
@@ -123,13 +49,6 @@ static int order_task(void *arg, conc_result *out)
 
 /* ------------------------------------------------------- create and misuse */
 
-static int noop_task(void *arg, conc_result *out)
-{
-    (void)arg;
-    (void)out;
-    return 0;
-}
-
 static void pool_bad_input_is_einval(void **state)
 {
     (void)state;
@@ -141,24 +60,25 @@ static void pool_bad_input_is_einval(void **state)
     assert_int_equal(conc_pool_create(&p, &neg), CONC_EINVAL);
     assert_int_equal(conc_pool_workers(NULL), CONC_EINVAL);
     conc_future *f = (conc_future *)(uintptr_t)1;
-    assert_int_equal(conc_pool_submit(NULL, noop_task, NULL, &f), CONC_EINVAL);
-    assert_int_equal(conc_pool_submit_timed(NULL, noop_task, NULL, 0, &f), CONC_EINVAL);
+    assert_int_equal(conc_pool_submit(NULL, conc_test_noop_task, NULL, &f), CONC_EINVAL);
+    assert_int_equal(conc_pool_submit_timed(NULL, conc_test_noop_task, NULL, 0, &f), CONC_EINVAL);
     assert_int_equal(conc_pool_shutdown(NULL, true, false), CONC_EINVAL);
     assert_int_equal(conc_pool_shutdown(NULL, false, true), CONC_EINVAL);
     assert_int_equal(conc_pool_destroy(NULL), CONC_EINVAL);
 
-    p = pool_new(1, 0);
+    p = conc_test_pool_new(1);
     f = (conc_future *)(uintptr_t)1;
     assert_int_equal(conc_pool_submit(p, NULL, NULL, &f), CONC_EINVAL);
-    assert_int_equal(conc_pool_submit_timed(p, noop_task, NULL, -2, &f), CONC_EINVAL);
-    assert_int_equal(conc_pool_submit_timed(p, noop_task, NULL, INT64_MIN, NULL), CONC_EINVAL);
+    assert_int_equal(conc_pool_submit_timed(p, conc_test_noop_task, NULL, -2, &f), CONC_EINVAL);
+    assert_int_equal(conc_pool_submit_timed(p, conc_test_noop_task, NULL, INT64_MIN, NULL),
+                     CONC_EINVAL);
     /* f NULL is fire and forget; a valid submit fills *f. */
-    assert_int_equal(conc_pool_submit(p, noop_task, NULL, NULL), 0);
-    assert_int_equal(conc_pool_submit_timed(p, noop_task, NULL, CONC_FOREVER, &f), 0);
+    assert_int_equal(conc_pool_submit(p, conc_test_noop_task, NULL, NULL), 0);
+    assert_int_equal(conc_pool_submit_timed(p, conc_test_noop_task, NULL, CONC_FOREVER, &f), 0);
     assert_non_null(f);
     assert_int_equal(conc_future_result(f, NULL), 0);
-    release(f);
-    pool_free(p);
+    conc_test_release(f);
+    conc_test_pool_free(p);
 }
 
 /* max_workers 0 (or no options): conc_cpu_count() workers. */
@@ -168,14 +88,14 @@ static void pool_default_workers_is_cpu_count(void **state)
     conc_pool *p = NULL;
     assert_int_equal(conc_pool_create(&p, NULL), 0);
     assert_int_equal(conc_pool_workers(p), conc_cpu_count());
-    pool_free(p);
+    conc_test_pool_free(p);
     conc_pool_opts zero = {0};
     assert_int_equal(conc_pool_create(&p, &zero), 0);
     assert_int_equal(conc_pool_workers(p), conc_cpu_count());
-    pool_free(p);
-    p = pool_new(3, 0);
+    conc_test_pool_free(p);
+    p = conc_test_pool_new(3);
     assert_int_equal(conc_pool_workers(p), 3);
-    pool_free(p);
+    conc_test_pool_free(p);
 }
 
 /* Worker names "<name>-N": through conc_thread_get_name(conc_thread_self())
@@ -187,25 +107,12 @@ struct name_probe {
     char comm[32];
 };
 
-static void read_comm(long tid, char *buf, size_t size)
-{
-    char path[64];
-    snprintf(path, sizeof path, "/proc/self/task/%ld/comm", tid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    assert_true(fd >= 0);
-    ssize_t n = read(fd, buf, size - 1);
-    close(fd);
-    assert_true(n > 0);
-    buf[n] = 0;
-    buf[strcspn(buf, "\n")] = 0;
-}
-
 static int name_task(void *arg, conc_result *out)
 {
     (void)out;
     struct name_probe *np = arg;
     assert_int_equal(conc_thread_get_name(conc_thread_self(), np->name, sizeof np->name), 0);
-    read_comm((long)syscall(SYS_gettid), np->comm, sizeof np->comm);
+    conc_test_read_comm((long)syscall(SYS_gettid), np->comm, sizeof np->comm);
     return conc_barrier_wait(np->b, CONC_FOREVER, NULL);
 }
 
@@ -226,7 +133,7 @@ static void check_worker_names(const char *name, const char *prefix)
     bool seen[W] = {false};
     for (int i = 0; i < W; i++) {
         assert_int_equal(conc_future_result(f[i], NULL), 0);
-        release(f[i]);
+        conc_test_release(f[i]);
         int n = -1;
         char want[64];
         for (int k = 0; k < W; k++) {
@@ -241,7 +148,7 @@ static void check_worker_names(const char *name, const char *prefix)
         want[CONC_THREAD_OS_NAME_MAX] = 0; /* the OS keeps 15 bytes */
         assert_string_equal(np[i].comm, want);
     }
-    pool_free(p);
+    conc_test_pool_free(p);
     assert_int_equal(conc_barrier_destroy(&b), 0);
 }
 
@@ -259,19 +166,19 @@ static void pool_submit_runs_each_task_once(void **state)
 {
     (void)state;
     enum { N = 500 };
-    conc_pool *p = pool_new(3, 0);
+    conc_pool *p = conc_test_pool_new(3);
     static _Atomic int runs[N];
     conc_future *f[N];
     for (int i = 0; i < N; i++) {
         atomic_store(&runs[i], 0);
-        assert_int_equal(conc_pool_submit(p, count_task, &runs[i], &f[i]), 0);
+        assert_int_equal(conc_pool_submit(p, conc_test_count_task, &runs[i], &f[i]), 0);
     }
     for (int i = 0; i < N; i++) {
         assert_int_equal(conc_future_result(f[i], NULL), 0);
         assert_int_equal(atomic_load(&runs[i]), 1);
-        release(f[i]);
+        conc_test_release(f[i]);
     }
-    pool_free(p);
+    conc_test_pool_free(p);
 }
 
 /* Tasks submitted from outside start in submission order (one worker). */
@@ -279,23 +186,23 @@ static void pool_external_tasks_start_in_order(void **state)
 {
     (void)state;
     enum { N = 200 };
-    conc_pool *p = pool_new(1, 0);
-    struct gate g;
-    gate_init(&g, 0);
-    conc_future *fg = submit_running(p, &g);
+    conc_pool *p = conc_test_pool_new(1);
+    struct conc_test_gate g;
+    conc_test_gate_init(&g, 0, 1);
+    conc_future *fg = conc_test_submit_running(p, &g);
     struct order_log log = {0};
     struct order_item items[N];
     for (int i = 0; i < N; i++) {
         items[i] = (struct order_item){&log, i};
         assert_int_equal(conc_pool_submit(p, order_task, &items[i], NULL), 0);
     }
-    open_gate(&g);
-    release(fg);
-    pool_free(p);
+    conc_test_gate_open(&g);
+    conc_test_release(fg);
+    conc_test_pool_free(p);
     assert_int_equal(atomic_load(&log.n), N);
     for (int i = 0; i < N; i++)
         assert_int_equal(log.seq[i], i);
-    gate_destroy(&g);
+    conc_test_gate_destroy(&g);
 }
 
 /* Fire and forget: destroy waits for every task (it shuts down waiting). */
@@ -303,11 +210,11 @@ static void pool_destroy_waits_for_fire_and_forget(void **state)
 {
     (void)state;
     enum { N = 2000 };
-    conc_pool *p = pool_new(2, 0);
+    conc_pool *p = conc_test_pool_new(2);
     _Atomic int runs = 0;
     for (int i = 0; i < N; i++)
-        assert_int_equal(conc_pool_submit(p, count_task, &runs, NULL), 0);
-    pool_free(p);
+        assert_int_equal(conc_pool_submit(p, conc_test_count_task, &runs, NULL), 0);
+    conc_test_pool_free(p);
     assert_int_equal(atomic_load(&runs), N);
 }
 
@@ -315,17 +222,17 @@ static void pool_destroy_waits_for_fire_and_forget(void **state)
 static void pool_futures_outlive_pool(void **state)
 {
     (void)state;
-    conc_pool *p = pool_new(2, 0);
+    conc_pool *p = conc_test_pool_new(2);
     _Atomic int runs = 0;
     conc_future *f[8];
     for (int i = 0; i < 8; i++)
-        assert_int_equal(conc_pool_submit(p, count_task, &runs, &f[i]), 0);
-    pool_free(p);
+        assert_int_equal(conc_pool_submit(p, conc_test_count_task, &runs, &f[i]), 0);
+    conc_test_pool_free(p);
     for (int i = 0; i < 8; i++) {
         assert_true(conc_future_done(f[i]));
         assert_int_equal(conc_future_result(f[i], NULL), 0);
         assert_int_equal(conc_future_cancel(f[i]), CONC_EBUSY);
-        release(f[i]);
+        conc_test_release(f[i]);
     }
     assert_int_equal(atomic_load(&runs), 8);
 }
@@ -351,21 +258,22 @@ static void *submit_thread(void *arg)
 static void pool_bounded_queue_backpressure(void **state)
 {
     (void)state;
-    conc_pool *p = pool_new(1, 2);
-    struct gate g;
-    gate_init(&g, 0);
-    conc_future *fa = submit_running(p, &g); /* started: holds no slot */
+    conc_pool *p = conc_test_pool_new_bounded(1, 2);
+    struct conc_test_gate g;
+    conc_test_gate_init(&g, 0, 1);
+    conc_future *fa = conc_test_submit_running(p, &g); /* started: holds no slot */
     _Atomic int runs = 0;
     conc_future *fb, *fc, *fd = (conc_future *)(uintptr_t)1;
-    assert_int_equal(conc_pool_submit_timed(p, count_task, &runs, 0, &fb), 0);
-    assert_int_equal(conc_pool_submit_timed(p, count_task, &runs, 0, &fc), 0);
+    assert_int_equal(conc_pool_submit_timed(p, conc_test_count_task, &runs, 0, &fb), 0);
+    assert_int_equal(conc_pool_submit_timed(p, conc_test_count_task, &runs, 0, &fc), 0);
     assert_int_equal(atomic_load(&p->queued), 2);
 
     /* Full: a try fails at once, a timed submit at its deadline. */
-    assert_int_equal(conc_pool_submit_timed(p, count_task, &runs, 0, &fd), CONC_EFULL);
+    assert_int_equal(conc_pool_submit_timed(p, conc_test_count_task, &runs, 0, &fd), CONC_EFULL);
     assert_null(fd);
     int64_t t0 = conc_now_ns();
-    assert_int_equal(conc_pool_submit_timed(p, count_task, &runs, CONC_MSEC(20), &fd), CONC_EFULL);
+    assert_int_equal(conc_pool_submit_timed(p, conc_test_count_task, &runs, CONC_MSEC(20), &fd),
+                     CONC_EFULL);
     int64_t took = conc_now_ns() - t0;
     assert_true(took >= CONC_MSEC(20));
     assert_true(took < CONC_MSEC(20) + CONC_SEC(1));
@@ -373,11 +281,11 @@ static void pool_bounded_queue_backpressure(void **state)
     assert_int_equal(atomic_load(&p->space_sleepers), 0);
 
     /* An untimed submit waits for room: the worker taking b frees a slot. */
-    struct submitter s = {p, count_task, &runs, CONC_FOREVER, NULL, 1};
+    struct submitter s = {p, conc_test_count_task, &runs, CONC_FOREVER, NULL, 1};
     pthread_t th = conc_test_start(submit_thread, &s);
     conc_test_await_count(&p->space_sleepers, 1);
     assert_int_equal(atomic_load(&runs), 0); /* a is still running */
-    open_gate(&g);
+    conc_test_gate_open(&g);
     conc_test_join(th);
     assert_int_equal(s.rc, 0);
     assert_int_equal(conc_future_result(s.f, NULL), 0);
@@ -386,69 +294,70 @@ static void pool_bounded_queue_backpressure(void **state)
     assert_int_equal(atomic_load(&runs), 3);
     assert_int_equal(atomic_load(&p->queued), 0);
     assert_int_equal(atomic_load(&p->space_sleepers), 0);
-    release(fa);
-    release(fb);
-    release(fc);
-    release(s.f);
-    pool_free(p);
-    gate_destroy(&g);
+    conc_test_release(fa);
+    conc_test_release(fb);
+    conc_test_release(fc);
+    conc_test_release(s.f);
+    conc_test_pool_free(p);
+    conc_test_gate_destroy(&g);
 }
 
 /* Cancelling a queued task frees its slot. */
 static void pool_bounded_cancel_frees_slot(void **state)
 {
     (void)state;
-    conc_pool *p = pool_new(1, 1);
-    struct gate g;
-    gate_init(&g, 0);
-    conc_future *fa = submit_running(p, &g);
+    conc_pool *p = conc_test_pool_new_bounded(1, 1);
+    struct conc_test_gate g;
+    conc_test_gate_init(&g, 0, 1);
+    conc_future *fa = conc_test_submit_running(p, &g);
     _Atomic int runs = 0;
     conc_future *fb, *fc;
-    assert_int_equal(conc_pool_submit_timed(p, count_task, &runs, 0, &fb), 0);
-    assert_int_equal(conc_pool_submit_timed(p, count_task, &runs, 0, &fc), CONC_EFULL);
+    assert_int_equal(conc_pool_submit_timed(p, conc_test_count_task, &runs, 0, &fb), 0);
+    assert_int_equal(conc_pool_submit_timed(p, conc_test_count_task, &runs, 0, &fc), CONC_EFULL);
 
     /* A submitter blocked for room is released by the cancel. */
-    struct submitter s = {p, count_task, &runs, CONC_FOREVER, NULL, 1};
+    struct submitter s = {p, conc_test_count_task, &runs, CONC_FOREVER, NULL, 1};
     pthread_t th = conc_test_start(submit_thread, &s);
     conc_test_await_count(&p->space_sleepers, 1);
     assert_int_equal(conc_future_cancel(fb), 0);
     conc_test_join(th);
     assert_int_equal(s.rc, 0);
-    assert_int_equal(conc_pool_submit_timed(p, count_task, &runs, 0, &fc), CONC_EFULL);
-    open_gate(&g);
+    assert_int_equal(conc_pool_submit_timed(p, conc_test_count_task, &runs, 0, &fc), CONC_EFULL);
+    conc_test_gate_open(&g);
     assert_int_equal(conc_future_result(s.f, NULL), 0);
     assert_int_equal(conc_future_result(fb, NULL), CONC_ECANCELED);
     assert_int_equal(atomic_load(&runs), 1);
-    release(fa);
-    release(fb);
-    release(s.f);
-    pool_free(p);
+    conc_test_release(fa);
+    conc_test_release(fb);
+    conc_test_release(s.f);
+    conc_test_pool_free(p);
     assert_int_equal(atomic_load(&runs), 1);
-    gate_destroy(&g);
+    conc_test_gate_destroy(&g);
 }
 
 /* A submitter waiting for room fails with ESHUTDOWN when the pool shuts down. */
 static void pool_bounded_submitter_fails_on_shutdown(void **state)
 {
     (void)state;
-    conc_pool *p = pool_new(1, 1);
-    struct gate g;
-    gate_init(&g, 0);
-    conc_future *fa = submit_running(p, &g);
+    conc_pool *p = conc_test_pool_new_bounded(1, 1);
+    struct conc_test_gate g;
+    conc_test_gate_init(&g, 0, 1);
+    conc_future *fa = conc_test_submit_running(p, &g);
     _Atomic int runs = 0;
-    assert_int_equal(conc_pool_submit(p, count_task, &runs, NULL), 0);
-    struct submitter s = {p, count_task, &runs, CONC_FOREVER, (conc_future *)(uintptr_t)1, 1};
+    assert_int_equal(conc_pool_submit(p, conc_test_count_task, &runs, NULL), 0);
+    struct submitter s = {p, conc_test_count_task, &runs, CONC_FOREVER, (conc_future *)(uintptr_t)1,
+                          1};
     pthread_t th = conc_test_start(submit_thread, &s);
     conc_test_await_count(&p->space_sleepers, 1);
     assert_int_equal(conc_pool_shutdown(p, false, false), 0);
     conc_test_join(th);
     assert_int_equal(s.rc, CONC_ESHUTDOWN);
     assert_null(s.f);
-    open_gate(&g);
-    release(fa);
-    pool_free(p);
+    conc_test_gate_open(&g);
+    conc_test_release(fa);
+    conc_test_pool_free(p);
     assert_int_equal(atomic_load(&runs), 1); /* the queued one still ran */
-    gate_destroy(&g);
+    conc_test_gate_destroy(&g);
 }
 
 /* A task's own submits go to its worker's deque: they never wait for room,
@@ -468,11 +377,11 @@ static int spawner_task(void *arg, conc_result *out)
     assert_int_equal(conc_event_wait(&s->go, CONC_FOREVER), 0);
     conc_future *kids[16];
     for (int i = 0; i < s->n; i++)
-        s->submit_rc[i] = conc_pool_submit_timed(s->p, count_task, &s->runs, 0, &kids[i]);
+        s->submit_rc[i] = conc_pool_submit_timed(s->p, conc_test_count_task, &s->runs, 0, &kids[i]);
     for (int i = 0; i < s->n; i++) {
         if (s->submit_rc[i] == 0) {
             assert_int_equal(conc_future_result(kids[i], NULL), 0);
-            release(kids[i]);
+            conc_test_release(kids[i]);
         }
     }
     return 0;
@@ -481,22 +390,23 @@ static int spawner_task(void *arg, conc_result *out)
 static void pool_task_submits_never_wait_for_room(void **state)
 {
     (void)state;
-    conc_pool *p = pool_new(1, 1);
+    conc_pool *p = conc_test_pool_new_bounded(1, 1);
     struct spawner s = {.p = p, .n = 16};
     assert_int_equal(conc_event_init(&s.go, NULL), 0);
     conc_future *fs = NULL;
     assert_int_equal(conc_pool_submit(p, spawner_task, &s, &fs), 0);
     CONC_TEST_POLL_UNTIL(conc_future_running(fs));
     _Atomic int other = 0;
-    assert_int_equal(conc_pool_submit_timed(p, count_task, &other, 0, NULL), 0); /* fills it */
-    assert_int_equal(conc_pool_submit_timed(p, count_task, &other, 0, NULL), CONC_EFULL);
+    /* fills it */
+    assert_int_equal(conc_pool_submit_timed(p, conc_test_count_task, &other, 0, NULL), 0);
+    assert_int_equal(conc_pool_submit_timed(p, conc_test_count_task, &other, 0, NULL), CONC_EFULL);
     assert_int_equal(conc_event_set(&s.go), 0);
     assert_int_equal(conc_future_result(fs, NULL), 0);
     for (int i = 0; i < s.n; i++)
         assert_int_equal(s.submit_rc[i], 0);
     assert_int_equal(atomic_load(&s.runs), s.n);
-    release(fs);
-    pool_free(p);
+    conc_test_release(fs);
+    conc_test_pool_free(p);
     assert_int_equal(atomic_load(&other), 1);
     assert_int_equal(conc_event_destroy(&s.go), 0);
 }
@@ -529,14 +439,14 @@ static void pool_initializer_runs_once_per_worker(void **state)
     assert_int_equal(conc_pool_create(&p, &o), 0);
     _Atomic int runs = 0;
     conc_future *f = NULL;
-    assert_int_equal(conc_pool_submit(p, count_task, &runs, &f), 0);
+    assert_int_equal(conc_pool_submit(p, conc_test_count_task, &runs, &f), 0);
     CONC_TEST_POLL_UNTIL(atomic_load(&c.calls) == 3);
     assert_false(conc_future_done(f)); /* every worker is still initialising */
     assert_int_equal(atomic_load(&runs), 0);
     assert_int_equal(conc_event_set(&c.go), 0);
     assert_int_equal(conc_future_result(f, NULL), 0);
-    release(f);
-    pool_free(p);
+    conc_test_release(f);
+    conc_test_pool_free(p);
     assert_int_equal(atomic_load(&c.calls), 3);
     assert_int_equal(atomic_load(&runs), 1);
     assert_int_equal(conc_event_destroy(&c.go), 0);
@@ -569,21 +479,21 @@ static void check_broken_pool(int workers)
     _Atomic int runs = 0;
     conc_future *f[4];
     for (int i = 0; i < 4; i++)
-        assert_int_equal(conc_pool_submit(p, count_task, &runs, &f[i]), 0);
+        assert_int_equal(conc_pool_submit(p, conc_test_count_task, &runs, &f[i]), 0);
     assert_int_equal(conc_event_set(&c.go), 0);
     CONC_TEST_POLL_UNTIL(atomic_load(&p->state) == CONC__POOL_BROKEN);
     for (int i = 0; i < 4; i++) {
         assert_int_equal(conc_future_result(f[i], NULL), CONC_EBROKEN);
         assert_false(conc_future_cancelled(f[i]));
         assert_true(conc_future_done(f[i]));
-        release(f[i]);
+        conc_test_release(f[i]);
     }
     assert_int_equal(atomic_load(&runs), 0);
 
     conc_future *g = (conc_future *)(uintptr_t)1;
-    assert_int_equal(conc_pool_submit(p, count_task, &runs, &g), CONC_EBROKEN);
+    assert_int_equal(conc_pool_submit(p, conc_test_count_task, &runs, &g), CONC_EBROKEN);
     assert_null(g);
-    assert_int_equal(conc_pool_submit_timed(p, count_task, &runs, 0, NULL), CONC_EBROKEN);
+    assert_int_equal(conc_pool_submit_timed(p, conc_test_count_task, &runs, 0, NULL), CONC_EBROKEN);
     conc_map *m = NULL;
     assert_int_equal(conc_map_create(&m, p, map_fn, NULL, 10, NULL), CONC_EBROKEN);
     conc_task_group *tg = NULL;
@@ -591,8 +501,8 @@ static void check_broken_pool(int workers)
     assert_int_equal(conc_task_group_spawn(tg, group_child, &runs), CONC_EBROKEN);
     assert_int_equal(conc_task_group_destroy(tg), 0);
     assert_int_equal(conc_pool_shutdown(p, true, false), 0);
-    assert_int_equal(conc_pool_submit(p, count_task, &runs, NULL), CONC_EBROKEN);
-    pool_free(p);
+    assert_int_equal(conc_pool_submit(p, conc_test_count_task, &runs, NULL), CONC_EBROKEN);
+    conc_test_pool_free(p);
     assert_int_equal(atomic_load(&runs), 0);
     assert_int_equal(atomic_load(&c.calls), workers);
     assert_int_equal(conc_event_destroy(&c.go), 0);
@@ -613,34 +523,35 @@ static void pool_shutdown_runs_queued_tasks(void **state)
 {
     (void)state;
     enum { N = 10 };
-    conc_pool *p = pool_new(1, 0);
-    struct gate g;
-    gate_init(&g, 0);
-    conc_future *fa = submit_running(p, &g);
+    conc_pool *p = conc_test_pool_new(1);
+    struct conc_test_gate g;
+    conc_test_gate_init(&g, 0, 1);
+    conc_future *fa = conc_test_submit_running(p, &g);
     _Atomic int runs = 0;
     conc_future *f[N];
     for (int i = 0; i < N; i++)
-        assert_int_equal(conc_pool_submit(p, count_task, &runs, &f[i]), 0);
+        assert_int_equal(conc_pool_submit(p, conc_test_count_task, &runs, &f[i]), 0);
     assert_int_equal(conc_pool_shutdown(p, false, false), 0);
     assert_true(conc_future_running(fa)); /* returned without waiting */
     conc_future *late = (conc_future *)(uintptr_t)1;
-    assert_int_equal(conc_pool_submit(p, count_task, &runs, &late), CONC_ESHUTDOWN);
+    assert_int_equal(conc_pool_submit(p, conc_test_count_task, &runs, &late), CONC_ESHUTDOWN);
     assert_null(late);
-    assert_int_equal(conc_pool_submit_timed(p, count_task, &runs, 0, NULL), CONC_ESHUTDOWN);
-    open_gate(&g);
+    assert_int_equal(conc_pool_submit_timed(p, conc_test_count_task, &runs, 0, NULL),
+                     CONC_ESHUTDOWN);
+    conc_test_gate_open(&g);
     assert_int_equal(conc_pool_shutdown(p, true, false), 0);
     assert_int_equal(atomic_load(&runs), N);
     for (int i = 0; i < N; i++) {
         assert_true(conc_future_done(f[i]));
         assert_false(conc_future_cancelled(f[i]));
-        release(f[i]);
+        conc_test_release(f[i]);
     }
     assert_int_equal(conc_pool_shutdown(p, true, true), 0); /* again */
     assert_int_equal(conc_pool_shutdown(p, false, false), 0);
     assert_true(conc_future_done(fa));
-    release(fa);
-    pool_free(p);
-    gate_destroy(&g);
+    conc_test_release(fa);
+    conc_test_pool_free(p);
+    conc_test_gate_destroy(&g);
 }
 
 /* Python's cancel_futures: only the pending futures are cancelled; the
@@ -649,16 +560,16 @@ static void pool_shutdown_cancel_futures_cancels_only_pending(void **state)
 {
     (void)state;
     enum { N = 10 };
-    conc_pool *p = pool_new(2, 0);
-    struct gate a, b;
-    gate_init(&a, 5);
-    gate_init(&b, 6);
-    conc_future *fa = submit_running(p, &a);
-    conc_future *fb = submit_running(p, &b);
+    conc_pool *p = conc_test_pool_new(2);
+    struct conc_test_gate a, b;
+    conc_test_gate_init(&a, 5, 1);
+    conc_test_gate_init(&b, 6, 1);
+    conc_future *fa = conc_test_submit_running(p, &a);
+    conc_future *fb = conc_test_submit_running(p, &b);
     _Atomic int runs = 0;
     conc_future *f[N];
     for (int i = 0; i < N; i++)
-        assert_int_equal(conc_pool_submit(p, count_task, &runs, &f[i]), 0);
+        assert_int_equal(conc_pool_submit(p, conc_test_count_task, &runs, &f[i]), 0);
     assert_int_equal(conc_pool_shutdown(p, false, true), 0);
     for (int i = 0; i < N; i++) {
         assert_true(conc_future_cancelled(f[i])); /* at once, before any wait */
@@ -666,10 +577,10 @@ static void pool_shutdown_cancel_futures_cancels_only_pending(void **state)
     }
     assert_true(conc_future_running(fa));
     assert_true(conc_future_running(fb));
-    assert_int_equal(conc_pool_submit(p, count_task, &runs, NULL), CONC_ESHUTDOWN);
-    open_gate(&a);
-    open_gate(&b);
-    pool_free(p);
+    assert_int_equal(conc_pool_submit(p, conc_test_count_task, &runs, NULL), CONC_ESHUTDOWN);
+    conc_test_gate_open(&a);
+    conc_test_gate_open(&b);
+    conc_test_pool_free(p);
     assert_int_equal(conc_future_result(fa, NULL), 5);
     assert_int_equal(conc_future_result(fb, NULL), 6);
     assert_false(conc_future_cancelled(fa));
@@ -677,11 +588,11 @@ static void pool_shutdown_cancel_futures_cancels_only_pending(void **state)
     assert_false(atomic_load(&b.saw_cancel));
     assert_int_equal(atomic_load(&runs), 0);
     for (int i = 0; i < N; i++)
-        release(f[i]);
-    release(fa);
-    release(fb);
-    gate_destroy(&a);
-    gate_destroy(&b);
+        conc_test_release(f[i]);
+    conc_test_release(fa);
+    conc_test_release(fb);
+    conc_test_gate_destroy(&a);
+    conc_test_gate_destroy(&b);
 }
 
 /* From inside: waiting shutdown and destroy are EDEADLK (nothing happens);
@@ -704,10 +615,10 @@ static int inside_task(void *arg, conc_result *out)
     in->shut_rc = conc_pool_shutdown(in->p, false, false);
     assert_int_equal(conc_event_wait(&in->go, CONC_FOREVER), 0);
     conc_future *kid = NULL;
-    in->sub_rc = conc_pool_submit(in->p, count_task, &in->child_runs, &kid);
+    in->sub_rc = conc_pool_submit(in->p, conc_test_count_task, &in->child_runs, &kid);
     if (in->sub_rc == 0) {
         in->sub_status = conc_future_result(kid, NULL);
-        release(kid);
+        conc_test_release(kid);
     }
     return 0;
 }
@@ -716,13 +627,13 @@ static void pool_shutdown_from_inside(void **state)
 {
     (void)state;
     struct inside in = {0};
-    in.p = pool_new(2, 0);
+    in.p = conc_test_pool_new(2);
     assert_int_equal(conc_event_init(&in.go, NULL), 0);
     conc_future *f = NULL;
     assert_int_equal(conc_pool_submit(in.p, inside_task, &in, &f), 0);
     CONC_TEST_POLL_UNTIL(atomic_load(&in.p->state) == CONC__POOL_SHUTDOWN);
     _Atomic int runs = 0;
-    assert_int_equal(conc_pool_submit(in.p, count_task, &runs, NULL), CONC_ESHUTDOWN);
+    assert_int_equal(conc_pool_submit(in.p, conc_test_count_task, &runs, NULL), CONC_ESHUTDOWN);
     assert_int_equal(conc_event_set(&in.go), 0);
     assert_int_equal(conc_future_result(f, NULL), 0);
     assert_int_equal(in.shut_wait_rc, CONC_EDEADLK);
@@ -732,8 +643,8 @@ static void pool_shutdown_from_inside(void **state)
     assert_int_equal(in.sub_rc, 0);
     assert_int_equal(in.sub_status, 0);
     assert_int_equal(atomic_load(&in.child_runs), 1);
-    release(f);
-    pool_free(in.p);
+    conc_test_release(f);
+    conc_test_pool_free(in.p);
     assert_int_equal(atomic_load(&runs), 0);
     assert_int_equal(conc_event_destroy(&in.go), 0);
 }
@@ -743,12 +654,12 @@ static void pool_shutdown_from_inside(void **state)
 static void pool_idle_timing_workers_sleep(void **state)
 {
     (void)state;
-    conc_pool *p = pool_new(4, 0);
+    conc_pool *p = conc_test_pool_new(4);
     _Atomic int runs = 0;
     conc_future *f = NULL;
-    assert_int_equal(conc_pool_submit(p, count_task, &runs, &f), 0);
+    assert_int_equal(conc_pool_submit(p, conc_test_count_task, &runs, &f), 0);
     assert_int_equal(conc_future_result(f, NULL), 0);
-    release(f);
+    conc_test_release(f);
     CONC_TEST_POLL_UNTIL(atomic_load(&p->sleepers) == 4);
     struct rusage r0, r1;
     assert_int_equal(getrusage(RUSAGE_SELF, &r0), 0);
@@ -763,7 +674,7 @@ static void pool_idle_timing_workers_sleep(void **state)
     print_message("idle pool of 4 workers: %.3f ms CPU over %.1f ms\n", cpu_ms, (double)wall / 1e6);
     assert_int_equal(atomic_load(&p->sleepers), 4); /* nobody woke up */
     assert_int_equal(atomic_load(&p->searching), 0);
-    pool_free(p);
+    conc_test_pool_free(p);
     assert_int_equal(atomic_load(&runs), 1);
 }
 
@@ -794,21 +705,21 @@ static void pool_rendezvous_stress(void **state)
 {
     (void)state;
     long rounds = conc_test_scaled(6000, 600);
-    conc_pool *p = pool_new(2, 0);
+    conc_pool *p = conc_test_pool_new(2);
     for (long r = 0; r < rounds; r++) {
         struct rendezvous rv;
         assert_int_equal(conc_event_init(&rv.met, NULL), 0);
-        struct gate x;
+        struct conc_test_gate x;
         conc_future *fx = NULL;
         if (r % 2) {
-            gate_init(&x, 0);
-            fx = submit_running(p, &x);
+            conc_test_gate_init(&x, 0, 1);
+            fx = conc_test_submit_running(p, &x);
         }
         conc_future *fa, *fb;
         assert_int_equal(conc_pool_submit(p, rendezvous_wait, &rv, &fa), 0);
         assert_int_equal(conc_pool_submit(p, rendezvous_set, &rv, &fb), 0);
         if (fx)
-            open_gate(&x);
+            conc_test_gate_open(&x);
         /* b is trivial: 5 s without it running means it was left queued. */
         if (conc_future_wait(fb, CONC_SEC(5)) != 0)
             fail_msg("round %ld: b in state %u after 5 s, a in state %u; sleepers %u, searching "
@@ -819,16 +730,16 @@ static void pool_rendezvous_stress(void **state)
                      conc__deque_size(&p->workers[0].dq), conc__deque_size(&p->workers[1].dq));
         assert_int_equal(conc_future_result(fa, NULL), 0);
         assert_int_equal(conc_future_result(fb, NULL), 0);
-        release(fa);
-        release(fb);
+        conc_test_release(fa);
+        conc_test_release(fb);
         if (fx) {
             assert_int_equal(conc_future_wait(fx, CONC_FOREVER), 0);
-            release(fx);
-            gate_destroy(&x);
+            conc_test_release(fx);
+            conc_test_gate_destroy(&x);
         }
         assert_int_equal(conc_event_destroy(&rv.met), 0);
     }
-    pool_free(p);
+    conc_test_pool_free(p);
 }
 
 /* A million tiny tasks from four submitting threads: each runs exactly once
@@ -876,11 +787,11 @@ static void pool_million_tasks_stress(void **state)
         assert_int_equal(conc_future_wait(fs[i], CONC_FOREVER), 0);
         assert_true(conc_future_done(fs[i]));
         assert_int_equal(conc_future_result(fs[i], NULL), 0);
-        release(fs[i]);
+        conc_test_release(fs[i]);
     }
     print_message("%zu tasks from 4 threads on %d workers: %.1f ms\n", n, conc_pool_workers(p),
                   (double)(conc_now_ns() - t0) / 1e6);
-    pool_free(p);
+    conc_test_pool_free(p);
     for (size_t i = 0; i < n; i++)
         if (atomic_load(&hits[i]) != 1)
             fail_msg("task %zu ran %d times", i, (int)atomic_load(&hits[i]));
@@ -897,11 +808,11 @@ static void pool_create_destroy_stress(void **state)
     _Atomic int runs = 0;
     int64_t t0 = conc_now_ns();
     for (long i = 0; i < n; i++) {
-        conc_pool *p = pool_new(2, i % 2 ? 4 : 0);
-        assert_int_equal(conc_pool_submit(p, count_task, &runs, NULL), 0);
+        conc_pool *p = conc_test_pool_new_bounded(2, i % 2 ? 4 : 0);
+        assert_int_equal(conc_pool_submit(p, conc_test_count_task, &runs, NULL), 0);
         if (i % 3 == 0)
             assert_int_equal(conc_pool_shutdown(p, i % 2 == 0, false), 0);
-        pool_free(p);
+        conc_test_pool_free(p);
     }
     print_message("%ld pools created and destroyed in %.1f ms\n", n,
                   (double)(conc_now_ns() - t0) / 1e6);
@@ -935,7 +846,7 @@ static void *race_submitter(void *arg)
             break;
         }
         conc_future *f = (conc_future *)(uintptr_t)1;
-        int rc = conc_pool_submit(r->p, count_task, &r->runs[r->n], &f);
+        int rc = conc_pool_submit(r->p, conc_test_count_task, &r->runs[r->n], &f);
         if (rc == 0) {
             assert_false(after); /* accepted after shutdown returned */
             r->fs[r->n++] = f;
@@ -948,7 +859,8 @@ static void *race_submitter(void *arg)
     }
     /* Once refused, always refused. */
     for (int k = 0; k < 3; k++)
-        assert_int_equal(conc_pool_submit(r->p, count_task, &r->runs[0], NULL), CONC_ESHUTDOWN);
+        assert_int_equal(conc_pool_submit(r->p, conc_test_count_task, &r->runs[0], NULL),
+                         CONC_ESHUTDOWN);
     return NULL;
 }
 
@@ -962,7 +874,7 @@ static void pool_shutdown_race_stress(void **state)
     for (long round = 0; round < rounds; round++) {
         _Atomic int total = 0;
         _Atomic bool shut = false;
-        conc_pool *p = pool_new(2, 0);
+        conc_pool *p = conc_test_pool_new(2);
         for (int t = 0; t < 2; t++) {
             r[t].p = p;
             r[t].total = &total;
@@ -982,7 +894,7 @@ static void pool_shutdown_race_stress(void **state)
          * destroying (a pool may not be destroyed while in use). */
         for (int t = 0; t < 2; t++)
             conc_test_join(th[t]);
-        pool_free(p);
+        conc_test_pool_free(p);
         for (int t = 0; t < 2; t++) {
             for (int i = 0; i < r[t].n; i++) {
                 conc_future *f = r[t].fs[i];
@@ -997,7 +909,7 @@ static void pool_shutdown_race_stress(void **state)
                     assert_int_equal(conc_future_result(f, NULL), 0);
                     finished++;
                 }
-                release(f);
+                conc_test_release(f);
             }
         }
     }
@@ -1011,27 +923,27 @@ static void pool_shutdown_race_stress(void **state)
 static void pool_shutdown_timed_times_out_then_joins(void **state)
 {
     (void)state;
-    conc_pool *p = pool_new(2, 0);
+    conc_pool *p = conc_test_pool_new(2);
     assert_int_equal(conc_pool_shutdown_timed(p, false, -5), CONC_EINVAL);
     assert_int_equal(conc_pool_shutdown_timed(NULL, false, 0), CONC_EINVAL);
-    struct gate g;
-    gate_init(&g, 0);
-    conc_future *f = submit_running(p, &g);
+    struct conc_test_gate g;
+    conc_test_gate_init(&g, 0, 1);
+    conc_future *f = conc_test_submit_running(p, &g);
     int64_t t0 = conc_now_ns();
     assert_int_equal(conc_pool_shutdown_timed(p, false, CONC_MSEC(20)), CONC_ETIMEDOUT);
     int64_t waited = conc_now_ns() - t0;
     print_message("timed shutdown returned after %.1f ms (deadline 20 ms)\n", waited / 1e6);
     assert_true(waited >= CONC_MSEC(20));
     assert_true(waited < CONC_SEC(1) + CONC_MSEC(20));
-    assert_int_equal(conc_pool_submit(p, gated_task, &g, NULL), CONC_ESHUTDOWN);
+    assert_int_equal(conc_pool_submit(p, conc_test_gated_task, &g, NULL), CONC_ESHUTDOWN);
     assert_false(conc_future_done(f));
-    open_gate(&g);
+    conc_test_gate_open(&g);
     assert_int_equal(conc_pool_shutdown_timed(p, false, CONC_FOREVER), 0);
     assert_true(conc_future_done(f));
     assert_int_equal(atomic_load(&g.runs), 1);
-    release(f);
-    pool_free(p);
-    gate_destroy(&g);
+    conc_test_release(f);
+    conc_test_pool_free(p);
+    conc_test_gate_destroy(&g);
 }
 
 CONC_TEST_MAIN(

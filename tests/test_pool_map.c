@@ -13,7 +13,6 @@
  * next call, so a count read then is exact. */
 #include "test.h"
 
-#include "conc/conc.h"
 #include "exec/future_impl.h"
 #include "exec/pool/pool_impl.h"
 
@@ -21,19 +20,6 @@
 #include <string.h>
 
 /* ------------------------------------------------------------------ helpers */
-
-static conc_pool *pool_new(int workers)
-{
-    conc_pool *p = NULL;
-    conc_pool_opts o = {.max_workers = workers};
-    assert_int_equal(conc_pool_create(&p, &o), 0);
-    return p;
-}
-
-static void pool_free(conc_pool *p)
-{
-    assert_int_equal(conc_pool_destroy(p), 0);
-}
 
 /* No task queued and all workers but `busy` counted asleep. */
 static bool pool_quiescent(conc_pool *p, int busy)
@@ -95,7 +81,7 @@ static int triple_fn(void *arg, size_t i, conc_result *out)
 static void map_bad_input_is_einval(void **state)
 {
     (void)state;
-    conc_pool *p = pool_new(1);
+    conc_pool *p = conc_test_pool_new(1);
     conc_map *m = NULL;
     assert_int_equal(conc_map_create(NULL, p, triple_fn, NULL, 1, NULL), CONC_EINVAL);
     assert_int_equal(conc_map_create(&m, NULL, triple_fn, NULL, 1, NULL), CONC_EINVAL);
@@ -109,14 +95,14 @@ static void map_bad_input_is_einval(void **state)
     assert_int_equal(conc_map_next(m, INT64_MIN, NULL, &status, NULL), CONC_EINVAL);
     drain_ordered(m, 3); /* the misuse took nothing */
     assert_int_equal(conc_map_destroy(m), 0);
-    pool_free(p);
+    conc_test_pool_free(p);
 }
 
 /* n == 0 yields nothing and runs nothing. */
 static void map_n0_yields_nothing(void **state)
 {
     (void)state;
-    conc_pool *p = pool_new(2);
+    conc_pool *p = conc_test_pool_new(2);
     _Atomic int calls[1] = {0};
     struct counted c = {calls, 1};
     for (int unordered = 0; unordered <= 1; unordered++) {
@@ -129,7 +115,7 @@ static void map_n0_yields_nothing(void **state)
         assert_int_equal(conc_map_next(m, 0, &index, &status, NULL), CONC_ENOENT);
         assert_int_equal(conc_map_destroy(m), 0);
     }
-    pool_free(p);
+    conc_test_pool_free(p);
     assert_int_equal(atomic_load(&calls[0]), 0);
 }
 
@@ -141,7 +127,7 @@ static void map_ordered_every_index_once(void **state)
     enum { N = 1000 };
     const size_t chunks[] = {0, 1, 7, 64, 999, 1000, 5000};
     const size_t buffers[] = {0, 1, 3, 50};
-    conc_pool *p = pool_new(3);
+    conc_pool *p = conc_test_pool_new(3);
     static _Atomic int calls[N];
     struct counted c = {calls, N};
     for (size_t a = 0; a < sizeof chunks / sizeof chunks[0]; a++) {
@@ -157,7 +143,7 @@ static void map_ordered_every_index_once(void **state)
                 assert_int_equal(atomic_load(&calls[i]), 1);
         }
     }
-    pool_free(p);
+    conc_test_pool_free(p);
 }
 
 static void map_unordered_every_index_once(void **state)
@@ -165,7 +151,7 @@ static void map_unordered_every_index_once(void **state)
     (void)state;
     enum { N = 1000 };
     const size_t chunks[] = {1, 13, 1000};
-    conc_pool *p = pool_new(4);
+    conc_pool *p = conc_test_pool_new(4);
     static _Atomic int calls[N];
     struct counted c = {calls, N};
     for (size_t a = 0; a < sizeof chunks / sizeof chunks[0]; a++) {
@@ -193,7 +179,7 @@ static void map_unordered_every_index_once(void **state)
         for (size_t i = 0; i < N; i++)
             assert_int_equal(atomic_load(&calls[i]), 1);
     }
-    pool_free(p);
+    conc_test_pool_free(p);
 }
 
 /* Index 0 is held by an event: unordered hands out index 1 first; ordered
@@ -217,7 +203,7 @@ static int held0_fn(void *arg, size_t i, conc_result *out)
 static void map_unordered_yields_completion_order(void **state)
 {
     (void)state;
-    conc_pool *p = pool_new(2);
+    conc_pool *p = conc_test_pool_new(2);
     struct held0 h;
     assert_int_equal(conc_event_init(&h.go, NULL), 0);
     conc_map *m = NULL;
@@ -233,14 +219,14 @@ static void map_unordered_yields_completion_order(void **state)
     assert_int_equal(index, 0);
     assert_int_equal(conc_map_next(m, CONC_FOREVER, &index, &status, NULL), CONC_ENOENT);
     assert_int_equal(conc_map_destroy(m), 0);
-    pool_free(p);
+    conc_test_pool_free(p);
     assert_int_equal(conc_event_destroy(&h.go), 0);
 }
 
 static void map_next_timeout(void **state)
 {
     (void)state;
-    conc_pool *p = pool_new(2);
+    conc_pool *p = conc_test_pool_new(2);
     struct held0 h;
     assert_int_equal(conc_event_init(&h.go, NULL), 0);
     conc_map *m = NULL;
@@ -264,7 +250,7 @@ static void map_next_timeout(void **state)
     }
     assert_int_equal(conc_map_next(m, CONC_FOREVER, &index, &status, NULL), CONC_ENOENT);
     assert_int_equal(conc_map_destroy(m), 0);
-    pool_free(p);
+    conc_test_pool_free(p);
     assert_int_equal(conc_event_destroy(&h.go), 0);
 }
 
@@ -343,12 +329,12 @@ static void check_window(conc_pool *p, size_t n, size_t cs, size_t bufsize)
 static void map_window_bounds_chunks_in_flight(void **state)
 {
     (void)state;
-    conc_pool *p = pool_new(8);
+    conc_pool *p = conc_test_pool_new(8);
     check_window(p, 200, 1, 3);
     check_window(p, 200, 3, 4);
     check_window(p, 100, 1, 1);
     check_window(p, 301, 10, 2);
-    pool_free(p);
+    conc_test_pool_free(p);
 }
 
 /* Chunks that block until released: with 8 workers and a window of 3,
@@ -376,7 +362,7 @@ static int blocking_fn(void *arg, size_t i, conc_result *out)
 static void map_window_holds_blocked_chunks(void **state)
 {
     (void)state;
-    conc_pool *p = pool_new(8);
+    conc_pool *p = conc_test_pool_new(8);
     for (int unordered = 0; unordered <= 1; unordered++) {
         struct blocking b = {0};
         assert_int_equal(conc_event_init(&b.go, NULL), 0);
@@ -402,14 +388,14 @@ static void map_window_holds_blocked_chunks(void **state)
         assert_int_equal(atomic_load(&b.max_running), 3);
         assert_int_equal(conc_event_destroy(&b.go), 0);
     }
-    pool_free(p);
+    conc_test_pool_free(p);
 }
 
 /* buffersize 0: 2 x max_workers. */
 static void map_default_window_is_twice_workers(void **state)
 {
     (void)state;
-    conc_pool *p = pool_new(3);
+    conc_pool *p = conc_test_pool_new(3);
     struct window w = {.n = 1000, .cs = 1, .bufsize = 6};
     conc_map *m = NULL;
     assert_int_equal(conc_map_create(&m, p, window_fn, &w, w.n, NULL), 0);
@@ -418,7 +404,7 @@ static void map_default_window_is_twice_workers(void **state)
     assert_true(atomic_load(&w.started) >= 1);
     assert_int_equal(conc_map_destroy(m), 0);
     assert_true(atomic_load(&w.calls) <= 6);
-    pool_free(p);
+    conc_test_pool_free(p);
 }
 
 /* ----------------------------------------------------------- first error */
@@ -443,7 +429,7 @@ static void map_first_error_ordered(void **state)
     enum { N = 100 };
     const size_t chunks[] = {1, 10, 7};
     const size_t buffers[] = {1, 4};
-    conc_pool *p = pool_new(3);
+    conc_pool *p = conc_test_pool_new(3);
     static _Atomic int calls[N];
     for (size_t a = 0; a < 3; a++) {
         for (size_t b = 0; b < 2; b++) {
@@ -472,14 +458,14 @@ static void map_first_error_ordered(void **state)
             assert_true(total <= 38 + (long)((buffers[b] + 1) * chunks[a]));
         }
     }
-    pool_free(p);
+    conc_test_pool_free(p);
 }
 
 static void map_first_error_unordered(void **state)
 {
     (void)state;
     enum { N = 100 };
-    conc_pool *p = pool_new(3);
+    conc_pool *p = conc_test_pool_new(3);
     static _Atomic int calls[N];
     for (size_t cs = 1; cs <= 10; cs += 9) {
         for (size_t i = 0; i < N; i++)
@@ -510,7 +496,7 @@ static void map_first_error_unordered(void **state)
             assert_int_equal(conc_map_next(m, CONC_FOREVER, &index, &status, NULL), CONC_ENOENT);
         assert_int_equal(conc_map_destroy(m), 0);
     }
-    pool_free(p);
+    conc_test_pool_free(p);
 }
 
 /* ----------------------------------------------------------- result buffers */
@@ -539,7 +525,7 @@ static void map_result_buffers_owned_by_map(void **state)
 {
     (void)state;
     enum { N = 300 };
-    conc_pool *p = pool_new(2);
+    conc_pool *p = conc_test_pool_new(2);
     for (int unordered = 0; unordered <= 1; unordered++) {
         atomic_store(&map_frees, 0);
         _Atomic long calls = 0;
@@ -560,7 +546,7 @@ static void map_result_buffers_owned_by_map(void **state)
         assert_int_equal(atomic_load(&map_frees), atomic_load(&calls));
         assert_true(atomic_load(&calls) >= N / 2);
     }
-    pool_free(p);
+    conc_test_pool_free(p);
 }
 
 /* --------------------------------------------------------------- huge n */
@@ -570,7 +556,7 @@ static void map_result_buffers_owned_by_map(void **state)
 static void map_huge_n_early_destroy(void **state)
 {
     (void)state;
-    conc_pool *p = pool_new(2);
+    conc_pool *p = conc_test_pool_new(2);
     const size_t n = SIZE_MAX / 2;
     const size_t chunks[] = {1, 1000};
     for (int unordered = 0; unordered <= 1; unordered++) {
@@ -601,7 +587,7 @@ static void map_huge_n_early_destroy(void **state)
             assert_true(calls <= (long)((10 + 4 + 1) * chunks[a]));
         }
     }
-    pool_free(p);
+    conc_test_pool_free(p);
 }
 
 /* A chunk too big to allocate is CONC_ENOMEM, not a crash. (TSan's
@@ -612,13 +598,13 @@ static void map_chunk_too_big_is_enomem(void **state)
 #if CONC__TSAN
     skip();
 #endif
-    conc_pool *p = pool_new(1);
+    conc_pool *p = conc_test_pool_new(1);
     conc_map *m = (conc_map *)(uintptr_t)1;
     conc_map_opts o = {.chunksize = SIZE_MAX};
     assert_int_equal(conc_map_create(&m, p, triple_fn, NULL, SIZE_MAX / 2, &o), CONC_ENOMEM);
     o = (conc_map_opts){.buffersize = SIZE_MAX / 4};
     assert_int_equal(conc_map_create(&m, p, triple_fn, NULL, 10, &o), CONC_ENOMEM);
-    pool_free(p);
+    conc_test_pool_free(p);
 }
 
 /* ------------------------------------------------------ inside a pool task */
@@ -655,7 +641,7 @@ static int inner_map_task(void *arg, conc_result *out)
 static void map_from_task_one_worker(void **state)
 {
     (void)state;
-    conc_pool *p = pool_new(1);
+    conc_pool *p = conc_test_pool_new(1);
     for (int unordered = 0; unordered <= 1; unordered++) {
         struct inner_map im = {p, unordered, 0, 1};
         conc_future *f = NULL;
@@ -665,7 +651,7 @@ static void map_from_task_one_worker(void **state)
         assert_int_equal(im.end_rc, CONC_ENOENT);
         assert_int_equal(im.sum, 3 * (99 * 100 / 2));
     }
-    pool_free(p);
+    conc_test_pool_free(p);
 }
 
 /* ------------------------------------------------------------ shutdown */
@@ -673,11 +659,11 @@ static void map_from_task_one_worker(void **state)
 static void map_on_shut_down_pool_is_eshutdown(void **state)
 {
     (void)state;
-    conc_pool *p = pool_new(1);
+    conc_pool *p = conc_test_pool_new(1);
     assert_int_equal(conc_pool_shutdown(p, true, false), 0);
     conc_map *m = NULL;
     assert_int_equal(conc_map_create(&m, p, triple_fn, NULL, 10, NULL), CONC_ESHUTDOWN);
-    pool_free(p);
+    conc_test_pool_free(p);
 }
 
 /* The pool shuts down under a running map (pool.h): the chunks already in
@@ -687,7 +673,7 @@ static void map_on_shut_down_pool_is_eshutdown(void **state)
  * One worker, a window of 3, index 0 held until after the shutdown. */
 static void check_shutdown_mid_map(bool cancel)
 {
-    conc_pool *p = pool_new(1);
+    conc_pool *p = conc_test_pool_new(1);
     struct held0 h;
     assert_int_equal(conc_event_init(&h.go, NULL), 0);
     conc_map *m = NULL;
@@ -715,7 +701,7 @@ static void check_shutdown_mid_map(bool cancel)
     for (int k = 0; k < 3; k++)
         assert_int_equal(conc_map_next(m, CONC_FOREVER, &index, &status, NULL), CONC_ENOENT);
     assert_int_equal(conc_map_destroy(m), 0);
-    pool_free(p);
+    conc_test_pool_free(p);
     assert_int_equal(conc_event_destroy(&h.go), 0);
 }
 
@@ -769,11 +755,11 @@ static void *map_job_thread(void *arg)
 static void map_concurrent_maps_stress(void **state)
 {
     (void)state;
-    conc_pool *p = pool_new(4);
+    conc_pool *p = conc_test_pool_new(4);
     size_t n = (size_t)conc_test_scaled(50000, 2000);
     struct map_job jobs[2] = {{p, n, 1}, {p, n, 2}};
     conc_test_run_threads(2, map_job_thread, jobs, sizeof jobs[0]);
-    pool_free(p);
+    conc_test_pool_free(p);
 }
 
 CONC_TEST_MAIN(

@@ -11,7 +11,6 @@
  * waiter count to know the worker is asleep in the wait. */
 #include "test.h"
 
-#include "conc/conc.h"
 #include "exec/future_impl.h"
 #include "exec/pool/pool_impl.h"
 #include "core/tls.h"
@@ -20,31 +19,6 @@
 #include <string.h>
 
 /* ------------------------------------------------------------------ helpers */
-
-static conc_pool *pool_new(int workers)
-{
-    conc_pool *p = NULL;
-    conc_pool_opts o = {.max_workers = workers};
-    assert_int_equal(conc_pool_create(&p, &o), 0);
-    return p;
-}
-
-static void pool_free(conc_pool *p)
-{
-    assert_int_equal(conc_pool_destroy(p), 0);
-}
-
-static void release(conc_future *f)
-{
-    assert_int_equal(conc_future_release(f), 0);
-}
-
-static conc_future *submit(conc_pool *p, conc_task_fn fn, void *arg)
-{
-    conc_future *f = NULL;
-    assert_int_equal(conc_pool_submit(p, fn, arg, &f), 0);
-    return f;
-}
 
 /* The task's status, its result value in *value. */
 static int result_of(conc_future *f, int64_t *value)
@@ -92,11 +66,11 @@ static int64_t fib_par(conc_pool *p, int n)
     if (n <= FIB_CUTOFF)
         return fib_seq(n);
     struct fib_call c = {p, n - 1};
-    conc_future *f = submit(p, fib_task, &c);
+    conc_future *f = conc_test_submit(p, fib_task, &c);
     int64_t b = fib_par(p, n - 2);
     int64_t a;
     assert_int_equal(result_of(f, &a), 0);
-    release(f);
+    conc_test_release(f);
     return a + b;
 }
 
@@ -117,17 +91,17 @@ static void nested_fib_stress(void **state)
     const int workers[] = {1, 2, 8};
     int n = fib_n();
     for (size_t k = 0; k < sizeof workers / sizeof workers[0]; k++) {
-        conc_pool *p = pool_new(workers[k]);
+        conc_pool *p = conc_test_pool_new(workers[k]);
         struct fib_call c = {p, n};
         int64_t t0 = conc_now_ns();
-        conc_future *f = submit(p, fib_task, &c);
+        conc_future *f = conc_test_submit(p, fib_task, &c);
         int64_t v;
         assert_int_equal(result_of(f, &v), 0);
         print_message("fib(%d) = %lld on %d workers: %.1f ms\n", n, (long long)v, workers[k],
                       (double)(conc_now_ns() - t0) / 1e6);
         assert_int_equal(v, fib_iter(n));
-        release(f);
-        pool_free(p);
+        conc_test_release(f);
+        conc_test_pool_free(p);
     }
 }
 
@@ -215,10 +189,10 @@ static void qs_par(conc_pool *p, int *a, size_t n)
     }
     size_t k = partition(a, n);
     struct qs_call left = {p, a, k};
-    conc_future *f = submit(p, qs_task, &left);
+    conc_future *f = conc_test_submit(p, qs_task, &left);
     qs_par(p, a + k, n - k);
     assert_int_equal(conc_future_result(f, NULL), 0);
-    release(f);
+    conc_test_release(f);
 }
 
 struct checksum {
@@ -255,12 +229,12 @@ static void nested_quicksort_stress(void **state)
     assert_int_equal(conc_pool_create(&p, NULL), 0);
     struct qs_call c = {p, a, n};
     int64_t t0 = conc_now_ns();
-    conc_future *f = submit(p, qs_task, &c);
+    conc_future *f = conc_test_submit(p, qs_task, &c);
     assert_int_equal(conc_future_result(f, NULL), 0);
     print_message("quicksort of %zu ints on %d workers: %.1f ms\n", n, conc_pool_workers(p),
                   (double)(conc_now_ns() - t0) / 1e6);
-    release(f);
-    pool_free(p);
+    conc_test_release(f);
+    conc_test_pool_free(p);
     for (size_t i = 1; i < n; i++)
         if (a[i - 1] > a[i])
             fail_msg("not sorted at %zu: %d > %d", i, a[i - 1], a[i]);
@@ -290,10 +264,10 @@ static int chain_task(void *arg, conc_result *out)
         return 0;
     }
     struct chain next = {c->p, c->depth - 1, c->ran};
-    conc_future *f = submit(c->p, chain_task, &next);
+    conc_future *f = conc_test_submit(c->p, chain_task, &next);
     int64_t v;
     assert_int_equal(result_of(f, &v), 0);
-    release(f);
+    conc_test_release(f);
     out->value = v + 1;
     return 0;
 }
@@ -302,16 +276,16 @@ static void nested_deep_chain_one_worker(void **state)
 {
     (void)state;
     const int depth = 3 * CONC__HELP_DEPTH_MAX;
-    conc_pool *p = pool_new(1);
+    conc_pool *p = conc_test_pool_new(1);
     _Atomic int ran = 0;
     struct chain c = {p, depth, &ran};
-    conc_future *f = submit(p, chain_task, &c);
+    conc_future *f = conc_test_submit(p, chain_task, &c);
     int64_t v;
     assert_int_equal(result_of(f, &v), 0);
     assert_int_equal(v, depth);
     assert_int_equal(atomic_load(&ran), depth + 1);
-    release(f);
-    pool_free(p);
+    conc_test_release(f);
+    conc_test_pool_free(p);
 }
 
 /* A fan of children waited every way a task can wait, on one worker. */
@@ -343,7 +317,7 @@ static int fan_task(void *arg, conc_result *out)
     conc_future *f[N];
     for (int i = 0; i < N; i++) {
         kids[i] = (struct fan_child){fan, i};
-        f[i] = submit(fan->p, fan_child_task, &kids[i]);
+        f[i] = conc_test_submit(fan->p, fan_child_task, &kids[i]);
     }
     /* The first 16 in reverse order: the newest-first deque is no help. */
     for (int i = 15; i >= 0; i--) {
@@ -364,23 +338,23 @@ static int fan_task(void *arg, conc_result *out)
     int rc;
     while ((rc = conc_as_completed_next(it, &g)) == 0) {
         fan->ac_yields++;
-        release(g);
+        conc_test_release(g);
     }
     fan->ac_end_rc = rc;
     assert_int_equal(conc_as_completed_destroy(it), 0);
     for (int i = 0; i < N; i++)
-        release(f[i]);
+        conc_test_release(f[i]);
     return 0;
 }
 
 static void nested_wide_fan_one_worker(void **state)
 {
     (void)state;
-    conc_pool *p = pool_new(1);
+    conc_pool *p = conc_test_pool_new(1);
     static struct fan fan;
     memset(&fan, 0, sizeof fan);
     fan.p = p;
-    conc_future *f = submit(p, fan_task, &fan);
+    conc_future *f = conc_test_submit(p, fan_task, &fan);
     assert_int_equal(conc_future_result(f, NULL), 0);
     assert_int_equal(fan.first_rc, 0);
     assert_int_equal(fan.wait_rc, 0);
@@ -388,8 +362,8 @@ static void nested_wide_fan_one_worker(void **state)
     assert_int_equal(fan.ac_end_rc, CONC_ENOENT);
     for (int i = 0; i < 48; i++)
         assert_int_equal(atomic_load(&fan.runs[i]), 1);
-    release(f);
-    pool_free(p);
+    conc_test_release(f);
+    conc_test_pool_free(p);
 }
 
 /* ------------------------------------------------------------ isolation */
@@ -437,11 +411,11 @@ static int iso_a(void *arg, conc_result *out)
     assert_int_equal(conc_mutex_lock(&s->m), 0);
     s->a_self = conc__self();
     s->a_thread = pthread_self();
-    conc_future *b = submit(s->p, iso_b, s);
+    conc_future *b = conc_test_submit(s->p, iso_b, s);
     atomic_store(&s->a_waiting, true);
     assert_int_equal(conc_future_wait(s->g, CONC_FOREVER), 0);
     assert_int_equal(conc_future_result(b, NULL), 0);
-    release(b);
+    conc_test_release(b);
     atomic_store(&s->a_done, true);
     assert_int_equal(conc_mutex_unlock(&s->m), 0);
     return 0;
@@ -457,31 +431,6 @@ static int iso_c(void *arg, conc_result *out)
     c->unlock_rc = c->trylock_rc == 0 ? conc_mutex_unlock(&c->iso->m) : 1;
     atomic_store(&c->ran, true);
     return 0;
-}
-
-struct hold {
-    conc_event started, go;
-};
-
-static int hold_task(void *arg, conc_result *out)
-{
-    (void)out;
-    struct hold *h = arg;
-    assert_int_equal(conc_event_set(&h->started), 0);
-    assert_int_equal(conc_event_wait(&h->go, CONC_FOREVER), 0);
-    return 0;
-}
-
-static void hold_init(struct hold *h)
-{
-    assert_int_equal(conc_event_init(&h->started, NULL), 0);
-    assert_int_equal(conc_event_init(&h->go, NULL), 0);
-}
-
-static void hold_destroy(struct hold *h)
-{
-    assert_int_equal(conc_event_destroy(&h->started), 0);
-    assert_int_equal(conc_event_destroy(&h->go), 0);
 }
 
 static void check_c(struct iso_c *c, struct iso *s, conc_future *f)
@@ -500,32 +449,30 @@ static void nested_isolation_waiting_task_runs_only_its_subtree(void **state)
     static struct iso s;
     memset(&s, 0, sizeof s);
     assert_int_equal(conc_mutex_init(&s.m, NULL), 0);
-    s.p = pool_new(1);
-    conc_pool *other = pool_new(1);
+    s.p = conc_test_pool_new(1);
+    conc_pool *other = conc_test_pool_new(1);
 
     /* g: running on the other pool until released. */
-    struct hold hg, hz;
-    hold_init(&hg);
-    hold_init(&hz);
-    s.g = submit(other, hold_task, &hg);
-    assert_int_equal(conc_event_wait(&hg.started, CONC_FOREVER), 0);
+    struct conc_test_gate hg, hz;
+    conc_test_gate_init(&hg, 0, 0);
+    conc_test_gate_init(&hz, 0, 0);
+    s.g = conc_test_submit_running(other, &hg);
 
     /* z holds the worker while a then c1 queue up behind it: the worker
      * later takes both at once, runs a and keeps c1 in its deque. */
-    conc_future *z = submit(s.p, hold_task, &hz);
-    assert_int_equal(conc_event_wait(&hz.started, CONC_FOREVER), 0);
+    conc_future *z = conc_test_submit_running(s.p, &hz);
     static struct iso_c c1, c2;
     memset(&c1, 0, sizeof c1);
     memset(&c2, 0, sizeof c2);
     c1.iso = c2.iso = &s;
-    conc_future *fa = submit(s.p, iso_a, &s);
-    conc_future *fc1 = submit(s.p, iso_c, &c1);
-    assert_int_equal(conc_event_set(&hz.go), 0);
+    conc_future *fa = conc_test_submit(s.p, iso_a, &s);
+    conc_future *fc1 = conc_test_submit(s.p, iso_c, &c1);
+    conc_test_gate_open(&hz);
 
     /* a is asleep on g once g's waiter count shows it. */
     conc_test_await_count(&s.g->wq.nwaiters, 1);
     assert_true(atomic_load(&s.a_waiting));
-    conc_future *fc2 = submit(s.p, iso_c, &c2);
+    conc_future *fc2 = conc_test_submit(s.p, iso_c, &c2);
     /* While a waits: its child b ran (helping), c1 and c2 did not. */
     assert_true(atomic_load(&s.b_ran));
     assert_true(s.b_same_thread);
@@ -539,20 +486,20 @@ static void nested_isolation_waiting_task_runs_only_its_subtree(void **state)
     assert_false(conc_future_done(fc2));
     assert_true(conc_future_running(fa));
 
-    assert_int_equal(conc_event_set(&hg.go), 0);
+    conc_test_gate_open(&hg);
     assert_int_equal(conc_future_result(fa, NULL), 0);
     check_c(&c1, &s, fc1);
     check_c(&c2, &s, fc2);
 
-    release(z);
-    release(fa);
-    release(fc1);
-    release(fc2);
-    release(s.g);
-    pool_free(s.p);
-    pool_free(other);
-    hold_destroy(&hg);
-    hold_destroy(&hz);
+    conc_test_release(z);
+    conc_test_release(fa);
+    conc_test_release(fc1);
+    conc_test_release(fc2);
+    conc_test_release(s.g);
+    conc_test_pool_free(s.p);
+    conc_test_pool_free(other);
+    conc_test_gate_destroy(&hg);
+    conc_test_gate_destroy(&hz);
     assert_int_equal(conc_mutex_destroy(&s.m), 0);
 }
 
@@ -594,10 +541,10 @@ static int ident_parent(void *arg, conc_result *out)
     id->parent_task_self = conc__current_task();
     id->parent_own_wait_rc = conc_future_wait(conc__current_task(), CONC_FOREVER);
     /* One worker: the child cannot run before we wait, so child_f is set. */
-    id->child_f = submit(id->p, ident_child, id);
+    id->child_f = conc_test_submit(id->p, ident_child, id);
     assert_int_equal(conc_future_result(id->child_f, NULL), 0);
     id->parent_self_after = conc__self();
-    release(id->child_f);
+    conc_test_release(id->child_f);
     return 0;
 }
 
@@ -608,8 +555,8 @@ static void nested_task_identity_and_own_future_edeadlk(void **state)
     assert_int_equal(conc__self(), (uintptr_t)__builtin_thread_pointer());
     struct ident id;
     memset(&id, 0, sizeof id);
-    id.p = pool_new(1);
-    id.parent_f = submit(id.p, ident_parent, &id);
+    id.p = conc_test_pool_new(1);
+    id.parent_f = conc_test_submit(id.p, ident_parent, &id);
     assert_int_equal(conc_future_result(id.parent_f, NULL), 0);
 
     assert_ptr_equal(id.parent_task_self, id.parent_f);
@@ -627,8 +574,8 @@ static void nested_task_identity_and_own_future_edeadlk(void **state)
     assert_int_equal(id.child_parent_wait_rc, CONC_ETIMEDOUT);
 
     assert_null(conc__current_task()); /* the test thread is no task */
-    release(id.parent_f);
-    pool_free(id.p);
+    conc_test_release(id.parent_f);
+    conc_test_pool_free(id.p);
 }
 
 /* Fork-join on several workers: children get stolen, and a waiting parent
@@ -651,7 +598,7 @@ static int tree_task(void *arg, conc_result *out)
     conc_future *f[3];
     for (int i = 0; i < 3; i++) {
         kids[i] = (struct tree){t->p, t->depth - 1, t->leaves};
-        f[i] = submit(t->p, tree_task, &kids[i]);
+        f[i] = conc_test_submit(t->p, tree_task, &kids[i]);
     }
     int64_t sum = 0;
     assert_int_equal(conc_wait(f, 3, CONC_ALL_COMPLETED, CONC_FOREVER, NULL), 0);
@@ -659,7 +606,7 @@ static int tree_task(void *arg, conc_result *out)
         int64_t v;
         assert_int_equal(result_of(f[i], &v), 0);
         sum += v;
-        release(f[i]);
+        conc_test_release(f[i]);
     }
     out->value = sum;
     return 0;
@@ -674,16 +621,16 @@ static void nested_tree_many_workers_stress(void **state)
         want *= 3;
     const int workers[] = {1, 2, 4, 8};
     for (size_t k = 0; k < sizeof workers / sizeof workers[0]; k++) {
-        conc_pool *p = pool_new(workers[k]);
+        conc_pool *p = conc_test_pool_new(workers[k]);
         _Atomic long leaves = 0;
         struct tree t = {p, depth, &leaves};
-        conc_future *f = submit(p, tree_task, &t);
+        conc_future *f = conc_test_submit(p, tree_task, &t);
         int64_t v;
         assert_int_equal(result_of(f, &v), 0);
         assert_int_equal(v, want);
         assert_int_equal(atomic_load(&leaves), want);
-        release(f);
-        pool_free(p);
+        conc_test_release(f);
+        conc_test_pool_free(p);
     }
 }
 

@@ -11,10 +11,7 @@
  * exit status; every wait on either side has a deadline, and the parent kills
  * a child that does not finish in time, so a bug cannot hang the test. */
 #define _GNU_SOURCE
-#include "test.h"
-
-#include "conc/conc.h"
-#include "sync/sync_impl.h"
+#include "test_impl.h"
 
 #include <sched.h>
 #include <signal.h>
@@ -95,18 +92,6 @@ static void reap_child(pid_t pid)
     }
 }
 
-/* Polls (bounded) until a waiter has announced itself on q: the other
- * process is then inside the blocking call. */
-static void wait_for_waiters(struct conc__waitq *q, uint32_t n)
-{
-    int64_t limit = conc_now_ns() + CONC_SEC(10);
-    while (atomic_load(&q->nwaiters) < n) {
-        if (conc_now_ns() > limit)
-            fail_msg("no waiter showed up on the shared queue within 10 s");
-        conc_sleep(CONC_USEC(100));
-    }
-}
-
 /* A start line in shared memory, so that the processes really run at once
  * (a fork takes long enough for the parent to finish a short loop alone). */
 struct gate {
@@ -124,12 +109,7 @@ static void gate_pass(struct gate *g)
 /* In the parent: waits (bounded) for n children at the gate and opens it. */
 static void gate_open(struct gate *g, int n)
 {
-    int64_t limit = conc_now_ns() + CONC_SEC(10);
-    while (atomic_load(&g->ready) < n) {
-        if (conc_now_ns() > limit)
-            fail_msg("children did not reach the start line within 10 s");
-        conc_sleep(CONC_USEC(100));
-    }
+    CONC_TEST_POLL_UNTIL(atomic_load(&g->ready) >= n);
     atomic_store(&g->go, 1);
 }
 
@@ -404,12 +384,12 @@ static void pshared_event_set_and_pulse(void **state)
     assert_int_equal(conc_event_init(&sh->never, &eo), 0);
     assert_int_equal(conc_sem_init(&sh->go, 0, &so), 0);
     sh->rounds = conc_test_scaled(200, 20);
-    struct conc__waitq *q = &((struct conc__event *)(void *)&sh->e)->q;
+    struct conc__waitq *q = conc_test_waitq(&sh->e);
     pid_t pid = fork_child(event_waiter, sh);
     for (long r = 0; r < sh->rounds; r++) {
         assert_int_equal(conc_event_clear(&sh->e), 0);
         assert_int_equal(conc_sem_release(&sh->go), 0);
-        wait_for_waiters(q, 1);
+        CONC_TEST_POLL_UNTIL(conc_test_nwaiters(q) >= 1); /* the child is in its wait */
         assert_int_equal(conc_event_set(&sh->e), 0);
         if (r % 2)
             assert_int_equal(conc_event_clear(&sh->e), 0);

@@ -16,7 +16,6 @@
  * records on the queue's wait core), never by sleeping. */
 #include "test.h"
 
-#include "conc/conc.h"
 #include "queue/queue_impl.h"
 
 #include <stdatomic.h>
@@ -55,6 +54,18 @@ static void destroy_queue(conc_queue *q)
     assert_int_equal(conc_queue_destroy(q), 0);
 }
 
+/* Whether exactly n threads are parked in q waiting for `want`; fails if not
+ * and one of the nflags flags shows that a watched thread returned instead. */
+static bool blocked_yet(conc_queue *q, enum conc__queue_want want, unsigned n,
+                        atomic_int *const flags[], int nflags)
+{
+    if (conc__queue_waiting(q, want) == n)
+        return true;
+    for (int i = 0; i < nflags; i++)
+        assert_int_equal(atomic_load(flags[i]), 0);
+    return false;
+}
+
 /* Polls until exactly n threads are parked in q waiting for `want`; fails if
  * one of the nflags flags shows that a watched thread returned instead, or
  * after 30 s. The assertions that follow depend on this state, never on a
@@ -62,28 +73,12 @@ static void destroy_queue(conc_queue *q)
 static void wait_blocked_unless(conc_queue *q, enum conc__queue_want want, unsigned n,
                                 atomic_int *const flags[], int nflags)
 {
-    int64_t deadline = conc_now_ns() + CONC_SEC(30);
-    while (conc__queue_waiting(q, want) != n) {
-        for (int i = 0; i < nflags; i++)
-            assert_int_equal(atomic_load(flags[i]), 0);
-        assert_true(conc_now_ns() < deadline);
-        conc_sleep(CONC_USEC(100));
-    }
+    CONC_TEST_POLL_UNTIL_FOR(blocked_yet(q, want, n, flags, nflags), 30);
 }
 
 static void wait_blocked(conc_queue *q, enum conc__queue_want want, unsigned n)
 {
     wait_blocked_unless(q, want, n, NULL, 0);
-}
-
-static pthread_t start(void *(*fn)(void *), void *arg)
-{
-    return conc_test_start(fn, arg);
-}
-
-static void join_thread(pthread_t t)
-{
-    assert_int_equal(pthread_join(t, NULL), 0);
 }
 
 static int put64(conc_queue *q, uint64_t v, int64_t timeout)
@@ -107,15 +102,6 @@ static void check_waited(int64_t t0, int64_t timeout, const char *what)
     assert_true(took < timeout + CONC_SEC(1));
     print_message("%s(%lld us): returned after %.1f us\n", what, (long long)(timeout / 1000),
                   (double)took / 1e3);
-}
-
-/* A small deterministic generator (xorshift64*). */
-static uint64_t rnd(uint64_t *s)
-{
-    *s ^= *s >> 12;
-    *s ^= *s << 25;
-    *s ^= *s >> 27;
-    return *s * 2685821657736338717ull;
 }
 
 /* ---- bad input ---- */
@@ -429,7 +415,7 @@ static void queue_destroy_while_blocked_is_ebusy(void **state)
             assert_int_equal(put64(q, 2, 0), 0);
         }
         struct blocked b = {.q = q, .op = ops[i], .rc = 1};
-        pthread_t t = start(blocked_call, &b);
+        pthread_t t = conc_test_start(blocked_call, &b);
         wait_blocked(q, wants[i], 1);
         assert_int_equal(conc_queue_destroy(q), CONC_EBUSY);
         assert_int_equal(conc_queue_destroy(q), CONC_EBUSY);
@@ -439,7 +425,7 @@ static void queue_destroy_while_blocked_is_ebusy(void **state)
         /* Immediate shutdown wakes put/get with ESHUTDOWN and, by discarding
          * the two unfinished items, lets the join return 0. */
         assert_int_equal(conc_queue_shutdown(q, true), 0);
-        join_thread(t);
+        conc_test_join(t);
         assert_int_equal(b.rc, ops[i] == OP_JOIN ? 0 : CONC_ESHUTDOWN);
         destroy_queue(q);
     }
@@ -646,10 +632,10 @@ static void queue_huge_timeout_waits(void **state)
     assert_int_equal(conc_queue_get(q, &out, INT64_MAX), 0);
     assert_int_equal(out, 11);
     struct blocked b = {.q = q, .op = OP_GET_TIMED, .rc = 1};
-    pthread_t t = start(blocked_call, &b);
+    pthread_t t = conc_test_start(blocked_call, &b);
     wait_blocked(q, CONC__QW_GET, 1);
     assert_int_equal(put64(q, 12, INT64_MAX), 0);
-    join_thread(t);
+    conc_test_join(t);
     assert_int_equal(b.rc, 0);
     assert_int_equal(conc_queue_empty(q), 1);
     destroy_queue(q);
@@ -804,23 +790,23 @@ static void queue_put_many_blocks_until_all_in(void **state)
         items[i] = 1000 + i;
     conc_queue *q = make_queue(CONC_QUEUE_FIFO, 4, sizeof(uint64_t));
     struct many_putter m = {.q = q, .items = items, .n = 40, .done = 99, .rc = 1};
-    pthread_t t = start(many_putter_run, &m);
+    pthread_t t = conc_test_start(many_putter_run, &m);
     for (uint64_t i = 0; i < 40; i++) { /* one at a time, in order */
         uint64_t v = 0;
         assert_int_equal(conc_queue_get(q, &v, CONC_FOREVER), 0);
         assert_int_equal(v, 1000 + i);
     }
-    join_thread(t);
+    conc_test_join(t);
     assert_int_equal(m.rc, 0);
     assert_int_equal(m.done, 40);
 
     /* Cut off: 4 go in, then it waits for room until the shutdown. */
     m = (struct many_putter){.q = q, .items = items, .n = 10, .done = 99, .rc = 1};
-    t = start(many_putter_run, &m);
+    t = conc_test_start(many_putter_run, &m);
     wait_blocked_unless(q, CONC__QW_PUT, 1, (atomic_int *const[]){&m.finished}, 1);
     assert_int_equal(conc_queue_size(q), 4);
     assert_int_equal(conc_queue_shutdown(q, false), 0);
-    join_thread(t);
+    conc_test_join(t);
     assert_int_equal(m.rc, CONC_ESHUTDOWN);
     assert_int_equal(m.done, 4);
     for (uint64_t i = 0; i < 4; i++)
@@ -869,10 +855,10 @@ static void queue_get_many_takes_up_to_max(void **state)
     /* Blocked on an empty queue, it returns with at least one, at most max. */
     conc_queue *q = make_queue(CONC_QUEUE_FIFO, 8, sizeof(uint64_t));
     struct many_getter m = {.q = q, .max = 8, .got = 99, .rc = 1};
-    pthread_t t = start(many_getter_run, &m);
+    pthread_t t = conc_test_start(many_getter_run, &m);
     wait_blocked_unless(q, CONC__QW_GET, 1, (atomic_int *const[]){&m.finished}, 1);
     assert_int_equal(conc_queue_put_many(q, items, 5, NULL, 0), 0);
-    join_thread(t);
+    conc_test_join(t);
     assert_int_equal(m.rc, 0);
     assert_true(m.got >= 1 && m.got <= 5);
     for (size_t i = 0; i < m.got; i++)
@@ -883,10 +869,10 @@ static void queue_get_many_takes_up_to_max(void **state)
 
     /* And a blocked get_many wakes with ESHUTDOWN, having taken nothing. */
     m = (struct many_getter){.q = q, .max = 8, .got = 99, .rc = 1};
-    t = start(many_getter_run, &m);
+    t = conc_test_start(many_getter_run, &m);
     wait_blocked_unless(q, CONC__QW_GET, 1, (atomic_int *const[]){&m.finished}, 1);
     assert_int_equal(conc_queue_shutdown(q, false), 0);
-    join_thread(t);
+    conc_test_join(t);
     assert_int_equal(m.rc, CONC_ESHUTDOWN);
     assert_int_equal(m.got, 0);
     destroy_queue(q);
@@ -926,14 +912,14 @@ static void queue_batches_wake_every_waiter(void **state)
         size_t n = 0;
         for (int i = 0; i < 8; i++) {
             w[i] = (struct waker_case){.q = q, .v = 99, .rc = 1};
-            t[i] = start(wake_getter, &w[i]);
+            t[i] = conc_test_start(wake_getter, &w[i]);
             items[i] = (uint64_t)i;
         }
         wait_blocked(q, CONC__QW_GET, 8);
         assert_int_equal(conc_queue_put_many(q, items, 8, &n, 0), 0);
         assert_int_equal(n, 8);
         for (int i = 0; i < 8; i++) {
-            join_thread(t[i]);
+            conc_test_join(t[i]);
             assert_int_equal(w[i].rc, 0);
             assert_true(w[i].v < 8);
             seen |= (uint64_t)1 << w[i].v;
@@ -944,13 +930,13 @@ static void queue_batches_wake_every_waiter(void **state)
         assert_int_equal(conc_queue_put_many(q, items, 8, NULL, 0), 0);
         for (int i = 0; i < 8; i++) {
             w[i] = (struct waker_case){.q = q, .v = 100 + (uint64_t)i, .rc = 1};
-            t[i] = start(wake_putter, &w[i]);
+            t[i] = conc_test_start(wake_putter, &w[i]);
         }
         wait_blocked(q, CONC__QW_PUT, 8);
         assert_int_equal(conc_queue_get_many(q, out, 8, &n, 0), 0);
         assert_int_equal(n, 8);
         for (int i = 0; i < 8; i++) {
-            join_thread(t[i]);
+            conc_test_join(t[i]);
             assert_int_equal(w[i].rc, 0);
         }
         assert_int_equal(conc_queue_full(q), 1);
@@ -1079,7 +1065,7 @@ static void model_run(conc_queue_kind kind, size_t cap, long ops, uint64_t seed)
         /* Fill for the first half, drain for the second: the unbounded queue
          * grows several times and shrinks back. */
         unsigned put_pct = op < ops / 2 ? 60 : 40;
-        uint64_t r = rnd(&seed);
+        uint64_t r = conc_test_xorshift64s(&seed);
         int64_t key = (int64_t)(r >> 40) % 5 - 2;
         if ((r >> 8) % 97 == 0)
             key = (r >> 20) & 1 ? INT64_MAX : INT64_MIN;
@@ -1191,7 +1177,7 @@ static void queue_join_waits_for_last_task_done(void **state)
     for (int i = 0; i < 3; i++) {
         j[i] = (struct joiner){
             .q = q, .timeout = CONC_FOREVER, .rc = 1, .task_dones_started = &started};
-        t[i] = start(joiner_run, &j[i]);
+        t[i] = conc_test_start(joiner_run, &j[i]);
     }
     wait_blocked(q, CONC__QW_JOIN, 3);
     /* All items consumed: still 3 unfinished tasks. */
@@ -1206,7 +1192,7 @@ static void queue_join_waits_for_last_task_done(void **state)
     }
     counted_task_done(q, &started);
     for (int i = 0; i < 3; i++) {
-        join_thread(t[i]);
+        conc_test_join(t[i]);
         assert_int_equal(j[i].rc, 0);
         assert_int_equal(j[i].task_dones_seen, 3);
     }
@@ -1295,7 +1281,7 @@ static void shutdown_wakes_all(conc_queue *q, const enum blocked_op ops[4],
     pthread_t t[NBLOCKED];
     for (int i = 0; i < NBLOCKED; i++) {
         b[i] = (struct blocked){.q = q, .op = ops[i % 4], .rc = 1};
-        t[i] = start(blocked_call, &b[i]);
+        t[i] = conc_test_start(blocked_call, &b[i]);
     }
     atomic_int *flags[NBLOCKED];
     for (int i = 0; i < NBLOCKED; i++)
@@ -1305,7 +1291,7 @@ static void shutdown_wakes_all(conc_queue *q, const enum blocked_op ops[4],
     assert_int_equal(conc_queue_shutdown(q, immediate), 0);
     int64_t max = 0, sum = 0;
     for (int i = 0; i < NBLOCKED; i++) {
-        join_thread(t[i]);
+        conc_test_join(t[i]);
         assert_int_equal(b[i].rc, CONC_ESHUTDOWN);
         if (b[i].op == OP_PUT_MANY || b[i].op == OP_GET_MANY)
             assert_int_equal(b[i].n, 0);
@@ -1379,7 +1365,7 @@ static void queue_shutdown_immediate_discards(void **state)
 
     atomic_int started = 0;
     struct joiner j = {.q = q, .timeout = CONC_FOREVER, .rc = 1, .task_dones_started = &started};
-    pthread_t t = start(joiner_run, &j);
+    pthread_t t = conc_test_start(joiner_run, &j);
     wait_blocked_unless(q, CONC__QW_JOIN, 1, (atomic_int *const[]){&j.finished}, 1);
     assert_int_equal(conc_queue_shutdown(q, true), 0);
     assert_int_equal(conc_queue_size(q), 0);
@@ -1393,7 +1379,7 @@ static void queue_shutdown_immediate_discards(void **state)
     wait_blocked_unless(q, CONC__QW_JOIN, 1, (atomic_int *const[]){&j.finished}, 1);
     assert_int_equal(conc_queue_join(q, 0), CONC_ETIMEDOUT);
     counted_task_done(q, &started);
-    join_thread(t);
+    conc_test_join(t);
     assert_int_equal(j.rc, 0);
     assert_int_equal(j.task_dones_seen, 2);
     /* The three discarded items are no longer tasks. */
@@ -1405,10 +1391,10 @@ static void queue_shutdown_immediate_discards(void **state)
     for (uint64_t i = 0; i < 3; i++)
         assert_int_equal(put64(q, i, 0), 0);
     j = (struct joiner){.q = q, .timeout = CONC_FOREVER, .rc = 1, .task_dones_started = &started};
-    t = start(joiner_run, &j);
+    t = conc_test_start(joiner_run, &j);
     wait_blocked_unless(q, CONC__QW_JOIN, 1, (atomic_int *const[]){&j.finished}, 1);
     assert_int_equal(conc_queue_shutdown(q, true), 0);
-    join_thread(t);
+    conc_test_join(t);
     assert_int_equal(j.rc, 0);
     assert_int_equal(conc_queue_task_done(q), CONC_EINVAL);
     destroy_queue(q);
@@ -1466,7 +1452,7 @@ static int64_t stress_key(const struct stress *s, uint64_t seq)
 /* A mix of waits: 0, 50 us, forever. A failed put/get is retried. */
 static int64_t stress_timeout(struct worker *w)
 {
-    switch (rnd(&w->rng) % 3) {
+    switch (conc_test_xorshift64s(&w->rng) % 3) {
     case 0:
         return 0;
     case 1:
@@ -1484,7 +1470,7 @@ static void *stress_producer(void *p)
     for (long seq = w->first; seq < w->last;) {
         int64_t t = stress_timeout(w);
         if (s->batches) {
-            size_t n = (size_t)(rnd(&w->rng) % 8) + 1, done = 99;
+            size_t n = (size_t)(conc_test_xorshift64s(&w->rng) % 8) + 1, done = 99;
             if ((long)n > w->last - seq)
                 n = (size_t)(w->last - seq);
             for (size_t i = 0; i < n; i++)
@@ -1549,7 +1535,8 @@ static void *stress_consumer(void *p)
         size_t got = 1;
         int rc;
         if (s->batches)
-            rc = conc_queue_get_many(s->q, buf, (size_t)(rnd(&w->rng) % 8) + 1, &got, t);
+            rc = conc_queue_get_many(s->q, buf, (size_t)(conc_test_xorshift64s(&w->rng) % 8) + 1,
+                                     &got, t);
         else
             rc = conc_queue_get_key(s->q, buf, &key, t);
         if (rc == CONC_ESHUTDOWN)
@@ -1571,13 +1558,13 @@ static void *stress_consumer(void *p)
 static void start_workers(struct worker *w, pthread_t *t, int n, void *(*fn)(void *))
 {
     for (int i = 0; i < n; i++)
-        t[i] = start(fn, &w[i]);
+        t[i] = conc_test_start(fn, &w[i]);
 }
 
 static void join_workers(pthread_t *t, int n)
 {
     for (int i = 0; i < n; i++)
-        join_thread(t[i]);
+        conc_test_join(t[i]);
 }
 
 /* Every item was delivered exactly once; prints the run. */

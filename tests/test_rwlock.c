@@ -6,39 +6,16 @@
  * queued after it), writers that time out and let the held-back readers in
  * (made deterministic with the wait core's test hook), and a mixed stress
  * with exact counts and exclusion invariants. */
-#include "test.h"
-
-#include "conc/conc.h"
-#include "sync/sync_impl.h"
+#include "test_impl.h"
 
 #include <stdatomic.h>
 #include <string.h>
-
-/* Polls until cond holds. The 10 s ceiling only catches a hang: nothing
- * asserted depends on how long the poll takes. */
-#define POLL_UNTIL(cond) CONC_TEST_POLL_UNTIL(cond)
-
-static pthread_t spawn(void *(*fn)(void *), void *arg)
-{
-    return conc_test_start(fn, arg);
-}
-
-static void join(pthread_t t)
-{
-    conc_test_join(t);
-}
 
 /* ---- internals (sync_impl.h) ---- */
 
 static struct conc__rwlock *impl(conc_rwlock *l)
 {
     return (struct conc__rwlock *)(void *)l;
-}
-
-/* Threads announced on the lock's queue (blocked readers and writers). */
-static uint32_t nwaiters(conc_rwlock *l)
-{
-    return atomic_load(&impl(l)->q.nwaiters);
 }
 
 /* Writers waiting, read under the queue lock that guards the count. */
@@ -58,7 +35,7 @@ static uint32_t state_word(conc_rwlock *l)
 static void check_idle_and_destroy(conc_rwlock *l)
 {
     assert_int_equal(state_word(l), 0);
-    assert_int_equal(nwaiters(l), 0);
+    assert_int_equal(conc_test_nwaiters(l), 0);
     assert_int_equal(writers_waiting(l), 0);
     assert_int_equal(conc_rwlock_destroy(l), 0);
 }
@@ -116,7 +93,7 @@ static void *call_main(void *arg)
 static int elsewhere(conc_rwlock *l, int op, int64_t timeout)
 {
     struct call c = {.l = l, .op = op, .timeout = timeout, .rc = 1};
-    join(spawn(call_main, &c));
+    conc_test_join(conc_test_start(call_main, &c));
     return c.rc;
 }
 
@@ -393,7 +370,7 @@ static void *actor_main(void *arg)
         fail_msg("writer not alone");
     atomic_store(&a->holding, 1);
     if (a->release)
-        POLL_UNTIL(atomic_load(a->release));
+        CONC_TEST_POLL_UNTIL(atomic_load(a->release));
     if (a->inside)
         atomic_fetch_sub(a->inside, 1);
     assert_int_equal(conc_rwlock_unlock(a->l), 0);
@@ -411,11 +388,11 @@ static void rwlock_readers_share_in(const conc_rwlock_opts *opts)
     for (int i = 0; i < N; i++) {
         r[i] = (struct actor){.l = &l, .timeout = CONC_FOREVER, .ticket = &ticket,
                               .inside = &inside, .release = &release};
-        t[i] = spawn(actor_main, &r[i]);
+        t[i] = conc_test_start(actor_main, &r[i]);
     }
     /* No reader lets go before release: N inside at once means they hold
      * the lock at the same time. */
-    POLL_UNTIL(atomic_load(&inside) == N);
+    CONC_TEST_POLL_UNTIL(atomic_load(&inside) == N);
     assert_int_equal(state_word(&l) & CONC__RW_READERS, N);
     assert_int_equal(conc_rwlock_timedwrlock(&l, 0), CONC_ETIMEDOUT);
     assert_int_equal(conc_rwlock_timedwrlock(&l, CONC_MSEC(5)), CONC_ETIMEDOUT);
@@ -424,7 +401,7 @@ static void rwlock_readers_share_in(const conc_rwlock_opts *opts)
     assert_int_equal(conc_rwlock_unlock(&l), 0);
     atomic_store(&release, 1);
     for (int i = 0; i < N; i++) {
-        join(t[i]);
+        conc_test_join(t[i]);
         assert_int_equal(r[i].rc, 0);
     }
     check_idle_and_destroy(&l);
@@ -449,14 +426,14 @@ static void rwlock_writer_excludes_everyone_in(const conc_rwlock_opts *opts)
     /* A reader, then a writer, block behind us. */
     struct actor rd = {.l = &l, .timeout = CONC_FOREVER, .ticket = &ticket};
     struct actor wr = {.l = &l, .write = true, .timeout = CONC_FOREVER, .ticket = &ticket};
-    pthread_t tr = spawn(actor_main, &rd);
-    POLL_UNTIL(nwaiters(&l) == 1);
-    pthread_t tw = spawn(actor_main, &wr);
-    POLL_UNTIL(writers_waiting(&l) == 1 && nwaiters(&l) == 2);
+    pthread_t tr = conc_test_start(actor_main, &rd);
+    CONC_TEST_POLL_UNTIL(conc_test_nwaiters(&l) == 1);
+    pthread_t tw = conc_test_start(actor_main, &wr);
+    CONC_TEST_POLL_UNTIL(writers_waiting(&l) == 1 && conc_test_nwaiters(&l) == 2);
     assert_int_equal(atomic_load(&ticket), 0);
     assert_int_equal(conc_rwlock_unlock(&l), 0);
-    join(tr);
-    join(tw);
+    conc_test_join(tr);
+    conc_test_join(tw);
     assert_int_equal(rd.rc, 0);
     assert_int_equal(wr.rc, 0);
     /* Writer preference: the waiting writer went first, though the reader
@@ -481,20 +458,20 @@ static void rwlock_writer_preference_in(const conc_rwlock_opts *opts)
                            .release = &release};
     struct actor wr = {.l = &l, .write = true, .timeout = CONC_FOREVER, .ticket = &ticket};
     struct actor late = {.l = &l, .timeout = CONC_FOREVER, .ticket = &ticket};
-    pthread_t th = spawn(actor_main, &holder);
-    POLL_UNTIL(atomic_load(&holder.holding));
-    pthread_t tw = spawn(actor_main, &wr);
-    POLL_UNTIL(writers_waiting(&l) == 1);
+    pthread_t th = conc_test_start(actor_main, &holder);
+    CONC_TEST_POLL_UNTIL(atomic_load(&holder.holding));
+    pthread_t tw = conc_test_start(actor_main, &wr);
+    CONC_TEST_POLL_UNTIL(writers_waiting(&l) == 1);
     /* A reader holds it, but a writer waits: new readers are held back. */
     assert_int_equal(conc_rwlock_timedrdlock(&l, 0), CONC_ETIMEDOUT);
     assert_int_equal(conc_rwlock_timedrdlock(&l, CONC_MSEC(10)), CONC_ETIMEDOUT);
-    pthread_t tl = spawn(actor_main, &late);
-    POLL_UNTIL(nwaiters(&l) == 2);
+    pthread_t tl = conc_test_start(actor_main, &late);
+    CONC_TEST_POLL_UNTIL(conc_test_nwaiters(&l) == 2);
     assert_int_equal(atomic_load(&ticket), 1);
     atomic_store(&release, 1);
-    join(th);
-    join(tw);
-    join(tl);
+    conc_test_join(th);
+    conc_test_join(tw);
+    conc_test_join(tl);
     assert_int_equal(wr.rc, 0);
     assert_int_equal(late.rc, 0);
     /* Once the writer has been and gone, readers proceed. */
@@ -524,12 +501,12 @@ static void rwlock_writers_take_turns_in(const conc_rwlock_opts *opts)
     for (int i = 0; i < N; i++) {
         w[i] = (struct actor){
             .l = &l, .write = true, .timeout = CONC_FOREVER, .ticket = &ticket, .inside = &inside};
-        t[i] = spawn(actor_main, &w[i]);
+        t[i] = conc_test_start(actor_main, &w[i]);
     }
-    POLL_UNTIL(writers_waiting(&l) == N);
+    CONC_TEST_POLL_UNTIL(writers_waiting(&l) == N);
     assert_int_equal(conc_rwlock_unlock(&l), 0);
     for (int i = 0; i < N; i++) {
-        join(t[i]);
+        conc_test_join(t[i]);
         assert_int_equal(w[i].rc, 0);
     }
     assert_int_equal(atomic_load(&ticket), N);
@@ -544,55 +521,40 @@ static void rwlock_writers_take_turns(void **state)
 
 /* ========================================= writers that give up waiting */
 
-static atomic_int hook_entered, hook_release;
-
-/* Holds a waiter that has just timed out (state TIMED_OUT, still linked and
- * still counted in writers_waiting) until the test lets it go. */
-static void hold_after_timeout(struct conc__waiter *w)
-{
-    (void)w;
-    atomic_store(&hook_entered, 1);
-    POLL_UNTIL(atomic_load(&hook_release));
-}
-
-static void hook_install(void)
-{
-    atomic_store(&hook_entered, 0);
-    atomic_store(&hook_release, 0);
-    conc__test_after_timeout = hold_after_timeout;
-}
+/* The timeout hold (test_impl.h) keeps a writer that timed out in the window
+ * where it is still linked and still counted in writers_waiting. */
 
 static void rwlock_timed_out_writer_lets_readers_in(void **state)
 {
     (void)state;
     conc_rwlock l = CONC_RWLOCK_INIT;
     atomic_int ticket = 0, release = 0;
-    hook_install();
+    conc_test_timeout_hold_install();
     struct actor holder = {.l = &l, .timeout = CONC_FOREVER, .ticket = &ticket,
                            .release = &release};
     struct actor wr = {.l = &l, .write = true, .timeout = CONC_MSEC(20), .ticket = &ticket};
     struct actor late = {.l = &l, .timeout = CONC_FOREVER, .ticket = &ticket};
-    pthread_t th = spawn(actor_main, &holder);
-    POLL_UNTIL(atomic_load(&holder.holding));
-    pthread_t tw = spawn(actor_main, &wr);
-    POLL_UNTIL(writers_waiting(&l) == 1);
+    pthread_t th = conc_test_start(actor_main, &holder);
+    CONC_TEST_POLL_UNTIL(atomic_load(&holder.holding));
+    pthread_t tw = conc_test_start(actor_main, &wr);
+    CONC_TEST_POLL_UNTIL(writers_waiting(&l) == 1);
     /* The writer has timed out but not yet left: readers are still held
      * back, so this one blocks. */
-    POLL_UNTIL(atomic_load(&hook_entered));
-    pthread_t tl = spawn(actor_main, &late);
-    POLL_UNTIL(nwaiters(&l) == 2);
-    atomic_store(&hook_release, 1);
-    join(tw);
+    conc_test_timeout_hold_await();
+    pthread_t tl = conc_test_start(actor_main, &late);
+    CONC_TEST_POLL_UNTIL(conc_test_nwaiters(&l) == 2);
+    conc_test_timeout_hold_release();
+    conc_test_join(tw);
     assert_int_equal(wr.rc, CONC_ETIMEDOUT);
     /* The writer's exit let the blocked reader in, beside the holder. */
-    join(tl);
+    conc_test_join(tl);
     assert_int_equal(late.rc, 0);
     assert_int_equal(atomic_load(&holder.holding), 1);
     assert_int_equal(conc_rwlock_timedrdlock(&l, 0), 0);
     assert_int_equal(conc_rwlock_unlock(&l), 0);
     atomic_store(&release, 1);
-    join(th);
-    conc__test_after_timeout = NULL;
+    conc_test_join(th);
+    conc_test_timeout_hold_remove();
     check_idle_and_destroy(&l);
 }
 
@@ -601,31 +563,31 @@ static void rwlock_last_reader_wake_skips_timed_out_writer(void **state)
     (void)state;
     conc_rwlock l = CONC_RWLOCK_INIT;
     atomic_int ticket = 0, release = 0, release2 = 0;
-    hook_install();
+    conc_test_timeout_hold_install();
     struct actor holder = {.l = &l, .timeout = CONC_FOREVER, .ticket = &ticket,
                            .release = &release};
     struct actor w1 = {.l = &l, .write = true, .timeout = CONC_MSEC(20), .ticket = &ticket};
     struct actor w2 = {.l = &l, .write = true, .timeout = CONC_FOREVER, .ticket = &ticket,
                        .release = &release2};
-    pthread_t th = spawn(actor_main, &holder);
-    POLL_UNTIL(atomic_load(&holder.holding));
-    pthread_t t1 = spawn(actor_main, &w1);
-    POLL_UNTIL(writers_waiting(&l) == 1);
-    pthread_t t2 = spawn(actor_main, &w2);
-    POLL_UNTIL(writers_waiting(&l) == 2);
+    pthread_t th = conc_test_start(actor_main, &holder);
+    CONC_TEST_POLL_UNTIL(atomic_load(&holder.holding));
+    pthread_t t1 = conc_test_start(actor_main, &w1);
+    CONC_TEST_POLL_UNTIL(writers_waiting(&l) == 1);
+    pthread_t t2 = conc_test_start(actor_main, &w2);
+    CONC_TEST_POLL_UNTIL(writers_waiting(&l) == 2);
     /* w1, first in the queue, times out and is held there. */
-    POLL_UNTIL(atomic_load(&hook_entered));
+    conc_test_timeout_hold_await();
     /* The last reader's wake must skip w1 and reach w2. */
     atomic_store(&release, 1);
-    join(th);
-    POLL_UNTIL(atomic_load(&w2.holding));
+    conc_test_join(th);
+    CONC_TEST_POLL_UNTIL(atomic_load(&w2.holding));
     assert_true(state_word(&l) & CONC__RW_WRITER);
-    atomic_store(&hook_release, 1);
-    join(t1);
+    conc_test_timeout_hold_release();
+    conc_test_join(t1);
     assert_int_equal(w1.rc, CONC_ETIMEDOUT); /* w2 still holds it */
     atomic_store(&release2, 1);
-    join(t2);
-    conc__test_after_timeout = NULL;
+    conc_test_join(t2);
+    conc_test_timeout_hold_remove();
     assert_int_equal(w2.rc, 0);
     check_idle_and_destroy(&l);
 }
@@ -640,8 +602,8 @@ static void rwlock_timedlock_timing_in(const conc_rwlock_opts *opts)
         atomic_int release = 0;
         struct actor holder = {.l = &l, .write = write, .timeout = CONC_FOREVER,
                                .ticket = &ticket, .release = &release};
-        pthread_t th = spawn(actor_main, &holder);
-        POLL_UNTIL(atomic_load(&holder.holding));
+        pthread_t th = conc_test_start(actor_main, &holder);
+        CONC_TEST_POLL_UNTIL(atomic_load(&holder.holding));
         int64_t t0 = conc_now_ns();
         int rc = write ? conc_rwlock_timedrdlock(&l, timeout) : conc_rwlock_timedwrlock(&l, timeout);
         int64_t took = conc_now_ns() - t0;
@@ -651,9 +613,9 @@ static void rwlock_timedlock_timing_in(const conc_rwlock_opts *opts)
         assert_true(took >= timeout);
         assert_true(took < timeout + CONC_SEC(1));
         atomic_store(&release, 1);
-        join(th);
+        conc_test_join(th);
         /* The timed-out caller left no trace. */
-        assert_int_equal(nwaiters(&l), 0);
+        assert_int_equal(conc_test_nwaiters(&l), 0);
         assert_int_equal(writers_waiting(&l), 0);
         assert_int_equal(state_word(&l), 0);
     }
@@ -678,14 +640,6 @@ struct mixed {
     long writes, reads;
     uint32_t seed;
 };
-
-static uint32_t xorshift(uint32_t *s)
-{
-    *s ^= *s << 13;
-    *s ^= *s >> 17;
-    *s ^= *s << 5;
-    return *s;
-}
 
 static void as_writer(struct mixed *m)
 {
@@ -717,7 +671,7 @@ static void *mixed_main(void *arg)
     while (atomic_load(m->arrived) < m->parties)
         conc_thread_yield();
     for (long i = 0; i < m->iters; i++) {
-        uint32_t r = xorshift(&m->seed);
+        uint32_t r = conc_test_xorshift32(&m->seed);
         bool write = r % 8 == 0, timed = (r >> 8) % 4 == 0;
         int64_t timeout = timed ? timeouts[(r >> 16) % 3] : CONC_FOREVER;
         int rc = write ? conc_rwlock_timedwrlock(m->l, timeout)

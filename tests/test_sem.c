@@ -4,39 +4,13 @@
  * release_n waking enough waiters, no waiter left asleep while the value
  * covers it), static and all-zero initialisation, and stress runs that check
  * the bound is never exceeded and the value is conserved. */
-#include "test.h"
-
-#include "conc/conc.h"
-#include "sync/sync_impl.h"
+#include "test_impl.h"
 
 #include <limits.h>
 #include <stdatomic.h>
 #include <string.h>
 
 /* ---- helpers ---- */
-
-static _Atomic uint32_t *sem_nwaiters(conc_sem *s)
-{
-    return &((struct conc__sem *)(void *)s)->q.nwaiters;
-}
-
-/* Polls the internal waiter count until it is n: then n threads are inside the
- * slow path of acquire (announced under the queue lock), which is what the
- * assertions that follow depend on. Never a bare sleep. */
-static void wait_for_waiters(conc_sem *s, uint32_t n)
-{
-    conc_test_await_count(sem_nwaiters(s), n);
-}
-
-static pthread_t start(void *(*fn)(void *), void *arg)
-{
-    return conc_test_start(fn, arg);
-}
-
-static void join(pthread_t t)
-{
-    conc_test_join(t);
-}
 
 /* One blocked acquirer: takes n with the given timeout, records the result. */
 struct acq {
@@ -45,11 +19,13 @@ struct acq {
     int64_t timeout;
     int rc;
     atomic_int done;
+    _Atomic pid_t tid; /* the acquiring thread */
 };
 
 static void *acquirer(void *p)
 {
     struct acq *a = p;
+    atomic_store(&a->tid, conc_test_tid());
     a->rc = conc_sem_acquire_n(a->s, a->n, a->timeout);
     atomic_store(&a->done, 1);
     return NULL;
@@ -239,12 +215,12 @@ static void sem_destroy_while_waited_is_ebusy(void **state)
     conc_sem s;
     assert_int_equal(conc_sem_init(&s, 0, NULL), 0);
     struct acq a = acq_of(&s, 1, CONC_FOREVER);
-    pthread_t t = start(acquirer, &a);
-    wait_for_waiters(&s, 1);
+    pthread_t t = conc_test_start(acquirer, &a);
+    conc_test_await_waiters(&s, 1);
     assert_int_equal(conc_sem_destroy(&s), CONC_EBUSY);
     assert_int_equal(conc_sem_value(&s), 0);
     assert_int_equal(conc_sem_release(&s), 0);
-    join(t);
+    conc_test_join(t);
     assert_int_equal(a.rc, 0);
     assert_int_equal(conc_sem_value(&s), 0);
     assert_int_equal(conc_sem_destroy(&s), 0);
@@ -291,13 +267,18 @@ static void sem_acquire_n_waiter_takes_all_at_once(void **state)
     conc_sem s;
     assert_int_equal(conc_sem_init(&s, 2, NULL), 0);
     struct acq a = acq_of(&s, 3, CONC_FOREVER);
-    pthread_t t = start(acquirer, &a);
-    wait_for_waiters(&s, 1);
-    conc_sleep(CONC_MSEC(5)); /* gives a partial take time to show; not relied on */
+    pthread_t t = conc_test_start(acquirer, &a);
+    conc_test_await_waiters(&s, 1);
+    /* It waits: it tried to take 3 (a partial take would show by now),
+     * failed, parked, and sleeps on its record's futex with no timeout,
+     * which only our release ends. */
+    CONC_TEST_POLL_UNTIL(conc_test_queue_parked(&s) == 1 &&
+                         conc_test_thread_in_untimed_futex_wait(atomic_load(&a.tid),
+                                                                conc_test_queue_head_word(&s)));
     assert_int_equal(conc_sem_value(&s), 2);
     assert_int_equal(atomic_load(&a.done), 0);
     assert_int_equal(conc_sem_release(&s), 0);
-    join(t);
+    conc_test_join(t);
     assert_int_equal(a.rc, 0);
     assert_int_equal(conc_sem_value(&s), 0);
     assert_int_equal(conc_sem_destroy(&s), 0);
@@ -311,18 +292,18 @@ static void sem_small_acquire_overtakes_large(void **state)
     conc_sem s;
     assert_int_equal(conc_sem_init(&s, 0, NULL), 0);
     struct acq a = acq_of(&s, 3, CONC_FOREVER), b = acq_of(&s, 1, CONC_FOREVER);
-    pthread_t ta = start(acquirer, &a);
-    wait_for_waiters(&s, 1);
-    pthread_t tb = start(acquirer, &b);
-    wait_for_waiters(&s, 2);
+    pthread_t ta = conc_test_start(acquirer, &a);
+    conc_test_await_waiters(&s, 1);
+    pthread_t tb = conc_test_start(acquirer, &b);
+    conc_test_await_waiters(&s, 2);
     assert_int_equal(conc_sem_release(&s), 0);
-    join(tb);
+    conc_test_join(tb);
     assert_int_equal(b.rc, 0);
     assert_int_equal(atomic_load(&a.done), 0); /* the value is 0: A cannot be done */
-    assert_int_equal(atomic_load(sem_nwaiters(&s)), 1);
+    assert_int_equal(conc_test_nwaiters(&s), 1);
     assert_int_equal(conc_sem_value(&s), 0);
     assert_int_equal(conc_sem_release_n(&s, 3), 0);
-    join(ta);
+    conc_test_join(ta);
     assert_int_equal(a.rc, 0);
     assert_int_equal(conc_sem_value(&s), 0);
     assert_int_equal(conc_sem_destroy(&s), 0);
@@ -339,12 +320,12 @@ static void sem_release_n_wakes_enough_waiters(void **state)
     pthread_t t[K];
     for (int i = 0; i < K; i++) {
         a[i] = acq_of(&s, 1, CONC_FOREVER);
-        t[i] = start(acquirer, &a[i]);
+        t[i] = conc_test_start(acquirer, &a[i]);
     }
-    wait_for_waiters(&s, K);
+    conc_test_await_waiters(&s, K);
     assert_int_equal(conc_sem_release_n(&s, K), 0);
     for (int i = 0; i < K; i++) {
-        join(t[i]);
+        conc_test_join(t[i]);
         assert_int_equal(a[i].rc, 0);
     }
     assert_int_equal(conc_sem_value(&s), 0);
@@ -363,12 +344,12 @@ static void sem_release_n_serves_mixed_sizes(void **state)
     pthread_t t[K];
     for (int i = 0; i < K; i++) {
         a[i] = acq_of(&s, want[i], CONC_FOREVER);
-        t[i] = start(acquirer, &a[i]);
-        wait_for_waiters(&s, (uint32_t)i + 1);
+        t[i] = conc_test_start(acquirer, &a[i]);
+        conc_test_await_waiters(&s, (uint32_t)i + 1);
     }
     assert_int_equal(conc_sem_release_n(&s, 2 + 1 + 3 + 1 + 2), 0);
     for (int i = 0; i < K; i++) {
-        join(t[i]);
+        conc_test_join(t[i]);
         assert_int_equal(a[i].rc, 0);
     }
     assert_int_equal(conc_sem_value(&s), 2);
@@ -395,25 +376,25 @@ static int woken_waiter_round(void)
     conc_sem s;
     assert_int_equal(conc_sem_init(&s, 0, NULL), 0);
     struct acq a = acq_of(&s, 2, CONC_FOREVER), b = acq_of(&s, 1, CONC_FOREVER);
-    pthread_t ta = start(acquirer, &a);
-    wait_for_waiters(&s, 1);
-    pthread_t tb = start(acquirer, &b);
-    wait_for_waiters(&s, 2);
+    pthread_t ta = conc_test_start(acquirer, &a);
+    conc_test_await_waiters(&s, 1);
+    pthread_t tb = conc_test_start(acquirer, &b);
+    conc_test_await_waiters(&s, 2);
     assert_int_equal(conc_sem_release_n(&s, 2), 0);
     int barged = conc_sem_acquire(&s, 0) == 0;
     if (barged) {
         /* 2 s only catches "never woken": B needs no further release. */
         if (!done_within(&b.done, CONC_SEC(2)))
             fail_msg("B (1) still asleep with the value at %d", conc_sem_value(&s));
-        join(tb);
+        conc_test_join(tb);
         assert_int_equal(b.rc, 0);
         assert_int_equal(conc_sem_release_n(&s, 2), 0); /* our unit + B's: A's two */
     } else {
         assert_int_equal(conc_sem_release(&s), 0); /* A won the race: B's unit */
-        join(tb);
+        conc_test_join(tb);
         assert_int_equal(b.rc, 0);
     }
-    join(ta);
+    conc_test_join(ta);
     assert_int_equal(a.rc, 0);
     assert_int_equal(conc_sem_value(&s), 0);
     assert_int_equal(conc_sem_destroy(&s), 0);
@@ -439,10 +420,10 @@ static void check_default_sem(conc_sem *s)
     assert_int_equal(conc_sem_acquire(s, 0), CONC_ETIMEDOUT);
     /* The slow path works on the default queue too. */
     struct acq a = acq_of(s, 1, CONC_FOREVER);
-    pthread_t t = start(acquirer, &a);
-    wait_for_waiters(s, 1);
+    pthread_t t = conc_test_start(acquirer, &a);
+    conc_test_await_waiters(s, 1);
     assert_int_equal(conc_sem_release_n(s, 2), 0);
-    join(t);
+    conc_test_join(t);
     assert_int_equal(a.rc, 0);
     assert_int_equal(conc_sem_value(s), 1);
     /* Unbounded by default. */
@@ -544,7 +525,7 @@ static void sem_stress_never_admits_more_than_bound(void **state)
     assert_true(atomic_load(&c.high) <= BOUND_UNITS);
     assert_int_equal(atomic_load(&c.inside), 0);
     assert_int_equal(conc_sem_value(&c.s), BOUND_UNITS);
-    assert_int_equal(atomic_load(sem_nwaiters(&c.s)), 0);
+    assert_int_equal(conc_test_nwaiters(&c.s), 0);
     assert_int_equal(conc_sem_destroy(&c.s), 0);
     print_message("%d threads x %ld: high-water %d of %d, %.1f ms\n", BOUND_THREADS, c.iters,
                   atomic_load(&c.high), BOUND_UNITS, (double)took / 1e6);
@@ -564,14 +545,6 @@ struct n_arg {
     uint32_t seed;
 };
 
-static uint32_t xorshift(uint32_t *x)
-{
-    *x ^= *x << 13;
-    *x ^= *x >> 17;
-    *x ^= *x << 5;
-    return *x;
-}
-
 /* Takes n with a blocking, a timed or a non-blocking acquire; returns whether
  * it got them (only the timed and the try forms may fail). */
 static bool take_n(conc_sem *s, int n, uint32_t r)
@@ -589,7 +562,7 @@ static void *n_worker(void *p)
     struct n_arg *a = p;
     struct n_ctx *c = a->c;
     for (long i = 0; i < c->iters; i++) {
-        uint32_t r = xorshift(&a->seed);
+        uint32_t r = conc_test_xorshift32(&a->seed);
         int n = 1 + (int)(r % N_MAX_WANT);
         if (!take_n(&c->s, n, r >> 8)) {
             atomic_fetch_add_explicit(&c->timed_out, 1, memory_order_relaxed);
@@ -623,7 +596,7 @@ static void sem_n_stress_value_conserved(void **state)
                      (long)N_THREADS * c.iters);
     assert_int_equal(atomic_load(&c.inside), 0);
     assert_int_equal(conc_sem_value(&c.s), N_UNITS);
-    assert_int_equal(atomic_load(sem_nwaiters(&c.s)), 0);
+    assert_int_equal(conc_test_nwaiters(&c.s), 0);
     assert_int_equal(conc_sem_destroy(&c.s), 0);
     print_message("%d threads x %ld: %ld acquired, %ld timed out, %.1f ms\n", N_THREADS,
                   c.iters, atomic_load(&c.acquired), atomic_load(&c.timed_out),

@@ -8,7 +8,6 @@
  * a pool task that helps on one worker, misuse codes and shut-down pools. */
 #include "test.h"
 
-#include "conc/conc.h"
 #include "exec/future_impl.h"
 #include "exec/pool/pool_impl.h"
 
@@ -16,19 +15,6 @@
 #include <string.h>
 
 /* ------------------------------------------------------------------ helpers */
-
-static conc_pool *pool_new(int workers)
-{
-    conc_pool *p = NULL;
-    conc_pool_opts o = {.max_workers = workers};
-    assert_int_equal(conc_pool_create(&p, &o), 0);
-    return p;
-}
-
-static void pool_free(conc_pool *p)
-{
-    assert_int_equal(conc_pool_destroy(p), 0);
-}
 
 static conc_task_group *group_new(conc_pool *p)
 {
@@ -41,44 +27,6 @@ static conc_task_group *group_new(conc_pool *p)
 static void group_free(conc_task_group *g)
 {
     assert_int_equal(conc_task_group_destroy(g), 0);
-}
-
-static int count_task(void *arg, conc_result *out)
-{
-    (void)out;
-    atomic_fetch_add((_Atomic int *)arg, 1);
-    return 0;
-}
-
-/* A task held RUNNING until `go`; returns `ret`. */
-struct gate {
-    conc_event started, go;
-    int ret;
-    _Atomic bool ended;
-};
-
-static void gate_init(struct gate *g, int ret)
-{
-    memset(g, 0, sizeof *g);
-    assert_int_equal(conc_event_init(&g->started, NULL), 0);
-    assert_int_equal(conc_event_init(&g->go, NULL), 0);
-    g->ret = ret;
-}
-
-static void gate_destroy(struct gate *g)
-{
-    assert_int_equal(conc_event_destroy(&g->started), 0);
-    assert_int_equal(conc_event_destroy(&g->go), 0);
-}
-
-static int gated_task(void *arg, conc_result *out)
-{
-    (void)out;
-    struct gate *g = arg;
-    assert_int_equal(conc_event_set(&g->started), 0);
-    assert_int_equal(conc_event_wait(&g->go, CONC_FOREVER), 0);
-    atomic_store(&g->ended, true);
-    return g->ret;
 }
 
 /* Runs until cancellation is requested, then stops with CONC_ECANCELED. */
@@ -110,12 +58,12 @@ static int fail_task(void *arg, conc_result *out)
 static void task_group_bad_input_is_einval(void **state)
 {
     (void)state;
-    conc_pool *p = pool_new(1);
+    conc_pool *p = conc_test_pool_new(1);
     conc_task_group *g = NULL;
     assert_int_equal(conc_task_group_create(NULL, p), CONC_EINVAL);
     assert_int_equal(conc_task_group_create(&g, NULL), CONC_EINVAL);
     _Atomic int runs = 0;
-    assert_int_equal(conc_task_group_spawn(NULL, count_task, &runs), CONC_EINVAL);
+    assert_int_equal(conc_task_group_spawn(NULL, conc_test_count_task, &runs), CONC_EINVAL);
     int fe;
     assert_int_equal(conc_task_group_wait(NULL, 0, &fe), CONC_EINVAL);
     assert_int_equal(conc_task_group_cancel(NULL), CONC_EINVAL);
@@ -131,23 +79,23 @@ static void task_group_bad_input_is_einval(void **state)
     assert_int_equal(conc_task_group_wait(g, CONC_FOREVER, NULL), 0);
     assert_int_equal(conc_task_group_cancel(g), 0);
     group_free(g);
-    pool_free(p);
+    conc_test_pool_free(p);
     assert_int_equal(atomic_load(&runs), 0);
 }
 
 static void task_group_on_shut_down_pool(void **state)
 {
     (void)state;
-    conc_pool *p = pool_new(1);
+    conc_pool *p = conc_test_pool_new(1);
     conc_task_group *g = group_new(p);
     assert_int_equal(conc_pool_shutdown(p, true, false), 0);
     _Atomic int runs = 0;
-    assert_int_equal(conc_task_group_spawn(g, count_task, &runs), CONC_ESHUTDOWN);
+    assert_int_equal(conc_task_group_spawn(g, conc_test_count_task, &runs), CONC_ESHUTDOWN);
     int fe = 1;
     assert_int_equal(conc_task_group_wait(g, 0, &fe), 0);
     assert_int_equal(fe, 0);
     group_free(g);
-    pool_free(p);
+    conc_test_pool_free(p);
     assert_int_equal(atomic_load(&runs), 0);
 }
 
@@ -157,32 +105,32 @@ static void task_group_spawn_and_wait(void **state)
 {
     (void)state;
     enum { N = 300 };
-    conc_pool *p = pool_new(3);
+    conc_pool *p = conc_test_pool_new(3);
     conc_task_group *g = group_new(p);
     _Atomic int runs = 0;
     for (int i = 0; i < N; i++)
-        assert_int_equal(conc_task_group_spawn(g, count_task, &runs), 0);
+        assert_int_equal(conc_task_group_spawn(g, conc_test_count_task, &runs), 0);
     int fe = 1;
     assert_int_equal(conc_task_group_wait(g, CONC_FOREVER, &fe), 0);
     assert_int_equal(fe, 0);
     assert_int_equal(atomic_load(&runs), N);
     /* More spawns after a wait: the next wait covers them. */
     for (int i = 0; i < N; i++)
-        assert_int_equal(conc_task_group_spawn(g, count_task, &runs), 0);
+        assert_int_equal(conc_task_group_spawn(g, conc_test_count_task, &runs), 0);
     assert_int_equal(conc_task_group_wait(g, CONC_FOREVER, &fe), 0);
     assert_int_equal(atomic_load(&runs), 2 * N);
     group_free(g);
-    pool_free(p);
+    conc_test_pool_free(p);
 }
 
 static void task_group_wait_timeout(void **state)
 {
     (void)state;
-    conc_pool *p = pool_new(1);
+    conc_pool *p = conc_test_pool_new(1);
     conc_task_group *g = group_new(p);
-    struct gate a;
-    gate_init(&a, 0);
-    assert_int_equal(conc_task_group_spawn(g, gated_task, &a), 0);
+    struct conc_test_gate a;
+    conc_test_gate_init(&a, 0, 0);
+    assert_int_equal(conc_task_group_spawn(g, conc_test_gated_task, &a), 0);
     assert_int_equal(conc_event_wait(&a.started, CONC_FOREVER), 0);
     int fe = 5;
     assert_int_equal(conc_task_group_wait(g, 0, &fe), CONC_ETIMEDOUT);
@@ -193,12 +141,12 @@ static void task_group_wait_timeout(void **state)
     assert_true(took >= CONC_MSEC(20));
     assert_true(took < CONC_MSEC(20) + CONC_SEC(1));
     print_message("group wait timed out after %.3f ms (timeout 20 ms)\n", (double)took / 1e6);
-    assert_int_equal(conc_event_set(&a.go), 0);
+    conc_test_gate_open(&a);
     assert_int_equal(conc_task_group_wait(g, CONC_FOREVER, &fe), 0);
     assert_true(atomic_load(&a.ended));
     group_free(g);
-    pool_free(p);
-    gate_destroy(&a);
+    conc_test_pool_free(p);
+    conc_test_gate_destroy(&a);
 }
 
 /* ------------------------------------------------------------ first error */
@@ -209,7 +157,7 @@ static void task_group_wait_timeout(void **state)
 static void task_group_first_error_cancels_the_rest(void **state)
 {
     (void)state;
-    conc_pool *p = pool_new(3);
+    conc_pool *p = conc_test_pool_new(3);
     conc_task_group *g = group_new(p);
     struct coop c[2];
     for (int i = 0; i < 2; i++) {
@@ -218,30 +166,30 @@ static void task_group_first_error_cancels_the_rest(void **state)
         assert_int_equal(conc_task_group_spawn(g, coop_task, &c[i]), 0);
         assert_int_equal(conc_event_wait(&c[i].started, CONC_FOREVER), 0);
     }
-    struct gate f;
-    gate_init(&f, -42);
-    assert_int_equal(conc_task_group_spawn(g, gated_task, &f), 0);
+    struct conc_test_gate f;
+    conc_test_gate_init(&f, -42, 0);
+    assert_int_equal(conc_task_group_spawn(g, conc_test_gated_task, &f), 0);
     assert_int_equal(conc_event_wait(&f.started, CONC_FOREVER), 0);
     _Atomic int queued_runs = 0;
     for (int i = 0; i < 3; i++) /* every worker is busy: these queue */
-        assert_int_equal(conc_task_group_spawn(g, count_task, &queued_runs), 0);
+        assert_int_equal(conc_task_group_spawn(g, conc_test_count_task, &queued_runs), 0);
     int fe = 1;
     assert_int_equal(conc_task_group_wait(g, 0, &fe), CONC_ETIMEDOUT);
     assert_int_equal(fe, 0);
     assert_false(atomic_load(&c[0].saw_cancel));
 
-    assert_int_equal(conc_event_set(&f.go), 0);
+    conc_test_gate_open(&f);
     assert_int_equal(conc_task_group_wait(g, CONC_FOREVER, &fe), 0);
     assert_int_equal(fe, -42);
     assert_true(atomic_load(&c[0].saw_cancel));
     assert_true(atomic_load(&c[1].saw_cancel));
     assert_int_equal(atomic_load(&queued_runs), 0);
     group_free(g);
-    pool_free(p);
+    conc_test_pool_free(p);
     assert_int_equal(atomic_load(&queued_runs), 0);
     for (int i = 0; i < 2; i++)
         assert_int_equal(conc_event_destroy(&c[i].started), 0);
-    gate_destroy(&f);
+    conc_test_gate_destroy(&f);
 }
 
 /* Only the first failure is reported: a later failing task changes nothing.
@@ -250,7 +198,7 @@ static void task_group_first_error_cancels_the_rest(void **state)
 static void task_group_only_first_error_counts(void **state)
 {
     (void)state;
-    conc_pool *p = pool_new(1);
+    conc_pool *p = conc_test_pool_new(1);
     conc_task_group *g = group_new(p);
     assert_int_equal(conc_task_group_spawn(g, fail_task, (void *)(intptr_t)-1), 0);
     int fe = 0;
@@ -260,7 +208,7 @@ static void task_group_only_first_error_counts(void **state)
     assert_int_equal(conc_task_group_wait(g, CONC_FOREVER, &fe), 0);
     assert_int_equal(fe, -1);
     group_free(g);
-    pool_free(p);
+    conc_test_pool_free(p);
 }
 
 /* After the failure is known, spawned tasks never start, even with idle
@@ -269,7 +217,7 @@ static void task_group_spawn_after_failure_stress(void **state)
 {
     (void)state;
     long n = conc_test_scaled(20000, 2000);
-    conc_pool *p = pool_new(4);
+    conc_pool *p = conc_test_pool_new(4);
     conc_task_group *g = group_new(p);
     assert_int_equal(conc_task_group_spawn(g, fail_task, (void *)(intptr_t)-3), 0);
     int fe = 0;
@@ -277,11 +225,11 @@ static void task_group_spawn_after_failure_stress(void **state)
     assert_int_equal(fe, -3);
     _Atomic int runs = 0;
     for (long i = 0; i < n; i++)
-        assert_int_equal(conc_task_group_spawn(g, count_task, &runs), 0);
+        assert_int_equal(conc_task_group_spawn(g, conc_test_count_task, &runs), 0);
     assert_int_equal(conc_task_group_wait(g, CONC_FOREVER, &fe), 0);
     assert_int_equal(fe, -3);
     group_free(g);
-    pool_free(p);
+    conc_test_pool_free(p);
     print_message("%d of %ld tasks spawned after the failure started\n", atomic_load(&runs), n);
     assert_int_equal(atomic_load(&runs), 0);
 }
@@ -291,7 +239,7 @@ static void task_group_spawn_after_failure_stress(void **state)
 static void task_group_cancel(void **state)
 {
     (void)state;
-    conc_pool *p = pool_new(1);
+    conc_pool *p = conc_test_pool_new(1);
     conc_task_group *g = group_new(p);
     struct coop c;
     memset(&c, 0, sizeof c);
@@ -300,7 +248,7 @@ static void task_group_cancel(void **state)
     assert_int_equal(conc_event_wait(&c.started, CONC_FOREVER), 0);
     _Atomic int runs = 0;
     for (int i = 0; i < 5; i++)
-        assert_int_equal(conc_task_group_spawn(g, count_task, &runs), 0);
+        assert_int_equal(conc_task_group_spawn(g, conc_test_count_task, &runs), 0);
     assert_int_equal(conc_task_group_cancel(g), 0);
     int fe = 1;
     assert_int_equal(conc_task_group_wait(g, CONC_FOREVER, &fe), 0);
@@ -308,7 +256,7 @@ static void task_group_cancel(void **state)
     assert_true(atomic_load(&c.saw_cancel));
     assert_int_equal(atomic_load(&runs), 0);
     group_free(g);
-    pool_free(p);
+    conc_test_pool_free(p);
     assert_int_equal(conc_event_destroy(&c.started), 0);
 }
 
@@ -319,6 +267,7 @@ static void task_group_cancel(void **state)
 struct lifetime {
     conc_task_group *g;
     conc_event go;
+    _Atomic pid_t destroyer; /* the thread that calls destroy */
     _Atomic bool destroyed;
     _Atomic int outlived, ended;
     int destroy_rc;
@@ -338,6 +287,7 @@ static int lifetime_task(void *arg, conc_result *out)
 static void *destroy_thread(void *arg)
 {
     struct lifetime *l = arg;
+    atomic_store(&l->destroyer, conc_test_tid());
     l->destroy_rc = conc_task_group_destroy(l->g);
     atomic_store(&l->destroyed, true);
     return NULL;
@@ -347,7 +297,7 @@ static void task_group_destroy_waits_for_tasks(void **state)
 {
     (void)state;
     enum { N = 20 };
-    conc_pool *p = pool_new(3);
+    conc_pool *p = conc_test_pool_new(3);
     struct lifetime l;
     memset(&l, 0, sizeof l);
     assert_int_equal(conc_event_init(&l.go, NULL), 0);
@@ -355,16 +305,20 @@ static void task_group_destroy_waits_for_tasks(void **state)
     for (int i = 0; i < N; i++)
         assert_int_equal(conc_task_group_spawn(l.g, lifetime_task, &l), 0);
     pthread_t th = conc_test_start(destroy_thread, &l);
-    /* Makes it likely that destroy is already waiting; the checks below
-     * hold either way. */
-    assert_int_equal(conc_sleep(CONC_MSEC(5)), 0);
+    /* Destroy waits for the tasks: the kernel has its thread asleep in a
+     * futex wait with no timeout (the group's wait queue: no other futex is
+     * in its way), which only a wake ends. One that returns, or waits with a
+     * deadline, fails here. */
+    CONC_TEST_POLL_UNTIL(atomic_load(&l.destroyer) != 0);
+    CONC_TEST_POLL_UNTIL(atomic_load(&l.destroyed) ||
+                         conc_test_thread_in_untimed_futex_wait(atomic_load(&l.destroyer), NULL));
     assert_false(atomic_load(&l.destroyed));
     assert_int_equal(conc_event_set(&l.go), 0);
     conc_test_join(th);
     assert_int_equal(l.destroy_rc, 0);
     assert_int_equal(atomic_load(&l.ended), N);
     assert_int_equal(atomic_load(&l.outlived), 0);
-    pool_free(p);
+    conc_test_pool_free(p);
     assert_int_equal(conc_event_destroy(&l.go), 0);
 }
 
@@ -388,7 +342,7 @@ static int self_group_task(void *arg, conc_result *out)
 static void task_group_wait_from_own_task_is_edeadlk(void **state)
 {
     (void)state;
-    conc_pool *p = pool_new(2);
+    conc_pool *p = conc_test_pool_new(2);
     struct self_group s = {0};
     s.g = group_new(p);
     assert_int_equal(conc_task_group_spawn(s.g, self_group_task, &s), 0);
@@ -399,7 +353,7 @@ static void task_group_wait_from_own_task_is_edeadlk(void **state)
     assert_int_equal(s.wait0_rc, CONC_EDEADLK);
     assert_int_equal(s.destroy_rc, CONC_EDEADLK);
     group_free(s.g); /* still valid */
-    pool_free(p);
+    conc_test_pool_free(p);
 }
 
 /* ---------------------------------------------------------------- nesting */
@@ -440,7 +394,7 @@ static void task_group_nested_spawns(void **state)
     (void)state;
     const int workers[] = {1, 4};
     for (int k = 0; k < 2; k++) {
-        conc_pool *p = pool_new(workers[k]);
+        conc_pool *p = conc_test_pool_new(workers[k]);
         struct node_ctx ctx = {group_new(p), 0, 6};
         struct node *root = malloc(sizeof *root);
         assert_non_null(root);
@@ -451,7 +405,7 @@ static void task_group_nested_spawns(void **state)
         assert_int_equal(fe, 0);
         assert_int_equal(atomic_load(&ctx.nodes), (729 * 3 - 1) / 2); /* 3^0 + ... + 3^6 */
         group_free(ctx.g);
-        pool_free(p);
+        conc_test_pool_free(p);
     }
 }
 
@@ -470,7 +424,7 @@ static int owner_task(void *arg, conc_result *out)
     conc_task_group *g = NULL;
     assert_int_equal(conc_task_group_create(&g, o->p), 0);
     for (int i = 0; i < 20; i++)
-        assert_int_equal(conc_task_group_spawn(g, count_task, &o->runs), 0);
+        assert_int_equal(conc_task_group_spawn(g, conc_test_count_task, &o->runs), 0);
     o->wait_rc = conc_task_group_wait(g, CONC_FOREVER, &o->fe);
     assert_int_equal(conc_task_group_destroy(g), 0);
     return 0;
@@ -479,7 +433,7 @@ static int owner_task(void *arg, conc_result *out)
 static void task_group_wait_in_task_helps_one_worker(void **state)
 {
     (void)state;
-    conc_pool *p = pool_new(1);
+    conc_pool *p = conc_test_pool_new(1);
     struct owner o = {p, 0, 1, 1};
     conc_future *f = NULL;
     assert_int_equal(conc_pool_submit(p, owner_task, &o, &f), 0);
@@ -488,7 +442,7 @@ static void task_group_wait_in_task_helps_one_worker(void **state)
     assert_int_equal(o.wait_rc, 0);
     assert_int_equal(o.fe, 0);
     assert_int_equal(atomic_load(&o.runs), 20);
-    pool_free(p);
+    conc_test_pool_free(p);
 }
 
 /* ------------------------------------------------------------------ stress */
@@ -513,7 +467,7 @@ static void *group_job_thread(void *arg)
             if (i == fail_at)
                 assert_int_equal(conc_task_group_spawn(g, fail_task, (void *)(intptr_t)-(i + 1)), 0);
             else
-                assert_int_equal(conc_task_group_spawn(g, count_task, &runs), 0);
+                assert_int_equal(conc_task_group_spawn(g, conc_test_count_task, &runs), 0);
         }
         int fe = 1;
         assert_int_equal(conc_task_group_wait(g, CONC_FOREVER, &fe), 0);
@@ -532,11 +486,11 @@ static void *group_job_thread(void *arg)
 static void task_group_many_groups_stress(void **state)
 {
     (void)state;
-    conc_pool *p = pool_new(4);
+    conc_pool *p = conc_test_pool_new(4);
     long rounds = conc_test_scaled(2000, 200);
     struct group_job jobs[2] = {{p, rounds, 1}, {p, rounds, 2}};
     conc_test_run_threads(2, group_job_thread, jobs, sizeof jobs[0]);
-    pool_free(p);
+    conc_test_pool_free(p);
 }
 
 CONC_TEST_MAIN(

@@ -8,7 +8,6 @@
 #define _GNU_SOURCE
 #include "test.h"
 
-#include "conc/conc.h"
 #include "core/platform.h"
 
 #include <dirent.h>
@@ -26,11 +25,6 @@
 
 /* ------------------------------------------------------------------ helpers */
 
-static int64_t gettid_now(void)
-{
-    return (int64_t)syscall(SYS_gettid);
-}
-
 static void event_init(conc_event *e)
 {
     assert_int_equal(conc_event_init(e, NULL), 0);
@@ -41,20 +35,6 @@ static void event_destroy(conc_event *e)
     assert_int_equal(conc_event_destroy(e), 0);
 }
 
-/* The OS name of thread tid (its comm), without the newline. */
-static void read_comm(int64_t tid, char *buf, size_t size)
-{
-    char path[64];
-    snprintf(path, sizeof path, "/proc/self/task/%lld/comm", (long long)tid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    assert_true(fd >= 0);
-    ssize_t n = read(fd, buf, size - 1);
-    close(fd);
-    assert_true(n > 0);
-    buf[n] = 0;
-    buf[strcspn(buf, "\n")] = 0;
-}
-
 /* Waits (up to 20 s) until thread tid has left the process: a detached conc
  * thread drops its reference to its handle before it exits, so once it is gone
  * the leak checker sees whether the handle was freed. */
@@ -62,12 +42,8 @@ static void wait_task_gone(int64_t tid)
 {
     char path[64];
     snprintf(path, sizeof path, "/proc/self/task/%lld", (long long)tid);
-    int64_t deadline = conc_now_ns() + CONC_SEC(20);
     struct stat st;
-    while (stat(path, &st) == 0) {
-        assert_true(conc_now_ns() < deadline);
-        conc_sleep(CONC_MSEC(1));
-    }
+    CONC_TEST_POLL_UNTIL_FOR(stat(path, &st) != 0, 20);
     assert_int_equal(errno, ENOENT);
 }
 
@@ -88,11 +64,7 @@ static int task_count(void)
 /* Waits (up to 30 s) until the process is back to at most n threads. */
 static void wait_task_count_at_most(int n)
 {
-    int64_t deadline = conc_now_ns() + CONC_SEC(30);
-    while (task_count() > n) {
-        assert_true(conc_now_ns() < deadline);
-        conc_sleep(CONC_MSEC(1));
-    }
+    CONC_TEST_POLL_UNTIL_FOR(task_count() <= n, 30);
 }
 
 /* A thread that says it started, then waits to be let go. `started` is set
@@ -127,7 +99,7 @@ static void gate_destroy(struct gate *g)
 static int gated_fn(void *arg)
 {
     struct gate *g = arg;
-    g->tid = gettid_now();
+    g->tid = conc_test_tid();
     g->self = conc_thread_self();
     assert_int_equal(conc_event_set(&g->started), 0);
     assert_int_equal(conc_event_wait(&g->go, CONC_FOREVER), 0);
@@ -261,7 +233,7 @@ static int join_self_fn(void *arg)
     assert_int_equal(conc_thread_join(g->handle, CONC_MSEC(10), NULL), CONC_EDEADLK);
     assert_int_equal(status, -77);
     assert_int_equal(conc_thread_is_alive(self), 1);
-    assert_int_equal(conc_thread_id(self), gettid_now());
+    assert_int_equal(conc_thread_id(self), conc_test_tid());
     return 5;
 }
 
@@ -405,7 +377,7 @@ struct detached_arg {
 static int detached_fn(void *arg)
 {
     struct detached_arg *d = arg;
-    atomic_store(&d->tid, gettid_now());
+    atomic_store(&d->tid, conc_test_tid());
     /* A detached thread has a handle of its own until it ends. */
     conc_thread *self = conc_thread_self();
     assert_non_null(self);
@@ -447,7 +419,7 @@ static void detached_option_runs_and_frees_itself(void **state)
 static int outlives_handle_fn(void *arg)
 {
     struct gate *g = arg;
-    g->tid = gettid_now();
+    g->tid = conc_test_tid();
     assert_int_equal(conc_event_set(&g->started), 0);
     assert_int_equal(conc_event_wait(&g->go, CONC_FOREVER), 0);
     conc_thread *self = conc_thread_self();
@@ -491,14 +463,14 @@ static void names_visible_in_proc_comm(void **state)
     assert_int_equal(conc_event_wait(&g.started, CONC_FOREVER), 0);
     int64_t tid = conc_thread_id(t);
     assert_int_equal(tid, g.tid);
-    read_comm(tid, comm, sizeof comm);
+    conc_test_read_comm(tid, comm, sizeof comm);
     assert_string_equal(comm, "worker-7");
     assert_int_equal(conc_thread_get_name(t, name, sizeof name), 0);
     assert_string_equal(name, "worker-7");
 
     /* Renamed from another thread while it runs. */
     assert_int_equal(conc_thread_set_name(t, "renamed"), 0);
-    read_comm(tid, comm, sizeof comm);
+    conc_test_read_comm(tid, comm, sizeof comm);
     assert_string_equal(comm, "renamed");
     assert_int_equal(conc_thread_get_name(t, name, sizeof name), 0);
     assert_string_equal(name, "renamed");
@@ -506,14 +478,14 @@ static void names_visible_in_proc_comm(void **state)
     /* A long name: the OS keeps 15 bytes, conc the whole. */
     const char *longname = "a-very-long-thread-name-here";
     assert_int_equal(conc_thread_set_name(t, longname), 0);
-    read_comm(tid, comm, sizeof comm);
+    conc_test_read_comm(tid, comm, sizeof comm);
     assert_int_equal(strlen(comm), CONC_THREAD_OS_NAME_MAX);
     assert_memory_equal(comm, longname, CONC_THREAD_OS_NAME_MAX);
     assert_int_equal(conc_thread_get_name(t, name, sizeof name), 0);
     assert_string_equal(name, longname);
 
     /* The caller's own name is not touched. */
-    read_comm(gettid_now(), comm, sizeof comm);
+    conc_test_read_comm(conc_test_tid(), comm, sizeof comm);
     assert_string_not_equal(comm, "renamed");
     assert_memory_not_equal(comm, longname, CONC_THREAD_OS_NAME_MAX);
 
@@ -542,7 +514,7 @@ static void long_start_name_shows_first_15_bytes(void **state)
     conc_thread *t = NULL;
     assert_int_equal(conc_thread_start(&t, gated_fn, &g, &opts), 0);
     assert_int_equal(conc_event_wait(&g.started, CONC_FOREVER), 0);
-    read_comm(conc_thread_id(t), comm, sizeof comm);
+    conc_test_read_comm(conc_thread_id(t), comm, sizeof comm);
     assert_string_equal(comm, "0123456789abcde");
     assert_int_equal(conc_thread_get_name(t, name, sizeof name), 0);
     assert_string_equal(name, longname);
@@ -558,7 +530,7 @@ static int self_naming_fn(void *arg)
     (void)arg;
     char comm[64];
     assert_int_equal(conc_thread_set_name(conc_thread_self(), "self-named"), 0);
-    read_comm(gettid_now(), comm, sizeof comm);
+    conc_test_read_comm(conc_test_tid(), comm, sizeof comm);
     assert_string_equal(comm, "self-named");
     return 0;
 }
@@ -601,8 +573,8 @@ static void get_name_truncates_and_terminates(void **state)
     assert_int_equal(conc_thread_get_name(t, buf, sizeof buf), 0);
     assert_string_equal(buf, "");
     char comm[64], mine[64];
-    read_comm(conc_thread_id(t), comm, sizeof comm);
-    read_comm(gettid_now(), mine, sizeof mine);
+    conc_test_read_comm(conc_thread_id(t), comm, sizeof comm);
+    conc_test_read_comm(conc_test_tid(), mine, sizeof mine);
     assert_string_equal(comm, mine);
     assert_int_equal(conc_event_set(&g.go), 0);
     assert_int_equal(conc_thread_join(t, CONC_FOREVER, NULL), 0);
@@ -624,7 +596,7 @@ static void thread_id_is_gettid_and_is_alive_tracks_function(void **state)
     int64_t tid = conc_thread_id(t);
     assert_int_equal(conc_event_wait(&g.started, CONC_FOREVER), 0);
     assert_int_equal(tid, g.tid);
-    assert_int_not_equal(tid, gettid_now());
+    assert_int_not_equal(tid, conc_test_tid());
     assert_ptr_equal(g.self, t);
     assert_int_equal(conc_thread_is_alive(t), 1);
     assert_int_equal(conc_event_set(&g.go), 0);
@@ -654,7 +626,7 @@ static void self_in_main_thread_is_adopted(void **state)
     assert_non_null(me);
     assert_ptr_equal(conc_thread_self(), me);
     assert_int_equal(conc_thread_is_alive(me), 1);
-    assert_int_equal(conc_thread_id(me), gettid_now());
+    assert_int_equal(conc_thread_id(me), conc_test_tid());
 
     /* Its name is the OS name. */
     char os_name[32] = "", name[64];
@@ -683,10 +655,10 @@ static void self_in_main_thread_is_adopted(void **state)
     /* Renaming it names the OS thread (restored afterwards). */
     assert_int_equal(conc_thread_set_name(me, "main-renamed"), 0);
     char comm[64];
-    read_comm(gettid_now(), comm, sizeof comm);
+    conc_test_read_comm(conc_test_tid(), comm, sizeof comm);
     assert_string_equal(comm, "main-renamed");
     assert_int_equal(conc_thread_set_name(me, os_name), 0);
-    read_comm(gettid_now(), comm, sizeof comm);
+    conc_test_read_comm(conc_test_tid(), comm, sizeof comm);
     assert_string_equal(comm, os_name);
 }
 
@@ -705,7 +677,7 @@ static void *adoptee_main(void *arg)
     assert_non_null(me);
     assert_ptr_equal(conc_thread_self(), me);
     assert_int_equal(conc_thread_is_alive(me), 1);
-    a->tid = gettid_now();
+    a->tid = conc_test_tid();
     assert_int_equal(conc_thread_id(me), a->tid);
     int rc = conc_thread_join(me, 0, NULL);
     assert_true(rc == CONC_EINVAL || rc == CONC_EDEADLK);
@@ -1231,11 +1203,7 @@ static void destroy_unjoined_stress(void **state)
         }
         }
     }
-    int64_t deadline = conc_now_ns() + CONC_SEC(30);
-    while (atomic_load(&unjoined_done) < n) {
-        assert_true(conc_now_ns() < deadline);
-        conc_sleep(CONC_MSEC(1));
-    }
+    CONC_TEST_POLL_UNTIL_FOR(atomic_load(&unjoined_done) >= n, 30);
     assert_int_equal(atomic_load(&unjoined_done), n);
     wait_task_count_at_most(baseline);
 }

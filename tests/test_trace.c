@@ -8,12 +8,10 @@
  * spans; spans from a stopped session are dropped; CONC_TRACE writes at
  * exit; the argument codes; and threads writing while the trace stops. */
 #define _GNU_SOURCE
-#include "test.h"
+#include "test_impl.h"
 
-#include "conc/conc.h"
 #include "conc/debug.h"
 #include "queue/queue_impl.h"
-#include "sync/sync_impl.h"
 
 #include <errno.h>
 #include <math.h>
@@ -552,36 +550,6 @@ static int getter_fn(void *arg)
     return 0;
 }
 
-static bool mutex_has_waiter(conc_mutex *m)
-{
-    struct conc__mutex *i = (struct conc__mutex *)(void *)m;
-    return atomic_load(&i->word) == CONC__M_CONTENDED || atomic_load(&i->q.nwaiters) > 0;
-}
-
-/* Whether the kernel has thread tid asleep ('S') in a futex wait (the
- * syscall file, where the kernel lets us read it). */
-static bool thread_sleeping(int64_t tid)
-{
-    char path[64], buf[256];
-    snprintf(path, sizeof path, "/proc/self/task/%lld/stat", (long long)tid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return false;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = 0;
-    const char *close = strrchr(buf, ')'); /* the name may hold spaces */
-    if (!close || close[1] != ' ' || close[2] != 'S')
-        return false;
-    snprintf(path, sizeof path, "/proc/self/task/%lld/syscall", (long long)tid);
-    if (!(f = fopen(path, "r")))
-        return true;
-    long nr = -1;
-    int got = fscanf(f, "%ld", &nr);
-    fclose(f);
-    return got != 1 || nr == SYS_futex;
-}
-
 #define TASKS 6
 #define ODD_NAME "say \"hi\"\\\n\t\x01 caf\xc3\xa9 \xff!"
 #define ODD_DECODED "say \"hi\"\\\n\t\x01 caf\xc3\xa9 \xef\xbf\xbd!"
@@ -604,7 +572,7 @@ static void trace_records_pool_lock_and_queue(void **state)
     conc_future *fs[TASKS];
     for (int i = 0; i < TASKS; i++)
         assert_int_equal(conc_pool_submit(p, locked_task, &run, &fs[i]), 0);
-    CONC_TEST_POLL_UNTIL(mutex_has_waiter(&run.m));
+    CONC_TEST_POLL_UNTIL(conc_test_mutex_has_waiter(&run.m));
     assert_int_equal(conc_mutex_unlock(&run.m), 0);
     for (int i = 0; i < TASKS; i++) {
         assert_int_equal(conc_future_wait(fs[i], CONC_FOREVER), 0);
@@ -620,7 +588,8 @@ static void trace_records_pool_lock_and_queue(void **state)
     conc_thread_opts go = {.name = "tq-getter"};
     assert_int_equal(conc_thread_start(&g, getter_fn, q, &go), 0);
     int64_t getter_tid = conc_thread_id(g);
-    CONC_TEST_POLL_UNTIL(atomic_load(&q->getters) == 1 && thread_sleeping(getter_tid));
+    CONC_TEST_POLL_UNTIL(atomic_load(&q->getters) == 1 &&
+                         conc_test_thread_in_futex_wait((pid_t)getter_tid, NULL));
     int v = 42;
     assert_int_equal(conc_queue_put(q, &v, CONC_FOREVER), 0);
     assert_int_equal(conc_thread_join(g, CONC_FOREVER, NULL), 0);

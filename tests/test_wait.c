@@ -5,12 +5,9 @@
  * a raw queue, multi-waits over several queues, and the asymmetric fences
  * (a Dekker litmus that must never see both loads read 0). */
 #define _GNU_SOURCE
-#include "test.h"
+#include "test_impl.h"
 
-#include "conc/conc.h"
 #include "core/deadline.h"
-#include "sync/sync_impl.h"
-#include "wait/wait.h"
 
 #include <linux/membarrier.h>
 #include <sched.h>
@@ -22,39 +19,6 @@
 
 /* ------------------------------------------------------------ helpers */
 
-/* Polls cond (a short sleep between polls) for at most 10 s: the way to wait
- * until another thread is inside a primitive. A timeout fails the test. */
-#define WAIT_UNTIL(cond)                                                     \
-    do {                                                                     \
-        int64_t lim_ = conc_now_ns() + CONC_SEC(10);                         \
-        while (!(cond)) {                                                    \
-            if (conc_now_ns() > lim_)                                        \
-                fail_msg("waited 10 s in vain for: %s", #cond);              \
-            conc_sleep(CONC_USEC(100));                                      \
-        }                                                                    \
-    } while (0)
-
-static uint32_t nwaiters(struct conc__waitq *q)
-{
-    return atomic_load(&q->nwaiters);
-}
-
-static struct conc__sem *sem_impl(conc_sem *s)
-{
-    return (struct conc__sem *)(void *)s;
-}
-
-/* Number of records linked in q's list (takes q's lock). */
-static unsigned queue_len(struct conc__waitq *q)
-{
-    unsigned n = 0;
-    conc__waitq_lock(q);
-    for (struct conc__waiter *w = q->head; w; w = w->next)
-        n++;
-    conc__waitq_unlock(q);
-    return n;
-}
-
 static uint64_t xorshift(uint64_t *s)
 {
     uint64_t x = *s;
@@ -62,11 +26,6 @@ static uint64_t xorshift(uint64_t *s)
     x ^= x >> 7;
     x ^= x << 17;
     return *s = x;
-}
-
-static pthread_t start(void *(*fn)(void *), void *arg)
-{
-    return conc_test_start(fn, arg);
 }
 
 /* ---- the after-timeout hook: holds a chosen thread in the window between
@@ -134,7 +93,7 @@ static void *sleeper_main(void *p)
 static void start_sleeper(struct sleeper *s, struct conc__waitq *q, uintptr_t want, int64_t timeout,
                           bool hold)
 {
-    uint32_t before = nwaiters(q);
+    uint32_t before = conc_test_nwaiters(q);
     s->q = q;
     s->want = want;
     s->ctx = want * 1000 + 7;
@@ -144,8 +103,8 @@ static void start_sleeper(struct sleeper *s, struct conc__waitq *q, uintptr_t wa
     atomic_store(&s->result, 0);
     atomic_store(&s->done, 0);
     s->joined = false;
-    s->th = start(sleeper_main, s);
-    WAIT_UNTIL(nwaiters(q) == before + 1);
+    s->th = conc_test_start(sleeper_main, s);
+    CONC_TEST_POLL_UNTIL(conc_test_nwaiters(q) == before + 1);
     /* announce and link happen under one hold of q's lock: taking it now
      * guarantees the record is linked (or already gone, if timed out) */
     conc__waitq_lock(q);
@@ -157,7 +116,7 @@ static void join_sleeper(struct sleeper *s)
 {
     if (s->joined)
         return;
-    WAIT_UNTIL(atomic_load(&s->done));
+    CONC_TEST_POLL_UNTIL(atomic_load(&s->done));
     assert_int_equal(pthread_join(s->th, NULL), 0);
     s->joined = true;
 }
@@ -200,16 +159,16 @@ static void sem_wake_one_passes_over_expiring_waiter(void **state)
     conc_event b_done;
     assert_int_equal(conc_sem_init(&sem, 0, NULL), 0);
     assert_int_equal(conc_event_init(&b_done, NULL), 0);
-    struct conc__waitq *q = &sem_impl(&sem)->q;
+    struct conc__waitq *q = conc_test_waitq(&sem);
     arm_hook();
 
     struct sem_taker a = {.sem = &sem, .timeout = CONC_MSEC(50), .hold = true};
     struct sem_taker b = {.sem = &sem, .timeout = CONC_FOREVER, .done = &b_done};
-    pthread_t ta = start(sem_taker_main, &a);
-    WAIT_UNTIL(nwaiters(q) == 1);
-    pthread_t tb = start(sem_taker_main, &b);
-    WAIT_UNTIL(nwaiters(q) == 2);
-    WAIT_UNTIL(atomic_load(&held) != NULL); /* A timed out and is held */
+    pthread_t ta = conc_test_start(sem_taker_main, &a);
+    CONC_TEST_POLL_UNTIL(conc_test_nwaiters(q) == 1);
+    pthread_t tb = conc_test_start(sem_taker_main, &b);
+    CONC_TEST_POLL_UNTIL(conc_test_nwaiters(q) == 2);
+    CONC_TEST_POLL_UNTIL(atomic_load(&held) != NULL); /* A timed out and is held */
 
     /* The situation the waker meets: A first, TIMED_OUT, still linked; B next. */
     struct conc__waiter *wa = atomic_load(&held);
@@ -236,7 +195,7 @@ static void sem_wake_one_passes_over_expiring_waiter(void **state)
     disarm_hook();
     assert_int_equal(a.rc, CONC_ETIMEDOUT);
     assert_int_equal(conc_sem_value(&sem), 0);
-    assert_int_equal(nwaiters(q), 0);
+    assert_int_equal(conc_test_nwaiters(q), 0);
     assert_int_equal(conc_sem_destroy(&sem), 0);
     assert_int_equal(conc_event_destroy(&b_done), 0);
 }
@@ -252,7 +211,7 @@ static void wake_one_skips_expiring_waiter(void **state)
     struct sleeper s[2];
     start_sleeper(&s[0], &q, 1, CONC_MSEC(20), true);
     start_sleeper(&s[1], &q, 2, CONC_FOREVER, false);
-    WAIT_UNTIL(atomic_load(&held) != NULL);
+    CONC_TEST_POLL_UNTIL(atomic_load(&held) != NULL);
 
     conc__waitq_lock(&q);
     assert_ptr_equal(q.head, atomic_load(&s[0].rec));
@@ -266,7 +225,7 @@ static void wake_one_skips_expiring_waiter(void **state)
     join_sleeper(&s[0]);
     disarm_hook();
     assert_int_equal(atomic_load(&s[0].result), CONC__W_TIMED_OUT);
-    assert_int_equal(nwaiters(&q), 0);
+    assert_int_equal(conc_test_nwaiters(&q), 0);
     assert_int_equal(conc__waitq_kill(&q), 0);
 }
 
@@ -344,14 +303,6 @@ static void *pinned_main(void *p)
     return NULL;
 }
 
-static bool head_parked(struct conc__waitq *q)
-{
-    conc__waitq_lock(q);
-    bool r = q->head && atomic_load(&q->head->state) == CONC__W_PARKED;
-    conc__waitq_unlock(q);
-    return r;
-}
-
 /* One attempt: returns false (after checking the plain timeout) if the
  * machine was so slow that the waiter timed out before it could be pinned. */
 static bool pinned_race(int64_t timeout)
@@ -361,11 +312,11 @@ static bool pinned_race(int64_t timeout)
     struct conc__waitq q;
     conc__waitq_init(&q, 0);
     struct pinned pw = {.q = &q, .timeout = timeout};
-    pthread_t t = start(pinned_main, &pw);
-    WAIT_UNTIL(head_parked(&q) || atomic_load(&pw.done));
+    pthread_t t = conc_test_start(pinned_main, &pw);
+    CONC_TEST_POLL_UNTIL(conc_test_queue_parked(&q) == 1 || atomic_load(&pw.done));
     assert_int_equal(pthread_kill(t, SIGUSR1), 0);
-    WAIT_UNTIL(atomic_load(&pin_entered));
-    bool pinned = head_parked(&q); /* pinned before its deadline: PARKED, linked */
+    CONC_TEST_POLL_UNTIL(atomic_load(&pin_entered));
+    bool pinned = conc_test_queue_parked(&q) == 1; /* pinned before its deadline: PARKED, linked */
     if (pinned) {
         int64_t deadline = atomic_load(&pw.deadline);
         while (conc_now_ns() <= deadline + CONC_MSEC(5))
@@ -383,7 +334,7 @@ static bool pinned_race(int64_t timeout)
     } else {
         assert_int_equal(pw.result, CONC__W_TIMED_OUT);
     }
-    assert_int_equal(nwaiters(&q), 0);
+    assert_int_equal(conc_test_nwaiters(&q), 0);
     assert_null(q.head);
     assert_int_equal(conc__waitq_kill(&q), 0);
     return pinned;
@@ -453,19 +404,19 @@ static void sem_barged_wake_passed_on(void **state)
     assert_int_equal(conc_sem_init(&sem, 0, NULL), 0);
     assert_int_equal(conc_event_init(&done2, NULL), 0);
     assert_int_equal(conc_event_init(&done1, NULL), 0);
-    struct conc__waitq *q = &sem_impl(&sem)->q;
+    struct conc__waitq *q = conc_test_waitq(&sem);
     struct sem_n_taker w2 = {.sem = &sem, .n = 2, .done = &done2};
     struct sem_n_taker w1 = {.sem = &sem, .n = 1, .done = &done1};
-    pthread_t t2 = start(sem_n_taker_main, &w2);
-    WAIT_UNTIL(head_parked(q));
-    pthread_t t1 = start(sem_n_taker_main, &w1);
-    WAIT_UNTIL(nwaiters(q) == 2);
-    assert_int_equal(queue_len(q), 2);
+    pthread_t t2 = conc_test_start(sem_n_taker_main, &w2);
+    CONC_TEST_POLL_UNTIL(conc_test_queue_parked(q) == 1);
+    pthread_t t1 = conc_test_start(sem_n_taker_main, &w1);
+    CONC_TEST_POLL_UNTIL(conc_test_nwaiters(q) == 2);
+    assert_int_equal(conc_test_queue_len(q), 2);
 
     assert_int_equal(pthread_kill(t2, SIGUSR1), 0);
-    WAIT_UNTIL(atomic_load(&pin_entered));
+    CONC_TEST_POLL_UNTIL(atomic_load(&pin_entered));
     assert_int_equal(conc_sem_release_n(&sem, 2), 0);
-    assert_int_equal(queue_len(q), 1); /* W2 chosen, W1 skipped */
+    assert_int_equal(conc_test_queue_len(q), 1); /* W2 chosen, W1 skipped */
     assert_int_equal(conc_sem_acquire(&sem, 0), 0); /* the barging thread */
     assert_int_equal(conc_sem_value(&sem), 1);
     atomic_store(&pin_release, 1);
@@ -480,7 +431,7 @@ static void sem_barged_wake_passed_on(void **state)
     assert_int_equal(pthread_join(t2, NULL), 0);
     assert_int_equal(sigaction(SIGUSR1, &old, NULL), 0);
     assert_int_equal(conc_sem_value(&sem), 0);
-    assert_int_equal(nwaiters(q), 0);
+    assert_int_equal(conc_test_nwaiters(q), 0);
     assert_int_equal(conc_sem_destroy(&sem), 0);
     assert_int_equal(conc_event_destroy(&done1), 0);
     assert_int_equal(conc_event_destroy(&done2), 0);
@@ -525,7 +476,7 @@ static void wake_versus_timeout_race_stress(void **state)
     struct race r = {.rounds = conc_test_scaled(3000, 200)};
     conc__waitq_init(&r.q, 0);
     assert_int_equal(pthread_barrier_init(&r.bar, NULL, 2), 0);
-    pthread_t t = start(race_waiter, &r);
+    pthread_t t = conc_test_start(race_waiter, &r);
     uint64_t rng = 0x9e3779b97f4a7c15ull;
     long woken = 0, timed_out = 0, woken_late = 0;
     for (long i = 0; i < r.rounds; i++) {
@@ -556,7 +507,7 @@ static void wake_versus_timeout_race_stress(void **state)
     assert_int_equal(pthread_join(t, NULL), 0);
     print_message("rounds %ld: woken %ld (%ld returned after their deadline), timed out %ld\n",
                   r.rounds, woken, woken_late, timed_out);
-    assert_int_equal(nwaiters(&r.q), 0);
+    assert_int_equal(conc_test_nwaiters(&r.q), 0);
     assert_int_equal(pthread_barrier_destroy(&r.bar), 0);
     assert_int_equal(conc__waitq_kill(&r.q), 0);
 }
@@ -612,7 +563,7 @@ static unsigned smallest_want(struct conc__waitq *q);
  * short. Waits (bounded) until the value covers no sleeping waiter. */
 static void check_nobody_stranded(struct sem_stress *st)
 {
-    struct conc__waitq *q = &sem_impl(&st->sem)->q;
+    struct conc__waitq *q = conc_test_waitq(&st->sem);
     int64_t limit = conc_now_ns() + CONC_SEC(5);
     while (smallest_want(q) <= (unsigned)conc_sem_value(&st->sem)) {
         if (conc_now_ns() > limit)
@@ -661,16 +612,16 @@ static void sem_no_lost_wakeup_stress(void **state)
     (void)state;
     struct sem_stress st = {.per_producer = conc_test_scaled(300000, 10000)};
     assert_int_equal(conc_sem_init(&st.sem, 0, NULL), 0);
-    struct conc__waitq *q = &sem_impl(&st.sem)->q;
+    struct conc__waitq *q = conc_test_waitq(&st.sem);
     struct stress_arg wa[STRESS_WAITERS], pa[STRESS_PRODUCERS];
     pthread_t wt[STRESS_WAITERS], pt[STRESS_PRODUCERS];
     for (int i = 0; i < STRESS_WAITERS; i++) {
         wa[i] = (struct stress_arg){&st, i};
-        wt[i] = start(stress_waiter, &wa[i]);
+        wt[i] = conc_test_start(stress_waiter, &wa[i]);
     }
     for (int i = 0; i < STRESS_PRODUCERS; i++) {
         pa[i] = (struct stress_arg){&st, i};
-        pt[i] = start(stress_producer, &pa[i]);
+        pt[i] = conc_test_start(stress_producer, &pa[i]);
     }
     for (int i = 0; i < STRESS_PRODUCERS; i++)
         assert_int_equal(pthread_join(pt[i], NULL), 0);
@@ -686,9 +637,9 @@ static void sem_no_lost_wakeup_stress(void **state)
     while (atomic_load(&st.finished) < STRESS_WAITERS) {
         if (conc_now_ns() > limit)
             fail_msg("waiters stuck: %d finished, value %d, nwaiters %u, smallest want %u",
-                     atomic_load(&st.finished), conc_sem_value(&st.sem), nwaiters(q),
+                     atomic_load(&st.finished), conc_sem_value(&st.sem), conc_test_nwaiters(q),
                      smallest_want(q));
-        if (nwaiters(q) > 0 && smallest_want(q) > (unsigned)conc_sem_value(&st.sem)) {
+        if (conc_test_nwaiters(q) > 0 && smallest_want(q) > (unsigned)conc_sem_value(&st.sem)) {
             assert_int_equal(conc_sem_release(&st.sem), 0);
             extra++;
         }
@@ -701,7 +652,7 @@ static void sem_no_lost_wakeup_stress(void **state)
     print_message("released %ld (+%ld extra), acquires ok %ld, timeouts %ld, final value %d\n",
                   released, extra, atomic_load(&st.ok), atomic_load(&st.timeouts), value);
     assert_int_equal(atomic_load(&st.acquired) + value, released + extra);
-    assert_int_equal(nwaiters(q), 0);
+    assert_int_equal(conc_test_nwaiters(q), 0);
     assert_null(q->head);
     assert_int_equal(conc_sem_destroy(&st.sem), 0);
 }
@@ -717,20 +668,26 @@ static void wake_n_wakes_exactly_n_oldest_first(void **state)
     struct sleeper s[N];
     for (int i = 0; i < N; i++)
         start_sleeper(&s[i], &q, (uintptr_t)i, CONC_FOREVER, false);
-    assert_int_equal(queue_len(&q), N);
+    assert_int_equal(conc_test_queue_len(&q), N);
+    /* All asleep: from now on only a wake (WOKEN) lets one of them go. */
+    CONC_TEST_POLL_UNTIL(conc_test_queue_parked(&q) == N);
 
     conc__waitq_lock(&q);
     assert_int_equal(conc__waitq_wake(&q, 2), 2);
     conc__waitq_unlock(&q);
-    WAIT_UNTIL(count_done(s, N) == 2);
-    /* the two oldest woke; the other three are still linked and asleep */
+    /* A wake marks its waiters WOKEN before it returns: the other three are
+     * still linked and still PARKED, which a wrong extra wake would have
+     * changed already. */
+    assert_int_equal(conc_test_queue_len(&q), 3);
+    assert_int_equal(conc_test_queue_parked(&q), 3);
+    CONC_TEST_POLL_UNTIL(count_done(s, N) == 2);
+    /* the two oldest woke */
     assert_true(atomic_load(&s[0].done) && atomic_load(&s[1].done));
     assert_int_equal(atomic_load(&s[0].result), CONC__W_WOKEN);
     assert_int_equal(atomic_load(&s[1].result), CONC__W_WOKEN);
-    assert_int_equal(queue_len(&q), 3);
-    conc_sleep(CONC_MSEC(5)); /* gives a wrong extra wake time to show */
+    assert_int_equal(conc_test_queue_parked(&q), 3);
     assert_int_equal(count_done(s, N), 2);
-    assert_int_equal(nwaiters(&q), 3);
+    assert_int_equal(conc_test_nwaiters(&q), 3);
 
     conc__waitq_lock(&q);
     assert_int_equal(conc__waitq_wake(&q, 1), 1);
@@ -745,7 +702,7 @@ static void wake_n_wakes_exactly_n_oldest_first(void **state)
         join_sleeper(&s[i]);
         assert_int_equal(atomic_load(&s[i].result), CONC__W_WOKEN);
     }
-    assert_int_equal(nwaiters(&q), 0);
+    assert_int_equal(conc_test_nwaiters(&q), 0);
     assert_int_equal(conc__waitq_kill(&q), 0);
     assert_true(conc__waitq_dead(&q));
 }
@@ -823,7 +780,7 @@ static void wake_if_picks_by_want(void **state)
     assert_int_equal(b.budget, 1);
     join_sleeper(&s[0]);
     join_sleeper(&s[2]);
-    assert_int_equal(queue_len(&q), 1);
+    assert_int_equal(conc_test_queue_len(&q), 1);
     assert_false(atomic_load(&s[4].done));
 
     /* took may be NULL */
@@ -835,7 +792,7 @@ static void wake_if_picks_by_want(void **state)
     for (int i = 0; i < N; i++)
         assert_int_equal(atomic_load(&s[i].result), CONC__W_WOKEN);
     assert_null(q.head);
-    assert_int_equal(nwaiters(&q), 0);
+    assert_int_equal(conc_test_nwaiters(&q), 0);
     assert_int_equal(conc__waitq_kill(&q), 0);
 }
 
@@ -850,7 +807,7 @@ static void wake_if_skips_timed_out_waiter(void **state)
     struct sleeper s[2];
     start_sleeper(&s[0], &q, 1, CONC_MSEC(10), true);
     start_sleeper(&s[1], &q, 1, CONC_FOREVER, false);
-    WAIT_UNTIL(atomic_load(&held) != NULL);
+    CONC_TEST_POLL_UNTIL(atomic_load(&held) != NULL);
 
     struct pick_arg a = {0};
     conc__waitq_lock(&q);
@@ -865,7 +822,7 @@ static void wake_if_skips_timed_out_waiter(void **state)
     join_sleeper(&s[0]);
     disarm_hook();
     assert_int_equal(atomic_load(&s[0].result), CONC__W_TIMED_OUT);
-    assert_int_equal(nwaiters(&q), 0);
+    assert_int_equal(conc_test_nwaiters(&q), 0);
     assert_int_equal(conc__waitq_kill(&q), 0);
 }
 
@@ -900,7 +857,7 @@ static void handoff_goes_to_oldest_live_waiter(void **state)
     start_sleeper(&s[0], &q, 1, CONC_MSEC(10), true);
     start_sleeper(&s[1], &q, 2, CONC_FOREVER, false);
     start_sleeper(&s[2], &q, 3, CONC_FOREVER, false);
-    WAIT_UNTIL(atomic_load(&held) != NULL);
+    CONC_TEST_POLL_UNTIL(atomic_load(&held) != NULL);
 
     conc__waitq_lock(&q);
     assert_true(conc__waitq_handoff(&q, log_before_wake, &log));
@@ -908,7 +865,7 @@ static void handoff_goes_to_oldest_live_waiter(void **state)
     assert_int_equal(log.last_ctx, s[1].ctx); /* the last one written is the taker */
     join_sleeper(&s[1]);
     assert_int_equal(atomic_load(&s[1].result), CONC__W_WOKEN);
-    assert_int_equal(queue_len(&q), 1);
+    assert_int_equal(conc_test_queue_len(&q), 1);
     assert_false(atomic_load(&s[2].done));
     atomic_store(&release_held, 1);
     join_sleeper(&s[0]);
@@ -925,7 +882,7 @@ static void handoff_goes_to_oldest_live_waiter(void **state)
     arm_hook();
     struct sleeper t;
     start_sleeper(&t, &q, 4, CONC_MSEC(5), true);
-    WAIT_UNTIL(atomic_load(&held) != NULL);
+    CONC_TEST_POLL_UNTIL(atomic_load(&held) != NULL);
     int calls = log.calls;
     conc__waitq_lock(&q);
     assert_false(conc__waitq_handoff(&q, log_before_wake, &log));
@@ -936,7 +893,7 @@ static void handoff_goes_to_oldest_live_waiter(void **state)
     join_sleeper(&t);
     disarm_hook();
     assert_int_equal(atomic_load(&t.result), CONC__W_TIMED_OUT);
-    assert_int_equal(nwaiters(&q), 0);
+    assert_int_equal(conc_test_nwaiters(&q), 0);
     assert_int_equal(conc__waitq_kill(&q), 0);
 }
 
@@ -965,8 +922,11 @@ enum { MQ = 3 };
 struct multi {
     struct conc__waitq q[MQ];
     int64_t timeout;       /* for the park */
+    _Atomic pid_t tid;     /* the multi-waiter's thread */
+    _Atomic(struct conc__multiwait *) m; /* its multi-wait, while it runs */
     atomic_int linked;     /* links are in place */
     atomic_int go;         /* may park now */
+    atomic_int done;       /* unlinked everything, about to return */
     unsigned fired;
     bool woken[MQ];
     bool all_unlinked;
@@ -978,6 +938,8 @@ static void *multi_main(void *p)
     struct conc__multiwait m;
     struct conc__waiter links[MQ];
     conc__multiwait_init(&m);
+    atomic_store(&mw->tid, conc_test_tid());
+    atomic_store(&mw->m, &m);
     for (int i = 0; i < MQ; i++) {
         conc__waitq_lock(&mw->q[i]);
         conc__multiwait_link(&m, &mw->q[i], &links[i], (uintptr_t)i);
@@ -994,6 +956,7 @@ static void *multi_main(void *p)
         mw->woken[i] = conc__multiwait_unlink(&mw->q[i], &links[i]);
         mw->all_unlinked &= !links[i].linked;
     }
+    atomic_store(&mw->done, 1);
     return NULL;
 }
 
@@ -1027,13 +990,21 @@ static void multiwait_one_queue_fires(void **state)
     (void)state;
     struct multi mw;
     multi_setup(&mw, CONC_SEC(30));
-    pthread_t t = start(multi_main, &mw);
-    WAIT_UNTIL(atomic_load(&mw.linked));
+    pthread_t t = conc_test_start(multi_main, &mw);
+    CONC_TEST_POLL_UNTIL(atomic_load(&mw.linked));
     for (int i = 0; i < MQ; i++)
-        assert_int_equal(queue_len(&mw.q[i]), 1);
+        assert_int_equal(conc_test_queue_len(&mw.q[i]), 1);
     atomic_store(&mw.go, 1);
-    conc_sleep(CONC_MSEC(2)); /* likely asleep by now: the futex path */
+    /* The futex path: the multi-waiter is asleep in the kernel on its fired
+     * word, and says so (parked), so the wake must reach it with a futex
+     * wake. */
+    struct conc__multiwait *m = atomic_load(&mw.m);
+    CONC_TEST_POLL_UNTIL(conc_test_thread_in_futex_wait(atomic_load(&mw.tid), &m->fired));
+    assert_int_equal(atomic_load(&m->parked), 1);
+    assert_int_equal(atomic_load(&m->fired), 0);
     assert_int_equal(wake_queue(&mw.q[1]), 1);
+    /* Woken by that wake, not by its deadline (30 s, past this poll's 10). */
+    CONC_TEST_POLL_UNTIL(atomic_load(&mw.done));
     assert_int_equal(pthread_join(t, NULL), 0);
     assert_int_equal(mw.fired, 1);
     assert_false(mw.woken[0]);
@@ -1050,8 +1021,8 @@ static void multiwait_several_fire_before_park(void **state)
     (void)state;
     struct multi mw;
     multi_setup(&mw, CONC_SEC(30));
-    pthread_t t = start(multi_main, &mw);
-    WAIT_UNTIL(atomic_load(&mw.linked));
+    pthread_t t = conc_test_start(multi_main, &mw);
+    CONC_TEST_POLL_UNTIL(atomic_load(&mw.linked));
     assert_int_equal(wake_queue(&mw.q[0]), 1);
     assert_int_equal(wake_queue(&mw.q[2]), 1);
     atomic_store(&mw.go, 1);
@@ -1071,7 +1042,7 @@ static void multiwait_times_out(void **state)
     multi_setup(&mw, CONC_MSEC(20));
     atomic_store(&mw.go, 1);
     int64_t t0 = conc_now_ns();
-    pthread_t t = start(multi_main, &mw);
+    pthread_t t = conc_test_start(multi_main, &mw);
     assert_int_equal(pthread_join(t, NULL), 0);
     assert_true(conc_now_ns() - t0 >= CONC_MSEC(20));
     assert_int_equal(mw.fired, 0);
@@ -1090,8 +1061,8 @@ static void multiwait_shares_queue_with_thread_waiter(void **state)
     multi_setup(&mw, CONC_SEC(30));
     struct sleeper s;
     start_sleeper(&s, &mw.q[0], 9, CONC_FOREVER, false);
-    pthread_t t = start(multi_main, &mw);
-    WAIT_UNTIL(atomic_load(&mw.linked));
+    pthread_t t = conc_test_start(multi_main, &mw);
+    CONC_TEST_POLL_UNTIL(atomic_load(&mw.linked));
     atomic_store(&mw.go, 1);
     assert_int_equal(wake_queue(&mw.q[0]), 1); /* the older: the thread */
     join_sleeper(&s);
@@ -1101,7 +1072,7 @@ static void multiwait_shares_queue_with_thread_waiter(void **state)
     assert_int_equal(mw.fired, 1);
     assert_true(mw.woken[0]);
     assert_false(mw.woken[1] || mw.woken[2]);
-    assert_int_equal(nwaiters(&mw.q[0]), 0);
+    assert_int_equal(conc_test_nwaiters(&mw.q[0]), 0);
     multi_teardown(&mw);
 }
 
@@ -1170,13 +1141,13 @@ static void multiwait_wakes_counted_stress(void **state)
         conc__waitq_init(&ms.q[i], 0);
     struct mstress_arg args[MQ];
     pthread_t wt[MQ];
-    pthread_t pt = start(mstress_parker, &ms);
+    pthread_t pt = conc_test_start(mstress_parker, &ms);
     for (int i = 0; i < MQ; i++) {
         args[i] = (struct mstress_arg){&ms, i};
-        wt[i] = start(mstress_waker, &args[i]);
+        wt[i] = conc_test_start(mstress_waker, &args[i]);
     }
     conc_sleep(conc_test_scaled(CONC_MSEC(500), CONC_MSEC(50)));
-    WAIT_UNTIL(atomic_load(&ms.rounds) >= 100); /* even on a loaded machine */
+    CONC_TEST_POLL_UNTIL(atomic_load(&ms.rounds) >= 100); /* even on a loaded machine */
     atomic_store(&ms.stop_wakers, 1);
     for (int i = 0; i < MQ; i++)
         assert_int_equal(pthread_join(wt[i], NULL), 0);
@@ -1268,8 +1239,8 @@ static void run_dekker(long rounds)
     struct dekker d;
     memset(&d, 0, sizeof d);
     d.rounds = rounds;
-    pthread_t h = start(dekker_heavy, &d);
-    pthread_t l = start(dekker_light, &d);
+    pthread_t h = conc_test_start(dekker_heavy, &d);
+    pthread_t l = conc_test_start(dekker_light, &d);
     assert_int_equal(pthread_join(l, NULL), 0);
     if (d.seen[0][0]) {
         /* the heavy side waits for a round that will not come: let it finish */

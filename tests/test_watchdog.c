@@ -5,12 +5,10 @@
  * codes, dumps that show a blocked thread with its lock and holder and a
  * pool task running on a worker, and the dump on SIGQUIT. */
 #define _GNU_SOURCE
-#include "test.h"
+#include "test_impl.h"
 
-#include "conc/conc.h"
 #include "conc/debug.h"
 #include "queue/queue_impl.h"
-#include "sync/sync_impl.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -23,15 +21,6 @@
 extern _Atomic uint64_t conc__watchdog_scans; /* watchdog.c */
 
 /* ---- helpers ---- */
-
-/* Whether a thread is (about to be) asleep in m: default mode marks the
- * word CONTENDED, fair mode counts its queued waiter; both after the
- * contended hook ran. */
-static bool mutex_has_waiter(conc_mutex *m)
-{
-    struct conc__mutex *i = (struct conc__mutex *)(void *)m;
-    return atomic_load(&i->word) == CONC__M_CONTENDED || atomic_load(&i->q.nwaiters) > 0;
-}
 
 /* Reports captured in memory (the reporter runs on the watchdog's and the
  * dumper's threads). */
@@ -312,7 +301,7 @@ static void watchdog_silent_on_long_wait_without_cycle(void **state)
     assert_int_equal(conc_watchdog_start(CONC_MSEC(5)), 0);
     assert_int_equal(conc_mutex_lock(&m), 0);
     conc_thread *t = start_named("long-waiter", lock_once_fn, &m);
-    CONC_TEST_POLL_UNTIL(mutex_has_waiter(&m));
+    CONC_TEST_POLL_UNTIL(conc_test_mutex_has_waiter(&m));
     /* Blocked past the threshold, and the watchdog has looked several
      * times since: the holder waits for nothing, so there is no cycle. */
     int64_t blocked_at = conc_now_ns();
@@ -344,7 +333,7 @@ static void dump_shows_blocked_thread_and_holder(void **state)
     assert_int_equal(conc_watchdog_start(CONC_SEC(600)), 0);
     assert_int_equal(conc_mutex_lock(&m), 0);
     conc_thread *t = start_named("dump-waiter", lock_once_fn, &m);
-    CONC_TEST_POLL_UNTIL(mutex_has_waiter(&m));
+    CONC_TEST_POLL_UNTIL(conc_test_mutex_has_waiter(&m));
     char *text = text_of(dump_to);
     print_message("%s", text);
     char addr[32], holder[64], waits[96];
