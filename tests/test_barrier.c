@@ -562,7 +562,31 @@ static void barrier_stress_reset_cycles(void **state)
     rounds_fini(&r);
 }
 
-CONC_TEST_MAIN(cmocka_unit_test(barrier_null_and_bad_parties_are_einval),
+/* An all-zero barrier was never initialised: it has no parties, and a wait
+ * on it could never be released. Every call answers CONC_EINVAL at once,
+ * the untimed wait included (it used to wait for ever). */
+static void barrier_all_zero_is_einval(void **state)
+{
+    (void)state;
+    conc_barrier b;
+    memset(&b, 0, sizeof b);
+    unsigned idx = 77;
+    assert_int_equal(conc_barrier_wait(&b, 0, &idx), CONC_EINVAL);
+    assert_int_equal(conc_barrier_wait(&b, CONC_MSEC(10), &idx), CONC_EINVAL);
+    assert_int_equal(conc_barrier_wait(&b, CONC_FOREVER, &idx), CONC_EINVAL);
+    assert_int_equal(idx, 77);
+    assert_int_equal(conc_barrier_abort(&b), CONC_EINVAL);
+    assert_int_equal(conc_barrier_reset(&b), CONC_EINVAL);
+    assert_int_equal(conc_barrier_broken(&b), CONC_EINVAL);
+    /* init makes it a barrier like any other. */
+    assert_int_equal(conc_barrier_init(&b, 1, NULL), 0);
+    assert_int_equal(conc_barrier_wait(&b, CONC_FOREVER, &idx), 0);
+    assert_int_equal(idx, 0);
+    assert_int_equal(conc_barrier_destroy(&b), 0);
+}
+
+CONC_TEST_MAIN(cmocka_unit_test(barrier_all_zero_is_einval),
+               cmocka_unit_test(barrier_null_and_bad_parties_are_einval),
                cmocka_unit_test(barrier_negative_timeout_is_einval),
                cmocka_unit_test(barrier_destroyed_is_ebadf_until_reinit),
                cmocka_unit_test(barrier_destroy_while_waited_is_ebusy),

@@ -60,6 +60,10 @@ static void deadlines_from_timeouts(void **state)
     assert_true(d == CONC__NO_DEADLINE);
     assert_int_equal(conc__deadline(-2, &d), CONC_EINVAL);
     assert_int_equal(conc__deadline(INT64_MIN, &d), CONC_EINVAL);
+    /* -1 ns is what "the deadline has just passed" computes to: an error,
+     * never a wait without end. */
+    assert_int_equal(conc__deadline(-1, &d), CONC_EINVAL);
+    assert_true(CONC_FOREVER == INT64_MAX);
     int64_t before = conc_now_ns();
     assert_int_equal(conc__deadline(CONC_MSEC(5), &d), 0);
     assert_true(d >= before + CONC_MSEC(5));

@@ -7,8 +7,10 @@
  * range. conc_strerror() and conc_err_name() explain any code, unknown ones too.
  *
  * Timeouts: every blocking call takes an int64_t timeout in nanoseconds,
- * relative, as Python's; CONC_FOREVER waits forever, 0 never blocks, any other
- * negative value is CONC_EINVAL. The timeout becomes a deadline on the
+ * relative, as Python's; CONC_FOREVER waits forever, 0 never blocks, any
+ * negative value is CONC_EINVAL. CONC_FOREVER is INT64_MAX, a value no
+ * subtraction of two times yields by accident: a remaining time computed as
+ * -1 ns is an error, never "forever". The timeout becomes a deadline on the
  * monotonic clock at once, so spurious wake-ups and EINTR retry with the time
  * that remains; EINTR never reaches the caller.
  */
@@ -93,7 +95,7 @@ CONC_API const char *conc_strerror(int code);
 CONC_API const char *conc_err_name(int code);
 
 /* Timeouts, in nanoseconds. */
-#define CONC_FOREVER ((int64_t)-1)
+#define CONC_FOREVER INT64_MAX
 #define CONC_NSEC_PER_USEC ((int64_t)1000)
 #define CONC_NSEC_PER_MSEC ((int64_t)1000000)
 #define CONC_NSEC_PER_SEC ((int64_t)1000000000)

@@ -28,8 +28,7 @@
  *
  * Timeouts are nanoseconds, relative (base.h): CONC_FOREVER blocks, 0 never
  * blocks, and a wait that runs out returns CONC_ETIMEDOUT. Every function is
- * thread-safe. NULL objects and negative timeouts other than CONC_FOREVER are
- * CONC_EINVAL everywhere.
+ * thread-safe. NULL objects and negative timeouts are CONC_EINVAL everywhere.
  */
 #ifndef CONC_SYNC_H
 #define CONC_SYNC_H
@@ -231,7 +230,9 @@ CONC_API int conc_event_wait(conc_event *e, int64_t timeout);
  * until conc_barrier_reset. A thread that arrives while the previous round is
  * still leaving waits for it first; timing out there returns CONC_ETIMEDOUT
  * without breaking anything, since it never joined a round. The action runs with the barrier's internal lock
- * held: it must not call the barrier. A barrier needs conc_barrier_init.
+ * held: it must not call the barrier. A barrier needs conc_barrier_init: an
+ * all-zero one, never initialised, has no parties and answers CONC_EINVAL to
+ * every call.
  */
 typedef struct conc_barrier {
     _Alignas(8) unsigned char opaque_[80];

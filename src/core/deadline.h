@@ -18,7 +18,8 @@ static inline int64_t conc__now(void)
 }
 
 /* Turns a relative timeout into an absolute deadline in *deadline.
- * Returns 0, or CONC_EINVAL for a negative timeout other than CONC_FOREVER. */
+ * Returns 0, or CONC_EINVAL for a negative timeout. CONC_FOREVER (INT64_MAX)
+ * and any timeout that would pass the end of the clock mean no deadline. */
 static inline int conc__deadline(int64_t timeout, int64_t *deadline)
 {
     if (timeout == CONC_FOREVER) {

@@ -315,7 +315,7 @@ static int conc__queue_put_n(conc_queue *q, const void *items, size_t n, int64_t
 {
     if (done)
         *done = 0;
-    if (!q || !items || n == 0 || (timeout < 0 && timeout != CONC_FOREVER))
+    if (!q || !items || n == 0 || timeout < 0)
         return CONC_EINVAL;
     struct conc__qop op = {.q = q, .attempt = conc__qop_put, .sleepers = &q->putters,
                            .want = CONC__QW_PUT, .expired_rc = CONC_EFULL, .in = items,
@@ -375,7 +375,7 @@ static int conc__queue_get_n(conc_queue *q, void *out, size_t max, size_t *got, 
 {
     if (got)
         *got = 0;
-    if (!q || !out || max == 0 || (timeout < 0 && timeout != CONC_FOREVER))
+    if (!q || !out || max == 0 || timeout < 0)
         return CONC_EINVAL;
     struct conc__qop op = {.q = q, .attempt = conc__qop_get, .sleepers = &q->getters,
                            .want = CONC__QW_GET, .expired_rc = CONC_EEMPTY, .out = out,
@@ -458,7 +458,7 @@ static int conc__qop_join(struct conc__qop *op)
 
 int conc_queue_join(conc_queue *q, int64_t timeout)
 {
-    if (!q || (timeout < 0 && timeout != CONC_FOREVER))
+    if (!q || timeout < 0)
         return CONC_EINVAL;
     struct conc__qop op = {.q = q, .attempt = conc__qop_join, .sleepers = &q->joiners,
                            .want = CONC__QW_JOIN, .expired_rc = CONC_ETIMEDOUT};

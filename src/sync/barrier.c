@@ -18,11 +18,16 @@ static inline struct conc__barrier *conc__barrier_of(conc_barrier *b)
     return (struct conc__barrier *)(void *)b;
 }
 
+/* A barrier never initialised (all zero: no parties) would wait for ever:
+ * CONC_EINVAL at once. */
 static inline int conc__barrier_check(conc_barrier *bx)
 {
     if (!bx)
         return CONC_EINVAL;
-    return conc__waitq_dead(&conc__barrier_of(bx)->q) ? CONC_EBADF : 0;
+    struct conc__barrier *b = conc__barrier_of(bx);
+    if (conc__waitq_dead(&b->q))
+        return CONC_EBADF;
+    return b->parties == 0 ? CONC_EINVAL : 0;
 }
 
 int conc_barrier_init(conc_barrier *bx, int parties, const conc_barrier_opts *opts)

@@ -106,7 +106,7 @@ int conc_event_wait(conc_event *ex, int64_t timeout)
     int rc = conc__event_check(ex);
     if (rc)
         return rc;
-    if (timeout < 0 && timeout != CONC_FOREVER)
+    if (timeout < 0)
         return CONC_EINVAL;
     struct conc__event *e = conc__event_of(ex);
     if (atomic_load_explicit(&e->state, memory_order_acquire) & CONC__EV_SET)

@@ -46,7 +46,7 @@ static inline struct conc__mutex *conc__mutex_of(conc_mutex *m)
 
 static inline bool conc__timeout_valid(int64_t timeout)
 {
-    return timeout >= 0 || timeout == CONC_FOREVER;
+    return timeout >= 0; /* CONC_FOREVER is INT64_MAX */
 }
 
 static int conc__mutex_setup(struct conc__mutex *m, bool pshared, bool fair)

@@ -13,7 +13,7 @@
 
 int conc_once_call_timed(conc_once *ox, int (*fn)(void *), void *arg, int64_t timeout)
 {
-    if (!ox || !fn || (timeout < 0 && timeout != CONC_FOREVER))
+    if (!ox || !fn || timeout < 0)
         return CONC_EINVAL;
     struct conc__once *o = (struct conc__once *)(void *)ox;
     if (conc__likely(atomic_load_explicit(&o->state, memory_order_acquire) == CONC__O_DONE))

@@ -123,7 +123,7 @@ static void conc__rw_wake_readers(struct conc__rwlock *l)
 
 static int conc__rw_check(conc_rwlock *lx, int64_t timeout)
 {
-    if (!lx || (timeout < 0 && timeout != CONC_FOREVER))
+    if (!lx || timeout < 0)
         return CONC_EINVAL;
     return conc__waitq_dead(&conc__rwlock_of(lx)->q) ? CONC_EBADF : 0;
 }

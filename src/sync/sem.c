@@ -187,7 +187,7 @@ __attribute__((noinline)) static int conc__sem_acquire_diag(struct conc__sem *s,
 
 int conc_sem_acquire_n(conc_sem *sx, int n, int64_t timeout)
 {
-    if (!sx || n <= 0 || (timeout < 0 && timeout != CONC_FOREVER))
+    if (!sx || n <= 0 || timeout < 0)
         return CONC_EINVAL;
     struct conc__sem *s = conc__sem_of(sx);
     if (conc__waitq_dead(&s->q))

@@ -190,7 +190,7 @@ int conc_thread_start(conc_thread **out, conc_thread_fn fn, void *arg,
 
 int conc_thread_join(conc_thread *t, int64_t timeout, int *status)
 {
-    if (!t || (timeout < 0 && timeout != CONC_FOREVER))
+    if (!t || timeout < 0)
         return CONC_EINVAL;
     if (t == conc__tls.thread)
         return CONC_EDEADLK;
