@@ -1791,7 +1791,69 @@ static void queue_stress_task_done_join(void **state)
 }
 
 /* clang-format off: one cmocka_unit_test per line (CMake reads them). */
-CONC_TEST_MAIN(cmocka_unit_test(queue_create_bad_input_is_einval),
+/* A put that found the queue open, held there (a test hook) while an
+ * immediate shutdown empties the queue, then lets go: its item must not be
+ * left in the closed queue. Either the put fails with CONC_ESHUTDOWN, or it
+ * happened before the shutdown and the drain dropped its item: nothing to
+ * get, nothing unfinished, join returns at once. For every kind of queue. */
+struct held_put {
+    conc_queue *q;
+    _Atomic int held;    /* 1: the put is in the hook */
+    _Atomic int release; /* 1: let it go on */
+    int rc;
+};
+
+static struct held_put *held_put_now;
+
+static void hold_put_after_check(conc_queue *q)
+{
+    struct held_put *h = held_put_now;
+    if (!h || h->q != q)
+        return;
+    atomic_store(&h->held, 1);
+    while (!atomic_load(&h->release))
+        sched_yield();
+}
+
+static void *held_put_main(void *p)
+{
+    struct held_put *h = p;
+    uint64_t v = 42;
+    h->rc = conc_queue_put(h->q, &v, CONC_FOREVER);
+    return NULL;
+}
+
+static void queue_put_racing_immediate_shutdown_leaves_nothing(void **state)
+{
+    (void)state;
+    const struct {
+        conc_queue_kind kind;
+        size_t cap;
+    } kinds[] = {{CONC_QUEUE_FIFO, 8}, {CONC_QUEUE_FIFO, 0}, {CONC_QUEUE_LIFO, 8},
+                 {CONC_QUEUE_PRIORITY, 0}};
+    conc__test_put_checked = hold_put_after_check;
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
+        conc_queue *q = make_queue(kinds[i].kind, kinds[i].cap, sizeof(uint64_t));
+        struct held_put h = {.q = q};
+        held_put_now = &h;
+        pthread_t t = conc_test_start(held_put_main, &h);
+        CONC_TEST_POLL_UNTIL(atomic_load(&h.held) == 1);
+        assert_int_equal(conc_queue_shutdown(q, true), 0);
+        atomic_store(&h.release, 1);
+        conc_test_join(t);
+        held_put_now = NULL;
+        assert_true(h.rc == 0 || h.rc == CONC_ESHUTDOWN);
+        assert_int_equal(conc_queue_size(q), 0);
+        uint64_t out;
+        assert_int_equal(conc_queue_get(q, &out, 0), CONC_ESHUTDOWN);
+        assert_int_equal(conc_queue_join(q, 0), 0); /* nothing unfinished */
+        destroy_queue(q);
+    }
+    conc__test_put_checked = NULL;
+}
+
+CONC_TEST_MAIN(cmocka_unit_test(queue_put_racing_immediate_shutdown_leaves_nothing),
+               cmocka_unit_test(queue_create_bad_input_is_einval),
                cmocka_unit_test(queue_create_size_overflow_is_eoverflow),
                cmocka_unit_test(queue_create_above_max_bytes_is_enomem),
                cmocka_unit_test(queue_null_arguments_are_einval),

@@ -24,7 +24,10 @@
  * CONC_ESHUTDOWN; every blocked put and every get blocked on an empty queue
  * wakes with CONC_ESHUTDOWN. An immediate shutdown also discards the queued
  * items and lowers the count of unfinished tasks by their number, so join
- * returns once the items already taken are task_done'd (CPython's rule).
+ * returns once the items already taken are task_done'd (CPython's rule);
+ * after it every get fails with CONC_ESHUTDOWN. A put racing with an
+ * immediate shutdown either fails with CONC_ESHUTDOWN or counts as put
+ * before it, its item discarded: no item is ever left in the queue.
  *
  * Every function is thread-safe. size, empty and full are snapshots: another
  * thread may change the queue before the caller looks at the answer.

@@ -22,7 +22,14 @@
  * pass puts - dropped (Python's ValueError).
  *
  * Shutdown sets q->shutdown and wakes everyone to re-check. A put racing
- * with it may still land; it counts as put before the shutdown.
+ * with it may still land; it counts as put before the shutdown. An
+ * immediate shutdown also empties the queue, and from then on gets fail at
+ * once; a put that found the queue open and lands its item after that drain
+ * sees the shutdown when it is done (a Dekker pair: the put's light fence
+ * after its item is in, the shutdown's heavy fence before its drain) and
+ * drains again itself, so no item is ever left in a queue shut down
+ * immediately: the put happened before the shutdown, and the drain dropped
+ * its item, lowering the unfinished tasks as Python's does.
  */
 #include "queue/queue_impl.h"
 #include "core/deadline.h"
@@ -30,6 +37,12 @@
 
 #include <stdlib.h>
 #include <string.h>
+
+#ifdef CONC_TEST_HOOKS
+void (*conc__test_put_checked)(conc_queue *q);
+#endif
+
+static void conc__queue_drop_all(conc_queue *q);
 
 int conc_queue_create(conc_queue **out, size_t item_size, const conc_queue_opts *opts)
 {
@@ -298,6 +311,7 @@ static int conc__qop_put(struct conc__qop *op)
             op->rc = CONC_ESHUTDOWN;
             break;
         }
+        CONC__TEST_HOOK(conc__test_put_checked, q);
         int r = conc__queue_try_put(q, op->in + op->done * size, op->key, op->exact);
         if (r <= 0) {
             op->rc = r; /* 0: full, try again later; else CONC_ENOMEM */
@@ -305,8 +319,13 @@ static int conc__qop_put(struct conc__qop *op)
         }
         op->done++;
     }
-    if (op->done > before)
+    if (op->done > before) {
         conc__queue_signal(q, &q->getters, CONC__QW_GET, op->done - before, op->locked);
+        /* After signal's light fence: an immediate shutdown whose drain ran
+         * before our items landed is seen here (see the top of the file). */
+        if (conc__unlikely(atomic_load_explicit(&q->shutdown_immediate, memory_order_relaxed)))
+            conc__queue_drop_all(q);
+    }
     return op->done == op->n || op->rc != 0;
 }
 
@@ -350,6 +369,10 @@ static int conc__qop_get(struct conc__qop *op)
 {
     conc_queue *q = op->q;
     size_t size = conc__queue_item_size(q);
+    if (conc__unlikely(atomic_load_explicit(&q->shutdown_immediate, memory_order_acquire))) {
+        op->rc = CONC_ESHUTDOWN; /* emptied: an item landing late is not for us */
+        return 1;
+    }
     while (op->done < op->n && conc__queue_try_get(q, op->out + op->done * size,
                                                    op->done ? NULL : op->key_out, op->exact))
         op->done++;
@@ -474,6 +497,9 @@ int conc_queue_join(conc_queue *q, int64_t timeout)
 /* Immediate shutdown: takes every queued item out, counting them dropped. */
 static void conc__queue_drop_all(conc_queue *q)
 {
+    /* One drain at a time (the shutdown's and a late put's): a queue made
+     * for a single consumer must not see two. */
+    conc__ilock(&q->drain_lock, false);
     unsigned char scratch[256];
     size_t size = conc__queue_item_size(q);
     void *item = size <= sizeof scratch ? scratch : malloc(size);
@@ -491,15 +517,20 @@ static void conc__queue_drop_all(conc_queue *q)
     if (item && item != scratch)
         free(item);
     atomic_fetch_add(&q->dropped, n);
+    conc__iunlock(&q->drain_lock, false);
 }
 
 int conc_queue_shutdown(conc_queue *q, bool immediate)
 {
     if (!q)
         return CONC_EINVAL;
-    atomic_store(&q->shutdown, true);
     if (immediate)
+        atomic_store(&q->shutdown_immediate, true);
+    atomic_store(&q->shutdown, true);
+    if (immediate) {
+        conc__fence_heavy(); /* the Dekker pair with a put's light fence */
         conc__queue_drop_all(q);
+    }
     /* Everyone re-checks: putters fail, getters of an empty queue fail,
      * joiners return if nothing is unfinished any more. */
     conc__waitq_lock(&q->wq);

@@ -19,6 +19,7 @@ struct conc_queue {
     bool use_ring;
     bool single_producer, single_consumer;
     _Atomic bool shutdown;
+    _Atomic bool shutdown_immediate; /* set before shutdown: gets fail at once */
     /* Threads announced to sleep, per want: a put wakes getters only if
      * getters > 0 (the fast path's test; wait.h's Dekker pair, with the
      * asymmetric fences). */
@@ -27,10 +28,17 @@ struct conc_queue {
     _Atomic uint64_t done;      /* task_done calls */
     _Atomic uint64_t dropped;   /* items discarded by an immediate shutdown */
     _Atomic uint32_t slock;     /* guards store (an internal lock) */
+    _Atomic uint32_t drain_lock; /* one immediate-shutdown drain at a time */
     struct conc__qstore store;  /* LIFO, PRIORITY, unbounded FIFO */
     struct conc__waitq wq;      /* sleeping callers; its lock orders sleeping
                                    against waking and shutdown */
 };
+
+#ifdef CONC_TEST_HOOKS
+/* Test hook (core/platform.h): called by a put after it found the queue
+ * open and before it puts, so a test can shut the queue down there. */
+extern void (*conc__test_put_checked)(conc_queue *q);
+#endif
 
 /* How many threads are blocked in q waiting for `want` (a snapshot). */
 unsigned conc__queue_waiting(conc_queue *q, enum conc__queue_want want);
