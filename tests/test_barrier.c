@@ -578,6 +578,8 @@ static void barrier_all_zero_is_einval(void **state)
     assert_int_equal(conc_barrier_abort(&b), CONC_EINVAL);
     assert_int_equal(conc_barrier_reset(&b), CONC_EINVAL);
     assert_int_equal(conc_barrier_broken(&b), CONC_EINVAL);
+    assert_int_equal(conc_barrier_parties(&b), CONC_EINVAL);
+    assert_int_equal(conc_barrier_n_waiting(&b), CONC_EINVAL);
     /* init makes it a barrier like any other. */
     assert_int_equal(conc_barrier_init(&b, 1, NULL), 0);
     assert_int_equal(conc_barrier_wait(&b, CONC_FOREVER, &idx), 0);
@@ -585,7 +587,38 @@ static void barrier_all_zero_is_einval(void **state)
     assert_int_equal(conc_barrier_destroy(&b), 0);
 }
 
-CONC_TEST_MAIN(cmocka_unit_test(barrier_all_zero_is_einval),
+/* Python's parties and n_waiting: n_waiting counts the threads in the
+ * round now filling, 0 once it is released or broken. */
+static void barrier_parties_and_n_waiting(void **state)
+{
+    (void)state;
+    conc_barrier b;
+    assert_int_equal(conc_barrier_parties(NULL), CONC_EINVAL);
+    assert_int_equal(conc_barrier_n_waiting(NULL), CONC_EINVAL);
+    assert_int_equal(conc_barrier_init(&b, 3, NULL), 0);
+    assert_int_equal(conc_barrier_parties(&b), 3);
+    assert_int_equal(conc_barrier_n_waiting(&b), 0);
+    struct waiter w[3];
+    pthread_t t[3];
+    start_blocked(&b, w, t, 2);
+    assert_int_equal(conc_barrier_n_waiting(&b), 2);
+    w[2] = waiter_of(&b, CONC_FOREVER);
+    t[2] = conc_test_start(wait_thread, &w[2]);
+    join_all(w, t, 3, 0);
+    assert_int_equal(conc_barrier_n_waiting(&b), 0);
+    start_blocked(&b, w, t, 1);
+    assert_int_equal(conc_barrier_n_waiting(&b), 1);
+    assert_int_equal(conc_barrier_abort(&b), 0);
+    join_all(w, t, 1, CONC_EBROKEN);
+    assert_int_equal(conc_barrier_n_waiting(&b), 0);
+    assert_int_equal(conc_barrier_parties(&b), 3);
+    assert_int_equal(conc_barrier_destroy(&b), 0);
+    assert_int_equal(conc_barrier_parties(&b), CONC_EBADF);
+    assert_int_equal(conc_barrier_n_waiting(&b), CONC_EBADF);
+}
+
+CONC_TEST_MAIN(cmocka_unit_test(barrier_parties_and_n_waiting),
+               cmocka_unit_test(barrier_all_zero_is_einval),
                cmocka_unit_test(barrier_null_and_bad_parties_are_einval),
                cmocka_unit_test(barrier_negative_timeout_is_einval),
                cmocka_unit_test(barrier_destroyed_is_ebadf_until_reinit),

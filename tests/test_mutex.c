@@ -1040,7 +1040,61 @@ static void rmutex_stress_nested(void **state)
     assert_int_equal(conc_rmutex_destroy(&m), 0);
 }
 
+/* Lock.locked() and RLock.locked(): whether anyone holds it, whoever asks;
+ * the rmutex's depth stays the caller's own. */
+static void *locked_from_another_thread(void *p)
+{
+    void **args = p;
+    intptr_t *out = args[2];
+    out[0] = conc_mutex_locked(args[0]);
+    out[1] = conc_rmutex_locked(args[1]);
+    out[2] = conc_rmutex_depth(args[1]);
+    return NULL;
+}
+
+static void mutex_locked_says_whether_anyone_holds_it(void **state)
+{
+    (void)state;
+    assert_int_equal(conc_mutex_locked(NULL), CONC_EINVAL);
+    assert_int_equal(conc_rmutex_locked(NULL), CONC_EINVAL);
+    conc_mutex m = CONC_MUTEX_INIT;
+    conc_rmutex r = CONC_RMUTEX_INIT;
+    assert_int_equal(conc_mutex_locked(&m), 0);
+    assert_int_equal(conc_rmutex_locked(&r), 0);
+    assert_int_equal(conc_mutex_lock(&m), 0);
+    assert_int_equal(conc_rmutex_lock(&r), 0);
+    assert_int_equal(conc_rmutex_lock(&r), 0);
+    assert_int_equal(conc_mutex_locked(&m), 1);
+    assert_int_equal(conc_rmutex_locked(&r), 1);
+    intptr_t seen[3] = {-1, -1, -1};
+    void *args[3] = {&m, &r, seen};
+    conc_test_join(conc_test_start(locked_from_another_thread, args));
+    assert_int_equal(seen[0], 1);
+    assert_int_equal(seen[1], 1);
+    assert_int_equal(seen[2], 0); /* not the other thread's */
+    assert_int_equal(conc_rmutex_depth(&r), 2);
+    assert_int_equal(conc_mutex_unlock(&m), 0);
+    assert_int_equal(conc_rmutex_unlock(&r), 0);
+    assert_int_equal(conc_rmutex_locked(&r), 1); /* still held once */
+    assert_int_equal(conc_rmutex_unlock(&r), 0);
+    assert_int_equal(conc_mutex_locked(&m), 0);
+    assert_int_equal(conc_rmutex_locked(&r), 0);
+    /* A fair mutex, and a destroyed one. */
+    conc_mutex f;
+    conc_mutex_opts fo = {.fair = true};
+    assert_int_equal(conc_mutex_init(&f, &fo), 0);
+    assert_int_equal(conc_mutex_lock(&f), 0);
+    assert_int_equal(conc_mutex_locked(&f), 1);
+    assert_int_equal(conc_mutex_unlock(&f), 0);
+    assert_int_equal(conc_mutex_locked(&f), 0);
+    assert_int_equal(conc_mutex_destroy(&f), 0);
+    assert_int_equal(conc_mutex_locked(&f), CONC_EBADF);
+    assert_int_equal(conc_rmutex_destroy(&r), 0);
+    assert_int_equal(conc_rmutex_locked(&r), CONC_EBADF);
+}
+
 CONC_TEST_MAIN(
+    cmocka_unit_test(mutex_locked_says_whether_anyone_holds_it),
     cmocka_unit_test(mutex_null_is_einval),
     cmocka_unit_test(mutex_negative_timeout_is_einval),
     cmocka_unit_test(mutex_unlock_unlocked_is_eperm),

@@ -1852,7 +1852,41 @@ static void queue_put_racing_immediate_shutdown_leaves_nothing(void **state)
     conc__test_put_checked = NULL;
 }
 
-CONC_TEST_MAIN(cmocka_unit_test(queue_put_racing_immediate_shutdown_leaves_nothing),
+/* Python 3.13's is_shutdown and unfinished_tasks: puts raise the count,
+ * task_done lowers it, an immediate shutdown drops what is queued. */
+static void queue_is_shutdown_and_unfinished_tasks(void **state)
+{
+    (void)state;
+    assert_int_equal(conc_queue_is_shutdown(NULL), CONC_EINVAL);
+    assert_int_equal(conc_queue_unfinished_tasks(NULL), CONC_EINVAL);
+    const conc_queue_kind kinds[] = {CONC_QUEUE_FIFO, CONC_QUEUE_LIFO, CONC_QUEUE_PRIORITY};
+    for (size_t k = 0; k < 3; k++) {
+        conc_queue *q = make_queue(kinds[k], 8, sizeof(uint64_t));
+        assert_int_equal(conc_queue_is_shutdown(q), 0);
+        assert_int_equal(conc_queue_unfinished_tasks(q), 0);
+        for (uint64_t v = 0; v < 5; v++)
+            assert_int_equal(conc_queue_put(q, &v, 0), 0);
+        assert_int_equal(conc_queue_unfinished_tasks(q), 5);
+        uint64_t out;
+        assert_int_equal(conc_queue_get(q, &out, 0), 0);
+        assert_int_equal(conc_queue_unfinished_tasks(q), 5); /* taken, not done */
+        assert_int_equal(conc_queue_task_done(q), 0);
+        assert_int_equal(conc_queue_unfinished_tasks(q), 4);
+        assert_int_equal(conc_queue_shutdown(q, false), 0);
+        assert_int_equal(conc_queue_is_shutdown(q), 1);
+        assert_int_equal(conc_queue_unfinished_tasks(q), 4); /* still to get */
+        assert_int_equal(conc_queue_get(q, &out, 0), 0);
+        assert_int_equal(conc_queue_shutdown(q, true), 0);
+        assert_int_equal(conc_queue_unfinished_tasks(q), 1); /* the one taken */
+        assert_int_equal(conc_queue_task_done(q), 0);
+        assert_int_equal(conc_queue_unfinished_tasks(q), 0);
+        assert_int_equal(conc_queue_is_shutdown(q), 1);
+        destroy_queue(q);
+    }
+}
+
+CONC_TEST_MAIN(cmocka_unit_test(queue_is_shutdown_and_unfinished_tasks),
+               cmocka_unit_test(queue_put_racing_immediate_shutdown_leaves_nothing),
                cmocka_unit_test(queue_create_bad_input_is_einval),
                cmocka_unit_test(queue_create_size_overflow_is_eoverflow),
                cmocka_unit_test(queue_create_above_max_bytes_is_enomem),

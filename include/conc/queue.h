@@ -116,6 +116,13 @@ CONC_API int64_t conc_queue_size(conc_queue *q);
 CONC_API int conc_queue_empty(conc_queue *q);
 CONC_API int conc_queue_full(conc_queue *q);
 
+/* Snapshots (Python 3.13's Queue.is_shutdown, Queue.unfinished_tasks): 1 if
+ * conc_queue_shutdown was called, 0 if not; the number of items put and not
+ * yet task_done'd nor discarded by an immediate shutdown. CONC_EINVAL for
+ * NULL. Never block; thread-safe. */
+CONC_API int conc_queue_is_shutdown(conc_queue *q);
+CONC_API int64_t conc_queue_unfinished_tasks(conc_queue *q);
+
 /* One item taken earlier is finished. Returns 0, CONC_EINVAL (NULL, or called
  * more times than items were put: Python's ValueError). */
 CONC_API int conc_queue_task_done(conc_queue *q);

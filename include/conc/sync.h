@@ -82,6 +82,9 @@ CONC_API int conc_mutex_trylock(conc_mutex *m);
 /* Returns 0, CONC_EPERM if the caller does not hold it (unlocked, or held by
  * another thread), CONC_EBADF, CONC_EINVAL. Never blocks. */
 CONC_API int conc_mutex_unlock(conc_mutex *m);
+/* Whether anyone holds m right now (Python's Lock.locked()): 1 or 0, a
+ * snapshot; CONC_EBADF, CONC_EINVAL. Never blocks. */
+CONC_API int conc_mutex_locked(conc_mutex *m);
 
 /* ========================================================= recursive mutex
  * As Python's RLock: the owner may lock it again; it is released when unlocked
@@ -110,6 +113,9 @@ CONC_API int conc_rmutex_trylock(conc_rmutex *m);
 CONC_API int conc_rmutex_unlock(conc_rmutex *m);
 /* How many times the caller holds m (0 if it does not). */
 CONC_API unsigned conc_rmutex_depth(conc_rmutex *m);
+/* Whether anyone holds m right now (Python 3.14's RLock.locked()): 1 or 0, a
+ * snapshot; CONC_EBADF, CONC_EINVAL. Never blocks. */
+CONC_API int conc_rmutex_locked(conc_rmutex *m);
 
 /* ====================================================== condition variable
  * Waits release the mutex, sleep, and take it again before returning, also
@@ -259,6 +265,12 @@ CONC_API int conc_barrier_abort(conc_barrier *b);
 CONC_API int conc_barrier_reset(conc_barrier *b);
 /* 1 if broken, 0 if not, or a negative conc error. */
 CONC_API int conc_barrier_broken(conc_barrier *b);
+/* Python's Barrier.parties and n_waiting: the number of threads a round
+ * needs; the number waiting in the round now filling (0 while a round is
+ * leaving or the barrier is broken), a snapshot. Or CONC_EBADF, CONC_EINVAL
+ * (NULL, never initialised). Never block. */
+CONC_API int conc_barrier_parties(conc_barrier *b);
+CONC_API int conc_barrier_n_waiting(conc_barrier *b);
 
 /* ===================================================================== once
  * Runs an initialiser exactly once successfully. Concurrent callers wait while

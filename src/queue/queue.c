@@ -460,6 +460,20 @@ static uint64_t conc__queue_unfinished(conc_queue *q)
     return conc__queue_puts(q) - dropped - done;
 }
 
+int conc_queue_is_shutdown(conc_queue *q)
+{
+    if (!q)
+        return CONC_EINVAL;
+    return atomic_load_explicit(&q->shutdown, memory_order_acquire);
+}
+
+int64_t conc_queue_unfinished_tasks(conc_queue *q)
+{
+    if (!q)
+        return CONC_EINVAL;
+    return (int64_t)conc__queue_unfinished(q);
+}
+
 int conc_queue_task_done(conc_queue *q)
 {
     if (!q)

@@ -167,6 +167,24 @@ int conc_barrier_reset(conc_barrier *bx)
     return 0;
 }
 
+int conc_barrier_parties(conc_barrier *bx)
+{
+    int rc = conc__barrier_check(bx);
+    return rc ? rc : (int)conc__barrier_of(bx)->parties;
+}
+
+int conc_barrier_n_waiting(conc_barrier *bx)
+{
+    int rc = conc__barrier_check(bx);
+    if (rc)
+        return rc;
+    struct conc__barrier *b = conc__barrier_of(bx);
+    conc__waitq_lock(&b->q);
+    rc = b->state == CONC__B_FILLING ? (int)b->count : 0; /* as CPython's */
+    conc__waitq_unlock(&b->q);
+    return rc;
+}
+
 int conc_barrier_broken(conc_barrier *bx)
 {
     int rc = conc__barrier_check(bx);

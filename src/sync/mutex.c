@@ -447,6 +447,24 @@ int conc_rmutex_unlock(conc_rmutex *rx)
     return conc__mutex_unlock_fast(&r->m, CONC__LOCK_RMUTEX);
 }
 
+/* Whether m's word says held (a fair hand-off keeps it held throughout). */
+static int conc__mutex_held(struct conc__mutex *m)
+{
+    if (conc__waitq_dead(&m->q))
+        return CONC_EBADF;
+    return atomic_load_explicit(&m->word, memory_order_relaxed) != CONC__M_UNLOCKED;
+}
+
+int conc_mutex_locked(conc_mutex *mx)
+{
+    return mx ? conc__mutex_held(conc__mutex_of(mx)) : CONC_EINVAL;
+}
+
+int conc_rmutex_locked(conc_rmutex *rx)
+{
+    return rx ? conc__mutex_held(&conc__rmutex_of(rx)->m) : CONC_EINVAL;
+}
+
 unsigned conc_rmutex_depth(conc_rmutex *rx)
 {
     if (!rx)
