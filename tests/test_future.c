@@ -1280,7 +1280,240 @@ static void future_wait_wakeup_stress(void **state)
     conc_test_pool_free(p);
 }
 
+/* ---- futures made by the program ---- */
+
+static int count_callback(conc_future *f, void *arg)
+{
+    (void)f;
+    atomic_fetch_add((_Atomic int *)arg, 1);
+    return 0;
+}
+
+static void made_future_bad_input(void **state)
+{
+    (void)state;
+    assert_int_equal(conc_future_create(NULL), CONC_EINVAL);
+    assert_int_equal(conc_future_set_running_or_notify_cancel(NULL), CONC_EINVAL);
+    assert_int_equal(conc_future_set_result(NULL, NULL), CONC_EINVAL);
+    assert_int_equal(conc_future_set_error(NULL, CONC_EIO), CONC_EINVAL);
+    conc_future *f;
+    assert_int_equal(conc_future_create(&f), 0);
+    assert_int_equal(conc_future_set_error(f, 0), CONC_EINVAL);
+    assert_int_equal(conc_future_set_error(f, 5), CONC_EINVAL);
+    assert_false(conc_future_done(f)); /* the refused calls changed nothing */
+    conc_future_release(f);
+    /* A pool's future is its executor's to complete. */
+    conc_pool *p = conc_test_pool_new(1);
+    conc_future *pf;
+    assert_int_equal(conc_pool_submit(p, conc_test_noop_task, NULL, &pf), 0);
+    assert_int_equal(conc_future_wait(pf, CONC_FOREVER), 0);
+    assert_int_equal(conc_future_set_result(pf, NULL), CONC_EINVAL);
+    assert_int_equal(conc_future_set_error(pf, CONC_EIO), CONC_EINVAL);
+    assert_int_equal(conc_future_set_running_or_notify_cancel(pf), CONC_EINVAL);
+    conc_future_release(pf);
+    conc_test_pool_free(p);
+}
+
+/* A result set by another thread wakes the waiter; callbacks run once; the
+ * result is the one set; completing again is CONC_ESTATE. */
+struct setter {
+    conc_future *f;
+    conc_result r;
+    int rc;
+};
+
+static void *set_result_main(void *p)
+{
+    struct setter *s = p;
+    s->rc = conc_future_set_result(s->f, &s->r);
+    return NULL;
+}
+
+static void made_future_set_result_from_another_thread(void **state)
+{
+    (void)state;
+    conc_future *f;
+    assert_int_equal(conc_future_create(&f), 0);
+    _Atomic int calls = 0;
+    assert_int_equal(conc_future_add_done_callback(f, count_callback, (void *)&calls), 0);
+    assert_false(conc_future_running(f));
+    assert_int_equal(conc_future_wait(f, 0), CONC_ETIMEDOUT);
+    char *data = strdup("forty-two");
+    struct setter s = {f, {42, data, 10, free}, 1};
+    pthread_t t = conc_test_start(set_result_main, &s);
+    conc_result r;
+    assert_int_equal(conc_future_result(f, &r), 0);
+    conc_test_join(t);
+    assert_int_equal(s.rc, 0);
+    assert_int_equal(r.value, 42);
+    assert_string_equal(r.data, "forty-two");
+    assert_int_equal(atomic_load(&calls), 1);
+    assert_true(conc_future_done(f));
+    assert_false(conc_future_cancelled(f));
+    /* Once done: Python's InvalidStateError, and nothing changes. */
+    conc_result other = {7, NULL, 0, NULL};
+    assert_int_equal(conc_future_set_result(f, &other), CONC_ESTATE);
+    assert_int_equal(conc_future_set_error(f, CONC_EIO), CONC_ESTATE);
+    assert_int_equal(conc_future_set_running_or_notify_cancel(f), CONC_ESTATE);
+    assert_int_equal(conc_future_cancel(f), CONC_EBUSY);
+    assert_int_equal(conc_future_result(f, &r), 0);
+    assert_int_equal(r.value, 42);
+    assert_int_equal(atomic_load(&calls), 1);
+    conc_future_release(f); /* frees data */
+}
+
+static void made_future_error_and_cancel(void **state)
+{
+    (void)state;
+    conc_future *f;
+    /* An error, as a task's status. */
+    assert_int_equal(conc_future_create(&f), 0);
+    assert_int_equal(conc_future_set_error(f, CONC_EIO), 0);
+    assert_int_equal(conc_future_result(f, NULL), CONC_EIO);
+    conc_future_release(f);
+    /* Cancelled while pending: completing it is CONC_ESTATE, and
+     * set_running_or_notify_cancel says "cancelled" (Python's False). */
+    assert_int_equal(conc_future_create(&f), 0);
+    _Atomic int calls = 0;
+    assert_int_equal(conc_future_add_done_callback(f, count_callback, (void *)&calls), 0);
+    assert_int_equal(conc_future_cancel(f), 0);
+    assert_int_equal(atomic_load(&calls), 1);
+    assert_int_equal(conc_future_set_running_or_notify_cancel(f), CONC_ECANCELED);
+    assert_int_equal(conc_future_set_result(f, NULL), CONC_ESTATE);
+    assert_int_equal(conc_future_set_error(f, CONC_EIO), CONC_ESTATE);
+    assert_int_equal(conc_future_result(f, NULL), CONC_ECANCELED);
+    conc_future_release(f);
+    /* Running: cancel fails, a requested cancel ends it cancelled if the
+     * holder honours it. */
+    assert_int_equal(conc_future_create(&f), 0);
+    assert_int_equal(conc_future_set_running_or_notify_cancel(f), 0);
+    assert_true(conc_future_running(f));
+    assert_int_equal(conc_future_set_running_or_notify_cancel(f), CONC_ESTATE);
+    assert_int_equal(conc_future_cancel(f), CONC_EBUSY);
+    assert_int_equal(conc_future_request_cancel(f), 0);
+    assert_int_equal(conc_future_set_error(f, CONC_ECANCELED), 0);
+    assert_true(conc_future_cancelled(f));
+    assert_int_equal(conc_future_result(f, NULL), CONC_ECANCELED);
+    conc_future_release(f);
+}
+
+/* conc_wait and as-completed over made futures, completed out of order. */
+static void made_futures_with_wait_and_as_completed(void **state)
+{
+    (void)state;
+    enum { N = 4 };
+    conc_future *fs[N];
+    for (int i = 0; i < N; i++)
+        assert_int_equal(conc_future_create(&fs[i]), 0);
+    bool done[N];
+    assert_int_equal(conc_wait(fs, N, CONC_FIRST_COMPLETED, 0, done), CONC_ETIMEDOUT);
+    struct setter s = {fs[2], {2, NULL, 0, NULL}, 1};
+    pthread_t t = conc_test_start(set_result_main, &s);
+    assert_int_equal(conc_wait(fs, N, CONC_FIRST_COMPLETED, CONC_FOREVER, done), 0);
+    conc_test_join(t);
+    assert_true(done[2] && !done[0] && !done[1] && !done[3]);
+    conc_as_completed *it;
+    assert_int_equal(conc_as_completed_create(&it, fs, N, CONC_SEC(30)), 0);
+    conc_future *next;
+    assert_int_equal(conc_as_completed_next(it, &next), 0);
+    assert_ptr_equal(next, fs[2]);
+    conc_future_release(next);
+    const int order[] = {3, 0, 1};
+    for (int k = 0; k < 3; k++) {
+        conc_result r = {order[k], NULL, 0, NULL};
+        assert_int_equal(conc_future_set_result(fs[order[k]], &r), 0);
+        assert_int_equal(conc_as_completed_next(it, &next), 0);
+        assert_ptr_equal(next, fs[order[k]]);
+        conc_future_release(next);
+    }
+    assert_int_equal(conc_as_completed_next(it, &next), CONC_ENOENT);
+    assert_int_equal(conc_as_completed_destroy(it), 0);
+    assert_int_equal(conc_wait(fs, N, CONC_ALL_COMPLETED, 0, done), 0);
+    for (int i = 0; i < N; i++)
+        conc_future_release(fs[i]);
+}
+
+/* Completers racing: exactly one wins each future, whatever the mix of
+ * set_result, set_error and cancel; the others get CONC_ESTATE (or, for a
+ * cancel, CONC_EBUSY), and the outcome matches the winner. */
+struct racer {
+    conc_future *const *fs;
+    int n, kind;
+    _Atomic int *go;
+    int wins;
+};
+
+static void *race_main(void *p)
+{
+    struct racer *r = p;
+    while (!atomic_load(r->go))
+        ;
+    for (int i = 0; i < r->n; i++) {
+        int rc;
+        if (r->kind == 0) {
+            conc_result res = {1000 + i, NULL, 0, NULL};
+            rc = conc_future_set_result(r->fs[i], &res);
+        } else if (r->kind == 1) {
+            rc = conc_future_set_error(r->fs[i], CONC_EIO);
+        } else {
+            rc = conc_future_cancel(r->fs[i]);
+            if (rc == CONC_EBUSY)
+                rc = CONC_ESTATE;
+        }
+        if (rc == 0)
+            r->wins++;
+        else
+            assert_int_equal(rc, CONC_ESTATE);
+    }
+    return NULL;
+}
+
+static void made_future_completions_race_one_wins(void **state)
+{
+    (void)state;
+    int n = (int)conc_test_scaled(20000, 500);
+    conc_future **fs = calloc((size_t)n, sizeof *fs);
+    assert_non_null(fs);
+    for (int i = 0; i < n; i++)
+        assert_int_equal(conc_future_create(&fs[i]), 0);
+    _Atomic int go = 0;
+    struct racer r[3];
+    pthread_t t[3];
+    for (int k = 0; k < 3; k++) {
+        r[k] = (struct racer){fs, n, k, &go, 0};
+        t[k] = conc_test_start(race_main, &r[k]);
+    }
+    atomic_store(&go, 1);
+    for (int k = 0; k < 3; k++)
+        conc_test_join(t[k]);
+    assert_int_equal(r[0].wins + r[1].wins + r[2].wins, n);
+    int results = 0, errors = 0, cancels = 0;
+    for (int i = 0; i < n; i++) {
+        conc_result res;
+        int rc = conc_future_result(fs[i], &res);
+        if (rc == 0) {
+            assert_int_equal(res.value, 1000 + i);
+            results++;
+        } else if (rc == CONC_EIO) {
+            errors++;
+        } else {
+            assert_int_equal(rc, CONC_ECANCELED);
+            cancels++;
+        }
+        conc_future_release(fs[i]);
+    }
+    assert_int_equal(results, r[0].wins);
+    assert_int_equal(errors, r[1].wins);
+    assert_int_equal(cancels, r[2].wins);
+    free(fs);
+}
+
 CONC_TEST_MAIN(
+    cmocka_unit_test(made_future_bad_input),
+    cmocka_unit_test(made_future_set_result_from_another_thread),
+    cmocka_unit_test(made_future_error_and_cancel),
+    cmocka_unit_test(made_futures_with_wait_and_as_completed),
+    cmocka_unit_test(made_future_completions_race_one_wins),
     cmocka_unit_test(future_null_arguments_are_einval),
     cmocka_unit_test(wait_and_as_completed_bad_input_is_einval),
     cmocka_unit_test(future_states_pending_running_finished),

@@ -79,7 +79,8 @@ CONC_API const char *conc_version_string(void);
     X(EBROKEN, -8001, "broken (a barrier, pool or executor can no longer be used)") \
     X(EEMPTY, -8002, "empty: nothing to get before the deadline")               \
     X(EFULL, -8003, "full: no room to put before the deadline")                 \
-    X(EWORKERDIED, -8004, "a worker process died while running the task")
+    X(EWORKERDIED, -8004, "a worker process died while running the task")      \
+    X(ESTATE, -8005, "invalid state: the future is done or cancelled already")
 
 typedef enum conc_err {
 #define CONC__ERR_ENUM(name, value, msg) CONC_##name = (value),

@@ -106,6 +106,36 @@ CONC_API int conc_future_add_done_callback(conc_future *f, conc_future_callback 
 CONC_API int conc_future_retain(conc_future *f);
 CONC_API int conc_future_release(conc_future *f);
 
+/* ---- futures made by the program ----
+ * Python's Future() used directly, as custom executors and asyncio's
+ * loop.create_future() do: a future no executor runs, completed by whoever
+ * holds it (an I/O completion, another library's thread). Waits, results,
+ * callbacks, cancel, conc_wait and as-completed work on it as on any other.
+ * A made future is completed once: completing it again, or completing one
+ * that was cancelled, is CONC_ESTATE (Python's InvalidStateError). */
+
+/* A new pending future, one reference the caller's. Returns 0, CONC_ENOMEM,
+ * CONC_EINVAL (NULL out). */
+CONC_API int conc_future_create(conc_future **f);
+
+/* Python's set_running_or_notify_cancel: moves a pending future to running,
+ * after which conc_future_cancel fails. Returns 0 (running now),
+ * CONC_ECANCELED (it was cancelled: its waiters and callbacks have been
+ * told; do not do the work), CONC_ESTATE (running or done already),
+ * CONC_EINVAL (NULL, or a future an executor runs). Never blocks. */
+CONC_API int conc_future_set_running_or_notify_cancel(conc_future *f);
+
+/* Completes a pending or running future with a result (copied; the future
+ * frees result->data with result->free_fn when the last reference goes;
+ * NULL: no result) or with an error status (a negative code, as a task
+ * returns it; CONC_ECANCELED after conc_future_request_cancel ends it
+ * cancelled). Wakes the waiters and runs the done-callbacks, in this thread.
+ * Returns 0, CONC_ESTATE (done or cancelled already: nothing changes, and
+ * result->data stays the caller's), CONC_EINVAL (NULL, status 0 or
+ * positive, a future an executor runs). Never blocks. */
+CONC_API int conc_future_set_result(conc_future *f, const conc_result *result);
+CONC_API int conc_future_set_error(conc_future *f, int status);
+
 /* ---- waiting on several futures ---- */
 
 typedef enum conc_wait_mode {

@@ -24,9 +24,8 @@ conc_future *conc__future_new(conc_task_fn fn, void *arg, struct conc__executor 
     f->u.task.arg = arg;
     f->exec = exec;
     f->group = NULL;
-    f->parent = conc__current_task();
-    if (f->parent)
-        atomic_fetch_add_explicit(&f->parent->refs, 1, memory_order_relaxed);
+    f->parent = NULL;
+    atomic_init(&f->completing, false);
     atomic_init(&f->cb_head, NULL);
     conc__waitq_init(&f->wq, 0);
     return f;

@@ -91,6 +91,7 @@ struct conc_future {
     _Atomic bool cancel_requested;
     bool from_slab;             /* its memory (future_mem.c) */
     bool ran;                   /* the task ran: value, free_fn, u.buf are its result */
+    _Atomic bool completing;    /* a made future: its one completion is under way */
     int64_t value;              /* the result's scalar */
     void (*free_fn)(void *data); /* the result buffer's, or NULL */
     union {
@@ -105,9 +106,10 @@ struct conc_future {
     } u;
     struct conc__executor *exec;
     struct conc__cancel_scope *group; /* its task group, or NULL */
-    /* The task that submitted this one (NULL from outside any task), on
-     * which we hold a reference: every ancestor of a live future is alive,
-     * so a helper can walk up the chain to test "is it in my subtree". */
+    /* The task that submitted this one, on which we hold a reference, if
+     * its executor links them (the pool does): every ancestor of a live
+     * future is alive, so a helper can walk up the chain to test "is it in
+     * my subtree". NULL otherwise. */
     conc_future *parent;
     /* The executor's own fields (CONC__FUTURE_EXEC). */
     _Alignas(8) unsigned char exec_area[CONC__FUTURE_EXEC_AREA];

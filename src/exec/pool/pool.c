@@ -648,6 +648,10 @@ int conc__pool_submit(conc_pool *p, conc_task_fn fn, void *arg, int64_t timeout,
             conc__pool_space_signal(p, 1);
         return CONC_ENOMEM;
     }
+    /* Linked to the task submitting it (a reference it holds), so a helper
+     * can tell the waiting task's subtree (pool_impl.h, isolation). */
+    if ((f->parent = conc__current_task()) != NULL)
+        conc_future_retain(f->parent);
     struct conc__pool_task *pt = conc__pool_task(f);
     pt->external = !inside;
     pt->depth = f->parent && conc__is_pool_task(f->parent) ? conc__pool_task(f->parent)->depth + 1 : 0;

@@ -1,0 +1,67 @@
+/* Futures made by the program (future.h): no executor runs them; whoever
+ * holds one completes it.
+ *
+ * A completion is claimed once, by compare-and-swap on `completing`, and
+ * then takes the future from PENDING to RUNNING (losing to a cancel, which
+ * only ever moves PENDING to CANCELLED) before it publishes the final state
+ * through conc__future_finish. So of two completions, or a completion and a
+ * cancel, exactly one wins, and the loser changes nothing. */
+#include "exec/future_impl.h"
+
+int conc_future_create(conc_future **out)
+{
+    if (!out)
+        return CONC_EINVAL;
+    *out = conc__future_new(NULL, NULL, NULL, 1);
+    return *out ? 0 : CONC_ENOMEM;
+}
+
+static bool conc__future_made(conc_future *f)
+{
+    return f->exec == NULL;
+}
+
+int conc_future_set_running_or_notify_cancel(conc_future *f)
+{
+    if (!f || !conc__future_made(f))
+        return CONC_EINVAL;
+    if (conc__future_claim(f))
+        return 0;
+    uint32_t s = atomic_load_explicit(&f->state, memory_order_acquire);
+    return s == CONC__F_CANCELLED ? CONC_ECANCELED : CONC_ESTATE;
+}
+
+/* Claims the one completion of f and makes it RUNNING; false if it is done,
+ * cancelled, or another completion got there first. */
+static bool conc__future_claim_completion(conc_future *f)
+{
+    bool no = false;
+    if (!atomic_compare_exchange_strong_explicit(&f->completing, &no, true,
+                                                 memory_order_acq_rel, memory_order_relaxed))
+        return false;
+    if (conc__future_claim(f))
+        return true;
+    return atomic_load_explicit(&f->state, memory_order_acquire) == CONC__F_RUNNING;
+}
+
+static int conc__future_complete_made(conc_future *f, int status, const conc_result *result)
+{
+    if (!f || !conc__future_made(f))
+        return CONC_EINVAL;
+    if (!conc__future_claim_completion(f))
+        return CONC_ESTATE;
+    conc__future_finish(f, status, result);
+    return 0;
+}
+
+int conc_future_set_result(conc_future *f, const conc_result *result)
+{
+    return conc__future_complete_made(f, 0, result);
+}
+
+int conc_future_set_error(conc_future *f, int status)
+{
+    if (status >= 0)
+        return CONC_EINVAL;
+    return conc__future_complete_made(f, status, NULL);
+}
