@@ -646,6 +646,48 @@ static void cond_wait_rmutex_releases_every_level(void **state)
     wait_rmutex_at_depth_3(&fair);
 }
 
+/* wait_for over a recursive mutex held at depth 3: the predicate is checked
+ * holding every level, every level is released while waiting (the helper
+ * gets the lock), and all three are back when it returns. */
+static bool rcv_state_set(void *arg)
+{
+    struct rcv *v = arg;
+    /* The predicate runs with the lock held at full depth. */
+    assert_int_equal(conc_rmutex_depth(&v->r), 3);
+    return v->state != 0;
+}
+
+static void cond_wait_for_rmutex_releases_every_level(void **state)
+{
+    (void)state;
+    struct rcv v;
+    memset(&v, 0, sizeof v);
+    assert_int_equal(conc_rmutex_init(&v.r, NULL), 0);
+    assert_int_equal(conc_cond_init(&v.c, NULL), 0);
+    assert_int_equal(conc_cond_wait_for_rmutex(NULL, &v.r, rcv_state_set, &v, 0), CONC_EINVAL);
+    assert_int_equal(conc_cond_wait_for_rmutex(&v.c, NULL, rcv_state_set, &v, 0), CONC_EINVAL);
+    assert_int_equal(conc_cond_wait_for_rmutex(&v.c, &v.r, NULL, &v, 0), CONC_EINVAL);
+    assert_int_equal(conc_cond_wait_for_rmutex(&v.c, &v.r, rcv_state_set, &v, -1), CONC_EINVAL);
+    /* Not held: CONC_EPERM, before the predicate is looked at. */
+    assert_int_equal(conc_cond_wait_for_rmutex(&v.c, &v.r, rcv_state_set, &v, 0), CONC_EPERM);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(conc_rmutex_lock(&v.r), 0);
+    assert_int_equal(conc_cond_wait_for_rmutex(&v.c, &v.r, rcv_state_set, &v, CONC_MSEC(5)),
+                     CONC_ETIMEDOUT);
+    assert_int_equal(conc_rmutex_depth(&v.r), 3);
+    pthread_t t = conc_test_start(rmutex_helper, &v);
+    assert_int_equal(conc_cond_wait_for_rmutex(&v.c, &v.r, rcv_state_set, &v, CONC_FOREVER), 0);
+    conc_test_join(t);
+    assert_int_equal(v.helper_rc, 0);
+    assert_int_equal(v.helper_depth, 1);
+    assert_int_equal(conc_rmutex_depth(&v.r), 3);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(conc_rmutex_unlock(&v.r), 0);
+    assert_int_equal(conc_cond_destroy(&v.c), 0);
+    assert_int_equal(conc_rmutex_destroy(&v.r), 0);
+    assert_int_equal(conc_cond_wait_for_rmutex(&v.c, &v.r, rcv_state_set, &v, 0), CONC_EBADF);
+}
+
 /* ================================================== wake versus timeout */
 
 static void cond_timed_out_waiter_passes_wake_on(void **state)
@@ -902,6 +944,7 @@ CONC_TEST_MAIN(
     cmocka_unit_test(cond_wait_for_predicate),
     cmocka_unit_test(cond_wait_for_timing_one_deadline),
     cmocka_unit_test(cond_wait_rmutex_releases_every_level),
+    cmocka_unit_test(cond_wait_for_rmutex_releases_every_level),
     cmocka_unit_test(cond_timed_out_waiter_passes_wake_on),
     cmocka_unit_test(cond_pshared_in_process),
     cmocka_unit_test(cond_producer_consumer),

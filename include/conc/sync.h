@@ -149,6 +149,11 @@ CONC_API int conc_cond_wait_rmutex(conc_cond *c, conc_rmutex *m, int64_t timeout
  * at the deadline, or an error of conc_cond_wait. */
 CONC_API int conc_cond_wait_for(conc_cond *c, conc_mutex *m, bool (*pred)(void *arg),
                                 void *arg, int64_t timeout);
+/* conc_cond_wait_for over a recursive mutex held at any depth (Python's
+ * Condition() owns an RLock): every level released while waiting, restored
+ * before pred is checked again and before returning. */
+CONC_API int conc_cond_wait_for_rmutex(conc_cond *c, conc_rmutex *m, bool (*pred)(void *arg),
+                                       void *arg, int64_t timeout);
 /* Wake one, n, or all of the waiting threads. n <= 0 is CONC_EINVAL. */
 CONC_API int conc_cond_notify(conc_cond *c);
 CONC_API int conc_cond_notify_n(conc_cond *c, int n);

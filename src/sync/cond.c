@@ -89,23 +89,41 @@ int conc_cond_wait_rmutex(conc_cond *c, conc_rmutex *m, int64_t timeout)
     return conc__cond_wait(conc__cond_of(c), &r->m, &r->depth, deadline);
 }
 
+/* Waits until pred(arg), with one deadline; depth as conc__cond_wait. */
+static int conc__cond_wait_for(struct conc__cond *c, struct conc__mutex *m, uint32_t *depth,
+                               bool (*pred)(void *), void *arg, int64_t deadline)
+{
+    int rc = conc__cond_check(c, m);
+    if (rc)
+        return rc; /* checked before pred, which reads state m guards */
+    while (!pred(arg)) {
+        if (conc__expired(deadline))
+            return CONC_ETIMEDOUT;
+        rc = conc__cond_wait(c, m, depth, deadline);
+        if (rc != 0 && rc != CONC_ETIMEDOUT)
+            return rc;
+    }
+    return 0;
+}
+
 int conc_cond_wait_for(conc_cond *c, conc_mutex *m, bool (*pred)(void *), void *arg,
                        int64_t timeout)
 {
     int64_t deadline = CONC__NO_DEADLINE;
     if (!c || !m || !pred || conc__deadline(timeout, &deadline) != 0)
         return CONC_EINVAL;
-    int rc = conc__cond_check(conc__cond_of(c), (struct conc__mutex *)(void *)m);
-    if (rc)
-        return rc; /* checked before pred, which reads state m guards */
-    while (!pred(arg)) {
-        if (conc__expired(deadline))
-            return CONC_ETIMEDOUT;
-        rc = conc__cond_wait(conc__cond_of(c), (struct conc__mutex *)(void *)m, 0, deadline);
-        if (rc != 0 && rc != CONC_ETIMEDOUT)
-            return rc;
-    }
-    return 0;
+    return conc__cond_wait_for(conc__cond_of(c), (struct conc__mutex *)(void *)m, NULL, pred, arg,
+                               deadline);
+}
+
+int conc_cond_wait_for_rmutex(conc_cond *c, conc_rmutex *m, bool (*pred)(void *), void *arg,
+                              int64_t timeout)
+{
+    int64_t deadline = CONC__NO_DEADLINE;
+    if (!c || !m || !pred || conc__deadline(timeout, &deadline) != 0)
+        return CONC_EINVAL;
+    struct conc__rmutex *r = (struct conc__rmutex *)(void *)m;
+    return conc__cond_wait_for(conc__cond_of(c), &r->m, &r->depth, pred, arg, deadline);
 }
 
 int conc_cond_notify_n(conc_cond *cx, int n)
