@@ -19,7 +19,14 @@ build:
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 	@cmake --build $(BUILD) -j$(JOBS) -- --no-print-directory
 
-tour: build
+# The tour builds what it runs (the library and the conc command), quietly:
+# the build's own lines go to build/tour-build.log, shown only on failure.
+tour:
+	@echo "building conc (library and the conc command; the first time takes a few seconds)..."
+	@mkdir -p build
+	@{ cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo && \
+	   cmake --build $(BUILD) -j$(JOBS) --target conc_tool -- --no-print-directory; } \
+	   >build/tour-build.log 2>&1 || { cat build/tour-build.log; exit 1; }
 	@$(BUILD)/tools/conc tour
 
 test:
@@ -41,7 +48,10 @@ bench:
 		> docs/bench/README.md
 	@echo "wrote docs/bench/README.md"
 
-install: build
+# Builds the libraries only (not the tests), then installs them.
+install:
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	@cmake --build $(BUILD) -j$(JOBS) --target conc_shared conc_static -- --no-print-directory
 	@cmake --install $(BUILD) --prefix $(PREFIX)
 
 clean:
