@@ -946,7 +946,77 @@ static void pool_shutdown_timed_times_out_then_joins(void **state)
     conc_test_gate_destroy(&g);
 }
 
+/* Tasks submitted from outside start in submission order with several
+ * workers too (Python's ThreadPoolExecutor takes them from one FIFO): with
+ * every worker held, 40 tasks are submitted at once, then the workers are
+ * let go. Each task records when it started, and does not end before the
+ * next w - 1 have started (a turnstile: every worker must take tasks while
+ * the others run theirs). With w workers taking tasks in order, task i
+ * starts within w - 1 places of i. */
+struct start_order {
+    _Atomic int next;
+    int workers;
+    int at[40];
+};
+
+struct start_task {
+    struct start_order *o;
+    int i;
+};
+
+static int record_start(void *arg, conc_result *out)
+{
+    (void)out;
+    struct start_task *t = arg;
+    int s = atomic_fetch_add(&t->o->next, 1);
+    t->o->at[t->i] = s;
+    int until = s + t->o->workers < 40 ? s + t->o->workers : 40;
+    CONC_TEST_POLL_UNTIL(atomic_load(&t->o->next) >= until);
+    return 0;
+}
+
+static void pool_outside_tasks_start_in_order_with_workers(int workers)
+{
+    conc_pool *p = conc_test_pool_new(workers);
+    struct conc_test_gate gates[8];
+    conc_future *held[8];
+    for (int w = 0; w < workers; w++) {
+        conc_test_gate_init(&gates[w], 0, 0);
+        held[w] = conc_test_submit_running(p, &gates[w]);
+    }
+    struct start_order o = {.workers = workers};
+    struct start_task tasks[40];
+    conc_future *fs[40];
+    for (int i = 0; i < 40; i++) {
+        tasks[i] = (struct start_task){&o, i};
+        fs[i] = conc_test_submit(p, record_start, &tasks[i]);
+    }
+    for (int w = 0; w < workers; w++)
+        conc_test_gate_open(&gates[w]);
+    for (int i = 0; i < 40; i++) {
+        assert_int_equal(conc_future_result(fs[i], NULL), 0);
+        conc_future_release(fs[i]);
+    }
+    for (int i = 0; i < 40; i++)
+        if (abs(o.at[i] - i) > workers - 1)
+            fail_msg("%d workers: task %d started %dth", workers, i, o.at[i]);
+    for (int w = 0; w < workers; w++) {
+        assert_int_equal(conc_future_result(held[w], NULL), 0);
+        conc_future_release(held[w]);
+        conc_test_gate_destroy(&gates[w]);
+    }
+    conc_test_pool_free(p);
+}
+
+static void pool_outside_tasks_start_in_order_several_workers(void **state)
+{
+    (void)state;
+    pool_outside_tasks_start_in_order_with_workers(2);
+    pool_outside_tasks_start_in_order_with_workers(4);
+}
+
 CONC_TEST_MAIN(
+    cmocka_unit_test(pool_outside_tasks_start_in_order_several_workers),
     cmocka_unit_test(pool_bad_input_is_einval),
     cmocka_unit_test(pool_shutdown_timed_times_out_then_joins),
     cmocka_unit_test(pool_default_workers_is_cpu_count),

@@ -13,7 +13,7 @@
  * first, and a worker had to walk the entire chain (a cache miss per node,
  * since every node was just written by the submitter) to start the oldest
  * one; with a million tasks queued that walk was most of a worker's time
- * (perf). The FIFO hands out the oldest first, a bounded batch at a time,
+ * (perf). The FIFO hands out the oldest first, one at a time,
  * and each node is touched while it is still warm, just before it runs. */
 #ifndef CONC_EXEC_POOL_INBOX_H
 #define CONC_EXEC_POOL_INBOX_H

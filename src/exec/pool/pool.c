@@ -197,31 +197,24 @@ static bool conc__worker_idle(struct conc__worker *w, bool *searcher)
 
 /* ---- finding work ---- */
 
-/* Takes a batch of the oldest submissions into w's deque and returns the
- * oldest of all, to run now. Pushed newest first, so the next oldest lands
- * at the bottom, where w pops: FIFO for the owner, while thieves take the
- * newest of the batch from the top. Another worker taking its turn at the
- * queue, or a push half done, means: come back later. */
-#define CONC__INBOX_BATCH 64
-
+/* Takes the oldest submission, to run now. One at a time: every worker
+ * takes the next oldest from the one FIFO, so tasks submitted from outside
+ * start in submission order whatever the number of workers (Python's
+ * ThreadPoolExecutor's order). A batch moved into one worker's deque would
+ * be started out of order by thieves, which take from the deque's other
+ * end. Another worker taking its turn at the queue, or a push half done,
+ * means: come back later. If more is queued, another worker is woken for
+ * it. */
 static conc_future *conc__worker_take_inbox(struct conc__worker *w)
 {
     struct conc__inbox *q = &w->pool->inbox;
     if (!conc__inbox_nonempty(q) || !conc__inbox_trylock(q))
         return NULL;
-    conc_future *batch[CONC__INBOX_BATCH];
-    size_t n = 0;
-    while (n < CONC__INBOX_BATCH && (batch[n] = conc__inbox_pop(q, NULL)) != NULL)
-        n++;
+    conc_future *f = conc__inbox_pop(q, NULL);
     conc__inbox_unlock(q);
-    if (n == 0)
-        return NULL;
-    for (size_t i = n - 1; i > 0; i--)
-        if (conc__deque_push(&w->dq, batch[i]) != 0)
-            conc__pool_run_queued(w, batch[i]); /* no memory to queue it: run it now */
-    if (n > 1)
-        conc__pool_wake_worker(w->pool); /* more to steal */
-    return batch[0];
+    if (f && conc__inbox_nonempty(q))
+        conc__pool_wake_worker(w->pool);
+    return f;
 }
 
 static uint64_t conc__rng_next(uint64_t *s)
@@ -393,7 +386,7 @@ static int conc__worker_main(void *arg)
 /* ---- dumps ---- */
 
 /* The submission queue's length, taking the consumer's turn briefly (a
- * worker holds it only while it moves a batch); -1 if it stays taken. */
+ * worker holds it only while it pops one); -1 if it stays taken. */
 static long conc__pool_inbox_length(conc_pool *p)
 {
     for (int i = 0; i < 1000; i++) {
@@ -439,7 +432,7 @@ static void conc__pool_describe(struct conc__dump_source *src,
 
 /* Cancels what the submission queue holds and drops its references. Takes
  * the consumer's turn, waiting for it (a worker holds it only while it
- * moves a batch), and waits out a push half done. */
+ * pops one), and waits out a push half done. */
 static void conc__pool_drain_inbox(conc_pool *p)
 {
     struct conc__inbox *q = &p->inbox;

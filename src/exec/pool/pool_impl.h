@@ -2,9 +2,9 @@
  *
  * Where a task waits to run:
  *   - submitted from outside: the submission queue `inbox` (inbox.h: a
- *     lock-free FIFO, one exchange to push); an idle worker takes a batch of
- *     the oldest into its deque, the oldest at the bottom end it pops from,
- *     so external tasks start in submission order;
+ *     lock-free FIFO, one exchange to push); an idle worker takes the
+ *     oldest, one at a time, so external tasks start in submission order
+ *     whatever the number of workers;
  *   - submitted by a running task: its worker's deque (deque.h), at the
  *     bottom, which the owner pops (LIFO: depth first, cache-warm) and idle
  *     workers steal from the top (the oldest, largest pieces of work).
