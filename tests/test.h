@@ -324,4 +324,21 @@ static inline void conc_test_gate_open(struct conc_test_gate *g)
     assert_int_equal(conc_event_set(&g->go), 0);
 }
 
+/* ---- failures nobody read (conc_set_unhandled_hook) ---- */
+
+struct conc_test_unhandled {
+    _Atomic int calls;
+    _Atomic int status;
+    char kind[16], name[64];
+};
+
+static inline void conc_test_unhandled_hook(const conc_unhandled *u, void *arg)
+{
+    struct conc_test_unhandled *c = arg;
+    snprintf(c->kind, sizeof c->kind, "%s", u->kind);
+    snprintf(c->name, sizeof c->name, "%s", u->name ? u->name : "");
+    atomic_store(&c->status, u->status);
+    atomic_fetch_add(&c->calls, 1);
+}
+
 #endif

@@ -1508,7 +1508,55 @@ static void made_future_completions_race_one_wins(void **state)
     free(fs);
 }
 
+/* An error nobody read is reported once, when the last reference goes
+ * (asyncio's "exception was never retrieved"): a fire-and-forget task, a
+ * made future; not one whose result was read, a cancelled one, or a task
+ * group's (the group answers for it). */
+static int fail_with_arg(void *arg, conc_result *out)
+{
+    (void)out;
+    return (int)(intptr_t)arg;
+}
+
+static void unread_future_error_is_reported(void **state)
+{
+    (void)state;
+    static struct conc_test_unhandled seen;
+    assert_int_equal(conc_set_unhandled_hook(conc_test_unhandled_hook, &seen), 0);
+    conc_pool *p = conc_test_pool_new(1);
+    assert_int_equal(conc_pool_submit(p, fail_with_arg, (void *)(intptr_t)CONC_EIO, NULL), 0);
+    CONC_TEST_POLL_UNTIL(atomic_load(&seen.calls) == 1);
+    assert_string_equal(seen.kind, "future");
+    assert_int_equal(atomic_load(&seen.status), CONC_EIO);
+    /* Read: not reported. */
+    conc_future *f = conc_test_submit(p, fail_with_arg, (void *)(intptr_t)CONC_EPERM);
+    assert_int_equal(conc_future_result(f, NULL), CONC_EPERM);
+    conc_future_release(f);
+    /* A task group's failure is the group's. */
+    conc_task_group *g;
+    assert_int_equal(conc_task_group_create(&g, p), 0);
+    assert_int_equal(conc_task_group_spawn(g, fail_with_arg, (void *)(intptr_t)CONC_EPIPE), 0);
+    int first = 0;
+    assert_int_equal(conc_task_group_wait(g, CONC_FOREVER, &first), 0);
+    assert_int_equal(first, CONC_EPIPE);
+    assert_int_equal(conc_task_group_destroy(g), 0);
+    conc_test_pool_free(p); /* every task has ended and been released */
+    assert_int_equal(atomic_load(&seen.calls), 1);
+    /* A made future: an error set and never read; a cancelled one. */
+    assert_int_equal(conc_future_create(&f), 0);
+    assert_int_equal(conc_future_set_error(f, CONC_ENOENT), 0);
+    conc_future_release(f);
+    assert_int_equal(atomic_load(&seen.calls), 2);
+    assert_int_equal(atomic_load(&seen.status), CONC_ENOENT);
+    assert_int_equal(conc_future_create(&f), 0);
+    assert_int_equal(conc_future_cancel(f), 0);
+    conc_future_release(f);
+    assert_int_equal(atomic_load(&seen.calls), 2);
+    assert_int_equal(conc_set_unhandled_hook(NULL, NULL), 0);
+}
+
 CONC_TEST_MAIN(
+    cmocka_unit_test(unread_future_error_is_reported),
     cmocka_unit_test(made_future_bad_input),
     cmocka_unit_test(made_future_set_result_from_another_thread),
     cmocka_unit_test(made_future_error_and_cancel),

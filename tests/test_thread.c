@@ -1208,7 +1208,46 @@ static void destroy_unjoined_stress(void **state)
     wait_task_count_at_most(baseline);
 }
 
+/* A status nobody joins for is reported once (Python's excepthook): a
+ * detached thread, and a thread destroyed unjoined after it ended; a joined
+ * one is not, nor one returning 0. */
+static int return_arg(void *arg)
+{
+    return (int)(intptr_t)arg;
+}
+
+static void unjoined_failing_thread_is_reported(void **state)
+{
+    (void)state;
+    static struct conc_test_unhandled seen;
+    assert_int_equal(conc_set_unhandled_hook(conc_test_unhandled_hook, &seen), 0);
+    conc_thread_opts detached = {.name = "lost-worker", .detached = true};
+    assert_int_equal(conc_thread_start(NULL, return_arg, (void *)(intptr_t)7, &detached), 0);
+    CONC_TEST_POLL_UNTIL(atomic_load(&seen.calls) == 1);
+    assert_string_equal(seen.kind, "thread");
+    assert_string_equal(seen.name, "lost-worker");
+    assert_int_equal(atomic_load(&seen.status), 7);
+    /* Joined: read, not reported. Returning 0: nothing to report. */
+    conc_thread *t;
+    int st = 0;
+    assert_int_equal(conc_thread_start(&t, return_arg, (void *)(intptr_t)-5, NULL), 0);
+    assert_int_equal(conc_thread_join(t, CONC_FOREVER, &st), 0);
+    assert_int_equal(st, -5);
+    assert_int_equal(conc_thread_destroy(t), 0);
+    assert_int_equal(conc_thread_start(&t, return_arg, NULL, &detached), 0);
+    /* Ended, never joined, then destroyed: reported at the destroy. */
+    assert_int_equal(conc_thread_start(&t, return_arg, (void *)(intptr_t)CONC_EIO, NULL), 0);
+    CONC_TEST_POLL_UNTIL(conc_thread_is_alive(t) == 0);
+    assert_int_equal(atomic_load(&seen.calls), 1);
+    assert_int_equal(conc_thread_destroy(t), 0);
+    assert_int_equal(atomic_load(&seen.calls), 2);
+    assert_int_equal(atomic_load(&seen.status), CONC_EIO);
+    assert_string_equal(seen.name, "");
+    assert_int_equal(conc_set_unhandled_hook(NULL, NULL), 0);
+}
+
 CONC_TEST_MAIN(
+    cmocka_unit_test(unjoined_failing_thread_is_reported),
     cmocka_unit_test(join_returns_function_status),
     cmocka_unit_test(many_threads_return_distinct_statuses),
     cmocka_unit_test(join_times_out_while_running_then_succeeds),

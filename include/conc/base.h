@@ -108,6 +108,25 @@ CONC_API const char *conc_err_name(int code);
  * intervals and comparing with deadlines. Thread-safe, never blocks. */
 CONC_API int64_t conc_now_ns(void);
 
+/* Failures nobody will see (Python's threading.excepthook, and asyncio's
+ * "exception was never retrieved"): a thread that returned a non-zero
+ * status and was never joined (detached, or destroyed unjoined), and a
+ * future that ended with an error (not a cancellation) released without
+ * anyone reading its result with conc_future_result. conc reports each one
+ * once, when its last reference goes: to the hook, or, without one, as a
+ * line on stderr. */
+typedef struct conc_unhandled {
+    const char *kind;   /* "thread" or "future" */
+    const char *name;   /* the thread's name; NULL for a future or a nameless thread */
+    const void *object; /* the conc_thread or conc_future; gone after the hook returns */
+    int status;         /* what it returned */
+} conc_unhandled;
+typedef void (*conc_unhandled_fn)(const conc_unhandled *u, void *arg);
+
+/* Sets the hook (NULL: back to stderr). It runs on the thread that dropped
+ * the last reference, and must not block for long. Returns 0. Thread-safe. */
+CONC_API int conc_set_unhandled_hook(conc_unhandled_fn fn, void *arg);
+
 #ifdef __cplusplus
 }
 #endif

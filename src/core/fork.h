@@ -22,6 +22,7 @@ enum conc__fork_rank {
     CONC__FORK_DUMP_SOURCES, /* diag: the executors that describe themselves in dumps */
     CONC__FORK_LOCKDEP,      /* diag: the lock-order graph */
     CONC__FORK_REPORTER,     /* diag: one report at a time */
+    CONC__FORK_UNHANDLED,    /* core: the unhandled-failure hook */
     CONC__FORK_RANKS
 };
 

@@ -8,6 +8,7 @@
 #include "core/fork.h"
 #include "core/hooks.h"
 #include "core/tls.h"
+#include "core/unhandled.h"
 
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -24,5 +25,6 @@ __attribute__((constructor)) static void conc__init(void)
 {
     conc__fence_setup();
     conc__diag_setup();
+    conc__unhandled_setup();
     conc__fork_setup();
 }

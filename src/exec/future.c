@@ -4,6 +4,7 @@
 #include "exec/future_impl.h"
 #include "core/deadline.h"
 #include "core/hooks.h"
+#include "core/unhandled.h"
 
 #include <stdlib.h>
 
@@ -25,10 +26,20 @@ conc_future *conc__future_new(conc_task_fn fn, void *arg, struct conc__executor 
     f->exec = exec;
     f->group = NULL;
     f->parent = NULL;
-    atomic_init(&f->completing, false);
+    atomic_init(&f->flags, 0);
     atomic_init(&f->cb_head, NULL);
     conc__waitq_init(&f->wq, 0);
     return f;
+}
+
+/* At its last reference: an error nobody read is reported (base.h,
+ * conc_set_unhandled_hook). A cancellation is no error, and a future that
+ * never ran (its pool broke) was never the task's to report. */
+static void conc__future_report_unread(conc_future *f)
+{
+    if (f->ran && f->status != 0 && f->status != CONC_ECANCELED &&
+        !(atomic_load_explicit(&f->flags, memory_order_relaxed) & CONC__FF_RETRIEVED))
+        conc__report_unhandled(&(conc_unhandled){"future", NULL, f, f->status});
 }
 
 int conc_future_retain(conc_future *f)
@@ -45,6 +56,7 @@ int conc_future_release(conc_future *f)
         return CONC_EINVAL;
     /* A loop, not recursion: freeing a future drops its parent's reference. */
     while (f && atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) == 1) {
+        conc__future_report_unread(f);
         conc_future *parent = f->parent;
         if (f->ran && f->free_fn && f->u.buf.data)
             f->free_fn(f->u.buf.data);
@@ -316,6 +328,7 @@ int conc_future_result(conc_future *f, conc_result *out)
         return rc;
     bool cancelled =
         atomic_load_explicit(&f->state, memory_order_acquire) == CONC__F_CANCELLED;
+    conc__future_mark_retrieved(f);
     if (out) {
         /* A task that never ran left no result (the union still holds
          * the task). */

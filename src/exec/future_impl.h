@@ -82,6 +82,10 @@ static inline bool conc__executor_lost(const struct conc__executor *e)
 
 #define CONC__FUTURE_EXEC_AREA 16
 
+/* conc_future.flags */
+#define CONC__FF_COMPLETING 1u /* a made future: its one completion is claimed */
+#define CONC__FF_RETRIEVED 2u  /* its status was read (conc_future_result, its group) */
+
 /* 128 bytes, two cache lines: the first holds what a task's hand-off from
  * submitter to worker and back touches. */
 struct conc_future {
@@ -91,7 +95,7 @@ struct conc_future {
     _Atomic bool cancel_requested;
     bool from_slab;             /* its memory (future_mem.c) */
     bool ran;                   /* the task ran: value, free_fn, u.buf are its result */
-    _Atomic bool completing;    /* a made future: its one completion is under way */
+    _Atomic uint8_t flags;      /* CONC__FF_*, set with fetch_or */
     int64_t value;              /* the result's scalar */
     void (*free_fn)(void *data); /* the result buffer's, or NULL */
     union {
@@ -173,6 +177,11 @@ static inline bool conc__future_cancel_wanted(conc_future *f)
 {
     return atomic_load_explicit(&f->cancel_requested, memory_order_relaxed) ||
            (f->group && atomic_load_explicit(&f->group->requested, memory_order_relaxed));
+}
+
+static inline void conc__future_mark_retrieved(conc_future *f)
+{
+    atomic_fetch_or_explicit(&f->flags, CONC__FF_RETRIEVED, memory_order_relaxed);
 }
 
 static inline bool conc__future_is_done(conc_future *f)

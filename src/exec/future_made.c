@@ -1,7 +1,7 @@
 /* Futures made by the program (future.h): no executor runs them; whoever
  * holds one completes it.
  *
- * A completion is claimed once, by compare-and-swap on `completing`, and
+ * A completion is claimed once, by CONC__FF_COMPLETING in its flags, and
  * then takes the future from PENDING to RUNNING (losing to a cancel, which
  * only ever moves PENDING to CANCELLED) before it publishes the final state
  * through conc__future_finish. So of two completions, or a completion and a
@@ -35,9 +35,8 @@ int conc_future_set_running_or_notify_cancel(conc_future *f)
  * cancelled, or another completion got there first. */
 static bool conc__future_claim_completion(conc_future *f)
 {
-    bool no = false;
-    if (!atomic_compare_exchange_strong_explicit(&f->completing, &no, true,
-                                                 memory_order_acq_rel, memory_order_relaxed))
+    if (atomic_fetch_or_explicit(&f->flags, CONC__FF_COMPLETING, memory_order_acq_rel) &
+        CONC__FF_COMPLETING)
         return false;
     if (conc__future_claim(f))
         return true;

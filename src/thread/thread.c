@@ -24,6 +24,7 @@
 #include "core/deadline.h"
 #include "core/hooks.h"
 #include "core/tls.h"
+#include "core/unhandled.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -45,6 +46,7 @@ struct conc_thread {
     conc_thread_fn fn;
     void *arg;
     int status;          /* fn's return; read after `done` is seen set */
+    bool returned;       /* fn returned: status is its */
     _Atomic int refs;
     _Atomic int join_state;
     _Atomic int64_t tid; /* 0 until the thread has started */
@@ -55,12 +57,16 @@ struct conc_thread {
     struct conc__dthread *diag; /* under name_lock: its diagnostics record */
 };
 
+/* The last reference: a status nobody joined for is reported (base.h,
+ * conc_set_unhandled_hook). */
 static void conc__thread_unref(conc_thread *t)
 {
-    if (atomic_fetch_sub(&t->refs, 1) == 1) {
-        free(t->name);
-        free(t);
-    }
+    if (atomic_fetch_sub(&t->refs, 1) != 1)
+        return;
+    if (t->returned && t->status != 0 && atomic_load(&t->join_state) != CONC__T_JOINED)
+        conc__report_unhandled(&(conc_unhandled){"thread", t->name, t, t->status});
+    free(t->name);
+    free(t);
 }
 
 /* Gives the OS the first CONC_THREAD_OS_NAME_MAX bytes of name. From the
@@ -102,6 +108,7 @@ static void *conc__thread_main(void *arg)
     }
     conc_mutex_unlock(&t->name_lock);
     t->status = t->fn(t->arg);
+    t->returned = true;
     conc_mutex_lock(&t->name_lock);
     t->diag = NULL;
     conc_mutex_unlock(&t->name_lock);

@@ -60,6 +60,8 @@ void conc__task_group_ended(conc_future *f)
     bool failed = atomic_load_explicit(&f->state, memory_order_acquire) == CONC__F_FINISHED &&
                   f->status != 0;
     int none = 0;
+    if (failed)
+        conc__future_mark_retrieved(f); /* the group answers for it */
     if (failed && atomic_compare_exchange_strong_explicit(&g->first_error, &none, f->status,
                                                           memory_order_acq_rel,
                                                           memory_order_relaxed))
