@@ -1,6 +1,8 @@
 #!/bin/sh
-# Installs the build in $1 into a scratch prefix, then builds and runs a
-# program outside the tree against it: with pkg-config, and with CMake.
+# Installs the build in $1 into a scratch prefix (not a system path), then
+# builds and runs a program outside the tree against it as the README says:
+# with pkg-config and an rpath, and with CMake. Nothing here sets
+# LD_LIBRARY_PATH: the README's lines must work without it.
 set -eu
 build=$(cd "$1" && pwd)
 here=$(cd "$(dirname "$0")" && pwd)
@@ -12,15 +14,21 @@ libdir=$(dirname "$(find "$prefix" -name conc.pc)")/..
 
 PKG_CONFIG_PATH=$libdir/pkgconfig
 export PKG_CONFIG_PATH
-cc -o "$scratch/pc" "$here/main.c" $(pkg-config --cflags --libs conc)
-echo "pkg-config: $(LD_LIBRARY_PATH=$libdir "$scratch/pc")"
+rpath="-Wl,-rpath,$(pkg-config --variable=libdir conc)"
+cc -o "$scratch/pc" "$here/main.c" $(pkg-config --cflags --libs conc) $rpath
+echo "pkg-config: $("$scratch/pc")"
 
-# The README's first program, as a newcomer would copy it.
-sed -n '/^```c$/,/^```$/p' "$here/../../README.md" | sed '1d;$d' >"$scratch/first.c"
-cc -Wall -Werror -o "$scratch/first" "$scratch/first.c" $(pkg-config --cflags --libs conc)
-echo "README:     $(LD_LIBRARY_PATH=$libdir "$scratch/first")"
+# The README's first program, as a newcomer would copy it, built with the
+# README's line for a prefix of one's own.
+readme=$here/../../README.md
+sed -n '/^```c$/,/^```$/p' "$readme" | sed '1d;$d' >"$scratch/first.c"
+grep -q 'cc prog.c $(pkg-config --cflags --libs conc) -Wl,-rpath,$(pkg-config --variable=libdir conc)' \
+  "$readme" || { echo "README: the build line for a prefix of one's own is not the one tested"; exit 1; }
+(cd "$scratch" && cp first.c prog.c &&
+  cc -Wall -Werror prog.c $(pkg-config --cflags --libs conc) -Wl,-rpath,$(pkg-config --variable=libdir conc) &&
+  echo "README:     $(./a.out)")
 
 cmake -S "$here" -B "$scratch/cm" -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
 cmake --build "$scratch/cm" >/dev/null
-echo "cmake:      $(LD_LIBRARY_PATH=$libdir "$scratch/cm/use_conc")"
+echo "cmake:      $("$scratch/cm/use_conc")"
 echo "cmake (static): $("$scratch/cm/use_conc_static")"
