@@ -547,6 +547,11 @@ static void thread_renames_itself(void **state)
     assert_int_equal(conc_thread_destroy(t), 0);
 }
 
+static int return_arg(void *arg)
+{
+    return (int)(intptr_t)arg;
+}
+
 static void get_name_truncates_and_terminates(void **state)
 {
     (void)state;
@@ -564,18 +569,29 @@ static void get_name_truncates_and_terminates(void **state)
     assert_string_equal(buf, "");
     assert_int_equal(conc_thread_destroy(t), 0);
 
-    /* No name: "" from conc; the OS shows the creator's name (inherited). */
+    /* No name: Python's "Thread-N", N counting unnamed threads from 1; the
+     * OS shows it too. */
     struct gate g;
     gate_init(&g, 0);
     assert_int_equal(conc_thread_start(&t, gated_fn, &g, NULL), 0);
     assert_int_equal(conc_event_wait(&g.started, CONC_FOREVER), 0);
-    memset(buf, 'X', sizeof buf);
-    assert_int_equal(conc_thread_get_name(t, buf, sizeof buf), 0);
-    assert_string_equal(buf, "");
-    char comm[64], mine[64];
+    char name[64];
+    assert_int_equal(conc_thread_get_name(t, name, sizeof name), 0);
+    unsigned n = 0;
+    assert_int_equal(sscanf(name, "Thread-%u", &n), 1);
+    assert_true(n >= 1);
+    char comm[64];
     conc_test_read_comm(conc_thread_id(t), comm, sizeof comm);
-    conc_test_read_comm(conc_test_tid(), mine, sizeof mine);
-    assert_string_equal(comm, mine);
+    assert_string_equal(comm, name);
+    conc_thread *t2 = NULL;
+    assert_int_equal(conc_thread_start(&t2, return_arg, NULL, NULL), 0);
+    char buf2[64];
+    assert_int_equal(conc_thread_get_name(t2, buf2, sizeof buf2), 0);
+    unsigned n2 = 0;
+    assert_int_equal(sscanf(buf2, "Thread-%u", &n2), 1);
+    assert_true(n2 > n);
+    assert_int_equal(conc_thread_join(t2, CONC_FOREVER, NULL), 0);
+    assert_int_equal(conc_thread_destroy(t2), 0);
     assert_int_equal(conc_event_set(&g.go), 0);
     assert_int_equal(conc_thread_join(t, CONC_FOREVER, NULL), 0);
     assert_int_equal(conc_thread_destroy(t), 0);
@@ -1211,10 +1227,6 @@ static void destroy_unjoined_stress(void **state)
 /* A status nobody joins for is reported once (Python's excepthook): a
  * detached thread, and a thread destroyed unjoined after it ended; a joined
  * one is not, nor one returning 0. */
-static int return_arg(void *arg)
-{
-    return (int)(intptr_t)arg;
-}
 
 static void unjoined_failing_thread_is_reported(void **state)
 {
@@ -1242,7 +1254,7 @@ static void unjoined_failing_thread_is_reported(void **state)
     assert_int_equal(conc_thread_destroy(t), 0);
     assert_int_equal(atomic_load(&seen.calls), 2);
     assert_int_equal(atomic_load(&seen.status), CONC_EIO);
-    assert_string_equal(seen.name, "");
+    assert_memory_equal(seen.name, "Thread-", 7); /* an unnamed thread's default name */
     assert_int_equal(conc_set_unhandled_hook(NULL, NULL), 0);
 }
 

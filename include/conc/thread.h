@@ -37,7 +37,7 @@ typedef int (*conc_thread_fn)(void *arg);
 #define CONC_THREAD_OS_NAME_MAX 15
 
 typedef struct conc_thread_opts {
-    const char *name;  /* NULL: no name (the OS shows the program's) */
+    const char *name;  /* NULL: "Thread-N", N counting such threads from 1 (Python's) */
     size_t stack_size; /* 0: the default; else at least PTHREAD_STACK_MIN */
     bool detached;     /* nobody joins: the thread frees its own handle */
 } conc_thread_opts;

@@ -173,7 +173,14 @@ int conc_thread_start(conc_thread **out, conc_thread_fn fn, void *arg,
         return CONC_EINVAL;
     if (out)
         *out = NULL;
-    conc_thread *t = conc__thread_new(opts ? opts->name : NULL);
+    char default_name[32];
+    const char *name = opts ? opts->name : NULL;
+    if (!name) { /* Python's Thread-N: every unnamed thread says which it is */
+        static _Atomic unsigned counter;
+        snprintf(default_name, sizeof default_name, "Thread-%u", atomic_fetch_add(&counter, 1) + 1);
+        name = default_name;
+    }
+    conc_thread *t = conc__thread_new(name);
     if (!t)
         return CONC_ENOMEM;
     t->fn = fn;
