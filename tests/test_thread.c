@@ -21,6 +21,7 @@
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 /* ------------------------------------------------------------------ helpers */
@@ -1258,7 +1259,59 @@ static void unjoined_failing_thread_is_reported(void **state)
     assert_int_equal(conc_set_unhandled_hook(NULL, NULL), 0);
 }
 
+/* threading.main_thread(): one handle, the same from every thread, the
+ * process's id, not joinable; in a forked child, the forking thread's. */
+static void *main_from_another_thread(void *arg)
+{
+    *(conc_thread **)arg = conc_thread_main();
+    return NULL;
+}
+
+static int fork_child_main_check(void *arg)
+{
+    (void)arg;
+    pid_t pid = fork();
+    if (pid == 0) {
+        conc_thread *m = conc_thread_main();
+        _exit(m && m == conc_thread_self() && conc_thread_id(m) == (int64_t)getpid() ? 0 : 1);
+    }
+    int st = -1;
+    waitpid(pid, &st, 0);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 2;
+}
+
+static void main_thread_handle_is_one_and_the_process(void **state)
+{
+    (void)state;
+    conc_thread *seen = NULL;
+    /* Asked first from another thread, then by the main thread itself. */
+    conc_test_join(conc_test_start(main_from_another_thread, &seen));
+    assert_non_null(seen);
+    conc_thread *m = conc_thread_main();
+    assert_ptr_equal(m, seen);
+    assert_ptr_equal(m, conc_thread_self());
+    assert_int_equal(conc_thread_id(m), (int64_t)getpid());
+    assert_int_equal(conc_thread_is_alive(m), 1);
+    assert_int_equal(conc_thread_join(m, 0, NULL), CONC_EDEADLK); /* joining oneself */
+    assert_int_equal(conc_thread_destroy(m), CONC_EINVAL);
+    char name[64], comm[64];
+    assert_int_equal(conc_thread_get_name(m, name, sizeof name), 0);
+    conc_test_read_comm(getpid(), comm, sizeof comm);
+    assert_string_equal(name, comm);
+    seen = NULL;
+    conc_test_join(conc_test_start(main_from_another_thread, &seen));
+    assert_ptr_equal(seen, m);
+    /* A child forked by a conc thread: that thread is the child's main. */
+    conc_thread *t;
+    int st = -1;
+    assert_int_equal(conc_thread_start(&t, fork_child_main_check, NULL, NULL), 0);
+    assert_int_equal(conc_thread_join(t, CONC_FOREVER, &st), 0);
+    assert_int_equal(st, 0);
+    assert_int_equal(conc_thread_destroy(t), 0);
+}
+
 CONC_TEST_MAIN(
+    cmocka_unit_test(main_thread_handle_is_one_and_the_process),
     cmocka_unit_test(unjoined_failing_thread_is_reported),
     cmocka_unit_test(join_returns_function_status),
     cmocka_unit_test(many_threads_return_distinct_statuses),

@@ -70,6 +70,13 @@ CONC_API int conc_thread_destroy(conc_thread *t);
  * that thread exits. Never NULL except out of memory. */
 CONC_API conc_thread *conc_thread_self(void);
 
+/* The main thread's handle (Python's threading.main_thread()): the thread
+ * whose id is the process's (in a forked child, the thread that forked).
+ * The same handle from every thread, conc_thread_self()'s on the main
+ * thread itself; it cannot be joined and lives as long as the process.
+ * NULL only out of memory. Thread-safe, never blocks. */
+CONC_API conc_thread *conc_thread_main(void);
+
 /* 1 while t's function runs, 0 once it has returned, or a negative error. */
 CONC_API int conc_thread_is_alive(conc_thread *t);
 

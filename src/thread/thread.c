@@ -265,19 +265,62 @@ static void conc__adopted_key_create(void)
     pthread_key_create(&conc__adopted_key, conc__adopted_free);
 }
 
+/* A handle for a thread conc did not start, which cannot be joined: tid's,
+ * named as the OS names it, one reference. */
+static conc_thread *conc__adopted_new(int64_t tid)
+{
+    char path[64], os_name[CONC_THREAD_OS_NAME_MAX + 2] = "";
+    snprintf(path, sizeof path, "/proc/self/task/%lld/comm", (long long)tid);
+    FILE *f = fopen(path, "re");
+    if (f) {
+        if (fgets(os_name, sizeof os_name, f))
+            os_name[strcspn(os_name, "\n")] = 0;
+        fclose(f);
+    }
+    conc_thread *t = conc__thread_new(os_name);
+    if (!t)
+        return NULL;
+    t->adopted = true;
+    atomic_store(&t->refs, 1);
+    atomic_store(&t->tid, tid);
+    return t;
+}
+
+/* The main thread's handle (the thread whose id is the process's), made by
+ * whoever asks first and kept for the life of the process: one reference is
+ * this pointer's. In a forked child the parent's is stale (another id) and
+ * a new one replaces it (the old one is the parent's to free). */
+static _Atomic(conc_thread *) conc__main_thread;
+
+static conc_thread *conc__main_get(void)
+{
+    int64_t pid = (int64_t)getpid();
+    conc_thread *m = atomic_load(&conc__main_thread);
+    if (m && atomic_load(&m->tid) == pid)
+        return m;
+    conc_thread *n = conc__adopted_new(pid);
+    if (!n)
+        return NULL;
+    if (atomic_compare_exchange_strong(&conc__main_thread, &m, n))
+        return n;
+    conc__thread_unref(n); /* another caller's came first */
+    return m;
+}
+
 conc_thread *conc_thread_self(void)
 {
     conc_thread *t = conc__tls.thread;
     if (t)
         return t;
-    char os_name[CONC_THREAD_OS_NAME_MAX + 2] = "";
-    prctl(PR_GET_NAME, os_name, 0, 0, 0);
-    if (!(t = conc__thread_new(os_name)))
+    int64_t tid = (int64_t)conc__tid();
+    if (tid == (int64_t)getpid()) {
+        if (!(t = conc__main_get()))
+            return NULL;
+        atomic_fetch_add(&t->refs, 1); /* the thread's own, dropped at its exit */
+    } else if (!(t = conc__adopted_new(tid))) {
         return NULL;
-    t->adopted = true;
+    }
     t->pthread = pthread_self();
-    atomic_store(&t->refs, 1);
-    atomic_store(&t->tid, (int64_t)conc__tid());
     pthread_once(&conc__adopted_once, conc__adopted_key_create);
     if (pthread_setspecific(conc__adopted_key, t) != 0) {
         conc__thread_unref(t);
@@ -286,6 +329,13 @@ conc_thread *conc_thread_self(void)
     conc__tls.thread = t;
     t->diag = conc__diag_thread_begin(false); /* named as the OS names it */
     return t;
+}
+
+conc_thread *conc_thread_main(void)
+{
+    if (conc__tid() == (uint32_t)getpid())
+        return conc_thread_self();
+    return conc__main_get();
 }
 
 /* ---- queries and names ---- */
@@ -303,6 +353,8 @@ int64_t conc_thread_id(conc_thread *t)
 {
     if (!t)
         return CONC_EINVAL;
+    if (t == conc__tls.thread) /* the caller's own: right in a forked child too */
+        return (int64_t)conc__tid();
     int64_t tid;
     /* A thread just started may not have stored its id yet. */
     while ((tid = atomic_load(&t->tid)) == 0)
