@@ -1310,7 +1310,85 @@ static void main_thread_handle_is_one_and_the_process(void **state)
     assert_int_equal(conc_thread_destroy(t), 0);
 }
 
+/* ---- timers ---- */
+
+static int count_run(void *arg)
+{
+    atomic_fetch_add((_Atomic int *)arg, 1);
+    return 11;
+}
+
+static void timer_runs_once_after_its_delay(void **state)
+{
+    (void)state;
+    conc_timer *t;
+    _Atomic int runs = 0;
+    assert_int_equal(conc_timer_start(NULL, 0, count_run, (void *)&runs, NULL), CONC_EINVAL);
+    assert_int_equal(conc_timer_start(&t, 0, NULL, NULL, NULL), CONC_EINVAL);
+    assert_int_equal(conc_timer_start(&t, -1, count_run, (void *)&runs, NULL), CONC_EINVAL);
+    assert_int_equal(conc_timer_cancel(NULL), CONC_EINVAL);
+    assert_int_equal(conc_timer_join(NULL, 0, NULL), CONC_EINVAL);
+    assert_int_equal(conc_timer_destroy(NULL), CONC_EINVAL);
+    int64_t t0 = conc_now_ns();
+    assert_int_equal(conc_timer_start(&t, CONC_MSEC(20), count_run, (void *)&runs, "tick"), 0);
+    int st = 0;
+    assert_int_equal(conc_timer_join(t, CONC_FOREVER, &st), 0);
+    assert_true(conc_now_ns() - t0 >= CONC_MSEC(20)); /* never early */
+    assert_int_equal(st, 11);
+    assert_int_equal(atomic_load(&runs), 1);
+    assert_int_equal(conc_timer_cancel(t), CONC_EBUSY); /* it ran */
+    assert_int_equal(conc_timer_join(t, 0, NULL), CONC_EINVAL); /* a second join */
+    assert_int_equal(conc_timer_destroy(t), 0);
+}
+
+static void timer_cancelled_before_it_fires_never_runs(void **state)
+{
+    (void)state;
+    conc_timer *t;
+    _Atomic int runs = 0;
+    assert_int_equal(conc_timer_start(&t, CONC_SEC(60), count_run, (void *)&runs, NULL), 0);
+    assert_int_equal(conc_timer_cancel(t), 0);
+    assert_int_equal(conc_timer_cancel(t), 0); /* cancelled already: still "will never run" */
+    int st = 0;
+    assert_int_equal(conc_timer_join(t, CONC_SEC(30), &st), 0); /* woken, not after 60 s */
+    assert_int_equal(st, CONC_ECANCELED);
+    assert_int_equal(atomic_load(&runs), 0);
+    assert_int_equal(conc_timer_destroy(t), 0);
+    /* Destroyed while waiting: cancelled, joined, freed. */
+    assert_int_equal(conc_timer_start(&t, CONC_SEC(60), count_run, (void *)&runs, NULL), 0);
+    assert_int_equal(conc_timer_destroy(t), 0);
+    assert_int_equal(atomic_load(&runs), 0);
+}
+
+/* A cancel racing the delay's end: fn runs exactly when the cancel says it
+ * was too late. */
+static void timer_cancel_races_fire_exactly_one_wins(void **state)
+{
+    (void)state;
+    long n = conc_test_scaled(300, 30);
+    for (long i = 0; i < n; i++) {
+        conc_timer *t;
+        _Atomic int runs = 0;
+        assert_int_equal(conc_timer_start(&t, CONC_USEC(i % 50), count_run, (void *)&runs, NULL), 0);
+        int rc = conc_timer_cancel(t);
+        int st = 0;
+        assert_int_equal(conc_timer_join(t, CONC_FOREVER, &st), 0);
+        if (rc == 0) {
+            assert_int_equal(atomic_load(&runs), 0);
+            assert_int_equal(st, CONC_ECANCELED);
+        } else {
+            assert_int_equal(rc, CONC_EBUSY);
+            assert_int_equal(atomic_load(&runs), 1);
+            assert_int_equal(st, 11);
+        }
+        assert_int_equal(conc_timer_destroy(t), 0);
+    }
+}
+
 CONC_TEST_MAIN(
+    cmocka_unit_test(timer_runs_once_after_its_delay),
+    cmocka_unit_test(timer_cancelled_before_it_fires_never_runs),
+    cmocka_unit_test(timer_cancel_races_fire_exactly_one_wins),
     cmocka_unit_test(main_thread_handle_is_one_and_the_process),
     cmocka_unit_test(unjoined_failing_thread_is_reported),
     cmocka_unit_test(join_returns_function_status),

@@ -93,6 +93,29 @@ CONC_API int conc_thread_set_name(conc_thread *t, const char *name);
  * gives "". */
 CONC_API int conc_thread_get_name(conc_thread *t, char *buf, size_t size);
 
+/* ---- timers (Python's threading.Timer) ----
+ * A thread that runs fn(arg) once after a delay, unless cancelled before. */
+typedef struct conc_timer conc_timer;
+
+/* Starts the timer's thread; fn runs on it after delay nanoseconds (0: at
+ * once). name may be NULL ("Timer-N"). Returns 0, CONC_EINVAL (NULL t or
+ * fn, a negative delay), CONC_EAGAIN, CONC_ENOMEM. Never blocks. */
+CONC_API int conc_timer_start(conc_timer **t, int64_t delay, conc_thread_fn fn, void *arg,
+                              const char *name);
+/* Stops the timer if fn has not started (Python's cancel()). Returns 0 when
+ * fn will never run (cancelled now or before), CONC_EBUSY when it has
+ * started or finished already, CONC_EINVAL for NULL. Never blocks. */
+CONC_API int conc_timer_cancel(conc_timer *t);
+/* Waits up to timeout for the timer's thread to end. *status (may be NULL)
+ * receives fn's return, or CONC_ECANCELED if it never ran. Returns 0,
+ * CONC_ETIMEDOUT, CONC_EINVAL (NULL, bad timeout, a second join),
+ * CONC_EDEADLK (from fn itself). */
+CONC_API int conc_timer_join(conc_timer *t, int64_t timeout, int *status);
+/* Cancels the timer if fn has not started, waits for its thread, and frees
+ * it. Returns 0, CONC_EINVAL (NULL), CONC_EDEADLK (from fn itself: nothing
+ * is freed). */
+CONC_API int conc_timer_destroy(conc_timer *t);
+
 /* Sleeps ns nanoseconds on the monotonic clock, the full time even across
  * signals. CONC_FOREVER sleeps for good. Returns 0 or CONC_EINVAL. */
 CONC_API int conc_sleep(int64_t ns);
