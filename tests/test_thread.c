@@ -1385,7 +1385,72 @@ static void timer_cancel_races_fire_exactly_one_wins(void **state)
     }
 }
 
+/* threading.enumerate() and active_count(): the main thread always; conc
+ * threads while their function runs; adopted threads until they exit. */
+static bool info_has(const conc_thread_info *info, int n, const char *name, int64_t id)
+{
+    for (int i = 0; i < n; i++)
+        if (!strcmp(info[i].name, name) && (id == 0 || info[i].id == id))
+            return true;
+    return false;
+}
+
+static void *adopt_and_wait(void *arg)
+{
+    struct gate *g = arg;
+    conc_thread_set_name(conc_thread_self(), "adopted-one");
+    assert_int_equal(conc_event_set(&g->started), 0);
+    assert_int_equal(conc_event_wait(&g->go, CONC_FOREVER), 0);
+    return NULL;
+}
+
+static void enumerate_lists_live_threads(void **state)
+{
+    (void)state;
+    assert_int_equal(conc_thread_enumerate(NULL, 3), CONC_EINVAL);
+    int base = conc_thread_active_count();
+    assert_true(base >= 1); /* the main thread */
+    conc_thread_info info[16];
+    int n = conc_thread_enumerate(info, 16);
+    assert_int_equal(n, base);
+    bool main_seen = false; /* the main thread, by its id */
+    for (int i = 0; i < n && i < 16; i++)
+        main_seen |= info[i].id == (int64_t)getpid() && !info[i].started_by_conc;
+    assert_true(main_seen);
+    /* A conc thread while it runs, an adopted one until it exits. */
+    struct gate g, a;
+    gate_init(&g, 0);
+    gate_init(&a, 0);
+    conc_thread *t;
+    conc_thread_opts opts = {.name = "listed-one"};
+    assert_int_equal(conc_thread_start(&t, gated_fn, &g, &opts), 0);
+    assert_int_equal(conc_event_wait(&g.started, CONC_FOREVER), 0);
+    pthread_t p = conc_test_start(adopt_and_wait, &a);
+    assert_int_equal(conc_event_wait(&a.started, CONC_FOREVER), 0);
+    n = conc_thread_enumerate(info, 16);
+    assert_int_equal(n, base + 2);
+    assert_int_equal(conc_thread_active_count(), base + 2);
+    assert_true(info_has(info, n, "listed-one", conc_thread_id(t)));
+    assert_true(info_has(info, n, "adopted-one", 0));
+    for (int i = 0; i < n; i++)
+        if (!strcmp(info[i].name, "listed-one"))
+            assert_true(info[i].started_by_conc);
+        else if (!strcmp(info[i].name, "adopted-one"))
+            assert_false(info[i].started_by_conc);
+    /* Fewer places than threads: the count is still the whole. */
+    assert_int_equal(conc_thread_enumerate(info, 1), base + 2);
+    assert_int_equal(conc_event_set(&g.go), 0);
+    assert_int_equal(conc_thread_join(t, CONC_FOREVER, NULL), 0);
+    assert_int_equal(conc_event_set(&a.go), 0);
+    conc_test_join(p);
+    assert_int_equal(conc_thread_active_count(), base);
+    assert_int_equal(conc_thread_destroy(t), 0);
+    gate_destroy(&g);
+    gate_destroy(&a);
+}
+
 CONC_TEST_MAIN(
+    cmocka_unit_test(enumerate_lists_live_threads),
     cmocka_unit_test(timer_runs_once_after_its_delay),
     cmocka_unit_test(timer_cancelled_before_it_fires_never_runs),
     cmocka_unit_test(timer_cancel_races_fire_exactly_one_wins),

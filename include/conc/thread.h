@@ -77,6 +77,21 @@ CONC_API conc_thread *conc_thread_self(void);
  * NULL only out of memory. Thread-safe, never blocks. */
 CONC_API conc_thread *conc_thread_main(void);
 
+/* A live thread, as conc_thread_enumerate describes it. */
+typedef struct conc_thread_info {
+    int64_t id;           /* the kernel thread id */
+    char name[64];        /* its name, truncated */
+    bool started_by_conc; /* false: adopted (conc_thread_self), or the main thread */
+} conc_thread_info;
+
+/* Python's threading.enumerate() and active_count(): the threads alive now
+ * that conc started (until their function returns) or adopted, and the
+ * main thread. Fills out[0..min(n, cap)) and returns n, the number alive (a
+ * snapshot); CONC_EINVAL for a NULL out with cap > 0. Never blocks for
+ * long; thread-safe. */
+CONC_API int conc_thread_enumerate(conc_thread_info *out, size_t cap);
+CONC_API int conc_thread_active_count(void);
+
 /* 1 while t's function runs, 0 once it has returned, or a negative error. */
 CONC_API int conc_thread_is_alive(conc_thread *t);
 

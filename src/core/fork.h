@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 enum conc__fork_rank {
+    CONC__FORK_THREAD_LIST,  /* thread: the live threads (held while names are read) */
     CONC__FORK_SIGQUIT,      /* diag: the SIGQUIT dumper's switch */
     CONC__FORK_WATCHDOG,     /* diag: the watchdog's state */
     CONC__FORK_TRACE,        /* diag: the trace session (held while it walks the registry) */
@@ -32,8 +33,9 @@ struct conc__fork_handler {
     void (*child)(void);   /* releases it, resets what the other threads left */
 };
 
-/* Called from the library's constructor (core/init.c), before any other
- * thread of conc's can exist: fills the rank's slot. */
+/* Fills the rank's slot with h, which must stay valid for good (a static).
+ * From the library's constructor (core/init.c), or from a layer on the
+ * first use of its lock: a fork meanwhile sees the slot empty or full. */
 void conc__fork_register(enum conc__fork_rank rank, const struct conc__fork_handler *h);
 
 /* Installs the table (the one pthread_atfork call). */

@@ -22,6 +22,8 @@
 #include "conc/thread.h"
 #include "conc/sync.h"
 #include "core/deadline.h"
+#include "core/dlist.h"
+#include "core/fork.h"
 #include "core/hooks.h"
 #include "core/tls.h"
 #include "core/unhandled.h"
@@ -55,7 +57,68 @@ struct conc_thread {
     conc_mutex name_lock;
     char *name;          /* under name_lock; NULL: none */
     struct conc__dthread *diag; /* under name_lock: its diagnostics record */
+    struct conc_thread *next, *prev; /* the live list (enumerate), under its lock */
+    bool listed;                     /* under the live list's lock */
 };
+
+/* ---- the live threads (conc_thread_enumerate) ----
+ *
+ * Every conc thread from its start until its function returns, and every
+ * adopted one until it exits, under a pthread mutex (never a conc lock:
+ * listing takes each name's conc lock inside it) that the fork table takes
+ * around fork(); in a child only the forking thread stays listed. */
+
+static pthread_mutex_t conc__live_lock = PTHREAD_MUTEX_INITIALIZER;
+static conc_thread *conc__live_head, *conc__live_tail;
+static pthread_once_t conc__live_once = PTHREAD_ONCE_INIT;
+
+static void conc__live_prepare(void)
+{
+    pthread_mutex_lock(&conc__live_lock);
+}
+
+static void conc__live_parent(void)
+{
+    pthread_mutex_unlock(&conc__live_lock);
+}
+
+static void conc__live_child(void)
+{
+    for (conc_thread *t = conc__live_head, *next; t; t = next) {
+        next = t->next;
+        if (t != conc__tls.thread) {
+            CONC__DLIST_UNLINK(conc__live_head, conc__live_tail, t);
+            t->listed = false;
+        }
+    }
+    pthread_mutex_unlock(&conc__live_lock);
+}
+
+static void conc__live_setup(void)
+{
+    static const struct conc__fork_handler h = {conc__live_prepare, conc__live_parent,
+                                                conc__live_child};
+    conc__fork_register(CONC__FORK_THREAD_LIST, &h);
+}
+
+static void conc__live_add(conc_thread *t)
+{
+    pthread_once(&conc__live_once, conc__live_setup);
+    pthread_mutex_lock(&conc__live_lock);
+    CONC__DLIST_APPEND(conc__live_head, conc__live_tail, t);
+    t->listed = true;
+    pthread_mutex_unlock(&conc__live_lock);
+}
+
+static void conc__live_remove(conc_thread *t)
+{
+    pthread_mutex_lock(&conc__live_lock);
+    if (t->listed) {
+        CONC__DLIST_UNLINK(conc__live_head, conc__live_tail, t);
+        t->listed = false;
+    }
+    pthread_mutex_unlock(&conc__live_lock);
+}
 
 /* The last reference: a status nobody joined for is reported (base.h,
  * conc_set_unhandled_hook). */
@@ -99,6 +162,7 @@ static void *conc__thread_main(void *arg)
     conc_thread *t = arg;
     conc__tls.thread = t;
     atomic_store(&t->tid, (int64_t)conc__tid());
+    conc__live_add(t);
     struct conc__dthread *diag = conc__diag_thread_begin(true);
     conc_mutex_lock(&t->name_lock);
     t->diag = diag;
@@ -109,6 +173,7 @@ static void *conc__thread_main(void *arg)
     conc_mutex_unlock(&t->name_lock);
     t->status = t->fn(t->arg);
     t->returned = true;
+    conc__live_remove(t);
     conc_mutex_lock(&t->name_lock);
     t->diag = NULL;
     conc_mutex_unlock(&t->name_lock);
@@ -255,6 +320,7 @@ static pthread_once_t conc__adopted_once = PTHREAD_ONCE_INIT;
 static void conc__adopted_free(void *p)
 {
     conc_thread *t = p;
+    conc__live_remove(t);
     if (conc__tls.thread == t)
         conc__tls.thread = NULL;
     conc__thread_unref(t);
@@ -328,7 +394,45 @@ conc_thread *conc_thread_self(void)
     }
     conc__tls.thread = t;
     t->diag = conc__diag_thread_begin(false); /* named as the OS names it */
+    conc__live_add(t);
     return t;
+}
+
+/* Fills info from t (its name under its lock). */
+static void conc__thread_info(conc_thread *t, conc_thread_info *info)
+{
+    info->id = atomic_load(&t->tid);
+    info->started_by_conc = !t->adopted;
+    conc_thread_get_name(t, info->name, sizeof info->name);
+}
+
+int conc_thread_enumerate(conc_thread_info *out, size_t cap)
+{
+    if (!out && cap)
+        return CONC_EINVAL;
+    conc_thread *main_thread = conc__main_get();
+    size_t n = 0;
+    bool main_listed = false;
+    pthread_mutex_lock(&conc__live_lock);
+    for (conc_thread *t = conc__live_head; t; t = t->next) {
+        main_listed |= t == main_thread;
+        if (n < cap)
+            conc__thread_info(t, &out[n]);
+        n++;
+    }
+    pthread_mutex_unlock(&conc__live_lock);
+    /* The main thread is always alive (Python lists it from the start). */
+    if (main_thread && !main_listed) {
+        if (n < cap)
+            conc__thread_info(main_thread, &out[n]);
+        n++;
+    }
+    return n > INT32_MAX ? INT32_MAX : (int)n;
+}
+
+int conc_thread_active_count(void)
+{
+    return conc_thread_enumerate(NULL, 0);
 }
 
 conc_thread *conc_thread_main(void)
