@@ -910,7 +910,35 @@ static void churn_with_consistent_orders_stress(void **state)
 
 /* One cmocka_unit_test per line: CMake reads them. */
 /* clang-format off */
+/* Reports name what they can: a lock without a name or an init site by the
+ * symbol the program exports for it (this executable is linked with
+ * ENABLE_EXPORTS), and each frame by its function where the dynamic
+ * symbols know it, else with a ready addr2line line. */
+conc_mutex ld_exported_a = CONC_MUTEX_INIT;
+conc_mutex ld_exported_b = CONC_MUTEX_INIT;
+
+static void report_names_static_locks_and_frames(void **state)
+{
+    (void)state;
+    ld_start(CONC_LOCKDEP_LOG);
+    assert_int_equal(conc_mutex_lock(&ld_exported_a), 0);
+    assert_int_equal(conc_mutex_lock(&ld_exported_b), 0);
+    assert_int_equal(conc_mutex_unlock(&ld_exported_b), 0);
+    assert_int_equal(conc_mutex_unlock(&ld_exported_a), 0);
+    assert_int_equal(conc_mutex_lock(&ld_exported_b), 0);
+    assert_int_equal(conc_mutex_lock(&ld_exported_a), 0); /* reversed: reported */
+    assert_int_equal(conc_mutex_unlock(&ld_exported_a), 0);
+    assert_int_equal(conc_mutex_unlock(&ld_exported_b), 0);
+    assert_int_equal(cap_calls(), 1);
+    cap_has("\"ld_exported_a\"");
+    cap_has("\"ld_exported_b\"");
+    cap_has("main+0x"); /* an exported function, by name */
+    cap_has("addr2line -fCi -e ");  /* a hidden one, ready to look up */
+    ld_stop();
+}
+
 CONC_TEST_MAIN(
+    cmocka_unit_test(report_names_static_locks_and_frames),
     cmocka_unit_test(ab_ba_two_threads_reported),
     cmocka_unit_test(abc_cycle_three_threads_reported),
     cmocka_unit_test(consistent_orders_no_report_stress),

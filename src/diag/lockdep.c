@@ -50,6 +50,7 @@
 #include "diag/diag.h"
 #include "diag/diag_thread.h"
 
+#include <dlfcn.h>
 #include <execinfo.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -646,16 +647,33 @@ static const char *ld_mode_name(int mode)
     }
 }
 
+/* A lock without a name or an init site, by the symbol it is (or is in),
+ * where the program exports one: "g_lock", "g_state+0x10"; else its
+ * address. */
+static void ld_print_address(struct ld_text *b, const void *addr)
+{
+    Dl_info info;
+    if (dladdr(addr, &info) && info.dli_sname && info.dli_saddr) {
+        size_t off = (size_t)((const char *)addr - (const char *)info.dli_saddr);
+        if (off == 0)
+            ld_printf(b, "\"%s\"", info.dli_sname);
+        else
+            ld_printf(b, "\"%s+%#zx\"", info.dli_sname, off);
+        return;
+    }
+    ld_printf(b, "\"%p\"", addr);
+}
+
 /* "name" (kind 0x...): a class and, where known, the lock at hand. */
 static void ld_print_lock(struct ld_text *b, const struct ld_class *c, const void *lock,
                           enum conc__lock_kind kind)
 {
     if (!c)
-        ld_printf(b, "%p", lock);
+        ld_print_address(b, lock);
     else if (c->key)
         ld_printf(b, "\"%s\"", c->key->str);
     else
-        ld_printf(b, "\"%p\"", (void *)c->addr);
+        ld_print_address(b, (const void *)c->addr);
     if (lock)
         ld_printf(b, " (%s %p)", conc__lock_kind_name(kind), lock);
 }
@@ -670,18 +688,34 @@ static void ld_print_thread(struct ld_text *b, const char *name, uint32_t tid, u
         ld_printf(b, ", in pool task %p", (void *)task);
 }
 
+/* One frame: the function and module where the dynamic symbols say (an
+ * exported function), else the module and offset with the addr2line line
+ * that names it from the debug information (the call site: a return
+ * address minus one). */
+static void ld_print_frame(struct ld_text *b, int i, void *pc)
+{
+    Dl_info info;
+    if (!dladdr(pc, &info) || !info.dli_fname) {
+        ld_printf(b, "      #%d %p\n", i, pc);
+        return;
+    }
+    const char *module = strrchr(info.dli_fname, '/');
+    module = module ? module + 1 : info.dli_fname;
+    uintptr_t off = (uintptr_t)pc - (uintptr_t)info.dli_fbase;
+    if (info.dli_sname && info.dli_saddr)
+        ld_printf(b, "      #%d %s+%#lx (%s)\n", i, info.dli_sname,
+                  (unsigned long)((uintptr_t)pc - (uintptr_t)info.dli_saddr), module);
+    else
+        ld_printf(b, "      #%d %s+%#lx    addr2line -fCi -e %s %#lx\n", i, module,
+                  (unsigned long)off, info.dli_fname, (unsigned long)(off ? off - 1 : 0));
+}
+
 static void ld_print_stack(struct ld_text *b, void *const *frames, int n)
 {
-    char **sym = n > 0 ? backtrace_symbols(frames, n) : NULL;
-    for (int i = 0; i < n; i++) {
-        if (sym)
-            ld_printf(b, "      #%d %s\n", i, sym[i]);
-        else
-            ld_printf(b, "      #%d %p\n", i, frames[i]);
-    }
+    for (int i = 0; i < n; i++)
+        ld_print_frame(b, i, frames[i]);
     if (n <= 0)
         ld_printf(b, "      (no stack)\n");
-    free(sym);
 }
 
 /* Who is here: for reports and first sightings. */
