@@ -48,10 +48,11 @@ bench:
 		> docs/bench/README.md
 	@echo "wrote docs/bench/README.md"
 
-# Builds the libraries only (not the tests), then installs them.
+# Builds the libraries only (not the tests): libconc (shared and static) and
+# libconc-tsan; then installs them.
 install:
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-	@cmake --build $(BUILD) -j$(JOBS) --target conc_shared conc_static -- --no-print-directory
+	@cmake --build $(BUILD) -j$(JOBS) --target conc_shared conc_static conc_tsan -- --no-print-directory
 	@cmake --install $(BUILD) --prefix $(PREFIX)
 
 clean:
