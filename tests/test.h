@@ -319,6 +319,14 @@ static inline conc_future *conc_test_submit_running(conc_pool *p, struct conc_te
     return f;
 }
 
+/* Holds one of p's workers in a gated task (status 0, value 1) until
+ * conc_test_gate_open; the caller releases the future and destroys g. */
+static inline conc_future *conc_test_hold_worker(conc_pool *p, struct conc_test_gate *g)
+{
+    conc_test_gate_init(g, 0, 1);
+    return conc_test_submit_running(p, g);
+}
+
 static inline void conc_test_gate_open(struct conc_test_gate *g)
 {
     assert_int_equal(conc_event_set(&g->go), 0);

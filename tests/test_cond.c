@@ -615,27 +615,38 @@ static void *rmutex_helper(void *arg)
     return NULL;
 }
 
+static void rcv_init(struct rcv *v, const conc_rmutex_opts *opts)
+{
+    memset(v, 0, sizeof *v);
+    assert_int_equal(conc_rmutex_init(&v->r, opts), 0);
+    assert_int_equal(conc_cond_init(&v->c, NULL), 0);
+}
+
+/* The helper got the lock at depth 1 while we waited, and all three levels
+ * are ours again; then unlocks them all and tears down. */
+static void rcv_check_and_destroy(struct rcv *v, pthread_t helper)
+{
+    conc_test_join(helper);
+    assert_int_equal(v->helper_rc, 0);
+    assert_int_equal(v->helper_depth, 1);
+    assert_int_equal(conc_rmutex_depth(&v->r), 3);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(conc_rmutex_unlock(&v->r), 0);
+    assert_int_equal(conc_rmutex_unlock(&v->r), CONC_EPERM);
+    assert_int_equal(conc_cond_destroy(&v->c), 0);
+    assert_int_equal(conc_rmutex_destroy(&v->r), 0);
+}
+
 static void wait_rmutex_at_depth_3(const conc_rmutex_opts *opts)
 {
     struct rcv v;
-    memset(&v, 0, sizeof v);
-    assert_int_equal(conc_rmutex_init(&v.r, opts), 0);
-    assert_int_equal(conc_cond_init(&v.c, NULL), 0);
+    rcv_init(&v, opts);
     for (int i = 0; i < 3; i++)
         assert_int_equal(conc_rmutex_lock(&v.r), 0);
     pthread_t t = conc_test_start(rmutex_helper, &v);
     while (v.state == 0)
         assert_int_equal(conc_cond_wait_rmutex(&v.c, &v.r, CONC_FOREVER), 0);
-    conc_test_join(t);
-    assert_int_equal(v.helper_rc, 0);
-    assert_int_equal(v.helper_depth, 1);
-    /* All three levels are ours again. */
-    assert_int_equal(conc_rmutex_depth(&v.r), 3);
-    for (int i = 0; i < 3; i++)
-        assert_int_equal(conc_rmutex_unlock(&v.r), 0);
-    assert_int_equal(conc_rmutex_unlock(&v.r), CONC_EPERM);
-    assert_int_equal(conc_cond_destroy(&v.c), 0);
-    assert_int_equal(conc_rmutex_destroy(&v.r), 0);
+    rcv_check_and_destroy(&v, t);
 }
 
 static void cond_wait_rmutex_releases_every_level(void **state)
@@ -661,9 +672,7 @@ static void cond_wait_for_rmutex_releases_every_level(void **state)
 {
     (void)state;
     struct rcv v;
-    memset(&v, 0, sizeof v);
-    assert_int_equal(conc_rmutex_init(&v.r, NULL), 0);
-    assert_int_equal(conc_cond_init(&v.c, NULL), 0);
+    rcv_init(&v, NULL);
     assert_int_equal(conc_cond_wait_for_rmutex(NULL, &v.r, rcv_state_set, &v, 0), CONC_EINVAL);
     assert_int_equal(conc_cond_wait_for_rmutex(&v.c, NULL, rcv_state_set, &v, 0), CONC_EINVAL);
     assert_int_equal(conc_cond_wait_for_rmutex(&v.c, &v.r, NULL, &v, 0), CONC_EINVAL);
@@ -677,14 +686,7 @@ static void cond_wait_for_rmutex_releases_every_level(void **state)
     assert_int_equal(conc_rmutex_depth(&v.r), 3);
     pthread_t t = conc_test_start(rmutex_helper, &v);
     assert_int_equal(conc_cond_wait_for_rmutex(&v.c, &v.r, rcv_state_set, &v, CONC_FOREVER), 0);
-    conc_test_join(t);
-    assert_int_equal(v.helper_rc, 0);
-    assert_int_equal(v.helper_depth, 1);
-    assert_int_equal(conc_rmutex_depth(&v.r), 3);
-    for (int i = 0; i < 3; i++)
-        assert_int_equal(conc_rmutex_unlock(&v.r), 0);
-    assert_int_equal(conc_cond_destroy(&v.c), 0);
-    assert_int_equal(conc_rmutex_destroy(&v.r), 0);
+    rcv_check_and_destroy(&v, t);
     assert_int_equal(conc_cond_wait_for_rmutex(&v.c, &v.r, rcv_state_set, &v, 0), CONC_EBADF);
 }
 

@@ -225,36 +225,52 @@ static void once_concurrent_callers_rerun_after_failure(void **state)
     assert_int_equal(conc_event_destroy(&gate), 0);
 }
 
+/* A once whose initialiser runs in another caller, held on a gate we
+ * control: started by held_start, which returns once that caller is inside
+ * conc_once_call. */
+struct held {
+    conc_once o;
+    conc_event gate;
+    struct init in;
+    struct caller runner;
+    pthread_t t;
+};
+
+static void held_start(struct held *h)
+{
+    h->o = (conc_once)CONC_ONCE_INIT;
+    assert_int_equal(conc_event_init(&h->gate, NULL), 0);
+    h->in = (struct init){.gate = &h->gate};
+    h->runner = caller_of(&h->o, &h->in, CONC_FOREVER);
+    h->t = conc_test_start(call_thread, &h->runner);
+    conc_test_await_waiters(&h->o, 1);
+}
+
 /* While another caller's initialiser runs (held on a gate we control), a timed
  * call returns ETIMEDOUT without running it; an untimed caller waits and gets
  * the runner's success. */
 static void once_timed_call_times_out_while_running(void **state)
 {
     (void)state;
-    conc_once o = CONC_ONCE_INIT;
-    conc_event gate;
-    assert_int_equal(conc_event_init(&gate, NULL), 0);
-    struct init in = {.gate = &gate};
-    struct caller runner = caller_of(&o, &in, CONC_FOREVER);
-    pthread_t tr = conc_test_start(call_thread, &runner);
-    conc_test_await_waiters(&o, 1);
-    CONC_TEST_POLL_UNTIL(atomic_load(&in.entered)); /* announced first, then runs fn */
-    struct caller me = caller_of(&o, &in, 0);
-    assert_int_equal(conc_once_call_timed(&o, init_fn, &me, 0), CONC_ETIMEDOUT);
-    assert_int_equal(conc_once_call_timed(&o, init_fn, &me, CONC_MSEC(10)), CONC_ETIMEDOUT);
+    struct held h;
+    held_start(&h);
+    CONC_TEST_POLL_UNTIL(atomic_load(&h.in.entered)); /* announced first, then runs fn */
+    struct caller me = caller_of(&h.o, &h.in, 0);
+    assert_int_equal(conc_once_call_timed(&h.o, init_fn, &me, 0), CONC_ETIMEDOUT);
+    assert_int_equal(conc_once_call_timed(&h.o, init_fn, &me, CONC_MSEC(10)), CONC_ETIMEDOUT);
     assert_int_equal(me.ran, 0);
-    struct caller waiter = caller_of(&o, &in, CONC_FOREVER);
+    struct caller waiter = caller_of(&h.o, &h.in, CONC_FOREVER);
     pthread_t tw = conc_test_start(call_thread, &waiter);
-    conc_test_await_waiters(&o, 2);
-    assert_int_equal(conc_event_set(&gate), 0);
-    conc_test_join(tr);
+    conc_test_await_waiters(&h.o, 2);
+    assert_int_equal(conc_event_set(&h.gate), 0);
+    conc_test_join(h.t);
     conc_test_join(tw);
-    assert_int_equal(runner.rc, 0);
+    assert_int_equal(h.runner.rc, 0);
     assert_int_equal(waiter.rc, 0);
     assert_int_equal(waiter.ran, 0);
-    assert_int_equal(atomic_load(&in.runs), 1);
-    assert_int_equal(conc_once_call_timed(&o, never_fn, NULL, 0), 0);
-    assert_int_equal(conc_event_destroy(&gate), 0);
+    assert_int_equal(atomic_load(&h.in.runs), 1);
+    assert_int_equal(conc_once_call_timed(&h.o, never_fn, NULL, 0), 0);
+    assert_int_equal(conc_event_destroy(&h.gate), 0);
 }
 
 /* ---- timing ---- */
@@ -262,17 +278,12 @@ static void once_timed_call_times_out_while_running(void **state)
 static void once_timed_call_timing(void **state)
 {
     (void)state;
-    conc_once o = CONC_ONCE_INIT;
-    conc_event gate;
-    assert_int_equal(conc_event_init(&gate, NULL), 0);
-    struct init in = {.gate = &gate};
-    struct caller runner = caller_of(&o, &in, CONC_FOREVER);
-    pthread_t tr = conc_test_start(call_thread, &runner);
-    conc_test_await_waiters(&o, 1);
+    struct held h;
+    held_start(&h);
     static const int64_t timeouts[] = {CONC_MSEC(30), CONC_USEC(300)};
     for (size_t i = 0; i < sizeof timeouts / sizeof *timeouts; i++) {
         int64_t t0 = conc_now_ns();
-        assert_int_equal(conc_once_call_timed(&o, never_fn, NULL, timeouts[i]),
+        assert_int_equal(conc_once_call_timed(&h.o, never_fn, NULL, timeouts[i]),
                          CONC_ETIMEDOUT);
         int64_t took = conc_now_ns() - t0;
         assert_true(took >= timeouts[i]);
@@ -280,11 +291,11 @@ static void once_timed_call_timing(void **state)
         print_message("call_timed(%lld ns): late by %lld us\n", (long long)timeouts[i],
                       (long long)((took - timeouts[i]) / 1000));
     }
-    assert_int_equal(conc_event_set(&gate), 0);
-    conc_test_join(tr);
-    assert_int_equal(runner.rc, 0);
-    assert_int_equal(atomic_load(&in.runs), 1);
-    assert_int_equal(conc_event_destroy(&gate), 0);
+    assert_int_equal(conc_event_set(&h.gate), 0);
+    conc_test_join(h.t);
+    assert_int_equal(h.runner.rc, 0);
+    assert_int_equal(atomic_load(&h.in.runs), 1);
+    assert_int_equal(conc_event_destroy(&h.gate), 0);
 }
 
 /* ---- stress ---- */

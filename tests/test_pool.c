@@ -188,8 +188,7 @@ static void pool_external_tasks_start_in_order(void **state)
     enum { N = 200 };
     conc_pool *p = conc_test_pool_new(1);
     struct conc_test_gate g;
-    conc_test_gate_init(&g, 0, 1);
-    conc_future *fg = conc_test_submit_running(p, &g);
+    conc_future *fg = conc_test_hold_worker(p, &g);
     struct order_log log = {0};
     struct order_item items[N];
     for (int i = 0; i < N; i++) {
@@ -260,8 +259,7 @@ static void pool_bounded_queue_backpressure(void **state)
     (void)state;
     conc_pool *p = conc_test_pool_new_bounded(1, 2);
     struct conc_test_gate g;
-    conc_test_gate_init(&g, 0, 1);
-    conc_future *fa = conc_test_submit_running(p, &g); /* started: holds no slot */
+    conc_future *fa = conc_test_hold_worker(p, &g); /* started: holds no slot */
     _Atomic int runs = 0;
     conc_future *fb, *fc, *fd = (conc_future *)(uintptr_t)1;
     assert_int_equal(conc_pool_submit_timed(p, conc_test_count_task, &runs, 0, &fb), 0);
@@ -308,8 +306,7 @@ static void pool_bounded_cancel_frees_slot(void **state)
     (void)state;
     conc_pool *p = conc_test_pool_new_bounded(1, 1);
     struct conc_test_gate g;
-    conc_test_gate_init(&g, 0, 1);
-    conc_future *fa = conc_test_submit_running(p, &g);
+    conc_future *fa = conc_test_hold_worker(p, &g);
     _Atomic int runs = 0;
     conc_future *fb, *fc;
     assert_int_equal(conc_pool_submit_timed(p, conc_test_count_task, &runs, 0, &fb), 0);
@@ -341,8 +338,7 @@ static void pool_bounded_submitter_fails_on_shutdown(void **state)
     (void)state;
     conc_pool *p = conc_test_pool_new_bounded(1, 1);
     struct conc_test_gate g;
-    conc_test_gate_init(&g, 0, 1);
-    conc_future *fa = conc_test_submit_running(p, &g);
+    conc_future *fa = conc_test_hold_worker(p, &g);
     _Atomic int runs = 0;
     assert_int_equal(conc_pool_submit(p, conc_test_count_task, &runs, NULL), 0);
     struct submitter s = {p, conc_test_count_task, &runs, CONC_FOREVER, (conc_future *)(uintptr_t)1,
@@ -525,8 +521,7 @@ static void pool_shutdown_runs_queued_tasks(void **state)
     enum { N = 10 };
     conc_pool *p = conc_test_pool_new(1);
     struct conc_test_gate g;
-    conc_test_gate_init(&g, 0, 1);
-    conc_future *fa = conc_test_submit_running(p, &g);
+    conc_future *fa = conc_test_hold_worker(p, &g);
     _Atomic int runs = 0;
     conc_future *f[N];
     for (int i = 0; i < N; i++)
@@ -927,8 +922,7 @@ static void pool_shutdown_timed_times_out_then_joins(void **state)
     assert_int_equal(conc_pool_shutdown_timed(p, false, -5), CONC_EINVAL);
     assert_int_equal(conc_pool_shutdown_timed(NULL, false, 0), CONC_EINVAL);
     struct conc_test_gate g;
-    conc_test_gate_init(&g, 0, 1);
-    conc_future *f = conc_test_submit_running(p, &g);
+    conc_future *f = conc_test_hold_worker(p, &g);
     int64_t t0 = conc_now_ns();
     assert_int_equal(conc_pool_shutdown_timed(p, false, CONC_MSEC(20)), CONC_ETIMEDOUT);
     int64_t waited = conc_now_ns() - t0;
