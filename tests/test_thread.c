@@ -1360,6 +1360,38 @@ static void timer_cancelled_before_it_fires_never_runs(void **state)
     assert_int_equal(atomic_load(&runs), 0);
 }
 
+/* fn destroying or joining its own timer would wait for itself. */
+struct self_timer {
+    conc_timer *t;
+    conc_event ready;
+    int destroy_rc, join_rc;
+};
+
+static int destroy_own_timer(void *arg)
+{
+    struct self_timer *s = arg;
+    assert_int_equal(conc_event_wait(&s->ready, CONC_FOREVER), 0);
+    s->destroy_rc = conc_timer_destroy(s->t);
+    s->join_rc = conc_timer_join(s->t, 0, NULL);
+    return 0;
+}
+
+static void timer_destroyed_from_its_fn_is_edeadlk(void **state)
+{
+    (void)state;
+    struct self_timer s = {0};
+    assert_int_equal(conc_event_init(&s.ready, NULL), 0);
+    assert_int_equal(conc_timer_start(&s.t, 0, destroy_own_timer, &s, NULL), 0);
+    assert_int_equal(conc_event_set(&s.ready), 0);
+    int st = -1;
+    assert_int_equal(conc_timer_join(s.t, CONC_FOREVER, &st), 0);
+    assert_int_equal(st, 0);
+    assert_int_equal(s.destroy_rc, CONC_EDEADLK);
+    assert_int_equal(s.join_rc, CONC_EDEADLK);
+    assert_int_equal(conc_timer_destroy(s.t), 0);
+    assert_int_equal(conc_event_destroy(&s.ready), 0);
+}
+
 /* A cancel racing the delay's end: fn runs exactly when the cancel says it
  * was too late. */
 static void timer_cancel_races_fire_exactly_one_wins(void **state)
@@ -1454,6 +1486,7 @@ CONC_TEST_MAIN(
     cmocka_unit_test(timer_runs_once_after_its_delay),
     cmocka_unit_test(timer_cancelled_before_it_fires_never_runs),
     cmocka_unit_test(timer_cancel_races_fire_exactly_one_wins),
+    cmocka_unit_test(timer_destroyed_from_its_fn_is_edeadlk),
     cmocka_unit_test(main_thread_handle_is_one_and_the_process),
     cmocka_unit_test(unjoined_failing_thread_is_reported),
     cmocka_unit_test(join_returns_function_status),

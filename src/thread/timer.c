@@ -7,6 +7,7 @@
  * first, and a cancel that wins means fn never runs. */
 #include "conc/thread.h"
 #include "conc/sync.h"
+#include "core/tls.h"
 
 #include <stdatomic.h>
 #include <stdio.h>
@@ -91,7 +92,7 @@ int conc_timer_destroy(conc_timer *t)
 {
     if (!t)
         return CONC_EINVAL;
-    if (t->thread == conc_thread_self())
+    if (t->thread == conc__tls.thread) /* from fn itself: it would wait for itself */
         return CONC_EDEADLK;
     conc_timer_cancel(t);
     if (!atomic_load(&t->joined))
