@@ -25,6 +25,8 @@
 #include <string.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
+#include <sys/wait.h>
+#include <signal.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -330,6 +332,31 @@ static inline conc_future *conc_test_hold_worker(conc_pool *p, struct conc_test_
 static inline void conc_test_gate_open(struct conc_test_gate *g)
 {
     assert_int_equal(conc_event_set(&g->go), 0);
+}
+
+/* ---- child processes ---- */
+
+/* Waits up to `seconds` for the child pid: its exit status, 128 + the
+ * signal that ended it, or -1 when it did not end in time (it is killed
+ * and reaped then). */
+static inline int conc_test_wait_child(pid_t pid, int seconds)
+{
+    struct timespec t0, now, pause = {0, 200 * 1000};
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        int st = 0;
+        pid_t r = waitpid(pid, &st, WNOHANG);
+        if (r == pid)
+            return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        assert_int_equal(r, 0);
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if (now.tv_sec - t0.tv_sec >= seconds) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &st, 0);
+            return -1;
+        }
+        nanosleep(&pause, NULL);
+    }
 }
 
 /* ---- failures nobody read (conc_set_unhandled_hook) ---- */

@@ -225,28 +225,6 @@ static int child_main(struct hammer *h, int round)
 
 /* ---- the parent ---- */
 
-/* The child's exit status, or -1 if it did not end by the deadline (it is
- * killed then). */
-static int wait_child(pid_t pid)
-{
-    struct timespec t0, now, pause = {0, 200 * 1000};
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    for (;;) {
-        int status;
-        pid_t r = waitpid(pid, &status, WNOHANG);
-        if (r == pid)
-            return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-        assert_true(r == 0 || errno == EINTR);
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        if (now.tv_sec - t0.tv_sec >= CHILD_DEADLINE_S) {
-            kill(pid, SIGKILL);
-            waitpid(pid, &status, 0);
-            return -1;
-        }
-        nanosleep(&pause, NULL);
-    }
-}
-
 static void fork_stress_from_busy_threads(void **state)
 {
     (void)state;
@@ -281,7 +259,7 @@ static void fork_stress_from_busy_threads(void **state)
             _exit(child_main(&h, (int)i));
         gate_leave();
         assert_true(pid > 0);
-        int rc = wait_child(pid);
+        int rc = conc_test_wait_child(pid, CHILD_DEADLINE_S);
         if (rc != 0)
             fail_msg("fork %ld: the child %s (status %d)", i,
                      rc < 0 ? "hung and was killed" : "failed", rc);
@@ -332,7 +310,7 @@ static void inherited_pending_future_is_broken(void **state)
                   conc_pool_destroy(p) == CONC_EBROKEN;
         _exit(ok ? 0 : 1);
     }
-    assert_int_equal(wait_child(pid), 0);
+    assert_int_equal(conc_test_wait_child(pid, CHILD_DEADLINE_S), 0);
     /* The parent's pool and futures are untouched. */
     assert_int_equal(conc_event_set(&release), 0);
     conc_result r;

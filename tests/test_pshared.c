@@ -71,25 +71,13 @@ static pid_t fork_child(int (*fn)(void *), void *arg)
  * unless it exited with status 0. */
 static void reap_child(pid_t pid)
 {
-    int64_t limit = conc_now_ns() + CONC_SEC(10);
-    for (;;) {
-        int st = 0;
-        pid_t r = waitpid(pid, &st, WNOHANG);
-        if (r == pid) {
-            if (!WIFEXITED(st))
-                fail_msg("child %d killed by signal %d", (int)pid, WTERMSIG(st));
-            if (WEXITSTATUS(st) != 0)
-                fail_msg("child %d exited with status %d", (int)pid, WEXITSTATUS(st));
-            return;
-        }
-        assert_int_equal(r, 0);
-        if (conc_now_ns() > limit) {
-            kill(pid, SIGKILL);
-            waitpid(pid, &st, 0);
-            fail_msg("child %d did not finish within 10 s: killed", (int)pid);
-        }
-        conc_sleep(CONC_MSEC(1));
-    }
+    int rc = conc_test_wait_child(pid, 10);
+    if (rc < 0)
+        fail_msg("child %d did not finish within 10 s: killed", (int)pid);
+    if (rc >= 128)
+        fail_msg("child %d killed by signal %d", (int)pid, rc - 128);
+    if (rc != 0)
+        fail_msg("child %d exited with status %d", (int)pid, rc);
 }
 
 /* A start line in shared memory, so that the processes really run at once

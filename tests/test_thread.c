@@ -1247,7 +1247,7 @@ static void unjoined_failing_thread_is_reported(void **state)
     assert_int_equal(conc_thread_join(t, CONC_FOREVER, &st), 0);
     assert_int_equal(st, -5);
     assert_int_equal(conc_thread_destroy(t), 0);
-    assert_int_equal(conc_thread_start(&t, return_arg, NULL, &detached), 0);
+    assert_int_equal(conc_thread_start(NULL, return_arg, NULL, &detached), 0); /* status 0 */
     /* Ended, never joined, then destroyed: reported at the destroy. */
     assert_int_equal(conc_thread_start(&t, return_arg, (void *)(intptr_t)CONC_EIO, NULL), 0);
     CONC_TEST_POLL_UNTIL(conc_thread_is_alive(t) == 0);

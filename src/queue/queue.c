@@ -323,8 +323,12 @@ static int conc__qop_put(struct conc__qop *op)
         conc__queue_signal(q, &q->getters, CONC__QW_GET, op->done - before, op->locked);
         /* After signal's light fence: an immediate shutdown whose drain ran
          * before our items landed is seen here (see the top of the file). */
-        if (conc__unlikely(atomic_load_explicit(&q->shutdown_immediate, memory_order_relaxed)))
+        if (conc__unlikely(atomic_load_explicit(&q->shutdown_immediate, memory_order_relaxed))) {
             conc__queue_drop_all(q);
+            /* The drop lowered the unfinished tasks: a joiner that looked
+             * between our put and this drain sleeps on a count now lower. */
+            conc__queue_signal(q, &q->joiners, CONC__QW_JOIN, SIZE_MAX, op->locked);
+        }
     }
     return op->done == op->n || op->rc != 0;
 }

@@ -335,13 +335,18 @@ static void conc__adopted_key_create(void)
  * named as the OS names it, one reference. */
 static conc_thread *conc__adopted_new(int64_t tid)
 {
-    char path[64], os_name[CONC_THREAD_OS_NAME_MAX + 2] = "";
-    snprintf(path, sizeof path, "/proc/self/task/%lld/comm", (long long)tid);
-    FILE *f = fopen(path, "re");
-    if (f) {
-        if (fgets(os_name, sizeof os_name, f))
-            os_name[strcspn(os_name, "\n")] = 0;
-        fclose(f);
+    char os_name[CONC_THREAD_OS_NAME_MAX + 2] = "";
+    if (tid == (int64_t)conc__tid()) {
+        prctl(PR_GET_NAME, os_name, 0, 0, 0); /* our own: no file to open */
+    } else {
+        char path[64];
+        snprintf(path, sizeof path, "/proc/self/task/%lld/comm", (long long)tid);
+        FILE *f = fopen(path, "re");
+        if (f) {
+            if (fgets(os_name, sizeof os_name, f))
+                os_name[strcspn(os_name, "\n")] = 0;
+            fclose(f);
+        }
     }
     conc_thread *t = conc__thread_new(os_name);
     if (!t)
