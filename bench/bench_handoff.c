@@ -128,7 +128,7 @@ static void conc_sem_post(conc_sem *s)
 }
 static void conc_sem_wait(conc_sem *s)
 {
-    conc_sem_acquire(s, CONC_FOREVER);
+    conc_sem_acquire(s);
 }
 static void posix_sem_init0(sem_t *s)
 {
@@ -140,7 +140,7 @@ static void conc_event_init0(conc_event *e)
 }
 static void conc_event_wait0(conc_event *e)
 {
-    conc_event_wait(e, CONC_FOREVER);
+    conc_event_wait(e);
 }
 
 static _Atomic int stop_flag;
@@ -302,9 +302,9 @@ static long spawn_count(const struct bench_params *p)
 
 SPAWN_BENCH(conc, {
     conc_thread *t;
-    if (conc_thread_start(&t, noop_conc, NULL, NULL) != 0)
+    if (conc_thread_create(&t, noop_conc, NULL, NULL) != 0)
         return 1;
-    conc_thread_join(t, CONC_FOREVER, NULL);
+    conc_thread_join(t, NULL);
     conc_thread_destroy(t);
 })
 SPAWN_BENCH(pthread, {

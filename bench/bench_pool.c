@@ -158,7 +158,7 @@ static int conc_submit_wait(const struct bench_params *p, struct bench_result *r
         bad = conc_pool_submit(pool, empty_task, NULL, &fs[submitted]) != 0;
     submitted -= bad; /* the failed submit left no future */
     for (long i = 0; i < submitted; i++) {
-        bad |= conc_future_wait(fs[i], CONC_FOREVER) != 0;
+        bad |= conc_future_wait(fs[i]) != 0;
         conc_future_release(fs[i]);
     }
     bench_window_stop(&w);
@@ -196,7 +196,7 @@ static int64_t conc_fib(conc_pool *pool, int n, int cutoff)
         return -1;
     int64_t b = conc_fib(pool, n - 2, cutoff);
     conc_result a;
-    int bad = conc_future_wait(f, CONC_FOREVER) != 0 || conc_future_result(f, &a) != 0;
+    int bad = conc_future_wait(f) != 0 || conc_future_result(f, &a) != 0;
     conc_future_release(f);
     return bad || a.value < 0 || b < 0 ? -1 : a.value + b;
 }
@@ -254,7 +254,7 @@ static int conc_map_run(void *ctx, long n, uint64_t *sum)
         size_t index;
         int status;
         conc_result out;
-        int rc = conc_map_next(m, CONC_FOREVER, &index, &status, &out);
+        int rc = conc_map_next(m, &index, &status, &out);
         if (rc == CONC_ENOENT)
             break;
         if (rc != 0 || status != 0 || index != taken) {

@@ -302,11 +302,11 @@ static conc_queue *cq_create_spsc(void)
 }
 static inline bool cq_put(conc_queue *q, uint64_t v)
 {
-    return conc_queue_put(q, &v, CONC_FOREVER) == 0;
+    return conc_queue_put(q, &v) == 0;
 }
 static inline bool cq_get(conc_queue *q, uint64_t *v)
 {
-    return conc_queue_get(q, v, CONC_FOREVER) == 0;
+    return conc_queue_get(q, v) == 0;
 }
 
 QUEUE_BENCH(cq, conc_queue, cq_create_default, conc_queue_destroy, cq_put, cq_get)

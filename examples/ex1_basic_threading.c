@@ -50,9 +50,9 @@ static int start_and_join(void)
         snprintf(names[i], sizeof names[i], "worker-%d", i + 1);
         /* The name shows in top -H, gdb and /proc/<pid>/task/<tid>/comm. */
         conc_thread_opts opts = {.name = names[i]};
-        int rc = conc_thread_start(&t[i], worker, &w[i], &opts);
+        int rc = conc_thread_create(&t[i], worker, &w[i], &opts);
         if (rc != 0) {
-            fprintf(stderr, "conc_thread_start: %s\n", conc_strerror(rc));
+            fprintf(stderr, "conc_thread_create: %s\n", conc_strerror(rc));
             return 1;
         }
     }
@@ -61,7 +61,7 @@ static int start_and_join(void)
         int status = -1;
         /* The return value says whether the join worked; the thread's own
          * result comes back through status. */
-        int rc = conc_thread_join(t[i], CONC_FOREVER, &status);
+        int rc = conc_thread_join(t[i], &status);
         printf("joined %s: %s, status %d\n", names[i], conc_err_name(rc), status);
         failed |= rc != 0 || status != 100 + i + 1;
         conc_thread_destroy(t[i]); /* frees the handle */
@@ -74,7 +74,7 @@ static int start_and_join(void)
 /* Runs until the event is set, then returns 42. */
 static int waits_for_event(void *arg)
 {
-    conc_event_wait(arg, CONC_FOREVER);
+    conc_event_wait(arg);
     return 42;
 }
 
@@ -83,20 +83,20 @@ static int join_with_timeout(void)
     conc_event go = CONC_EVENT_INIT;
     conc_thread *t;
     conc_thread_opts opts = {.name = "sleeper"};
-    if (conc_thread_start(&t, waits_for_event, &go, &opts) != 0)
+    if (conc_thread_create(&t, waits_for_event, &go, &opts) != 0)
         return 1;
 
     /* The thread cannot finish before we set the event, so this join must
      * give up after 50 ms. The thread is not harmed: join again later. */
     int status = -1;
     int64_t t0 = conc_now_ns();
-    int rc = conc_thread_join(t, CONC_MSEC(50), &status);
+    int rc = conc_thread_join_timed(t, &status, CONC_MSEC(50));
     printf("join with a 50 ms timeout: %s after %.1f ms (still running: %d)\n", conc_err_name(rc),
            (double)(conc_now_ns() - t0) / 1e6, conc_thread_is_alive(t));
     int failed = rc != CONC_ETIMEDOUT;
 
     conc_event_set(&go); /* now let it finish */
-    rc = conc_thread_join(t, CONC_SEC(5), &status);
+    rc = conc_thread_join_timed(t, &status, CONC_SEC(5));
     printf("join after setting the event: %s, status %d\n", conc_err_name(rc), status);
     failed |= rc != 0 || status != 42;
     conc_thread_destroy(t);
@@ -117,9 +117,9 @@ static int creation_cost(int n)
     int64_t t0 = conc_now_ns();
     for (int i = 0; i < n; i++) {
         conc_thread *t;
-        if (conc_thread_start(&t, nothing, NULL, NULL) != 0)
+        if (conc_thread_create(&t, nothing, NULL, NULL) != 0)
             return 1;
-        conc_thread_join(t, CONC_FOREVER, NULL);
+        conc_thread_join(t, NULL);
         conc_thread_destroy(t);
     }
     int64_t thread_ns = (conc_now_ns() - t0) / n;

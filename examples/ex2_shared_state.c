@@ -36,7 +36,7 @@ static conc_event go = CONC_EVENT_INIT;   /* the starting gun: all threads start
 static int add_unlocked(void *arg)
 {
     (void)arg;
-    conc_event_wait(&go, CONC_FOREVER);
+    conc_event_wait(&go);
     for (long i = 0; i < per_thread; i++) {
         long v = atomic_load_explicit(&counter, memory_order_relaxed);
         atomic_store_explicit(&counter, v + 1, memory_order_relaxed);
@@ -48,7 +48,7 @@ static int add_unlocked(void *arg)
 static int add_with_mutex(void *arg)
 {
     (void)arg;
-    conc_event_wait(&go, CONC_FOREVER);
+    conc_event_wait(&go);
     for (long i = 0; i < per_thread; i++) {
         conc_mutex_lock(&lock);
         long v = atomic_load_explicit(&counter, memory_order_relaxed);
@@ -62,7 +62,7 @@ static int add_with_mutex(void *arg)
 static int add_atomic(void *arg)
 {
     (void)arg;
-    conc_event_wait(&go, CONC_FOREVER);
+    conc_event_wait(&go);
     for (long i = 0; i < per_thread; i++)
         atomic_fetch_add_explicit(&counter, 1, memory_order_relaxed);
     return 0;
@@ -76,14 +76,14 @@ static long run(conc_thread_fn fn, double *ms)
     atomic_store(&counter, 0);
     conc_event_clear(&go);
     int started = 0;
-    while (started < NTHREADS && conc_thread_start(&t[started], fn, NULL, NULL) == 0)
+    while (started < NTHREADS && conc_thread_create(&t[started], fn, NULL, NULL) == 0)
         started++;
     /* Starting a thread takes longer than a short counting loop: without the
      * gate the first thread could finish before the last one starts. */
     int64_t t0 = conc_now_ns();
     conc_event_set(&go);
     for (int i = 0; i < started; i++) {
-        conc_thread_join(t[i], CONC_FOREVER, NULL);
+        conc_thread_join(t[i], NULL);
         conc_thread_destroy(t[i]);
     }
     *ms = (double)(conc_now_ns() - t0) / 1e6;

@@ -55,10 +55,10 @@ static int produce(void *arg)
         long id = p->index * per_producer + i;
         /* A timeout of 0 only tries: CONC_EFULL means no room right now.
          * Only then do we count a wait and block until a consumer makes room. */
-        int rc = conc_queue_put(queue, &id, 0);
+        int rc = conc_queue_put_timed(queue, &id, 0);
         if (rc == CONC_EFULL) {
             p->waited++;
-            rc = conc_queue_put(queue, &id, CONC_FOREVER);
+            rc = conc_queue_put(queue, &id);
         }
         if (rc != 0) {
             fprintf(stderr, "put: %s\n", conc_strerror(rc));
@@ -75,7 +75,7 @@ static int consume(void *arg)
     struct consumer *c = arg;
     for (;;) {
         long id;
-        int rc = conc_queue_get(queue, &id, CONC_FOREVER);
+        int rc = conc_queue_get(queue, &id);
         if (rc == CONC_ESHUTDOWN)
             return 0; /* main said there is no more work: a normal exit */
         if (rc != 0) {
@@ -96,7 +96,7 @@ static int consume(void *arg)
 static int start_all(conc_thread **t, int n, conc_thread_fn fn, void *args, size_t size)
 {
     int i = 0;
-    while (i < n && conc_thread_start(&t[i], fn, (char *)args + (size_t)i * size, NULL) == 0)
+    while (i < n && conc_thread_create(&t[i], fn, (char *)args + (size_t)i * size, NULL) == 0)
         i++;
     return i;
 }
@@ -107,7 +107,7 @@ static int join_all(conc_thread **t, int n)
     int failed = 0;
     for (int i = 0; i < n; i++) {
         int status = -1;
-        failed += conc_thread_join(t[i], CONC_FOREVER, &status) != 0 || status != 0;
+        failed += conc_thread_join(t[i], &status) != 0 || status != 0;
         conc_thread_destroy(t[i]);
     }
     return failed;
@@ -160,7 +160,7 @@ int main(int argc, char **argv)
      * the consumers have task_done'd all of them. Joining before the
      * producers finish could return early, while some items are still to come. */
     failed += join_all(pt, nprod);
-    int rc = nprod == NPRODUCERS ? conc_queue_join(queue, CONC_FOREVER) : 0;
+    int rc = nprod == NPRODUCERS ? conc_queue_join(queue) : 0;
     printf("conc_queue_join: %s (every item put was task_done'd)\n", conc_err_name(rc));
     failed += rc != 0;
     /* Nothing more will come: shut down, and every consumer's next get

@@ -142,7 +142,7 @@ static void cpu_bound(void)
            PRIME_LO + NJOBS * span);
     printf("   serially:               %7.1f ms, %ld primes\n", serial_ms, serial);
     printf("   on a pool of %2d workers: %7.1f ms, %ld primes (speed-up %.2fx)\n",
-           conc_pool_workers(pool), pool_ms, pooled, serial_ms / pool_ms);
+           (int)conc_pool_workers(pool), pool_ms, pooled, serial_ms / pool_ms);
     failures += pooled != serial;
     check(conc_pool_destroy(pool), "pool destroy"); /* Python: ex.shutdown(wait=True) */
 }
@@ -186,7 +186,7 @@ static double io_on(int workers)
 static void io_bound(void)
 {
     printf("\n2. I/O-bound: %d tasks that each block for %d ms (%d cores here)\n", NIO, IO_MS,
-           conc_cpu_count());
+           (int)conc_cpu_count());
     static const int workers[] = {1, 4, 16};
     double one = 0;
     for (int i = 0; i < 3; i++) {
@@ -221,7 +221,7 @@ static void map_in_order(conc_pool *pool)
     int status, rc;
     conc_result r;
     int64_t sum = 0;
-    while ((rc = conc_map_next(m, CONC_FOREVER, &index, &status, &r)) == 0) {
+    while ((rc = conc_map_next(m, &index, &status, &r)) == 0) {
         in_order += index == count; /* the results come back in index order */
         if (check(status, "square") == 0)
             sum += r.value;
@@ -262,10 +262,10 @@ static void print_as_completed(conc_pool *pool)
     }
     printf(" ms,\n   submitted in that order, come back as they finish:\n");
     conc_as_completed *it;
-    if (check(conc_as_completed_create(&it, fs, (size_t)n, CONC_SEC(10)), "as_completed") == 0) {
+    if (check(conc_as_completed_create(&it, fs, (size_t)n), "as_completed") == 0) {
         conc_future *f;
         int rc, yielded = 0;
-        while ((rc = conc_as_completed_next(it, &f)) == 0) {
+        while ((rc = conc_as_completed_next_timed(it, &f, CONC_SEC(10))) == 0) {
             conc_result r;
             if (check(conc_future_result(f, &r), "sleeper") == 0)
                 printf("   task %lld (%2d ms) done\n", (long long)r.value, sleep_ms[r.value]);
@@ -345,7 +345,7 @@ static void fork_join(void)
     double ms = ms_since(t0);
     printf("\n5. fork-join on a pool of %d worker: fib(%d) = %lld (serial: %ld) in %.1f ms;\n"
            "   %ld tasks submitted by tasks, each parent waiting for its child\n",
-           conc_pool_workers(pool), FIB_N, (long long)r.value, fib_serial(FIB_N), ms,
+           (int)conc_pool_workers(pool), FIB_N, (long long)r.value, fib_serial(FIB_N), ms,
            atomic_load(&fib_tasks));
     failures += r.value != fib_serial(FIB_N);
     check(conc_pool_destroy(pool), "pool destroy");

@@ -65,7 +65,7 @@ static int start_all(conc_thread **t, int n, conc_thread_fn fn, void *args, size
 {
     for (int i = 0; i < n; i++) {
         conc_thread_opts opts = {.name = names ? names[i] : NULL};
-        if (check(conc_thread_start(&t[i], fn, (char *)args + (size_t)i * size, &opts),
+        if (check(conc_thread_create(&t[i], fn, (char *)args + (size_t)i * size, &opts),
                   "thread start") != 0)
             return i;
     }
@@ -75,7 +75,7 @@ static int start_all(conc_thread **t, int n, conc_thread_fn fn, void *args, size
 static void join_all(conc_thread **t, int n)
 {
     for (int i = 0; i < n; i++) {
-        check(conc_thread_join(t[i], CONC_FOREVER, NULL), "join");
+        check(conc_thread_join(t[i], NULL), "join");
         conc_thread_destroy(t[i]);
     }
 }
@@ -106,7 +106,7 @@ struct teller {
 static int teller_broken(void *arg)
 {
     struct teller *t = arg;
-    conc_barrier_wait(&race_start, CONC_FOREVER, NULL);
+    conc_barrier_wait(&race_start, NULL);
     for (;;) {
         if (balance >= 1) { /* check */
             balance -= 1;   /* act: the check may no longer hold */
@@ -121,7 +121,7 @@ static int teller_broken(void *arg)
 static int teller_fixed(void *arg)
 {
     struct teller *t = arg;
-    conc_barrier_wait(&race_start, CONC_FOREVER, NULL);
+    conc_barrier_wait(&race_start, NULL);
     for (;;) {
         conc_mutex_lock(&account_lock);
         bool ok = balance >= 1;
@@ -281,7 +281,7 @@ static void run_transfers(struct transfer_job *jobs, int n, bool together)
 static bool deadlock_caught(void)
 {
     printf("1. broken: each transfer locks its payer, then its payee\n");
-    uint64_t reports = conc_lockdep_reports();
+    int64_t reports = conc_lockdep_reports();
     struct transfer_job jobs[2] = {{&alice, &bob, false, 1, 0}, {&bob, &alice, false, 1, 0}};
     run_transfers(jobs, 2, false);
     printf("alice-to-bob: %s\nbob-to-alice: %s\n", conc_err_name(jobs[0].rc),
@@ -298,7 +298,7 @@ static bool deadlock_fixed(void)
 {
     printf("2. fixed: every transfer locks the lower account id first\n");
     long before = alice.balance + bob.balance;
-    uint64_t reports = conc_lockdep_reports();
+    int64_t reports = conc_lockdep_reports();
     struct transfer_job jobs[2] = {{&alice, &bob, true, TRANSFERS, 0},
                                    {&bob, &alice, true, TRANSFERS, 0}};
     run_transfers(jobs, 2, true);
@@ -378,11 +378,11 @@ static bool polite_step(struct polite *p, bool trying)
 {
     if (trying)
         conc_mutex_lock(p->first);
-    conc_barrier_wait(&step, CONC_FOREVER, NULL);
-    bool got = trying && conc_mutex_trylock(p->second) == 0;
+    conc_barrier_wait(&step, NULL);
+    bool got = trying && conc_mutex_lock_timed(p->second, 0) == 0;
     if (got)
         atomic_fetch_add(&work_done[p->id], 1); /* the work that needs both locks */
-    conc_barrier_wait(&step, CONC_FOREVER, NULL);
+    conc_barrier_wait(&step, NULL);
     if (got)
         conc_mutex_unlock(p->second);
     if (trying)
@@ -535,11 +535,11 @@ static int occasional(void *arg)
 {
     struct starve *s = arg;
     pin_to(1);
-    conc_event_wait(&s->hammering, CONC_FOREVER);
+    conc_event_wait(&s->hammering);
     for (int i = 0; i < NEEDS; i++) {
         conc_sleep(NAP_NS);
         int64_t t0 = conc_now_ns();
-        int rc = conc_mutex_timedlock(&s->lock, GIVE_UP_NS);
+        int rc = conc_mutex_lock_timed(&s->lock, GIVE_UP_NS);
         int64_t waited = conc_now_ns() - t0;
         if (rc == 0) {
             s->got++;
@@ -586,7 +586,7 @@ static bool run_starve(bool fair, int64_t *worst_ns)
     int64_t t0 = conc_now_ns();
     for (; started < 2; started++) {
         conc_thread_opts opts = {.name = names[started]};
-        if (check(conc_thread_start(&t[started], fns[started], &s, &opts), "start") != 0)
+        if (check(conc_thread_create(&t[started], fns[started], &s, &opts), "start") != 0)
             break;
     }
     if (started < 2)

@@ -305,7 +305,7 @@ static inline int conc_test_gated_task(void *arg, conc_result *out)
     atomic_store(&g->thread, pthread_self());
     atomic_fetch_add(&g->runs, 1);
     assert_int_equal(conc_event_set(&g->started), 0);
-    assert_int_equal(conc_event_wait(&g->go, CONC_FOREVER), 0);
+    assert_int_equal(conc_event_wait(&g->go), 0);
     atomic_store(&g->saw_cancel, conc_cancel_requested());
     out->value = g->value;
     atomic_store(&g->ended, true);
@@ -316,7 +316,7 @@ static inline int conc_test_gated_task(void *arg, conc_result *out)
 static inline conc_future *conc_test_submit_running(conc_pool *p, struct conc_test_gate *g)
 {
     conc_future *f = conc_test_submit(p, conc_test_gated_task, g);
-    assert_int_equal(conc_event_wait(&g->started, CONC_FOREVER), 0);
+    assert_int_equal(conc_event_wait(&g->started), 0);
     assert_true(conc_future_running(f));
     return f;
 }

@@ -18,14 +18,14 @@ struct waiter {
     conc_barrier *b;
     int64_t timeout;
     int rc;
-    unsigned idx;
+    size_t idx;
 };
 
 static void *wait_thread(void *p)
 {
     struct waiter *w = p;
     w->idx = UINT_MAX;
-    w->rc = conc_barrier_wait(w->b, w->timeout, &w->idx);
+    w->rc = conc_barrier_wait_timed(w->b, &w->idx, w->timeout);
     return NULL;
 }
 
@@ -89,12 +89,12 @@ static int rounds_action(void *p)
     return 0;
 }
 
-static void check_round(struct rounds *r, long round, unsigned idx)
+static void check_round(struct rounds *r, long round, size_t idx)
 {
-    assert_true(idx < (unsigned)r->parties);
+    assert_true(idx < (size_t)r->parties);
     /* Exactly one action per round, done before this thread got out. */
     assert_int_equal(r->actions, round + 1);
-    if (idx == (unsigned)r->parties - 1)
+    if (idx == (size_t)r->parties - 1)
         assert_int_equal(r->runner, tl_id);
     unsigned bit = 1u << idx;
     assert_int_equal(atomic_fetch_or(&r->seen[round], (unsigned char)bit) & bit, 0);
@@ -107,8 +107,8 @@ static void *rounds_worker(void *p)
     struct rounds *r = a->r;
     tl_id = a->id;
     for (long round = 0; round < r->nrounds; round++) {
-        unsigned idx = UINT_MAX;
-        assert_int_equal(conc_barrier_wait(&r->b, CONC_FOREVER, &idx), 0);
+        size_t idx = SIZE_MAX;
+        assert_int_equal(conc_barrier_wait(&r->b, &idx), 0);
         check_round(r, round, idx);
     }
     return NULL;
@@ -170,14 +170,14 @@ static void barrier_null_and_bad_parties_are_einval(void **state)
 {
     (void)state;
     conc_barrier b;
-    unsigned idx = 0;
+    size_t idx = 0;
     assert_int_equal(conc_barrier_init(NULL, 2, NULL), CONC_EINVAL);
     assert_int_equal(conc_barrier_init(&b, 0, NULL), CONC_EINVAL);
     assert_int_equal(conc_barrier_init(&b, -1, NULL), CONC_EINVAL);
     assert_int_equal(conc_barrier_init(&b, INT_MIN, NULL), CONC_EINVAL);
     assert_int_equal(conc_barrier_destroy(NULL), CONC_EINVAL);
-    assert_int_equal(conc_barrier_wait(NULL, 0, &idx), CONC_EINVAL);
-    assert_int_equal(conc_barrier_wait(NULL, CONC_FOREVER, NULL), CONC_EINVAL);
+    assert_int_equal(conc_barrier_wait_timed(NULL, &idx, 0), CONC_EINVAL);
+    assert_int_equal(conc_barrier_wait(NULL, NULL), CONC_EINVAL);
     assert_int_equal(conc_barrier_abort(NULL), CONC_EINVAL);
     assert_int_equal(conc_barrier_reset(NULL), CONC_EINVAL);
     assert_int_equal(conc_barrier_broken(NULL), CONC_EINVAL);
@@ -190,16 +190,16 @@ static void barrier_negative_timeout_is_einval(void **state)
     (void)state;
     conc_barrier b;
     assert_int_equal(conc_barrier_init(&b, 2, NULL), 0);
-    unsigned idx = 99;
-    assert_int_equal(conc_barrier_wait(&b, -2, &idx), CONC_EINVAL);
-    assert_int_equal(conc_barrier_wait(&b, INT64_MIN, NULL), CONC_EINVAL);
+    size_t idx = 99;
+    assert_int_equal(conc_barrier_wait_timed(&b, &idx, -2), CONC_EINVAL);
+    assert_int_equal(conc_barrier_wait_timed(&b, NULL, INT64_MIN), CONC_EINVAL);
     assert_int_equal(idx, 99);
     assert_int_equal(conc_barrier_broken(&b), 0);
     assert_int_equal(conc_test_nwaiters(&b), 0);
     struct waiter w = waiter_of(&b, CONC_FOREVER);
     pthread_t t = conc_test_start(wait_thread, &w);
     conc_test_await_waiters(&b, 1);
-    assert_int_equal(conc_barrier_wait(&b, CONC_FOREVER, &idx), 0);
+    assert_int_equal(conc_barrier_wait(&b, &idx), 0);
     conc_test_join(t);
     assert_int_equal(w.rc, 0);
     assert_int_equal(idx, 1); /* the last to arrive */
@@ -209,9 +209,9 @@ static void barrier_negative_timeout_is_einval(void **state)
 
 static void expect_dead(conc_barrier *b)
 {
-    unsigned idx = 99;
-    assert_int_equal(conc_barrier_wait(b, 0, &idx), CONC_EBADF);
-    assert_int_equal(conc_barrier_wait(b, CONC_FOREVER, NULL), CONC_EBADF);
+    size_t idx = 99;
+    assert_int_equal(conc_barrier_wait_timed(b, &idx, 0), CONC_EBADF);
+    assert_int_equal(conc_barrier_wait(b, NULL), CONC_EBADF);
     assert_int_equal(idx, 99);
     assert_int_equal(conc_barrier_abort(b), CONC_EBADF);
     assert_int_equal(conc_barrier_reset(b), CONC_EBADF);
@@ -233,8 +233,8 @@ static void barrier_destroyed_is_ebadf_until_reinit(void **state)
     expect_dead(&b);
     /* Re-initialised, it works. */
     assert_int_equal(conc_barrier_init(&b, 1, NULL), 0);
-    unsigned idx = 99;
-    assert_int_equal(conc_barrier_wait(&b, 0, &idx), 0);
+    size_t idx = 99;
+    assert_int_equal(conc_barrier_wait_timed(&b, &idx, 0), 0);
     assert_int_equal(idx, 0);
     assert_int_equal(conc_barrier_broken(&b), 0);
     assert_int_equal(conc_barrier_destroy(&b), 0);
@@ -251,8 +251,8 @@ static void barrier_destroy_while_waited_is_ebusy(void **state)
     conc_test_await_waiters(&b, 1);
     assert_int_equal(conc_barrier_destroy(&b), CONC_EBUSY);
     assert_int_equal(conc_barrier_broken(&b), 0);
-    unsigned idx = 99;
-    assert_int_equal(conc_barrier_wait(&b, CONC_FOREVER, &idx), 0);
+    size_t idx = 99;
+    assert_int_equal(conc_barrier_wait(&b, &idx), 0);
     conc_test_join(t);
     assert_int_equal(w.rc, 0);
     assert_int_equal(idx + w.idx, 1); /* 0 and 1 */
@@ -275,12 +275,12 @@ static void barrier_single_party_never_blocks(void **state)
     conc_barrier_opts o = {.action = count_action, .action_arg = &runs};
     assert_int_equal(conc_barrier_init(&b, 1, &o), 0);
     for (int i = 0; i < 10; i++) {
-        unsigned idx = 99;
-        assert_int_equal(conc_barrier_wait(&b, i % 2 ? 0 : CONC_FOREVER, &idx), 0);
+        size_t idx = 99;
+        assert_int_equal(conc_barrier_wait_timed(&b, &idx, i % 2 ? 0 : CONC_FOREVER), 0);
         assert_int_equal(idx, 0);
         assert_int_equal(runs, i + 1);
     }
-    assert_int_equal(conc_barrier_wait(&b, 0, NULL), 0); /* index may be NULL */
+    assert_int_equal(conc_barrier_wait_timed(&b, NULL, 0), 0); /* index may be NULL */
     assert_int_equal(runs, 11);
     assert_int_equal(conc_barrier_destroy(&b), 0);
 }
@@ -316,8 +316,8 @@ static void barrier_action_failure_breaks_round(void **state)
     assert_int_equal(atomic_load(&r.fail_first), 0); /* the action ran once */
     assert_int_equal(r.actions, 0);
     assert_int_equal(conc_barrier_broken(&r.b), 1);
-    assert_int_equal(conc_barrier_wait(&r.b, 0, NULL), CONC_EBROKEN);
-    assert_int_equal(conc_barrier_wait(&r.b, CONC_FOREVER, NULL), CONC_EBROKEN);
+    assert_int_equal(conc_barrier_wait_timed(&r.b, NULL, 0), CONC_EBROKEN);
+    assert_int_equal(conc_barrier_wait(&r.b, NULL), CONC_EBROKEN);
     assert_int_equal(conc_barrier_broken(&r.b), 1);
     /* Reset: full rounds, the action succeeding now. */
     assert_int_equal(conc_barrier_reset(&r.b), 0);
@@ -336,13 +336,13 @@ static void barrier_timeout_breaks_barrier(void **state)
     struct waiter w = waiter_of(&r.b, CONC_FOREVER);
     pthread_t t = conc_test_start(wait_thread, &w);
     conc_test_await_waiters(&r.b, 1);
-    unsigned idx = 99;
-    assert_int_equal(conc_barrier_wait(&r.b, CONC_MSEC(20), &idx), CONC_ETIMEDOUT);
+    size_t idx = 99;
+    assert_int_equal(conc_barrier_wait_timed(&r.b, &idx, CONC_MSEC(20)), CONC_ETIMEDOUT);
     assert_int_equal(idx, 99);
     conc_test_join(t);
     assert_int_equal(w.rc, CONC_EBROKEN);
     assert_int_equal(conc_barrier_broken(&r.b), 1);
-    assert_int_equal(conc_barrier_wait(&r.b, CONC_SEC(5), NULL), CONC_EBROKEN);
+    assert_int_equal(conc_barrier_wait_timed(&r.b, NULL, CONC_SEC(5)), CONC_EBROKEN);
     assert_int_equal(r.actions, 0);
     assert_int_equal(conc_barrier_reset(&r.b), 0);
     rounds_run(&r);
@@ -362,8 +362,8 @@ static void barrier_abort_breaks_waiters_and_later_waits(void **state)
     assert_int_equal(conc_barrier_abort(&r.b), 0);
     join_all(w, t, BLOCKED, CONC_EBROKEN);
     assert_int_equal(conc_barrier_broken(&r.b), 1);
-    assert_int_equal(conc_barrier_wait(&r.b, 0, NULL), CONC_EBROKEN);
-    assert_int_equal(conc_barrier_wait(&r.b, CONC_FOREVER, NULL), CONC_EBROKEN);
+    assert_int_equal(conc_barrier_wait_timed(&r.b, NULL, 0), CONC_EBROKEN);
+    assert_int_equal(conc_barrier_wait(&r.b, NULL), CONC_EBROKEN);
     assert_int_equal(conc_barrier_abort(&r.b), 0); /* again: still broken */
     assert_int_equal(conc_barrier_broken(&r.b), 1);
     assert_int_equal(r.actions, 0);
@@ -409,7 +409,7 @@ static void barrier_timed_wait_timing(void **state)
         conc_barrier b;
         assert_int_equal(conc_barrier_init(&b, 2, NULL), 0);
         int64_t t0 = conc_now_ns();
-        assert_int_equal(conc_barrier_wait(&b, timeouts[i], NULL), CONC_ETIMEDOUT);
+        assert_int_equal(conc_barrier_wait_timed(&b, NULL, timeouts[i]), CONC_ETIMEDOUT);
         int64_t took = conc_now_ns() - t0;
         assert_true(took >= timeouts[i]);
         assert_true(took < timeouts[i] + CONC_SEC(1));
@@ -445,8 +445,8 @@ static void *timed_rounds_worker(void *p)
     struct rounds *r = a->r;
     tl_id = a->id;
     for (long round = 0; round < r->nrounds; round++) {
-        unsigned idx = UINT_MAX;
-        assert_int_equal(conc_barrier_wait(&r->b, CONC_SEC(30), &idx), 0);
+        size_t idx = SIZE_MAX;
+        assert_int_equal(conc_barrier_wait_timed(&r->b, &idx, CONC_SEC(30)), 0);
         check_round(r, round, idx);
     }
     return NULL;
@@ -486,8 +486,8 @@ static void *until_broken_worker(void *p)
     struct rounds *r = a->r;
     tl_id = a->id;
     for (long round = 0; round < r->nrounds; round++) {
-        unsigned idx = UINT_MAX;
-        int rc = conc_barrier_wait(&r->b, CONC_FOREVER, &idx);
+        size_t idx = SIZE_MAX;
+        int rc = conc_barrier_wait(&r->b, &idx);
         if (rc == CONC_EBROKEN)
             return NULL;
         assert_int_equal(rc, 0);
@@ -570,10 +570,10 @@ static void barrier_all_zero_is_einval(void **state)
     (void)state;
     conc_barrier b;
     memset(&b, 0, sizeof b);
-    unsigned idx = 77;
-    assert_int_equal(conc_barrier_wait(&b, 0, &idx), CONC_EINVAL);
-    assert_int_equal(conc_barrier_wait(&b, CONC_MSEC(10), &idx), CONC_EINVAL);
-    assert_int_equal(conc_barrier_wait(&b, CONC_FOREVER, &idx), CONC_EINVAL);
+    size_t idx = 77;
+    assert_int_equal(conc_barrier_wait_timed(&b, &idx, 0), CONC_EINVAL);
+    assert_int_equal(conc_barrier_wait_timed(&b, &idx, CONC_MSEC(10)), CONC_EINVAL);
+    assert_int_equal(conc_barrier_wait(&b, &idx), CONC_EINVAL);
     assert_int_equal(idx, 77);
     assert_int_equal(conc_barrier_abort(&b), CONC_EINVAL);
     assert_int_equal(conc_barrier_reset(&b), CONC_EINVAL);
@@ -582,7 +582,7 @@ static void barrier_all_zero_is_einval(void **state)
     assert_int_equal(conc_barrier_n_waiting(&b), CONC_EINVAL);
     /* init makes it a barrier like any other. */
     assert_int_equal(conc_barrier_init(&b, 1, NULL), 0);
-    assert_int_equal(conc_barrier_wait(&b, CONC_FOREVER, &idx), 0);
+    assert_int_equal(conc_barrier_wait(&b, &idx), 0);
     assert_int_equal(idx, 0);
     assert_int_equal(conc_barrier_destroy(&b), 0);
 }

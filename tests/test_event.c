@@ -23,7 +23,7 @@ struct waiter {
 static void *wait_thread(void *p)
 {
     struct waiter *w = p;
-    w->rc = conc_event_wait(w->e, w->timeout);
+    w->rc = conc_event_wait_timed(w->e, w->timeout);
     return NULL;
 }
 
@@ -39,8 +39,8 @@ static void event_null_object_is_einval(void **state)
     assert_int_equal(conc_event_set(NULL), CONC_EINVAL);
     assert_int_equal(conc_event_clear(NULL), CONC_EINVAL);
     assert_int_equal(conc_event_is_set(NULL), CONC_EINVAL);
-    assert_int_equal(conc_event_wait(NULL, 0), CONC_EINVAL);
-    assert_int_equal(conc_event_wait(NULL, CONC_FOREVER), CONC_EINVAL);
+    assert_int_equal(conc_event_wait_timed(NULL, 0), CONC_EINVAL);
+    assert_int_equal(conc_event_wait(NULL), CONC_EINVAL);
 }
 
 static void event_negative_timeout_is_einval(void **state)
@@ -48,9 +48,9 @@ static void event_negative_timeout_is_einval(void **state)
     (void)state;
     conc_event e;
     assert_int_equal(conc_event_init(&e, NULL), 0);
-    assert_int_equal(conc_event_wait(&e, -2), CONC_EINVAL);
-    assert_int_equal(conc_event_wait(&e, -1000), CONC_EINVAL);
-    assert_int_equal(conc_event_wait(&e, INT64_MIN), CONC_EINVAL);
+    assert_int_equal(conc_event_wait_timed(&e, -2), CONC_EINVAL);
+    assert_int_equal(conc_event_wait_timed(&e, -1000), CONC_EINVAL);
+    assert_int_equal(conc_event_wait_timed(&e, INT64_MIN), CONC_EINVAL);
     assert_int_equal(conc_test_nwaiters(&e), 0);
     assert_int_equal(conc_event_destroy(&e), 0);
 }
@@ -63,8 +63,8 @@ static void event_negative_timeout_is_einval_even_when_set(void **state)
     conc_event e;
     conc_event_opts o = {.initially_set = true};
     assert_int_equal(conc_event_init(&e, &o), 0);
-    assert_int_equal(conc_event_wait(&e, -2), CONC_EINVAL);
-    assert_int_equal(conc_event_wait(&e, INT64_MIN), CONC_EINVAL);
+    assert_int_equal(conc_event_wait_timed(&e, -2), CONC_EINVAL);
+    assert_int_equal(conc_event_wait_timed(&e, INT64_MIN), CONC_EINVAL);
     assert_int_equal(conc_event_destroy(&e), 0);
 }
 
@@ -73,8 +73,8 @@ static void expect_dead(conc_event *e)
     assert_int_equal(conc_event_set(e), CONC_EBADF);
     assert_int_equal(conc_event_clear(e), CONC_EBADF);
     assert_int_equal(conc_event_is_set(e), CONC_EBADF);
-    assert_int_equal(conc_event_wait(e, 0), CONC_EBADF);
-    assert_int_equal(conc_event_wait(e, CONC_FOREVER), CONC_EBADF);
+    assert_int_equal(conc_event_wait_timed(e, 0), CONC_EBADF);
+    assert_int_equal(conc_event_wait(e), CONC_EBADF);
     assert_int_equal(conc_event_destroy(e), CONC_EBADF);
 }
 
@@ -89,15 +89,15 @@ static void event_destroyed_is_ebadf_until_reinit(void **state)
     conc_event_opts o = {.initially_set = true};
     assert_int_equal(conc_event_init(&e, &o), 0);
     assert_int_equal(conc_event_is_set(&e), 1);
-    assert_int_equal(conc_event_wait(&e, 0), 0);
+    assert_int_equal(conc_event_wait_timed(&e, 0), 0);
     assert_int_equal(conc_event_destroy(&e), 0);
     expect_dead(&e);
     /* Re-initialised, it is fully usable. */
     assert_int_equal(conc_event_init(&e, NULL), 0);
     assert_int_equal(conc_event_is_set(&e), 0);
-    assert_int_equal(conc_event_wait(&e, 0), CONC_ETIMEDOUT);
+    assert_int_equal(conc_event_wait_timed(&e, 0), CONC_ETIMEDOUT);
     assert_int_equal(conc_event_set(&e), 0);
-    assert_int_equal(conc_event_wait(&e, 0), 0);
+    assert_int_equal(conc_event_wait_timed(&e, 0), 0);
     assert_int_equal(conc_event_destroy(&e), 0);
 }
 
@@ -145,9 +145,9 @@ static void event_wait_returns_at_once_when_set(void **state)
     conc_event e;
     assert_int_equal(conc_event_init(&e, NULL), 0);
     assert_int_equal(conc_event_set(&e), 0);
-    assert_int_equal(conc_event_wait(&e, 0), 0);
-    assert_int_equal(conc_event_wait(&e, CONC_FOREVER), 0);
-    assert_int_equal(conc_event_wait(&e, CONC_SEC(5)), 0);
+    assert_int_equal(conc_event_wait_timed(&e, 0), 0);
+    assert_int_equal(conc_event_wait(&e), 0);
+    assert_int_equal(conc_event_wait_timed(&e, CONC_SEC(5)), 0);
     assert_int_equal(conc_event_is_set(&e), 1);
     assert_int_equal(conc_event_destroy(&e), 0);
 }
@@ -157,11 +157,11 @@ static void event_wait_zero_on_unset_times_out(void **state)
     (void)state;
     conc_event e;
     assert_int_equal(conc_event_init(&e, NULL), 0);
-    assert_int_equal(conc_event_wait(&e, 0), CONC_ETIMEDOUT);
-    assert_int_equal(conc_event_wait(&e, CONC_USEC(100)), CONC_ETIMEDOUT);
+    assert_int_equal(conc_event_wait_timed(&e, 0), CONC_ETIMEDOUT);
+    assert_int_equal(conc_event_wait_timed(&e, CONC_USEC(100)), CONC_ETIMEDOUT);
     assert_int_equal(conc_event_set(&e), 0);
     assert_int_equal(conc_event_clear(&e), 0);
-    assert_int_equal(conc_event_wait(&e, 0), CONC_ETIMEDOUT); /* cleared means unset */
+    assert_int_equal(conc_event_wait_timed(&e, 0), CONC_ETIMEDOUT); /* cleared means unset */
     assert_int_equal(conc_test_nwaiters(&e), 0);
     assert_int_equal(conc_event_destroy(&e), 0);
 }
@@ -173,9 +173,9 @@ static void event_initially_set_option(void **state)
     conc_event_opts set = {.initially_set = true}, unset = {.initially_set = false};
     assert_int_equal(conc_event_init(&e, &set), 0);
     assert_int_equal(conc_event_is_set(&e), 1);
-    assert_int_equal(conc_event_wait(&e, 0), 0);
+    assert_int_equal(conc_event_wait_timed(&e, 0), 0);
     assert_int_equal(conc_event_clear(&e), 0);
-    assert_int_equal(conc_event_wait(&e, 0), CONC_ETIMEDOUT);
+    assert_int_equal(conc_event_wait_timed(&e, 0), CONC_ETIMEDOUT);
     assert_int_equal(conc_event_destroy(&e), 0);
     assert_int_equal(conc_event_init(&e, &unset), 0);
     assert_int_equal(conc_event_is_set(&e), 0);
@@ -190,7 +190,7 @@ static conc_event g_static_event = CONC_EVENT_INIT;
 static void check_default_event(conc_event *e)
 {
     assert_int_equal(conc_event_is_set(e), 0);
-    assert_int_equal(conc_event_wait(e, 0), CONC_ETIMEDOUT);
+    assert_int_equal(conc_event_wait_timed(e, 0), CONC_ETIMEDOUT);
     struct waiter w = {.e = e, .timeout = CONC_FOREVER, .rc = 1};
     pthread_t t = conc_test_start(wait_thread, &w);
     conc_test_await_waiters(e, 1);
@@ -265,7 +265,7 @@ static void event_pulse_set_then_clear_releases_every_waiter(void **state)
         join_waiters(w, t, WAITERS, 0);
         /* The pulse leaves the event unset for later waits. */
         assert_int_equal(conc_event_is_set(&e), 0);
-        assert_int_equal(conc_event_wait(&e, 0), CONC_ETIMEDOUT);
+        assert_int_equal(conc_event_wait_timed(&e, 0), CONC_ETIMEDOUT);
     }
     assert_int_equal(conc_event_destroy(&e), 0);
 }
@@ -280,7 +280,7 @@ static void event_timed_wait_timing(void **state)
     static const int64_t timeouts[] = {CONC_MSEC(30), CONC_USEC(300)};
     for (size_t i = 0; i < sizeof timeouts / sizeof *timeouts; i++) {
         int64_t t0 = conc_now_ns();
-        assert_int_equal(conc_event_wait(&e, timeouts[i]), CONC_ETIMEDOUT);
+        assert_int_equal(conc_event_wait_timed(&e, timeouts[i]), CONC_ETIMEDOUT);
         int64_t took = conc_now_ns() - t0;
         assert_true(took >= timeouts[i]);
         assert_true(took < timeouts[i] + CONC_SEC(1));
@@ -317,7 +317,7 @@ static void *ponger(void *p)
 {
     struct pingpong *g = p;
     for (long i = 0; i < g->rounds; i++) {
-        assert_int_equal(conc_event_wait(&g->ping, CONC_FOREVER), 0);
+        assert_int_equal(conc_event_wait(&g->ping), 0);
         assert_int_equal(conc_event_clear(&g->ping), 0);
         assert_int_equal(g->ball, 2 * i + 1);
         g->ball++;
@@ -341,7 +341,7 @@ static void event_ping_pong_stress(void **state)
         assert_int_equal(conc_event_set(&g.ping), 0);
         /* Alternate blocking and timed waits: both paths must see the set. */
         int64_t timeout = i % 2 ? CONC_FOREVER : CONC_SEC(10);
-        assert_int_equal(conc_event_wait(&g.pong, timeout), 0);
+        assert_int_equal(conc_event_wait_timed(&g.pong, timeout), 0);
         assert_int_equal(conc_event_clear(&g.pong), 0);
     }
     conc_test_join(t);
@@ -369,9 +369,9 @@ static void *pulse_waiter(void *p)
 {
     struct pulse_ctx *c = *(struct pulse_ctx **)p;
     for (long r = 0; r < c->rounds; r++) {
-        assert_int_equal(conc_event_wait(&c->go, CONC_SEC(10)), 0);
+        assert_int_equal(conc_event_wait_timed(&c->go, CONC_SEC(10)), 0);
         assert_int_equal(conc_sem_release(&c->back), 0);
-        assert_int_equal(conc_sem_acquire(&c->next, CONC_FOREVER), 0);
+        assert_int_equal(conc_sem_acquire(&c->next), 0);
     }
     return NULL;
 }
@@ -383,7 +383,7 @@ static void *pulser(void *p)
         conc_test_await_waiters(&c->go, WAITERS);
         assert_int_equal(conc_event_set(&c->go), 0);
         assert_int_equal(conc_event_clear(&c->go), 0);
-        assert_int_equal(conc_sem_acquire_n(&c->back, WAITERS, CONC_SEC(10)), 0);
+        assert_int_equal(conc_sem_acquire_n_timed(&c->back, WAITERS, CONC_SEC(10)), 0);
         assert_int_equal(conc_sem_value(&c->back), 0); /* nobody passed twice */
         assert_int_equal(conc_sem_release_n(&c->next, WAITERS), 0);
     }

@@ -99,7 +99,7 @@ enum op {
     END = 0,
     LOCK,     /* conc_mutex_lock */
     TRY,      /* conc_mutex_trylock */
-    TIMED,    /* conc_mutex_timedlock, 1 ms */
+    TIMED,    /* conc_mutex_lock_timed, 1 ms */
     UNLOCK,   /* conc_mutex_unlock */
     RLOCK,    /* conc_rmutex_lock */
     RUNLOCK,  /* conc_rmutex_unlock */
@@ -127,9 +127,9 @@ static int do_step(const struct step *s)
     case LOCK:
         return conc_mutex_lock(s->lock);
     case TRY:
-        return conc_mutex_trylock(s->lock);
+        return conc_mutex_lock_timed(s->lock, 0);
     case TIMED:
-        return conc_mutex_timedlock(s->lock, CONC_MSEC(1));
+        return conc_mutex_lock_timed(s->lock, CONC_MSEC(1));
     case UNLOCK:
         return conc_mutex_unlock(s->lock);
     case RLOCK:
@@ -143,7 +143,7 @@ static int do_step(const struct step *s)
     case RWUNLOCK:
         return conc_rwlock_unlock(s->lock);
     case SEMACQ:
-        return conc_sem_acquire(s->lock, CONC_FOREVER);
+        return conc_sem_acquire(s->lock);
     case SEMREL:
         return conc_sem_release(s->lock);
     case END:
@@ -169,9 +169,9 @@ static void run(const struct script *sc)
 {
     conc_thread *t;
     conc_thread_opts o = {.name = sc->thread};
-    assert_int_equal(conc_thread_start(&t, script_fn, (void *)sc, &o), 0);
+    assert_int_equal(conc_thread_create(&t, script_fn, (void *)sc, &o), 0);
     int status = -1;
-    assert_int_equal(conc_thread_join(t, CONC_FOREVER, &status), 0);
+    assert_int_equal(conc_thread_join(t, &status), 0);
     assert_int_equal(status, 0);
     assert_int_equal(conc_thread_destroy(t), 0);
 }
@@ -278,9 +278,9 @@ static void consistent_orders_no_report_stress(void **state)
         named_mutex(&c.locks[k], names[k]);
     conc_thread *t[4];
     for (int i = 0; i < 4; i++)
-        assert_int_equal(conc_thread_start(&t[i], consistent_fn, &c, NULL), 0);
+        assert_int_equal(conc_thread_create(&t[i], consistent_fn, &c, NULL), 0);
     for (int i = 0; i < 4; i++) {
-        assert_int_equal(conc_thread_join(t[i], CONC_FOREVER, NULL), 0);
+        assert_int_equal(conc_thread_join(t[i], NULL), 0);
         assert_int_equal(conc_thread_destroy(t[i]), 0);
     }
     assert_int_equal(conc_lockdep_reports(), 0);
@@ -295,7 +295,7 @@ static void rmutex_recursion_no_report(void **state)
     (void)state;
     ld_start(CONC_LOCKDEP_LOG);
     conc_rmutex r;
-    conc_rmutex_opts ro = {.name = "R"};
+    conc_mutex_opts ro = {.name = "R"};
     assert_int_equal(conc_rmutex_init(&r, &ro), 0);
     conc_mutex m;
     named_mutex(&m, "M");
@@ -699,7 +699,7 @@ static int cond_fn(void *arg)
     struct cond_case *k = arg;
     assert_int_equal(conc_mutex_lock(&k->a), 0);
     assert_int_equal(conc_mutex_lock(&k->m), 0);
-    assert_int_equal(conc_cond_wait(&k->c, &k->m, CONC_MSEC(1)), CONC_ETIMEDOUT);
+    assert_int_equal(conc_cond_wait_timed(&k->c, &k->m, CONC_MSEC(1)), CONC_ETIMEDOUT);
     assert_int_equal(conc_mutex_lock(&k->b), 0); /* m -> b */
     assert_int_equal(conc_mutex_unlock(&k->b), 0);
     assert_int_equal(conc_mutex_unlock(&k->m), 0);
@@ -718,8 +718,8 @@ static void cond_wait_keeps_the_mutex_held(void **state)
     assert_int_equal(conc_cond_init(&k.c, NULL), 0);
     conc_thread *t;
     conc_thread_opts o = {.name = "t-cond"};
-    assert_int_equal(conc_thread_start(&t, cond_fn, &k, &o), 0);
-    assert_int_equal(conc_thread_join(t, CONC_FOREVER, NULL), 0);
+    assert_int_equal(conc_thread_create(&t, cond_fn, &k, &o), 0);
+    assert_int_equal(conc_thread_join(t, NULL), 0);
     assert_int_equal(conc_thread_destroy(t), 0);
     assert_int_equal(conc_lockdep_reports(), 0);
     struct script bm = {"t-bm", {NEST(&k.b, &k.m)}};
@@ -764,7 +764,7 @@ static int outer_task(void *arg, conc_result *out)
     assert_int_equal(conc_mutex_lock(&k->a), 0);
     conc_future *f;
     assert_int_equal(conc_pool_submit(k->pool, inner_task, k, &f), 0);
-    assert_int_equal(conc_future_wait(f, CONC_FOREVER), 0);
+    assert_int_equal(conc_future_wait(f), 0);
     assert_int_equal(conc_future_release(f), 0);
     assert_int_equal(conc_mutex_unlock(&k->a), 0);
     return 0;
@@ -793,7 +793,7 @@ static void pool_task_does_not_inherit_worker_locks(void **state)
     assert_int_equal(conc_pool_create(&k.pool, &po), 0);
     conc_future *f;
     assert_int_equal(conc_pool_submit(k.pool, outer_task, &k, &f), 0);
-    assert_int_equal(conc_future_wait(f, CONC_FOREVER), 0);
+    assert_int_equal(conc_future_wait(f), 0);
     assert_int_equal(conc_future_release(f), 0);
     /* The inner task ran nested on the outer one's worker, as its own task. */
     assert_int_equal(k.inner_tid, k.outer_tid);
@@ -804,7 +804,7 @@ static void pool_task_does_not_inherit_worker_locks(void **state)
     assert_int_equal(conc_lockdep_reports(), 0);
     /* A task's own orders are checked: a -> b in a task closes the cycle. */
     assert_int_equal(conc_pool_submit(k.pool, ordered_task, &k, &f), 0);
-    assert_int_equal(conc_future_wait(f, CONC_FOREVER), 0);
+    assert_int_equal(conc_future_wait(f), 0);
     assert_int_equal(conc_future_release(f), 0);
     assert_int_equal(conc_lockdep_reports(), 1);
     cap_has("in pool task");
@@ -895,10 +895,10 @@ static void churn_with_consistent_orders_stress(void **state)
     named_mutex(&ch.outer, "outer");
     conc_thread *t[4];
     for (int i = 0; i < 3; i++)
-        assert_int_equal(conc_thread_start(&t[i], consistent_fn, &c, NULL), 0);
-    assert_int_equal(conc_thread_start(&t[3], churn_fn, &ch, NULL), 0);
+        assert_int_equal(conc_thread_create(&t[i], consistent_fn, &c, NULL), 0);
+    assert_int_equal(conc_thread_create(&t[3], churn_fn, &ch, NULL), 0);
     for (int i = 0; i < 4; i++) {
-        assert_int_equal(conc_thread_join(t[i], CONC_FOREVER, NULL), 0);
+        assert_int_equal(conc_thread_join(t[i], NULL), 0);
         assert_int_equal(conc_thread_destroy(t[i]), 0);
     }
     assert_int_equal(conc_lockdep_reports(), 0);

@@ -23,7 +23,7 @@ static void gate_pass(struct gate *g)
 {
     atomic_fetch_add(&g->arrived, 1);
     while (atomic_load(&g->arrived) < g->parties)
-        conc_thread_yield();
+        conc_yield();
 }
 
 /* ---- internals (sync_impl.h) ---- */
@@ -72,9 +72,9 @@ static int do_op(conc_mutex *m, int op, int64_t timeout)
     case OP_LOCK:
         return conc_mutex_lock(m);
     case OP_TIMEDLOCK:
-        return conc_mutex_timedlock(m, timeout);
+        return conc_mutex_lock_timed(m, timeout);
     case OP_TRYLOCK:
-        return conc_mutex_trylock(m);
+        return conc_mutex_lock_timed(m, 0);
     case OP_UNLOCK:
         return conc_mutex_unlock(m);
     default:
@@ -108,9 +108,9 @@ static void mutex_null_is_einval(void **state)
     assert_int_equal(conc_mutex_init(NULL, &fair), CONC_EINVAL);
     assert_int_equal(conc_mutex_destroy(NULL), CONC_EINVAL);
     assert_int_equal(conc_mutex_lock(NULL), CONC_EINVAL);
-    assert_int_equal(conc_mutex_timedlock(NULL, 0), CONC_EINVAL);
-    assert_int_equal(conc_mutex_timedlock(NULL, CONC_FOREVER), CONC_EINVAL);
-    assert_int_equal(conc_mutex_trylock(NULL), CONC_EINVAL);
+    assert_int_equal(conc_mutex_lock_timed(NULL, 0), CONC_EINVAL);
+    assert_int_equal(conc_mutex_lock_timed(NULL, CONC_FOREVER), CONC_EINVAL);
+    assert_int_equal(conc_mutex_lock_timed(NULL, 0), CONC_EINVAL);
     assert_int_equal(conc_mutex_unlock(NULL), CONC_EINVAL);
 }
 
@@ -120,13 +120,13 @@ static void mutex_negative_timeout_is_einval(void **state)
     for (size_t i = 0; i < NMODES; i++) {
         conc_mutex m;
         assert_int_equal(conc_mutex_init(&m, &modes[i]), 0);
-        assert_int_equal(conc_mutex_timedlock(&m, -2), CONC_EINVAL);
-        assert_int_equal(conc_mutex_timedlock(&m, INT64_MIN), CONC_EINVAL);
+        assert_int_equal(conc_mutex_lock_timed(&m, -2), CONC_EINVAL);
+        assert_int_equal(conc_mutex_lock_timed(&m, INT64_MIN), CONC_EINVAL);
         /* The refusal took nothing: the mutex is still free. */
         assert_int_equal(conc_mutex_unlock(&m), CONC_EPERM);
-        assert_int_equal(conc_mutex_timedlock(&m, CONC_FOREVER), 0);
+        assert_int_equal(conc_mutex_lock_timed(&m, CONC_FOREVER), 0);
         /* Held: a bad timeout is still EINVAL, not EDEADLK. */
-        assert_int_equal(conc_mutex_timedlock(&m, -2), CONC_EINVAL);
+        assert_int_equal(conc_mutex_lock_timed(&m, -2), CONC_EINVAL);
         assert_int_equal(conc_mutex_unlock(&m), 0);
         assert_int_equal(conc_mutex_destroy(&m), 0);
     }
@@ -171,10 +171,9 @@ static void mutex_relock_by_owner_is_edeadlk(void **state)
         assert_int_equal(conc_mutex_init(&m, &modes[i]), 0);
         assert_int_equal(conc_mutex_lock(&m), 0);
         assert_int_equal(conc_mutex_lock(&m), CONC_EDEADLK);
-        assert_int_equal(conc_mutex_trylock(&m), CONC_EDEADLK);
-        assert_int_equal(conc_mutex_timedlock(&m, 0), CONC_EDEADLK);
-        assert_int_equal(conc_mutex_timedlock(&m, CONC_MSEC(10)), CONC_EDEADLK);
-        assert_int_equal(conc_mutex_timedlock(&m, CONC_FOREVER), CONC_EDEADLK);
+        assert_int_equal(conc_mutex_lock_timed(&m, 0), CONC_EDEADLK);
+        assert_int_equal(conc_mutex_lock_timed(&m, CONC_MSEC(10)), CONC_EDEADLK);
+        assert_int_equal(conc_mutex_lock_timed(&m, CONC_FOREVER), CONC_EDEADLK);
         /* Still held exactly once. */
         assert_int_equal(conc_mutex_unlock(&m), 0);
         assert_int_equal(conc_mutex_unlock(&m), CONC_EPERM);
@@ -190,9 +189,8 @@ static void mutex_destroyed_is_ebadf(void **state)
         assert_int_equal(conc_mutex_init(&m, &modes[i]), 0);
         assert_int_equal(conc_mutex_destroy(&m), 0);
         assert_int_equal(conc_mutex_lock(&m), CONC_EBADF);
-        assert_int_equal(conc_mutex_trylock(&m), CONC_EBADF);
-        assert_int_equal(conc_mutex_timedlock(&m, 0), CONC_EBADF);
-        assert_int_equal(conc_mutex_timedlock(&m, CONC_MSEC(1)), CONC_EBADF);
+        assert_int_equal(conc_mutex_lock_timed(&m, 0), CONC_EBADF);
+        assert_int_equal(conc_mutex_lock_timed(&m, CONC_MSEC(1)), CONC_EBADF);
         assert_int_equal(conc_mutex_unlock(&m), CONC_EBADF);
         assert_int_equal(conc_mutex_destroy(&m), CONC_EBADF);
         /* Another thread sees the dead marker too. */
@@ -201,7 +199,7 @@ static void mutex_destroyed_is_ebadf(void **state)
         /* Initialised again, it is an ordinary mutex. */
         assert_int_equal(conc_mutex_init(&m, &modes[i]), 0);
         assert_int_equal(conc_mutex_lock(&m), 0);
-        assert_int_equal(conc_mutex_trylock(&m), CONC_EDEADLK);
+        assert_int_equal(conc_mutex_lock_timed(&m, 0), CONC_EDEADLK);
         assert_int_equal(conc_mutex_unlock(&m), 0);
         assert_int_equal(conc_mutex_destroy(&m), 0);
     }
@@ -234,7 +232,7 @@ static void mutex_pshared_fair_is_enotsup(void **state)
     conc_mutex_opts both = {.pshared = true, .fair = true};
     assert_int_equal(conc_mutex_init(&m, &both), CONC_ENOTSUP);
     conc_rmutex r;
-    conc_rmutex_opts rboth = {.pshared = true, .fair = true};
+    conc_mutex_opts rboth = {.pshared = true, .fair = true};
     assert_int_equal(conc_rmutex_init(&r, &rboth), CONC_ENOTSUP);
     /* Each option alone is fine. */
     conc_mutex_opts ps = {.pshared = true}, fair = {.fair = true};
@@ -252,11 +250,11 @@ static void check_default_mutex(conc_mutex *m)
 {
     assert_int_equal(conc_mutex_unlock(m), CONC_EPERM);
     assert_int_equal(conc_mutex_lock(m), 0);
-    assert_int_equal(conc_mutex_trylock(m), CONC_EDEADLK);
+    assert_int_equal(conc_mutex_lock_timed(m, 0), CONC_EDEADLK);
     assert_int_equal(elsewhere(m, OP_TRYLOCK, 0), CONC_ETIMEDOUT);
     assert_int_equal(elsewhere(m, OP_UNLOCK, 0), CONC_EPERM);
     assert_int_equal(conc_mutex_unlock(m), 0);
-    assert_int_equal(conc_mutex_trylock(m), 0);
+    assert_int_equal(conc_mutex_lock_timed(m, 0), 0);
     assert_int_equal(conc_mutex_unlock(m), 0);
     assert_int_equal(conc_mutex_destroy(m), 0);
     assert_int_equal(conc_mutex_lock(m), CONC_EBADF);
@@ -300,14 +298,13 @@ static void mutex_trylock_when_held_elsewhere(void **state)
         struct holder h = {.m = &m};
         pthread_t t = conc_test_start(holder_main, &h);
         CONC_TEST_POLL_UNTIL(atomic_load(&h.holding));
-        assert_int_equal(conc_mutex_trylock(&m), CONC_ETIMEDOUT);
-        assert_int_equal(conc_mutex_timedlock(&m, 0), CONC_ETIMEDOUT);
+        assert_int_equal(conc_mutex_lock_timed(&m, 0), CONC_ETIMEDOUT);
         assert_int_equal(conc_mutex_unlock(&m), CONC_EPERM);
         assert_int_equal(conc_mutex_destroy(&m), CONC_EBUSY);
         atomic_store(&h.release, 1);
         conc_test_join(t);
         /* Free again: ours at the first try. */
-        assert_int_equal(conc_mutex_trylock(&m), 0);
+        assert_int_equal(conc_mutex_lock_timed(&m, 0), 0);
         assert_int_equal(conc_mutex_unlock(&m), 0);
         assert_int_equal(conc_mutex_destroy(&m), 0);
     }
@@ -324,7 +321,7 @@ static void mutex_timedlock_timing(void **state)
         pthread_t t = conc_test_start(holder_main, &h);
         CONC_TEST_POLL_UNTIL(atomic_load(&h.holding));
         int64_t t0 = conc_now_ns();
-        assert_int_equal(conc_mutex_timedlock(&m, timeout), CONC_ETIMEDOUT);
+        assert_int_equal(conc_mutex_lock_timed(&m, timeout), CONC_ETIMEDOUT);
         int64_t took = conc_now_ns() - t0;
         print_message("%s: timedlock(30 ms) returned after %.3f ms\n", mode_names[i],
                       (double)took / 1e6);
@@ -334,7 +331,7 @@ static void mutex_timedlock_timing(void **state)
         assert_int_equal(conc_test_nwaiters(&m), 0);
         atomic_store(&h.release, 1);
         conc_test_join(t);
-        assert_int_equal(conc_mutex_timedlock(&m, timeout), 0);
+        assert_int_equal(conc_mutex_lock_timed(&m, timeout), 0);
         assert_int_equal(conc_mutex_unlock(&m), 0);
         assert_int_equal(word(&m), CONC__M_UNLOCKED);
         assert_int_equal(conc_mutex_destroy(&m), 0);
@@ -402,7 +399,7 @@ static void *fifo_waiter(void *arg)
     struct fwaiter *w = arg;
     struct fifo *f = w->f;
     w->rc = w->timeout == CONC_FOREVER ? conc_mutex_lock(&f->m)
-                                       : conc_mutex_timedlock(&f->m, w->timeout);
+                                       : conc_mutex_lock_timed(&f->m, w->timeout);
     if (w->timeout != CONC_FOREVER)
         atomic_fetch_add(&f->timed_done, 1);
     if (w->rc != 0)
@@ -451,9 +448,9 @@ static void mutex_fair_fifo_order(void **state)
     assert_int_equal(conc_mutex_unlock(&f.m), 0);
     /* The unlock handed the mutex to waiter 0 (which keeps it until go):
      * a newcomer cannot take it, even the thread that just let go. */
-    assert_int_equal(conc_mutex_trylock(&f.m), CONC_ETIMEDOUT);
+    assert_int_equal(conc_mutex_lock_timed(&f.m, 0), CONC_ETIMEDOUT);
     CONC_TEST_POLL_UNTIL(atomic_load(&f.holding));
-    assert_int_equal(conc_mutex_trylock(&f.m), CONC_ETIMEDOUT);
+    assert_int_equal(conc_mutex_lock_timed(&f.m, 0), CONC_ETIMEDOUT);
     atomic_store(&f.go, 1);
     for (int i = 0; i < N; i++)
         conc_test_join(t[i]);
@@ -534,7 +531,7 @@ static void mutex_fair_handoff_skips_timed_out_waiter(void **state)
     CONC_TEST_POLL_UNTIL(atomic_load(&f.holding));
     assert_int_equal(f.order[0], 1);
     assert_int_equal(conc_test_queue_len(&f.m), 0);
-    assert_int_equal(conc_mutex_trylock(&f.m), CONC_ETIMEDOUT);
+    assert_int_equal(conc_mutex_lock_timed(&f.m, 0), CONC_ETIMEDOUT);
     /* Let waiter 0 finish: the mutex is held, so its timeout stands. */
     conc_test_timeout_hold_release();
     conc_test_join(t[0]);
@@ -565,7 +562,7 @@ static void mutex_fair_handoff_to_no_live_waiter_frees_it(void **state)
     assert_int_equal(conc_mutex_unlock(&f.m), 0);
     assert_int_equal(word(&f.m), CONC__M_UNLOCKED);
     assert_true(atomic_load(&impl(&f.m)->owner) == 0);
-    assert_int_equal(conc_mutex_trylock(&f.m), 0);
+    assert_int_equal(conc_mutex_lock_timed(&f.m, 0), 0);
     conc_test_timeout_hold_release();
     conc_test_join(t);
     conc_test_timeout_hold_remove();
@@ -630,7 +627,7 @@ static void mutex_fair_busy_destroy_changes_nothing(void **state)
     queue_in_order(&f, &w, &tw, 1);
     conc_test_timeout_hold_await();
     assert_int_equal(conc_mutex_unlock(&f.m), 0); /* nobody to hand over to */
-    assert_int_equal(conc_mutex_trylock(&f.m), 0);
+    assert_int_equal(conc_mutex_lock_timed(&f.m, 0), 0);
     struct conc__waitq *q = &impl(&f.m)->q;
     conc__waitq_lock(q);
     struct racer locker = {.m = &f.m, .rc = 1}, destroyer = {.m = &f.m, .rc = 1};
@@ -669,8 +666,8 @@ static void *rmutex_outsider(void *arg)
     struct rcall *c = arg;
     c->depth = conc_rmutex_depth(c->m);
     c->unlock_rc = conc_rmutex_unlock(c->m);
-    c->trylock_rc = conc_rmutex_trylock(c->m);
-    c->timed_rc = conc_rmutex_timedlock(c->m, CONC_MSEC(5));
+    c->trylock_rc = conc_rmutex_lock_timed(c->m, 0);
+    c->timed_rc = conc_rmutex_lock_timed(c->m, CONC_MSEC(5));
     return NULL;
 }
 
@@ -680,17 +677,16 @@ static void rmutex_null_is_einval(void **state)
     assert_int_equal(conc_rmutex_init(NULL, NULL), CONC_EINVAL);
     assert_int_equal(conc_rmutex_destroy(NULL), CONC_EINVAL);
     assert_int_equal(conc_rmutex_lock(NULL), CONC_EINVAL);
-    assert_int_equal(conc_rmutex_timedlock(NULL, 0), CONC_EINVAL);
-    assert_int_equal(conc_rmutex_trylock(NULL), CONC_EINVAL);
+    assert_int_equal(conc_rmutex_lock_timed(NULL, 0), CONC_EINVAL);
     assert_int_equal(conc_rmutex_unlock(NULL), CONC_EINVAL);
-    assert_int_equal(conc_rmutex_depth(NULL), 0);
+    assert_int_equal(conc_rmutex_depth(NULL), CONC_EINVAL);
     conc_rmutex m;
     assert_int_equal(conc_rmutex_init(&m, NULL), 0);
-    assert_int_equal(conc_rmutex_timedlock(&m, -2), CONC_EINVAL);
+    assert_int_equal(conc_rmutex_lock_timed(&m, -2), CONC_EINVAL);
     assert_int_equal(conc_rmutex_depth(&m), 0);
     /* Held, a bad timeout is still refused and adds no level. */
     assert_int_equal(conc_rmutex_lock(&m), 0);
-    assert_int_equal(conc_rmutex_timedlock(&m, -2), CONC_EINVAL);
+    assert_int_equal(conc_rmutex_lock_timed(&m, -2), CONC_EINVAL);
     assert_int_equal(conc_rmutex_depth(&m), 1);
     assert_int_equal(conc_rmutex_unlock(&m), 0);
     assert_int_equal(conc_rmutex_destroy(&m), 0);
@@ -699,18 +695,18 @@ static void rmutex_null_is_einval(void **state)
 static void rmutex_depth_counts_and_unlock_unheld_is_eperm(void **state)
 {
     (void)state;
-    conc_rmutex_opts ropts[] = {{.fair = false}, {.fair = true}, {.pshared = true}};
+    conc_mutex_opts ropts[] = {{.fair = false}, {.fair = true}, {.pshared = true}};
     for (size_t i = 0; i < sizeof ropts / sizeof *ropts; i++) {
         conc_rmutex m;
         assert_int_equal(conc_rmutex_init(&m, &ropts[i]), 0);
         assert_int_equal(conc_rmutex_unlock(&m), CONC_EPERM);
         assert_int_equal(conc_rmutex_lock(&m), 0);
         assert_int_equal(conc_rmutex_depth(&m), 1);
-        assert_int_equal(conc_rmutex_trylock(&m), 0);
+        assert_int_equal(conc_rmutex_lock_timed(&m, 0), 0);
         assert_int_equal(conc_rmutex_depth(&m), 2);
-        assert_int_equal(conc_rmutex_timedlock(&m, CONC_MSEC(1)), 0);
+        assert_int_equal(conc_rmutex_lock_timed(&m, CONC_MSEC(1)), 0);
         assert_int_equal(conc_rmutex_depth(&m), 3);
-        assert_int_equal(conc_rmutex_timedlock(&m, 0), 0);
+        assert_int_equal(conc_rmutex_lock_timed(&m, 0), 0);
         assert_int_equal(conc_rmutex_depth(&m), 4);
         for (unsigned d = 4; d > 0; d--) {
             assert_int_equal(conc_rmutex_unlock(&m), 0);
@@ -756,11 +752,11 @@ static void rmutex_destroyed_is_ebadf_and_busy_when_held(void **state)
     assert_int_equal(conc_rmutex_unlock(&m), 0);
     assert_int_equal(conc_rmutex_destroy(&m), 0);
     assert_int_equal(conc_rmutex_lock(&m), CONC_EBADF);
-    assert_int_equal(conc_rmutex_trylock(&m), CONC_EBADF);
-    assert_int_equal(conc_rmutex_timedlock(&m, CONC_MSEC(1)), CONC_EBADF);
+    assert_int_equal(conc_rmutex_lock_timed(&m, 0), CONC_EBADF);
+    assert_int_equal(conc_rmutex_lock_timed(&m, CONC_MSEC(1)), CONC_EBADF);
     assert_int_equal(conc_rmutex_unlock(&m), CONC_EBADF);
     assert_int_equal(conc_rmutex_destroy(&m), CONC_EBADF);
-    assert_int_equal(conc_rmutex_depth(&m), 0);
+    assert_int_equal(conc_rmutex_depth(&m), CONC_EBADF);
     assert_int_equal(conc_rmutex_init(&m, NULL), 0);
     assert_int_equal(conc_rmutex_lock(&m), 0);
     assert_int_equal(conc_rmutex_lock(&m), 0);
@@ -776,7 +772,7 @@ static void check_default_rmutex(conc_rmutex *m)
 {
     assert_int_equal(conc_rmutex_unlock(m), CONC_EPERM);
     assert_int_equal(conc_rmutex_lock(m), 0);
-    assert_int_equal(conc_rmutex_trylock(m), 0);
+    assert_int_equal(conc_rmutex_lock_timed(m, 0), 0);
     assert_int_equal(conc_rmutex_depth(m), 2);
     struct rcall c = {.m = m};
     conc_test_join(conc_test_start(rmutex_outsider, &c));
@@ -806,7 +802,7 @@ static void rmutex_depth_overflow_is_eagain(void **state)
     assert_int_equal(conc_rmutex_lock(&m), 0);
     assert_true(conc_rmutex_depth(&m) == UINT32_MAX);
     assert_int_equal(conc_rmutex_lock(&m), CONC_EAGAIN);
-    assert_int_equal(conc_rmutex_trylock(&m), CONC_EAGAIN);
+    assert_int_equal(conc_rmutex_lock_timed(&m, 0), CONC_EAGAIN);
     assert_true(conc_rmutex_depth(&m) == UINT32_MAX);
     r->depth = 1;
     assert_int_equal(conc_rmutex_unlock(&m), 0);
@@ -834,7 +830,7 @@ static void *rmutex_blocked_locker(void *arg)
 static void rmutex_released_only_at_depth_zero(void **state)
 {
     (void)state;
-    conc_rmutex_opts ropts[] = {{.fair = false}, {.fair = true}};
+    conc_mutex_opts ropts[] = {{.fair = false}, {.fair = true}};
     for (size_t i = 0; i < 2; i++) {
         conc_rmutex m;
         assert_int_equal(conc_rmutex_init(&m, &ropts[i]), 0);
@@ -877,7 +873,7 @@ static void *count_under_mutex(void *arg)
          * the mutex, even on 2 cores where a thread can otherwise run its
          * whole loop within one time slice. */
         if (i % 1024 == 0)
-            conc_thread_yield();
+            conc_yield();
         if (conc_mutex_unlock(c->m) != 0)
             fail_msg("unlock failed");
     }
@@ -940,7 +936,7 @@ static void *count_with_timeouts(void *arg)
     struct timed_counting *c = arg;
     gate_pass(c->gate);
     for (long i = 0; i < c->iters; i++) {
-        int rc = conc_mutex_timedlock(c->m, timeouts[i % 5]);
+        int rc = conc_mutex_lock_timed(c->m, timeouts[i % 5]);
         if (rc == CONC_ETIMEDOUT)
             continue;
         if (rc != 0)
@@ -950,7 +946,7 @@ static void *count_with_timeouts(void *arg)
         /* Now and then give the CPU away while holding the mutex, so that
          * the others pile up in the queue and time out there. */
         if (i % 4 == 0)
-            conc_thread_yield();
+            conc_yield();
         if (conc_mutex_unlock(c->m) != 0)
             fail_msg("unlock failed");
     }
@@ -1004,12 +1000,12 @@ static void *count_nested(void *arg)
         if (conc_rmutex_lock(c->m) != 0)
             fail_msg("lock failed");
         for (unsigned d = 2; d <= depth; d++) {
-            int rc = d == 2 ? conc_rmutex_trylock(c->m) : conc_rmutex_timedlock(c->m, 0);
+            int rc = conc_rmutex_lock_timed(c->m, d == 2 ? 0 : CONC_MSEC(1));
             if (rc != 0)
                 fail_msg("nested lock returned %d", rc);
         }
         if (conc_rmutex_depth(c->m) != depth)
-            fail_msg("depth %u, expected %u", conc_rmutex_depth(c->m), depth);
+            fail_msg("depth %lld, expected %u", (long long)conc_rmutex_depth(c->m), depth);
         (*c->counter)++;
         for (unsigned d = 0; d < depth; d++)
             if (conc_rmutex_unlock(c->m) != 0)

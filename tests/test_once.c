@@ -39,7 +39,7 @@ static int init_fn(void *p)
     atomic_store(&in->entered, 1);
     c->ran++;
     if (in->gate)
-        assert_int_equal(conc_event_wait(in->gate, CONC_SEC(30)), 0);
+        assert_int_equal(conc_event_wait_timed(in->gate, CONC_SEC(30)), 0);
     if (atomic_fetch_sub(&in->fail_first, 1) > 0)
         return FAIL_CODE;
     in->value = 42;
@@ -320,7 +320,7 @@ struct sweep_arg {
 static void *sweeper(void *p)
 {
     struct sweep *s = ((struct sweep_arg *)p)->s;
-    assert_int_equal(conc_event_wait(&s->go, CONC_FOREVER), 0);
+    assert_int_equal(conc_event_wait(&s->go), 0);
     for (long k = 0; k < s->n; k++) {
         struct caller c = caller_of(&s->onces[k], &s->inits[k], CONC_FOREVER);
         int rc;

@@ -231,7 +231,7 @@ static void nested_quicksort_stress(void **state)
     int64_t t0 = conc_now_ns();
     conc_future *f = conc_test_submit(p, qs_task, &c);
     assert_int_equal(conc_future_result(f, NULL), 0);
-    print_message("quicksort of %zu ints on %d workers: %.1f ms\n", n, conc_pool_workers(p),
+    print_message("quicksort of %zu ints on %d workers: %.1f ms\n", n, (int)conc_pool_workers(p),
                   (double)(conc_now_ns() - t0) / 1e6);
     conc_test_release(f);
     conc_test_pool_free(p);
@@ -326,14 +326,14 @@ static int fan_task(void *arg, conc_result *out)
         assert_int_equal(v, i);
     }
     /* The next 16 with conc_wait: FIRST_COMPLETED, then ALL_COMPLETED. */
-    fan->first_rc = conc_wait(f + 16, 16, CONC_FIRST_COMPLETED, CONC_FOREVER, NULL);
+    fan->first_rc = conc_wait(f + 16, 16, CONC_FIRST_COMPLETED, NULL);
     bool done[16];
-    fan->wait_rc = conc_wait(f + 16, 16, CONC_ALL_COMPLETED, CONC_FOREVER, done);
+    fan->wait_rc = conc_wait(f + 16, 16, CONC_ALL_COMPLETED, done);
     for (int i = 0; i < 16; i++)
         assert_true(done[i]);
     /* The last 16 with as_completed. */
     conc_as_completed *it = NULL;
-    assert_int_equal(conc_as_completed_create(&it, f + 32, 16, CONC_FOREVER), 0);
+    assert_int_equal(conc_as_completed_create(&it, f + 32, 16), 0);
     conc_future *g;
     int rc;
     while ((rc = conc_as_completed_next(it, &g)) == 0) {
@@ -398,7 +398,7 @@ static int iso_b(void *arg, conc_result *out)
     /* Run while A waits, on A's worker thread, as a task of its own. */
     s->b_same_thread = pthread_equal(pthread_self(), s->a_thread);
     s->b_self_differs = conc__self() != s->a_self && conc__self() == (uintptr_t)conc__current_task();
-    s->b_trylock_rc = conc_mutex_trylock(&s->m); /* A holds it: not ours */
+    s->b_trylock_rc = conc_mutex_lock_timed(&s->m, 0); /* A holds it: not ours */
     s->b_unlock_rc = conc_mutex_unlock(&s->m);
     atomic_store(&s->b_ran, true);
     return 0;
@@ -413,7 +413,7 @@ static int iso_a(void *arg, conc_result *out)
     s->a_thread = pthread_self();
     conc_future *b = conc_test_submit(s->p, iso_b, s);
     atomic_store(&s->a_waiting, true);
-    assert_int_equal(conc_future_wait(s->g, CONC_FOREVER), 0);
+    assert_int_equal(conc_future_wait(s->g), 0);
     assert_int_equal(conc_future_result(b, NULL), 0);
     conc_test_release(b);
     atomic_store(&s->a_done, true);
@@ -427,7 +427,7 @@ static int iso_c(void *arg, conc_result *out)
     struct iso_c *c = arg;
     c->saw_a_done = atomic_load(&c->iso->a_done);
     c->self = conc__self();
-    c->trylock_rc = conc_mutex_trylock(&c->iso->m);
+    c->trylock_rc = conc_mutex_lock_timed(&c->iso->m, 0);
     c->unlock_rc = c->trylock_rc == 0 ? conc_mutex_unlock(&c->iso->m) : 1;
     atomic_store(&c->ran, true);
     return 0;
@@ -525,10 +525,10 @@ static int ident_child(void *arg, conc_result *out)
     id->child_self = conc__self();
     id->child_thread = (uintptr_t)__builtin_thread_pointer();
     id->child_task_self = conc__current_task();
-    id->child_own_wait_rc = conc_future_wait(id->child_f, CONC_FOREVER);
+    id->child_own_wait_rc = conc_future_wait(id->child_f);
     id->child_own_result_rc = conc_future_result(id->child_f, NULL);
     /* The parent is not done, nor ours: a timed wait just times out. */
-    id->child_parent_wait_rc = conc_future_wait(id->parent_task_self, 0);
+    id->child_parent_wait_rc = conc_future_wait_timed(id->parent_task_self, 0);
     return 0;
 }
 
@@ -539,7 +539,7 @@ static int ident_parent(void *arg, conc_result *out)
     id->parent_self = conc__self();
     id->parent_thread = (uintptr_t)__builtin_thread_pointer();
     id->parent_task_self = conc__current_task();
-    id->parent_own_wait_rc = conc_future_wait(conc__current_task(), CONC_FOREVER);
+    id->parent_own_wait_rc = conc_future_wait(conc__current_task());
     /* One worker: the child cannot run before we wait, so child_f is set. */
     id->child_f = conc_test_submit(id->p, ident_child, id);
     assert_int_equal(conc_future_result(id->child_f, NULL), 0);
@@ -601,7 +601,7 @@ static int tree_task(void *arg, conc_result *out)
         f[i] = conc_test_submit(t->p, tree_task, &kids[i]);
     }
     int64_t sum = 0;
-    assert_int_equal(conc_wait(f, 3, CONC_ALL_COMPLETED, CONC_FOREVER, NULL), 0);
+    assert_int_equal(conc_wait(f, 3, CONC_ALL_COMPLETED, NULL), 0);
     for (int i = 0; i < 3; i++) {
         int64_t v;
         assert_int_equal(result_of(f[i], &v), 0);

@@ -83,14 +83,14 @@ static void wait_blocked(conc_queue *q, enum conc__queue_want want, unsigned n)
 
 static int put64(conc_queue *q, uint64_t v, int64_t timeout)
 {
-    return conc_queue_put(q, &v, timeout);
+    return conc_queue_put_timed(q, &v, timeout);
 }
 
 /* Takes one item that must be there. */
 static uint64_t get64(conc_queue *q)
 {
     uint64_t v = UINT64_MAX;
-    assert_int_equal(conc_queue_get(q, &v, 0), 0);
+    assert_int_equal(conc_queue_get_timed(q, &v, 0), 0);
     return v;
 }
 
@@ -192,8 +192,8 @@ static void queue_create_above_max_bytes_is_enomem(void **state)
     /* A large but reasonable queue still works: 2^20 items of 16 bytes. */
     conc_queue *q = make_queue(CONC_QUEUE_FIFO, (size_t)1 << 20, 16);
     char item[16] = "sixteen bytes..", out[16];
-    assert_int_equal(conc_queue_put(q, item, 0), 0);
-    assert_int_equal(conc_queue_get(q, out, 0), 0);
+    assert_int_equal(conc_queue_put_timed(q, item, 0), 0);
+    assert_int_equal(conc_queue_get_timed(q, out, 0), 0);
     assert_memory_equal(item, out, sizeof item);
     destroy_queue(q);
 }
@@ -209,28 +209,28 @@ static void queue_null_arguments_are_einval(void **state)
     assert_int_equal(conc_queue_destroy(NULL), CONC_EINVAL);
     for (int f = 0; f < 2; f++) {
         int64_t t = f ? CONC_FOREVER : 0;
-        assert_int_equal(conc_queue_put(NULL, &v, t), CONC_EINVAL);
-        assert_int_equal(conc_queue_put(q, NULL, t), CONC_EINVAL);
-        assert_int_equal(conc_queue_put_key(NULL, &v, 1, t), CONC_EINVAL);
-        assert_int_equal(conc_queue_put_key(q, NULL, 1, t), CONC_EINVAL);
-        assert_int_equal(conc_queue_get(NULL, out, t), CONC_EINVAL);
-        assert_int_equal(conc_queue_get(q, NULL, t), CONC_EINVAL);
-        assert_int_equal(conc_queue_get_key(NULL, out, &key, t), CONC_EINVAL);
-        assert_int_equal(conc_queue_get_key(q, NULL, &key, t), CONC_EINVAL);
-        assert_int_equal(conc_queue_get_key(q, out, NULL, t), CONC_EINVAL);
+        assert_int_equal(conc_queue_put_timed(NULL, &v, t), CONC_EINVAL);
+        assert_int_equal(conc_queue_put_timed(q, NULL, t), CONC_EINVAL);
+        assert_int_equal(conc_queue_put_key_timed(NULL, &v, 1, t), CONC_EINVAL);
+        assert_int_equal(conc_queue_put_key_timed(q, NULL, 1, t), CONC_EINVAL);
+        assert_int_equal(conc_queue_get_timed(NULL, out, t), CONC_EINVAL);
+        assert_int_equal(conc_queue_get_timed(q, NULL, t), CONC_EINVAL);
+        assert_int_equal(conc_queue_get_key_timed(NULL, out, &key, t), CONC_EINVAL);
+        assert_int_equal(conc_queue_get_key_timed(q, NULL, &key, t), CONC_EINVAL);
+        assert_int_equal(conc_queue_get_key_timed(q, out, NULL, t), CONC_EINVAL);
         n = 99;
-        assert_int_equal(conc_queue_put_many(NULL, out, 2, &n, t), CONC_EINVAL);
+        assert_int_equal(conc_queue_put_many_timed(NULL, out, 2, &n, t), CONC_EINVAL);
         assert_int_equal(n, 0);
         n = 99;
-        assert_int_equal(conc_queue_put_many(q, NULL, 2, &n, t), CONC_EINVAL);
+        assert_int_equal(conc_queue_put_many_timed(q, NULL, 2, &n, t), CONC_EINVAL);
         assert_int_equal(n, 0);
         n = 99;
-        assert_int_equal(conc_queue_get_many(NULL, out, 2, &n, t), CONC_EINVAL);
+        assert_int_equal(conc_queue_get_many_timed(NULL, out, 2, &n, t), CONC_EINVAL);
         assert_int_equal(n, 0);
         n = 99;
-        assert_int_equal(conc_queue_get_many(q, NULL, 2, &n, t), CONC_EINVAL);
+        assert_int_equal(conc_queue_get_many_timed(q, NULL, 2, &n, t), CONC_EINVAL);
         assert_int_equal(n, 0);
-        assert_int_equal(conc_queue_join(NULL, t), CONC_EINVAL);
+        assert_int_equal(conc_queue_join_timed(NULL, t), CONC_EINVAL);
     }
     assert_int_equal(conc_queue_size(NULL), CONC_EINVAL);
     assert_int_equal(conc_queue_empty(NULL), CONC_EINVAL);
@@ -241,11 +241,11 @@ static void queue_null_arguments_are_einval(void **state)
 
     /* None of it touched the queue; a get_key with no key pointer takes nothing. */
     assert_int_equal(conc_queue_size(q), 0);
-    assert_int_equal(conc_queue_put_key(q, &v, 3, 0), 0);
-    assert_int_equal(conc_queue_get_key(q, out, NULL, 0), CONC_EINVAL);
-    assert_int_equal(conc_queue_get(q, NULL, 0), CONC_EINVAL);
+    assert_int_equal(conc_queue_put_key_timed(q, &v, 3, 0), 0);
+    assert_int_equal(conc_queue_get_key_timed(q, out, NULL, 0), CONC_EINVAL);
+    assert_int_equal(conc_queue_get_timed(q, NULL, 0), CONC_EINVAL);
     assert_int_equal(conc_queue_size(q), 1);
-    assert_int_equal(conc_queue_get_key(q, out, &key, 0), 0);
+    assert_int_equal(conc_queue_get_key_timed(q, out, &key, 0), 0);
     assert_int_equal(out[0], 7);
     assert_int_equal(key, 3);
     destroy_queue(q);
@@ -261,20 +261,20 @@ static void queue_bad_timeouts_are_einval(void **state)
     size_t n;
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         int64_t t = bad[i];
-        assert_int_equal(conc_queue_put(q, items, t), CONC_EINVAL);
-        assert_int_equal(conc_queue_put_key(q, items, 1, t), CONC_EINVAL);
+        assert_int_equal(conc_queue_put_timed(q, items, t), CONC_EINVAL);
+        assert_int_equal(conc_queue_put_key_timed(q, items, 1, t), CONC_EINVAL);
         n = 99;
-        assert_int_equal(conc_queue_put_many(q, items, 2, &n, t), CONC_EINVAL);
+        assert_int_equal(conc_queue_put_many_timed(q, items, 2, &n, t), CONC_EINVAL);
         assert_int_equal(n, 0);
         assert_int_equal(conc_queue_size(q), 0); /* nothing went in */
         /* With an item there, a get with a bad timeout must not take it. */
         assert_int_equal(put64(q, 5, 0), 0);
-        assert_int_equal(conc_queue_get(q, out, t), CONC_EINVAL);
-        assert_int_equal(conc_queue_get_key(q, out, &key, t), CONC_EINVAL);
+        assert_int_equal(conc_queue_get_timed(q, out, t), CONC_EINVAL);
+        assert_int_equal(conc_queue_get_key_timed(q, out, &key, t), CONC_EINVAL);
         n = 99;
-        assert_int_equal(conc_queue_get_many(q, out, 2, &n, t), CONC_EINVAL);
+        assert_int_equal(conc_queue_get_many_timed(q, out, 2, &n, t), CONC_EINVAL);
         assert_int_equal(n, 0);
-        assert_int_equal(conc_queue_join(q, t), CONC_EINVAL);
+        assert_int_equal(conc_queue_join_timed(q, t), CONC_EINVAL);
         assert_int_equal(conc_queue_size(q), 1);
         assert_int_equal(get64(q), 5);
         assert_int_equal(conc_queue_task_done(q), 0);
@@ -289,27 +289,27 @@ static void queue_zero_counts_are_einval(void **state)
         conc_queue *q = make_queue(all_kinds[k], 4, sizeof(uint64_t));
         uint64_t items[2] = {1, 2}, out[2];
         size_t n = 99;
-        assert_int_equal(conc_queue_put_many(q, items, 0, &n, 0), CONC_EINVAL);
+        assert_int_equal(conc_queue_put_many_timed(q, items, 0, &n, 0), CONC_EINVAL);
         assert_int_equal(n, 0);
-        assert_int_equal(conc_queue_put_many(q, items, 0, NULL, CONC_FOREVER), CONC_EINVAL);
+        assert_int_equal(conc_queue_put_many(q, items, 0, NULL), CONC_EINVAL);
         assert_int_equal(conc_queue_size(q), 0);
-        assert_int_equal(conc_queue_put_many(q, items, 2, NULL, 0), 0);
+        assert_int_equal(conc_queue_put_many_timed(q, items, 2, NULL, 0), 0);
         n = 99;
-        assert_int_equal(conc_queue_get_many(q, out, 0, &n, 0), CONC_EINVAL);
+        assert_int_equal(conc_queue_get_many_timed(q, out, 0, &n, 0), CONC_EINVAL);
         assert_int_equal(n, 0);
-        assert_int_equal(conc_queue_get_many(q, out, 0, &n, CONC_FOREVER), CONC_EINVAL);
+        assert_int_equal(conc_queue_get_many(q, out, 0, &n), CONC_EINVAL);
         assert_int_equal(conc_queue_size(q), 2); /* nothing taken */
         assert_int_equal(conc_queue_shutdown(q, true), 0);
         destroy_queue(q);
     }
 }
 
-static void queue_task_done_too_often_is_einval(void **state)
+static void queue_task_done_too_often_is_estate(void **state)
 {
     (void)state;
     conc_queue *q = make_queue(CONC_QUEUE_FIFO, 0, sizeof(uint64_t));
-    assert_int_equal(conc_queue_task_done(q), CONC_EINVAL); /* nothing was put */
-    assert_int_equal(conc_queue_join(q, 0), 0);
+    assert_int_equal(conc_queue_task_done(q), CONC_ESTATE); /* nothing was put */
+    assert_int_equal(conc_queue_join_timed(q, 0), 0);
 
     assert_int_equal(put64(q, 1, 0), 0);
     assert_int_equal(put64(q, 2, 0), 0);
@@ -317,27 +317,27 @@ static void queue_task_done_too_often_is_einval(void **state)
     assert_int_equal(conc_queue_task_done(q), 0);
     /* As Python: the count is of items put, whether taken yet or not. */
     assert_int_equal(conc_queue_task_done(q), 0);
-    assert_int_equal(conc_queue_task_done(q), CONC_EINVAL);
-    assert_int_equal(conc_queue_task_done(q), CONC_EINVAL);
-    assert_int_equal(conc_queue_join(q, 0), 0);
+    assert_int_equal(conc_queue_task_done(q), CONC_ESTATE);
+    assert_int_equal(conc_queue_task_done(q), CONC_ESTATE);
+    assert_int_equal(conc_queue_join_timed(q, 0), 0);
     assert_int_equal(conc_queue_size(q), 1); /* the item is still there */
 
     /* The refused calls did not wrap the count: one new item is one task. */
     assert_int_equal(put64(q, 3, 0), 0);
-    assert_int_equal(conc_queue_join(q, 0), CONC_ETIMEDOUT);
+    assert_int_equal(conc_queue_join_timed(q, 0), CONC_ETIMEDOUT);
     assert_int_equal(conc_queue_task_done(q), 0);
-    assert_int_equal(conc_queue_join(q, 0), 0);
-    assert_int_equal(conc_queue_task_done(q), CONC_EINVAL);
+    assert_int_equal(conc_queue_join_timed(q, 0), 0);
+    assert_int_equal(conc_queue_task_done(q), CONC_ESTATE);
 
     /* put_many counts every item it put. */
     uint64_t items[5] = {4, 5, 6, 7, 8};
-    assert_int_equal(conc_queue_put_many(q, items, 5, NULL, 0), 0);
+    assert_int_equal(conc_queue_put_many_timed(q, items, 5, NULL, 0), 0);
     for (int i = 0; i < 5; i++) {
-        assert_int_equal(conc_queue_join(q, 0), CONC_ETIMEDOUT);
+        assert_int_equal(conc_queue_join_timed(q, 0), CONC_ETIMEDOUT);
         assert_int_equal(conc_queue_task_done(q), 0);
     }
-    assert_int_equal(conc_queue_join(q, 0), 0);
-    assert_int_equal(conc_queue_task_done(q), CONC_EINVAL);
+    assert_int_equal(conc_queue_join_timed(q, 0), 0);
+    assert_int_equal(conc_queue_task_done(q), CONC_ESTATE);
     destroy_queue(q);
 }
 
@@ -371,31 +371,31 @@ static void *blocked_call(void *p)
     b->n = 99;
     switch (b->op) {
     case OP_GET:
-        b->rc = conc_queue_get(b->q, out, CONC_FOREVER);
+        b->rc = conc_queue_get(b->q, out);
         break;
     case OP_GET_KEY:
-        b->rc = conc_queue_get_key(b->q, out, &key, CONC_FOREVER);
+        b->rc = conc_queue_get_key(b->q, out, &key);
         break;
     case OP_GET_MANY:
-        b->rc = conc_queue_get_many(b->q, out, 4, &b->n, CONC_FOREVER);
+        b->rc = conc_queue_get_many(b->q, out, 4, &b->n);
         break;
     case OP_GET_TIMED:
-        b->rc = conc_queue_get(b->q, out, CONC_SEC(120));
+        b->rc = conc_queue_get_timed(b->q, out, CONC_SEC(120));
         break;
     case OP_PUT:
-        b->rc = conc_queue_put(b->q, items, CONC_FOREVER);
+        b->rc = conc_queue_put(b->q, items);
         break;
     case OP_PUT_KEY:
-        b->rc = conc_queue_put_key(b->q, items, -5, CONC_FOREVER);
+        b->rc = conc_queue_put_key(b->q, items, -5);
         break;
     case OP_PUT_MANY:
-        b->rc = conc_queue_put_many(b->q, items, 4, &b->n, CONC_FOREVER);
+        b->rc = conc_queue_put_many(b->q, items, 4, &b->n);
         break;
     case OP_PUT_TIMED:
-        b->rc = conc_queue_put(b->q, items, CONC_SEC(120));
+        b->rc = conc_queue_put_timed(b->q, items, CONC_SEC(120));
         break;
     case OP_JOIN:
-        b->rc = conc_queue_join(b->q, CONC_FOREVER);
+        b->rc = conc_queue_join(b->q);
         break;
     }
     b->ret_ns = conc_now_ns();
@@ -441,9 +441,9 @@ static void queue_fifo_order(void **state)
         uint64_t v;
         int64_t key = 99;
         for (uint64_t i = 0; i < 5; i++) /* the key is ignored by a FIFO */
-            assert_int_equal(conc_queue_put_key(q, &i, (int64_t)(10 - i), 0), 0);
+            assert_int_equal(conc_queue_put_key_timed(q, &i, (int64_t)(10 - i), 0), 0);
         for (uint64_t i = 0; i < 5; i++) {
-            assert_int_equal(conc_queue_get_key(q, &v, &key, 0), 0);
+            assert_int_equal(conc_queue_get_key_timed(q, &v, &key, 0), 0);
             assert_int_equal(v, i);
             assert_int_equal(key, 0);
         }
@@ -470,9 +470,9 @@ static void queue_lifo_order(void **state)
         uint64_t v;
         int64_t key = 99;
         for (uint64_t i = 0; i < 5; i++)
-            assert_int_equal(conc_queue_put_key(q, &i, (int64_t)i - 2, 0), 0);
+            assert_int_equal(conc_queue_put_key_timed(q, &i, (int64_t)i - 2, 0), 0);
         for (uint64_t i = 5; i-- > 0;) {
-            assert_int_equal(conc_queue_get_key(q, &v, &key, 0), 0);
+            assert_int_equal(conc_queue_get_key_timed(q, &v, &key, 0), 0);
             assert_int_equal(v, i);
             assert_int_equal(key, 0);
         }
@@ -526,10 +526,10 @@ static void queue_priority_lowest_key_first_ties_in_order(void **state)
         /* Items 0..n-1 with those keys, plus item n put with no key (key 0). */
         for (uint32_t i = 0; i < n; i++) {
             struct item7 it = item7_of(i);
-            assert_int_equal(conc_queue_put_key(q, &it, keys[i], 0), 0);
+            assert_int_equal(conc_queue_put_key_timed(q, &it, keys[i], 0), 0);
         }
         struct item7 last = item7_of((uint32_t)n);
-        assert_int_equal(conc_queue_put(q, &last, 0), 0);
+        assert_int_equal(conc_queue_put_timed(q, &last, 0), 0);
         /* Expected: the indices sorted by key, stably (insertion sort). */
         uint32_t order[32];
         int64_t okey[32];
@@ -547,7 +547,7 @@ static void queue_priority_lowest_key_first_ties_in_order(void **state)
         for (size_t i = 0; i <= n; i++) {
             struct item7 it;
             int64_t key;
-            assert_int_equal(conc_queue_get_key(q, &it, &key, 0), 0);
+            assert_int_equal(conc_queue_get_key_timed(q, &it, &key, 0), 0);
             assert_int_equal(item7_idx(it), order[i]);
             assert_true(key == okey[i]);
         }
@@ -562,18 +562,18 @@ static void queue_bounded_put_timeout_is_efull(void **state)
     for (int k = 0; k < NKINDS; k++) {
         conc_queue *q = make_queue(all_kinds[k], 3, sizeof(uint64_t));
         for (uint64_t i = 0; i < 3; i++)
-            assert_int_equal(conc_queue_put_key(q, &i, (int64_t)i, 0), 0);
+            assert_int_equal(conc_queue_put_key_timed(q, &i, (int64_t)i, 0), 0);
         uint64_t v = 77, many[2] = {78, 79};
         size_t done = 99;
-        assert_int_equal(conc_queue_put(q, &v, 0), CONC_EFULL);
-        assert_int_equal(conc_queue_put_key(q, &v, -100, 0), CONC_EFULL);
-        assert_int_equal(conc_queue_put_many(q, many, 2, &done, 0), CONC_EFULL);
+        assert_int_equal(conc_queue_put_timed(q, &v, 0), CONC_EFULL);
+        assert_int_equal(conc_queue_put_key_timed(q, &v, -100, 0), CONC_EFULL);
+        assert_int_equal(conc_queue_put_many_timed(q, many, 2, &done, 0), CONC_EFULL);
         assert_int_equal(done, 0);
         int64_t t0 = conc_now_ns();
-        assert_int_equal(conc_queue_put(q, &v, CONC_MSEC(3)), CONC_EFULL);
+        assert_int_equal(conc_queue_put_timed(q, &v, CONC_MSEC(3)), CONC_EFULL);
         check_waited(t0, CONC_MSEC(3), "put on a full queue");
         t0 = conc_now_ns();
-        assert_int_equal(conc_queue_put_many(q, many, 2, &done, CONC_MSEC(2)), CONC_EFULL);
+        assert_int_equal(conc_queue_put_many_timed(q, many, 2, &done, CONC_MSEC(2)), CONC_EFULL);
         check_waited(t0, CONC_MSEC(2), "put_many on a full queue");
         assert_int_equal(done, 0);
         assert_int_equal(conc_queue_full(q), 1);
@@ -586,7 +586,7 @@ static void queue_bounded_put_timeout_is_efull(void **state)
             seen |= 1u << x;
         }
         assert_int_equal(seen, 7);
-        assert_int_equal(conc_queue_put(q, &v, 0), 0); /* room again */
+        assert_int_equal(conc_queue_put_timed(q, &v, 0), 0); /* room again */
         assert_int_equal(get64(q), 77);
         destroy_queue(q);
     }
@@ -601,21 +601,21 @@ static void queue_get_timeout_on_empty_is_eempty(void **state)
             uint64_t out[2] = {5, 5};
             int64_t key;
             size_t got = 99;
-            assert_int_equal(conc_queue_get(q, out, 0), CONC_EEMPTY);
-            assert_int_equal(conc_queue_get_key(q, out, &key, 0), CONC_EEMPTY);
-            assert_int_equal(conc_queue_get_many(q, out, 2, &got, 0), CONC_EEMPTY);
+            assert_int_equal(conc_queue_get_timed(q, out, 0), CONC_EEMPTY);
+            assert_int_equal(conc_queue_get_key_timed(q, out, &key, 0), CONC_EEMPTY);
+            assert_int_equal(conc_queue_get_many_timed(q, out, 2, &got, 0), CONC_EEMPTY);
             assert_int_equal(got, 0);
             int64_t t0 = conc_now_ns();
-            assert_int_equal(conc_queue_get(q, out, CONC_MSEC(3)), CONC_EEMPTY);
+            assert_int_equal(conc_queue_get_timed(q, out, CONC_MSEC(3)), CONC_EEMPTY);
             check_waited(t0, CONC_MSEC(3), "get on an empty queue");
             t0 = conc_now_ns();
-            assert_int_equal(conc_queue_get_many(q, out, 2, &got, CONC_MSEC(2)), CONC_EEMPTY);
+            assert_int_equal(conc_queue_get_many_timed(q, out, 2, &got, CONC_MSEC(2)), CONC_EEMPTY);
             check_waited(t0, CONC_MSEC(2), "get_many on an empty queue");
             assert_int_equal(got, 0);
             /* Drained: empty again after one item in and out. */
             assert_int_equal(put64(q, 1, 0), 0);
             assert_int_equal(get64(q), 1);
-            assert_int_equal(conc_queue_get(q, out, 0), CONC_EEMPTY);
+            assert_int_equal(conc_queue_get_timed(q, out, 0), CONC_EEMPTY);
             destroy_queue(q);
         }
     }
@@ -628,8 +628,8 @@ static void queue_huge_timeout_waits(void **state)
     (void)state;
     conc_queue *q = make_queue(CONC_QUEUE_FIFO, 1, sizeof(uint64_t));
     uint64_t v = 11, out = 0;
-    assert_int_equal(conc_queue_put(q, &v, INT64_MAX), 0);
-    assert_int_equal(conc_queue_get(q, &out, INT64_MAX), 0);
+    assert_int_equal(conc_queue_put_timed(q, &v, INT64_MAX), 0);
+    assert_int_equal(conc_queue_get_timed(q, &out, INT64_MAX), 0);
     assert_int_equal(out, 11);
     struct blocked b = {.q = q, .op = OP_GET_TIMED, .rc = 1};
     pthread_t t = conc_test_start(blocked_call, &b);
@@ -731,7 +731,7 @@ static void queue_put_many_partial_progress(void **state)
     for (int k = 0; k < NKINDS; k++) {
         conc_queue *q = make_queue(all_kinds[k], 4, sizeof(uint64_t));
         size_t done = 99;
-        assert_int_equal(conc_queue_put_many(q, items, 10, &done, 0), CONC_EFULL);
+        assert_int_equal(conc_queue_put_many_timed(q, items, 10, &done, 0), CONC_EFULL);
         assert_int_equal(done, 4);
         assert_int_equal(conc_queue_full(q), 1);
         /* Two taken: a timed put_many adds two more, then times out. */
@@ -744,7 +744,7 @@ static void queue_put_many_partial_progress(void **state)
             assert_int_equal(b, 1);
         }
         int64_t t0 = conc_now_ns();
-        assert_int_equal(conc_queue_put_many(q, items + 4, 6, &done, CONC_MSEC(2)), CONC_EFULL);
+        assert_int_equal(conc_queue_put_many_timed(q, items + 4, 6, &done, CONC_MSEC(2)), CONC_EFULL);
         check_waited(t0, CONC_MSEC(2), "put_many, partly");
         assert_int_equal(done, 2);
         assert_int_equal(conc_queue_size(q), 4);
@@ -753,12 +753,12 @@ static void queue_put_many_partial_progress(void **state)
         for (int i = 0; i < 4; i++)
             assert_int_equal(get64(q), all_kinds[k] == CONC_QUEUE_LIFO ? lifo[i] : fifo[i]);
         /* done may be NULL; an unbounded queue takes all at once. */
-        assert_int_equal(conc_queue_put_many(q, items, 4, NULL, 0), 0);
+        assert_int_equal(conc_queue_put_many_timed(q, items, 4, NULL, 0), 0);
         assert_int_equal(conc_queue_size(q), 4);
         destroy_queue(q);
 
         q = make_queue(all_kinds[k], 0, sizeof(uint64_t));
-        assert_int_equal(conc_queue_put_many(q, items, 10, &done, 0), 0);
+        assert_int_equal(conc_queue_put_many_timed(q, items, 10, &done, 0), 0);
         assert_int_equal(done, 10);
         destroy_queue(q);
     }
@@ -777,7 +777,7 @@ struct many_putter {
 static void *many_putter_run(void *p)
 {
     struct many_putter *m = p;
-    m->rc = conc_queue_put_many(m->q, m->items, m->n, &m->done, CONC_FOREVER);
+    m->rc = conc_queue_put_many(m->q, m->items, m->n, &m->done);
     atomic_store(&m->finished, 1);
     return NULL;
 }
@@ -793,7 +793,7 @@ static void queue_put_many_blocks_until_all_in(void **state)
     pthread_t t = conc_test_start(many_putter_run, &m);
     for (uint64_t i = 0; i < 40; i++) { /* one at a time, in order */
         uint64_t v = 0;
-        assert_int_equal(conc_queue_get(q, &v, CONC_FOREVER), 0);
+        assert_int_equal(conc_queue_get(q, &v), 0);
         assert_int_equal(v, 1000 + i);
     }
     conc_test_join(t);
@@ -825,7 +825,7 @@ struct many_getter {
 static void *many_getter_run(void *p)
 {
     struct many_getter *m = p;
-    m->rc = conc_queue_get_many(m->q, m->out, m->max, &m->got, CONC_FOREVER);
+    m->rc = conc_queue_get_many(m->q, m->out, m->max, &m->got);
     atomic_store(&m->finished, 1);
     return NULL;
 }
@@ -840,14 +840,14 @@ static void queue_get_many_takes_up_to_max(void **state)
     for (int k = 0; k < NKINDS; k++) {
         conc_queue *q = make_queue(all_kinds[k], 8, sizeof(uint64_t));
         for (int i = 0; i < 5; i++)
-            assert_int_equal(conc_queue_put_key(q, &items[i], keys[i], 0), 0);
-        assert_int_equal(conc_queue_get_many(q, out, 3, &got, 0), 0);
+            assert_int_equal(conc_queue_put_key_timed(q, &items[i], keys[i], 0), 0);
+        assert_int_equal(conc_queue_get_many_timed(q, out, 3, &got, 0), 0);
         assert_int_equal(got, 3);
-        assert_int_equal(conc_queue_get_many(q, out + 3, 10, &got, CONC_FOREVER), 0);
+        assert_int_equal(conc_queue_get_many(q, out + 3, 10, &got), 0);
         assert_int_equal(got, 2); /* fewer than max: what there is, at once */
         for (int i = 0; i < 5; i++)
             assert_int_equal(out[i], want[k][i]);
-        assert_int_equal(conc_queue_get_many(q, out, 10, &got, 0), CONC_EEMPTY);
+        assert_int_equal(conc_queue_get_many_timed(q, out, 10, &got, 0), CONC_EEMPTY);
         assert_int_equal(got, 0);
         destroy_queue(q);
     }
@@ -857,7 +857,7 @@ static void queue_get_many_takes_up_to_max(void **state)
     struct many_getter m = {.q = q, .max = 8, .got = 99, .rc = 1};
     pthread_t t = conc_test_start(many_getter_run, &m);
     wait_blocked_unless(q, CONC__QW_GET, 1, (atomic_int *const[]){&m.finished}, 1);
-    assert_int_equal(conc_queue_put_many(q, items, 5, NULL, 0), 0);
+    assert_int_equal(conc_queue_put_many_timed(q, items, 5, NULL, 0), 0);
     conc_test_join(t);
     assert_int_equal(m.rc, 0);
     assert_true(m.got >= 1 && m.got <= 5);
@@ -890,14 +890,14 @@ struct waker_case {
 static void *wake_getter(void *p)
 {
     struct waker_case *w = p;
-    w->rc = conc_queue_get(w->q, &w->v, CONC_SEC(20));
+    w->rc = conc_queue_get_timed(w->q, &w->v, CONC_SEC(20));
     return NULL;
 }
 
 static void *wake_putter(void *p)
 {
     struct waker_case *w = p;
-    w->rc = conc_queue_put(w->q, &w->v, CONC_SEC(20));
+    w->rc = conc_queue_put_timed(w->q, &w->v, CONC_SEC(20));
     return NULL;
 }
 
@@ -916,7 +916,7 @@ static void queue_batches_wake_every_waiter(void **state)
             items[i] = (uint64_t)i;
         }
         wait_blocked(q, CONC__QW_GET, 8);
-        assert_int_equal(conc_queue_put_many(q, items, 8, &n, 0), 0);
+        assert_int_equal(conc_queue_put_many_timed(q, items, 8, &n, 0), 0);
         assert_int_equal(n, 8);
         for (int i = 0; i < 8; i++) {
             conc_test_join(t[i]);
@@ -927,13 +927,13 @@ static void queue_batches_wake_every_waiter(void **state)
         assert_int_equal(seen, 0xFF); /* each consumer got a different item */
 
         /* Full, 8 producers waiting for room; one get_many makes room for all. */
-        assert_int_equal(conc_queue_put_many(q, items, 8, NULL, 0), 0);
+        assert_int_equal(conc_queue_put_many_timed(q, items, 8, NULL, 0), 0);
         for (int i = 0; i < 8; i++) {
             w[i] = (struct waker_case){.q = q, .v = 100 + (uint64_t)i, .rc = 1};
             t[i] = conc_test_start(wake_putter, &w[i]);
         }
         wait_blocked(q, CONC__QW_PUT, 8);
-        assert_int_equal(conc_queue_get_many(q, out, 8, &n, 0), 0);
+        assert_int_equal(conc_queue_get_many_timed(q, out, 8, &n, 0), 0);
         assert_int_equal(n, 8);
         for (int i = 0; i < 8; i++) {
             conc_test_join(t[i]);
@@ -994,13 +994,13 @@ static void queue_unbounded_grows_and_keeps_order(void **state)
     /* PRIORITY: 5000 items with 13 keys, drained in key, then insertion, order. */
     q = make_queue(CONC_QUEUE_PRIORITY, 0, sizeof(uint64_t));
     for (uint64_t i = 0; i < 5000; i++)
-        assert_int_equal(conc_queue_put_key(q, &i, (int64_t)((i * 7919) % 13), 0), 0);
+        assert_int_equal(conc_queue_put_key_timed(q, &i, (int64_t)((i * 7919) % 13), 0), 0);
     int64_t last_key = INT64_MIN;
     uint64_t last = 0;
     for (uint64_t i = 0; i < 5000; i++) {
         uint64_t v;
         int64_t key;
-        assert_int_equal(conc_queue_get_key(q, &v, &key, 0), 0);
+        assert_int_equal(conc_queue_get_key_timed(q, &v, &key, 0), 0);
         assert_true(key == (int64_t)((v * 7919) % 13));
         assert_true(key >= last_key);
         if (key == last_key)
@@ -1076,15 +1076,15 @@ static void model_run(conc_queue_kind kind, size_t cap, long ops, uint64_t seed)
             size_t fits = n < model_room(&m) ? n : model_room(&m);
             if ((r >> 24) % 3 == 0) { /* put_many (key 0) */
                 size_t done = 99;
-                int rc = conc_queue_put_many(q, buf, n, &done, 0);
+                int rc = conc_queue_put_many_timed(q, buf, n, &done, 0);
                 assert_int_equal(rc, fits == n ? 0 : CONC_EFULL);
                 assert_int_equal(done, fits);
                 for (size_t i = 0; i < fits; i++)
                     model_put(&m, buf[i], 0);
                 next_val += fits;
             } else {
-                int rc = (r >> 24) % 3 == 1 ? conc_queue_put(q, buf, 0)
-                                            : conc_queue_put_key(q, buf, key, 0);
+                int rc = (r >> 24) % 3 == 1 ? conc_queue_put_timed(q, buf, 0)
+                                            : conc_queue_put_key_timed(q, buf, key, 0);
                 int64_t k = (r >> 24) % 3 == 1 ? 0 : key;
                 assert_int_equal(rc, fits ? 0 : CONC_EFULL);
                 if (fits) {
@@ -1096,14 +1096,14 @@ static void model_run(conc_queue_kind kind, size_t cap, long ops, uint64_t seed)
             size_t max = (size_t)((r >> 16) % 5) + 1, got = 99;
             size_t expect = max < m.n ? max : m.n;
             if ((r >> 24) % 2 == 0) {
-                int rc = conc_queue_get_many(q, buf, max, &got, 0);
+                int rc = conc_queue_get_many_timed(q, buf, max, &got, 0);
                 assert_int_equal(rc, expect ? 0 : CONC_EEMPTY);
                 assert_int_equal(got, expect);
                 for (size_t i = 0; i < expect; i++)
                     assert_int_equal(buf[i], model_get(&m).val);
             } else {
                 int64_t k = 12345;
-                int rc = conc_queue_get_key(q, buf, &k, 0);
+                int rc = conc_queue_get_key_timed(q, buf, &k, 0);
                 assert_int_equal(rc, m.n ? 0 : CONC_EEMPTY);
                 if (m.n) {
                     struct model_entry e = model_get(&m);
@@ -1148,7 +1148,7 @@ struct joiner {
 static void *joiner_run(void *p)
 {
     struct joiner *j = p;
-    j->rc = conc_queue_join(j->q, j->timeout);
+    j->rc = conc_queue_join_timed(j->q, j->timeout);
     j->task_dones_seen = atomic_load(j->task_dones_started);
     atomic_store(&j->finished, 1);
     return NULL;
@@ -1166,8 +1166,8 @@ static void queue_join_waits_for_last_task_done(void **state)
 {
     (void)state;
     conc_queue *q = make_queue(CONC_QUEUE_FIFO, 0, sizeof(uint64_t));
-    assert_int_equal(conc_queue_join(q, 0), 0); /* nothing put: at once */
-    assert_int_equal(conc_queue_join(q, CONC_FOREVER), 0);
+    assert_int_equal(conc_queue_join_timed(q, 0), 0); /* nothing put: at once */
+    assert_int_equal(conc_queue_join(q), 0);
 
     atomic_int started = 0;
     for (uint64_t i = 0; i < 3; i++)
@@ -1196,7 +1196,7 @@ static void queue_join_waits_for_last_task_done(void **state)
         assert_int_equal(j[i].rc, 0);
         assert_int_equal(j[i].task_dones_seen, 3);
     }
-    assert_int_equal(conc_queue_task_done(q), CONC_EINVAL);
+    assert_int_equal(conc_queue_task_done(q), CONC_ESTATE);
     destroy_queue(q);
 }
 
@@ -1206,20 +1206,20 @@ static void queue_join_timeout_while_tasks_remain(void **state)
     conc_queue *q = make_queue(CONC_QUEUE_LIFO, 4, sizeof(uint64_t));
     assert_int_equal(put64(q, 1, 0), 0);
     assert_int_equal(put64(q, 2, 0), 0);
-    assert_int_equal(conc_queue_join(q, 0), CONC_ETIMEDOUT);
+    assert_int_equal(conc_queue_join_timed(q, 0), CONC_ETIMEDOUT);
     int64_t t0 = conc_now_ns();
-    assert_int_equal(conc_queue_join(q, CONC_MSEC(3)), CONC_ETIMEDOUT);
+    assert_int_equal(conc_queue_join_timed(q, CONC_MSEC(3)), CONC_ETIMEDOUT);
     check_waited(t0, CONC_MSEC(3), "join with tasks left");
     (void)get64(q);
     (void)get64(q);
-    assert_int_equal(conc_queue_join(q, 0), CONC_ETIMEDOUT); /* taken, not done */
+    assert_int_equal(conc_queue_join_timed(q, 0), CONC_ETIMEDOUT); /* taken, not done */
     assert_int_equal(conc_queue_task_done(q), 0);
     t0 = conc_now_ns();
-    assert_int_equal(conc_queue_join(q, CONC_MSEC(2)), CONC_ETIMEDOUT);
+    assert_int_equal(conc_queue_join_timed(q, CONC_MSEC(2)), CONC_ETIMEDOUT);
     check_waited(t0, CONC_MSEC(2), "join with one task left");
     assert_int_equal(conc_queue_task_done(q), 0);
-    assert_int_equal(conc_queue_join(q, 0), 0);
-    assert_int_equal(conc_queue_join(q, CONC_MSEC(2)), 0);
+    assert_int_equal(conc_queue_join_timed(q, 0), 0);
+    assert_int_equal(conc_queue_join_timed(q, CONC_MSEC(2)), 0);
     destroy_queue(q);
 }
 
@@ -1234,37 +1234,37 @@ static void queue_shutdown_put_fails_get_drains(void **state)
         conc_queue *q = make_queue(all_kinds[k], 8, sizeof(uint64_t));
         for (uint64_t i = 0; i < 3; i++) {
             uint64_t v = 10 + i;
-            assert_int_equal(conc_queue_put_key(q, &v, keys[i], 0), 0);
+            assert_int_equal(conc_queue_put_key_timed(q, &v, keys[i], 0), 0);
         }
         assert_int_equal(conc_queue_shutdown(q, false), 0);
         uint64_t v = 99, items[2] = {98, 97}, out[4];
         size_t n = 99;
-        assert_int_equal(conc_queue_put(q, &v, 0), CONC_ESHUTDOWN);
-        assert_int_equal(conc_queue_put(q, &v, CONC_FOREVER), CONC_ESHUTDOWN);
-        assert_int_equal(conc_queue_put_key(q, &v, 0, CONC_MSEC(10)), CONC_ESHUTDOWN);
-        assert_int_equal(conc_queue_put_many(q, items, 2, &n, CONC_FOREVER), CONC_ESHUTDOWN);
+        assert_int_equal(conc_queue_put_timed(q, &v, 0), CONC_ESHUTDOWN);
+        assert_int_equal(conc_queue_put(q, &v), CONC_ESHUTDOWN);
+        assert_int_equal(conc_queue_put_key_timed(q, &v, 0, CONC_MSEC(10)), CONC_ESHUTDOWN);
+        assert_int_equal(conc_queue_put_many(q, items, 2, &n), CONC_ESHUTDOWN);
         assert_int_equal(n, 0);
         assert_int_equal(conc_queue_size(q), 3);
         /* A second shutdown is allowed. */
         assert_int_equal(conc_queue_shutdown(q, false), 0);
         /* get still drains, in the kind's order, then fails. */
-        assert_int_equal(conc_queue_get(q, &out[0], CONC_FOREVER), 0);
-        assert_int_equal(conc_queue_get_many(q, &out[1], 4, &n, CONC_FOREVER), 0);
+        assert_int_equal(conc_queue_get(q, &out[0]), 0);
+        assert_int_equal(conc_queue_get_many(q, &out[1], 4, &n), 0);
         assert_int_equal(n, 2);
         for (int i = 0; i < 3; i++)
             assert_int_equal(out[i], want[k][i]);
-        assert_int_equal(conc_queue_get(q, out, 0), CONC_ESHUTDOWN);
-        assert_int_equal(conc_queue_get(q, out, CONC_FOREVER), CONC_ESHUTDOWN);
+        assert_int_equal(conc_queue_get_timed(q, out, 0), CONC_ESHUTDOWN);
+        assert_int_equal(conc_queue_get(q, out), CONC_ESHUTDOWN);
         int64_t key;
-        assert_int_equal(conc_queue_get_key(q, out, &key, CONC_MSEC(10)), CONC_ESHUTDOWN);
-        assert_int_equal(conc_queue_get_many(q, out, 4, &n, CONC_FOREVER), CONC_ESHUTDOWN);
+        assert_int_equal(conc_queue_get_key_timed(q, out, &key, CONC_MSEC(10)), CONC_ESHUTDOWN);
+        assert_int_equal(conc_queue_get_many(q, out, 4, &n), CONC_ESHUTDOWN);
         assert_int_equal(n, 0);
         /* Tasks still count after a plain shutdown. */
-        assert_int_equal(conc_queue_join(q, 0), CONC_ETIMEDOUT);
+        assert_int_equal(conc_queue_join_timed(q, 0), CONC_ETIMEDOUT);
         for (int i = 0; i < 3; i++)
             assert_int_equal(conc_queue_task_done(q), 0);
-        assert_int_equal(conc_queue_join(q, CONC_FOREVER), 0);
-        assert_int_equal(conc_queue_task_done(q), CONC_EINVAL);
+        assert_int_equal(conc_queue_join(q), 0);
+        assert_int_equal(conc_queue_task_done(q), CONC_ESTATE);
         destroy_queue(q);
     }
 }
@@ -1322,11 +1322,11 @@ static void queue_shutdown_wakes_16_blocked_producers(void **state)
             for (int i = 0; i < (immediate ? 0 : 4); i++)
                 assert_true(get64(q) < 4);
             uint64_t v;
-            assert_int_equal(conc_queue_get(q, &v, CONC_FOREVER), CONC_ESHUTDOWN);
+            assert_int_equal(conc_queue_get(q, &v), CONC_ESHUTDOWN);
             for (int i = 0; i < (immediate ? 0 : 4); i++)
                 assert_int_equal(conc_queue_task_done(q), 0);
-            assert_int_equal(conc_queue_join(q, 0), 0);
-            assert_int_equal(conc_queue_task_done(q), CONC_EINVAL);
+            assert_int_equal(conc_queue_join_timed(q, 0), 0);
+            assert_int_equal(conc_queue_task_done(q), CONC_ESTATE);
             destroy_queue(q);
         }
     }
@@ -1344,9 +1344,9 @@ static void queue_shutdown_wakes_16_blocked_consumers(void **state)
                      immediate ? "immediate" : "plain");
             shutdown_wakes_all(q, ops, CONC__QW_GET, immediate, what);
             uint64_t v = 5;
-            assert_int_equal(conc_queue_put(q, &v, 0), CONC_ESHUTDOWN);
+            assert_int_equal(conc_queue_put_timed(q, &v, 0), CONC_ESHUTDOWN);
             assert_int_equal(conc_queue_size(q), 0);
-            assert_int_equal(conc_queue_join(q, 0), 0);
+            assert_int_equal(conc_queue_join_timed(q, 0), 0);
             destroy_queue(q);
         }
     }
@@ -1371,19 +1371,19 @@ static void queue_shutdown_immediate_discards(void **state)
     assert_int_equal(conc_queue_size(q), 0);
     assert_int_equal(conc_queue_empty(q), 1);
     uint64_t v;
-    assert_int_equal(conc_queue_get(q, &v, 0), CONC_ESHUTDOWN);
-    assert_int_equal(conc_queue_get(q, &v, CONC_FOREVER), CONC_ESHUTDOWN);
+    assert_int_equal(conc_queue_get_timed(q, &v, 0), CONC_ESHUTDOWN);
+    assert_int_equal(conc_queue_get(q, &v), CONC_ESHUTDOWN);
     /* The shutdown woke the joiner; two tasks are left, so it parks again. */
     wait_blocked_unless(q, CONC__QW_JOIN, 1, (atomic_int *const[]){&j.finished}, 1);
     counted_task_done(q, &started);
     wait_blocked_unless(q, CONC__QW_JOIN, 1, (atomic_int *const[]){&j.finished}, 1);
-    assert_int_equal(conc_queue_join(q, 0), CONC_ETIMEDOUT);
+    assert_int_equal(conc_queue_join_timed(q, 0), CONC_ETIMEDOUT);
     counted_task_done(q, &started);
     conc_test_join(t);
     assert_int_equal(j.rc, 0);
     assert_int_equal(j.task_dones_seen, 2);
     /* The three discarded items are no longer tasks. */
-    assert_int_equal(conc_queue_task_done(q), CONC_EINVAL);
+    assert_int_equal(conc_queue_task_done(q), CONC_ESTATE);
     destroy_queue(q);
 
     /* A joiner whose tasks were all still queued is released by the discard. */
@@ -1396,7 +1396,7 @@ static void queue_shutdown_immediate_discards(void **state)
     assert_int_equal(conc_queue_shutdown(q, true), 0);
     conc_test_join(t);
     assert_int_equal(j.rc, 0);
-    assert_int_equal(conc_queue_task_done(q), CONC_EINVAL);
+    assert_int_equal(conc_queue_task_done(q), CONC_ESTATE);
     destroy_queue(q);
 
     /* An immediate shutdown after a plain one still discards. */
@@ -1405,12 +1405,12 @@ static void queue_shutdown_immediate_discards(void **state)
         assert_int_equal(put64(q, i, 0), 0);
     assert_int_equal(conc_queue_shutdown(q, false), 0);
     assert_int_equal(conc_queue_size(q), 3);
-    assert_int_equal(conc_queue_join(q, 0), CONC_ETIMEDOUT);
+    assert_int_equal(conc_queue_join_timed(q, 0), CONC_ETIMEDOUT);
     assert_int_equal(conc_queue_shutdown(q, true), 0);
     assert_int_equal(conc_queue_size(q), 0);
-    assert_int_equal(conc_queue_get(q, &v, 0), CONC_ESHUTDOWN);
-    assert_int_equal(conc_queue_join(q, 0), 0);
-    assert_int_equal(conc_queue_task_done(q), CONC_EINVAL);
+    assert_int_equal(conc_queue_get_timed(q, &v, 0), CONC_ESHUTDOWN);
+    assert_int_equal(conc_queue_join_timed(q, 0), 0);
+    assert_int_equal(conc_queue_task_done(q), CONC_ESTATE);
     destroy_queue(q);
 }
 
@@ -1475,7 +1475,7 @@ static void *stress_producer(void *p)
                 n = (size_t)(w->last - seq);
             for (size_t i = 0; i < n; i++)
                 batch[i] = ((uint64_t)w->id << SEQ_BITS) | (uint64_t)(seq + (long)i);
-            int rc = conc_queue_put_many(s->q, batch, n, &done, t);
+            int rc = conc_queue_put_many_timed(s->q, batch, n, &done, t);
             assert_true(rc == 0 || (rc == CONC_EFULL && t != CONC_FOREVER));
             assert_true(rc == 0 ? done == n : done < n);
             seq += (long)done;
@@ -1483,7 +1483,7 @@ static void *stress_producer(void *p)
                 w->retries++;
         } else {
             uint64_t v = ((uint64_t)w->id << SEQ_BITS) | (uint64_t)seq;
-            int rc = conc_queue_put_key(s->q, &v, stress_key(s, (uint64_t)seq), t);
+            int rc = conc_queue_put_key_timed(s->q, &v, stress_key(s, (uint64_t)seq), t);
             if (rc == 0) {
                 seq++;
             } else {
@@ -1535,10 +1535,9 @@ static void *stress_consumer(void *p)
         size_t got = 1;
         int rc;
         if (s->batches)
-            rc = conc_queue_get_many(s->q, buf, (size_t)(conc_test_xorshift64s(&w->rng) % 8) + 1,
-                                     &got, t);
+            rc = conc_queue_get_many_timed(s->q, buf, (size_t)(conc_test_xorshift64s(&w->rng) % 8) + 1, &got, t);
         else
-            rc = conc_queue_get_key(s->q, buf, &key, t);
+            rc = conc_queue_get_key_timed(s->q, buf, &key, t);
         if (rc == CONC_ESHUTDOWN)
             break;
         if (rc == CONC_EEMPTY) {
@@ -1697,7 +1696,7 @@ static void *prefill_run(void *p)
     struct prefill *f = p;
     for (long seq = 0; seq < f->n; seq++) {
         uint64_t v = ((uint64_t)f->id << SEQ_BITS) | (uint64_t)seq;
-        assert_int_equal(conc_queue_put_key(f->q, &v, drain_key((uint64_t)seq), CONC_FOREVER), 0);
+        assert_int_equal(conc_queue_put_key(f->q, &v, drain_key((uint64_t)seq)), 0);
     }
     return NULL;
 }
@@ -1713,7 +1712,7 @@ static void drain_in_key_order(conc_queue *q, int P, long per)
     for (long i = 0; i < P * per; i++) {
         uint64_t v;
         int64_t key;
-        assert_int_equal(conc_queue_get_key(q, &v, &key, 0), 0);
+        assert_int_equal(conc_queue_get_key_timed(q, &v, &key, 0), 0);
         uint64_t p = v >> SEQ_BITS, seq = v & SEQ_MASK;
         assert_true(p < (uint64_t)P && seq < (uint64_t)per);
         assert_true(key == drain_key(seq));
@@ -1778,10 +1777,10 @@ static void queue_stress_task_done_join(void **state)
         join_workers(tp, P);
         /* Every item of this round is put; join waits for its last task_done,
          * which comes after the consumer counted the item. */
-        assert_int_equal(conc_queue_join(s.q, CONC_FOREVER), 0);
+        assert_int_equal(conc_queue_join(s.q), 0);
         assert_int_equal(atomic_load(&s.consumed), (r + 1) * per_round);
         assert_int_equal(conc_queue_size(s.q), 0);
-        assert_int_equal(conc_queue_task_done(s.q), CONC_EINVAL);
+        assert_int_equal(conc_queue_task_done(s.q), CONC_ESTATE);
     }
     assert_int_equal(conc_queue_shutdown(s.q, false), 0);
     join_workers(tc, C);
@@ -1819,7 +1818,7 @@ static void *held_put_main(void *p)
 {
     struct held_put *h = p;
     uint64_t v = 42;
-    h->rc = conc_queue_put(h->q, &v, CONC_FOREVER);
+    h->rc = conc_queue_put(h->q, &v);
     return NULL;
 }
 
@@ -1845,8 +1844,8 @@ static void queue_put_racing_immediate_shutdown_leaves_nothing(void **state)
         assert_true(h.rc == 0 || h.rc == CONC_ESHUTDOWN);
         assert_int_equal(conc_queue_size(q), 0);
         uint64_t out;
-        assert_int_equal(conc_queue_get(q, &out, 0), CONC_ESHUTDOWN);
-        assert_int_equal(conc_queue_join(q, 0), 0); /* nothing unfinished */
+        assert_int_equal(conc_queue_get_timed(q, &out, 0), CONC_ESHUTDOWN);
+        assert_int_equal(conc_queue_join_timed(q, 0), 0); /* nothing unfinished */
         destroy_queue(q);
     }
     conc__test_put_checked = NULL;
@@ -1865,17 +1864,17 @@ static void queue_is_shutdown_and_unfinished_tasks(void **state)
         assert_int_equal(conc_queue_is_shutdown(q), 0);
         assert_int_equal(conc_queue_unfinished_tasks(q), 0);
         for (uint64_t v = 0; v < 5; v++)
-            assert_int_equal(conc_queue_put(q, &v, 0), 0);
+            assert_int_equal(conc_queue_put_timed(q, &v, 0), 0);
         assert_int_equal(conc_queue_unfinished_tasks(q), 5);
         uint64_t out;
-        assert_int_equal(conc_queue_get(q, &out, 0), 0);
+        assert_int_equal(conc_queue_get_timed(q, &out, 0), 0);
         assert_int_equal(conc_queue_unfinished_tasks(q), 5); /* taken, not done */
         assert_int_equal(conc_queue_task_done(q), 0);
         assert_int_equal(conc_queue_unfinished_tasks(q), 4);
         assert_int_equal(conc_queue_shutdown(q, false), 0);
         assert_int_equal(conc_queue_is_shutdown(q), 1);
         assert_int_equal(conc_queue_unfinished_tasks(q), 4); /* still to get */
-        assert_int_equal(conc_queue_get(q, &out, 0), 0);
+        assert_int_equal(conc_queue_get_timed(q, &out, 0), 0);
         assert_int_equal(conc_queue_shutdown(q, true), 0);
         assert_int_equal(conc_queue_unfinished_tasks(q), 1); /* the one taken */
         assert_int_equal(conc_queue_task_done(q), 0);
@@ -1893,7 +1892,7 @@ CONC_TEST_MAIN(cmocka_unit_test(queue_is_shutdown_and_unfinished_tasks),
                cmocka_unit_test(queue_null_arguments_are_einval),
                cmocka_unit_test(queue_bad_timeouts_are_einval),
                cmocka_unit_test(queue_zero_counts_are_einval),
-               cmocka_unit_test(queue_task_done_too_often_is_einval),
+               cmocka_unit_test(queue_task_done_too_often_is_estate),
                cmocka_unit_test(queue_destroy_while_blocked_is_ebusy),
                cmocka_unit_test(queue_fifo_order), cmocka_unit_test(queue_lifo_order),
                cmocka_unit_test(queue_priority_lowest_key_first_ties_in_order),

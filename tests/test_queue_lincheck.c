@@ -352,13 +352,13 @@ static void worker_round(struct lin_worker *w)
         if (rng_below(&w->rng, 2)) {
             uint64_t v = (uint64_t)(w->id + 1) << 16 | (uint64_t)k; /* unique in the history */
             struct lc_op *op = lc_log_call(&w->log, LC_PUT, v);
-            int rc = conc_queue_put(q, &v, timeout);
+            int rc = conc_queue_put_timed(q, &v, timeout);
             lc_log_return(op, rc == 0, 0);
             assert_true(rc == 0 || rc == CONC_EFULL);
         } else {
             uint64_t out = 0;
             struct lc_op *op = lc_log_call(&w->log, LC_GET, 0);
-            int rc = conc_queue_get(q, &out, timeout);
+            int rc = conc_queue_get_timed(q, &out, timeout);
             lc_log_return(op, rc == 0, out);
             assert_true(rc == 0 || rc == CONC_EEMPTY);
         }
@@ -449,7 +449,7 @@ static void drain(conc_queue *q, struct lc_log *log)
     for (;;) {
         uint64_t out = 0;
         struct lc_op *op = lc_log_call(log, LC_GET, 0);
-        int rc = conc_queue_get(q, &out, 0);
+        int rc = conc_queue_get_timed(q, &out, 0);
         lc_log_return(op, rc == 0, out);
         if (rc == CONC_EEMPTY)
             return;
@@ -587,7 +587,7 @@ static void hold_first_put(struct conc__qring *r, uint64_t pos)
     if (pos != 0 || !atomic_exchange(&held.armed, false))
         return;
     conc_event_set(&held.claimed);
-    conc_event_wait(&held.release, CONC_FOREVER);
+    conc_event_wait(&held.release);
 }
 
 struct ring_call {
@@ -628,7 +628,7 @@ static int planted_schedule(bool exact)
     struct ring_call p1 = {&r, true, {.value = 1}}, p2 = {&r, true, {.value = 2}};
     struct ring_call get = {&r, exact, {0}};
     pthread_t t1 = conc_test_start(ring_put_main, &p1);
-    assert_int_equal(conc_event_wait(&held.claimed, CONC_SEC(10)), 0); /* p1 holds cell 0 */
+    assert_int_equal(conc_event_wait_timed(&held.claimed, CONC_SEC(10)), 0); /* p1 holds cell 0 */
     ring_put_main(&p2);                                                /* p2 completes */
     pthread_t tg = conc_test_start(ring_get_main, &get);
     if (!exact)

@@ -69,11 +69,11 @@ static int do_op(conc_rwlock *l, int op, int64_t timeout)
     case OP_RD:
         return conc_rwlock_rdlock(l);
     case OP_TIMEDRD:
-        return conc_rwlock_timedrdlock(l, timeout);
+        return conc_rwlock_rdlock_timed(l, timeout);
     case OP_WR:
         return conc_rwlock_wrlock(l);
     case OP_TIMEDWR:
-        return conc_rwlock_timedwrlock(l, timeout);
+        return conc_rwlock_wrlock_timed(l, timeout);
     case OP_UNLOCK:
         return conc_rwlock_unlock(l);
     default:
@@ -105,9 +105,9 @@ static void rwlock_null_is_einval(void **state)
     assert_int_equal(conc_rwlock_init(NULL, NULL), CONC_EINVAL);
     assert_int_equal(conc_rwlock_destroy(NULL), CONC_EINVAL);
     assert_int_equal(conc_rwlock_rdlock(NULL), CONC_EINVAL);
-    assert_int_equal(conc_rwlock_timedrdlock(NULL, 0), CONC_EINVAL);
+    assert_int_equal(conc_rwlock_rdlock_timed(NULL, 0), CONC_EINVAL);
     assert_int_equal(conc_rwlock_wrlock(NULL), CONC_EINVAL);
-    assert_int_equal(conc_rwlock_timedwrlock(NULL, 0), CONC_EINVAL);
+    assert_int_equal(conc_rwlock_wrlock_timed(NULL, 0), CONC_EINVAL);
     assert_int_equal(conc_rwlock_unlock(NULL), CONC_EINVAL);
 }
 
@@ -115,16 +115,16 @@ static void rwlock_negative_timeout_is_einval_in(const conc_rwlock_opts *opts)
 {
     conc_rwlock l;
     assert_int_equal(conc_rwlock_init(&l, opts), 0);
-    assert_int_equal(conc_rwlock_timedrdlock(&l, -2), CONC_EINVAL);
-    assert_int_equal(conc_rwlock_timedwrlock(&l, -2), CONC_EINVAL);
-    assert_int_equal(conc_rwlock_timedrdlock(&l, INT64_MIN), CONC_EINVAL);
-    assert_int_equal(conc_rwlock_timedwrlock(&l, INT64_MIN), CONC_EINVAL);
+    assert_int_equal(conc_rwlock_rdlock_timed(&l, -2), CONC_EINVAL);
+    assert_int_equal(conc_rwlock_wrlock_timed(&l, -2), CONC_EINVAL);
+    assert_int_equal(conc_rwlock_rdlock_timed(&l, INT64_MIN), CONC_EINVAL);
+    assert_int_equal(conc_rwlock_wrlock_timed(&l, INT64_MIN), CONC_EINVAL);
     assert_int_equal(state_word(&l), 0); /* nothing was taken */
-    assert_int_equal(conc_rwlock_timedrdlock(&l, CONC_FOREVER), 0);
-    assert_int_equal(conc_rwlock_timedwrlock(&l, -2), CONC_EINVAL);
+    assert_int_equal(conc_rwlock_rdlock_timed(&l, CONC_FOREVER), 0);
+    assert_int_equal(conc_rwlock_wrlock_timed(&l, -2), CONC_EINVAL);
     assert_int_equal(conc_rwlock_unlock(&l), 0);
-    assert_int_equal(conc_rwlock_timedwrlock(&l, CONC_FOREVER), 0);
-    assert_int_equal(conc_rwlock_timedrdlock(&l, -2), CONC_EINVAL);
+    assert_int_equal(conc_rwlock_wrlock_timed(&l, CONC_FOREVER), 0);
+    assert_int_equal(conc_rwlock_rdlock_timed(&l, -2), CONC_EINVAL);
     assert_int_equal(conc_rwlock_unlock(&l), 0);
     check_idle_and_destroy(&l);
 }
@@ -162,12 +162,12 @@ static void rwlock_write_relock_is_edeadlk_in(const conc_rwlock_opts *opts)
     assert_int_equal(conc_rwlock_init(&l, opts), 0);
     assert_int_equal(conc_rwlock_wrlock(&l), 0);
     assert_int_equal(conc_rwlock_wrlock(&l), CONC_EDEADLK);
-    assert_int_equal(conc_rwlock_timedwrlock(&l, 0), CONC_EDEADLK);
-    assert_int_equal(conc_rwlock_timedwrlock(&l, CONC_MSEC(10)), CONC_EDEADLK);
+    assert_int_equal(conc_rwlock_wrlock_timed(&l, 0), CONC_EDEADLK);
+    assert_int_equal(conc_rwlock_wrlock_timed(&l, CONC_MSEC(10)), CONC_EDEADLK);
     /* A read lock by the writer would wait for itself. */
     assert_int_equal(conc_rwlock_rdlock(&l), CONC_EDEADLK);
-    assert_int_equal(conc_rwlock_timedrdlock(&l, 0), CONC_EDEADLK);
-    assert_int_equal(conc_rwlock_timedrdlock(&l, CONC_MSEC(10)), CONC_EDEADLK);
+    assert_int_equal(conc_rwlock_rdlock_timed(&l, 0), CONC_EDEADLK);
+    assert_int_equal(conc_rwlock_rdlock_timed(&l, CONC_MSEC(10)), CONC_EDEADLK);
     /* Still write-locked exactly once. */
     assert_int_equal(conc_rwlock_unlock(&l), 0);
     assert_int_equal(conc_rwlock_unlock(&l), CONC_EPERM);
@@ -225,11 +225,11 @@ static void rwlock_destroyed_is_ebadf_in(const conc_rwlock_opts *opts)
     assert_int_equal(conc_rwlock_init(&l, opts), 0);
     assert_int_equal(conc_rwlock_destroy(&l), 0);
     assert_int_equal(conc_rwlock_rdlock(&l), CONC_EBADF);
-    assert_int_equal(conc_rwlock_timedrdlock(&l, 0), CONC_EBADF);
-    assert_int_equal(conc_rwlock_timedrdlock(&l, CONC_MSEC(1)), CONC_EBADF);
+    assert_int_equal(conc_rwlock_rdlock_timed(&l, 0), CONC_EBADF);
+    assert_int_equal(conc_rwlock_rdlock_timed(&l, CONC_MSEC(1)), CONC_EBADF);
     assert_int_equal(conc_rwlock_wrlock(&l), CONC_EBADF);
-    assert_int_equal(conc_rwlock_timedwrlock(&l, 0), CONC_EBADF);
-    assert_int_equal(conc_rwlock_timedwrlock(&l, CONC_MSEC(1)), CONC_EBADF);
+    assert_int_equal(conc_rwlock_wrlock_timed(&l, 0), CONC_EBADF);
+    assert_int_equal(conc_rwlock_wrlock_timed(&l, CONC_MSEC(1)), CONC_EBADF);
     assert_int_equal(conc_rwlock_unlock(&l), CONC_EBADF);
     assert_int_equal(conc_rwlock_destroy(&l), CONC_EBADF);
     assert_int_equal(elsewhere(&l, OP_WR, 0), CONC_EBADF);
@@ -255,7 +255,7 @@ static void rwlock_destroy_in_use_is_ebusy_in(const conc_rwlock_opts *opts)
     assert_int_equal(conc_rwlock_destroy(&l), CONC_EBUSY);
     /* Nothing changed: still read-locked, readers still welcome. */
     assert_int_equal(elsewhere(&l, OP_TIMEDWR, 0), CONC_ETIMEDOUT);
-    assert_int_equal(conc_rwlock_timedrdlock(&l, 0), 0);
+    assert_int_equal(conc_rwlock_rdlock_timed(&l, 0), 0);
     assert_int_equal(conc_rwlock_unlock(&l), 0);
     assert_int_equal(conc_rwlock_unlock(&l), 0);
     assert_int_equal(conc_rwlock_wrlock(&l), 0);
@@ -278,7 +278,7 @@ static void rwlock_upgrade_times_out_cleanly(void **state)
      * writer-waiting mark it set must not stay behind to block readers. */
     conc_rwlock l = CONC_RWLOCK_INIT;
     assert_int_equal(conc_rwlock_rdlock(&l), 0);
-    assert_int_equal(conc_rwlock_timedwrlock(&l, CONC_MSEC(5)), CONC_ETIMEDOUT);
+    assert_int_equal(conc_rwlock_wrlock_timed(&l, CONC_MSEC(5)), CONC_ETIMEDOUT);
     assert_int_equal(state_word(&l), 1);
     assert_int_equal(writers_waiting(&l), 0);
     /* Another reader gets in at once. Its read lock outlives its thread;
@@ -300,8 +300,8 @@ static void rwlock_reader_count_overflow_is_eagain(void **state)
     assert_int_equal(conc_rwlock_rdlock(&l), 0);
     assert_int_equal(state_word(&l), CONC__RW_READERS);
     assert_int_equal(conc_rwlock_rdlock(&l), CONC_EAGAIN);
-    assert_int_equal(conc_rwlock_timedrdlock(&l, 0), CONC_EAGAIN);
-    assert_int_equal(conc_rwlock_timedrdlock(&l, CONC_MSEC(1)), CONC_EAGAIN);
+    assert_int_equal(conc_rwlock_rdlock_timed(&l, 0), CONC_EAGAIN);
+    assert_int_equal(conc_rwlock_rdlock_timed(&l, CONC_MSEC(1)), CONC_EAGAIN);
     assert_int_equal(state_word(&l), CONC__RW_READERS);
     assert_int_equal(elsewhere(&l, OP_TIMEDWR, 0), CONC_ETIMEDOUT);
     assert_int_equal(conc_rwlock_unlock(&l), 0);
@@ -315,7 +315,7 @@ static void check_default_rwlock(conc_rwlock *l)
 {
     assert_int_equal(conc_rwlock_unlock(l), CONC_EPERM);
     assert_int_equal(conc_rwlock_rdlock(l), 0);
-    assert_int_equal(conc_rwlock_timedrdlock(l, 0), 0);
+    assert_int_equal(conc_rwlock_rdlock_timed(l, 0), 0);
     assert_int_equal(elsewhere(l, OP_TIMEDWR, 0), CONC_ETIMEDOUT);
     assert_int_equal(conc_rwlock_unlock(l), 0);
     assert_int_equal(conc_rwlock_unlock(l), 0);
@@ -353,8 +353,8 @@ static int actor_lock(struct actor *a)
 {
     if (a->timeout == CONC_FOREVER)
         return a->write ? conc_rwlock_wrlock(a->l) : conc_rwlock_rdlock(a->l);
-    return a->write ? conc_rwlock_timedwrlock(a->l, a->timeout)
-                    : conc_rwlock_timedrdlock(a->l, a->timeout);
+    return a->write ? conc_rwlock_wrlock_timed(a->l, a->timeout)
+                    : conc_rwlock_rdlock_timed(a->l, a->timeout);
 }
 
 /* Takes the lock, records when, optionally holds it, releases it. */
@@ -394,10 +394,10 @@ static void rwlock_readers_share_in(const conc_rwlock_opts *opts)
      * the lock at the same time. */
     CONC_TEST_POLL_UNTIL(atomic_load(&inside) == N);
     assert_int_equal(state_word(&l) & CONC__RW_READERS, N);
-    assert_int_equal(conc_rwlock_timedwrlock(&l, 0), CONC_ETIMEDOUT);
-    assert_int_equal(conc_rwlock_timedwrlock(&l, CONC_MSEC(5)), CONC_ETIMEDOUT);
+    assert_int_equal(conc_rwlock_wrlock_timed(&l, 0), CONC_ETIMEDOUT);
+    assert_int_equal(conc_rwlock_wrlock_timed(&l, CONC_MSEC(5)), CONC_ETIMEDOUT);
     /* No writer waits now, so one more reader gets in at once. */
-    assert_int_equal(conc_rwlock_timedrdlock(&l, 0), 0);
+    assert_int_equal(conc_rwlock_rdlock_timed(&l, 0), 0);
     assert_int_equal(conc_rwlock_unlock(&l), 0);
     atomic_store(&release, 1);
     for (int i = 0; i < N; i++) {
@@ -463,8 +463,8 @@ static void rwlock_writer_preference_in(const conc_rwlock_opts *opts)
     pthread_t tw = conc_test_start(actor_main, &wr);
     CONC_TEST_POLL_UNTIL(writers_waiting(&l) == 1);
     /* A reader holds it, but a writer waits: new readers are held back. */
-    assert_int_equal(conc_rwlock_timedrdlock(&l, 0), CONC_ETIMEDOUT);
-    assert_int_equal(conc_rwlock_timedrdlock(&l, CONC_MSEC(10)), CONC_ETIMEDOUT);
+    assert_int_equal(conc_rwlock_rdlock_timed(&l, 0), CONC_ETIMEDOUT);
+    assert_int_equal(conc_rwlock_rdlock_timed(&l, CONC_MSEC(10)), CONC_ETIMEDOUT);
     pthread_t tl = conc_test_start(actor_main, &late);
     CONC_TEST_POLL_UNTIL(conc_test_nwaiters(&l) == 2);
     assert_int_equal(atomic_load(&ticket), 1);
@@ -478,7 +478,7 @@ static void rwlock_writer_preference_in(const conc_rwlock_opts *opts)
     assert_int_equal(holder.my_ticket, 0);
     assert_int_equal(wr.my_ticket, 1);
     assert_int_equal(late.my_ticket, 2);
-    assert_int_equal(conc_rwlock_timedrdlock(&l, 0), 0);
+    assert_int_equal(conc_rwlock_rdlock_timed(&l, 0), 0);
     assert_int_equal(conc_rwlock_unlock(&l), 0);
     check_idle_and_destroy(&l);
 }
@@ -550,7 +550,7 @@ static void rwlock_timed_out_writer_lets_readers_in(void **state)
     conc_test_join(tl);
     assert_int_equal(late.rc, 0);
     assert_int_equal(atomic_load(&holder.holding), 1);
-    assert_int_equal(conc_rwlock_timedrdlock(&l, 0), 0);
+    assert_int_equal(conc_rwlock_rdlock_timed(&l, 0), 0);
     assert_int_equal(conc_rwlock_unlock(&l), 0);
     atomic_store(&release, 1);
     conc_test_join(th);
@@ -605,7 +605,7 @@ static void rwlock_timedlock_timing_in(const conc_rwlock_opts *opts)
         pthread_t th = conc_test_start(actor_main, &holder);
         CONC_TEST_POLL_UNTIL(atomic_load(&holder.holding));
         int64_t t0 = conc_now_ns();
-        int rc = write ? conc_rwlock_timedrdlock(&l, timeout) : conc_rwlock_timedwrlock(&l, timeout);
+        int rc = write ? conc_rwlock_rdlock_timed(&l, timeout) : conc_rwlock_wrlock_timed(&l, timeout);
         int64_t took = conc_now_ns() - t0;
         print_message("%s held: timed %s lock (30 ms) returned after %.3f ms\n",
                       write ? "write" : "read", write ? "read" : "write", (double)took / 1e6);
@@ -669,13 +669,13 @@ static void *mixed_main(void *arg)
     struct mixed *m = arg;
     atomic_fetch_add(m->arrived, 1);
     while (atomic_load(m->arrived) < m->parties)
-        conc_thread_yield();
+        conc_yield();
     for (long i = 0; i < m->iters; i++) {
         uint32_t r = conc_test_xorshift32(&m->seed);
         bool write = r % 8 == 0, timed = (r >> 8) % 4 == 0;
         int64_t timeout = timed ? timeouts[(r >> 16) % 3] : CONC_FOREVER;
-        int rc = write ? conc_rwlock_timedwrlock(m->l, timeout)
-                       : conc_rwlock_timedrdlock(m->l, timeout);
+        int rc = write ? conc_rwlock_wrlock_timed(m->l, timeout)
+                       : conc_rwlock_rdlock_timed(m->l, timeout);
         if (rc == CONC_ETIMEDOUT && timed)
             continue;
         if (rc != 0)
@@ -685,7 +685,7 @@ static void *mixed_main(void *arg)
         else
             as_reader(m);
         if (i % 256 == 0) /* now and then hold it across a reschedule */
-            conc_thread_yield();
+            conc_yield();
         if (conc_rwlock_unlock(m->l) != 0)
             fail_msg("unlock failed");
     }

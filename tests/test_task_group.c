@@ -42,7 +42,7 @@ static int coop_task(void *arg, conc_result *out)
     assert_false(conc_cancel_requested());
     assert_int_equal(conc_event_set(&c->started), 0);
     while (!conc_cancel_requested())
-        conc_thread_yield();
+        conc_yield();
     atomic_store(&c->saw_cancel, true);
     return CONC_ECANCELED;
 }
@@ -65,18 +65,18 @@ static void task_group_bad_input_is_einval(void **state)
     _Atomic int runs = 0;
     assert_int_equal(conc_task_group_spawn(NULL, conc_test_count_task, &runs), CONC_EINVAL);
     int fe;
-    assert_int_equal(conc_task_group_wait(NULL, 0, &fe), CONC_EINVAL);
+    assert_int_equal(conc_task_group_wait_timed(NULL, &fe, 0), CONC_EINVAL);
     assert_int_equal(conc_task_group_cancel(NULL), CONC_EINVAL);
     assert_int_equal(conc_task_group_destroy(NULL), CONC_EINVAL);
     g = group_new(p);
     assert_int_equal(conc_task_group_spawn(g, NULL, NULL), CONC_EINVAL);
-    assert_int_equal(conc_task_group_wait(g, -2, &fe), CONC_EINVAL);
-    assert_int_equal(conc_task_group_wait(g, INT64_MIN, NULL), CONC_EINVAL);
+    assert_int_equal(conc_task_group_wait_timed(g, &fe, -2), CONC_EINVAL);
+    assert_int_equal(conc_task_group_wait_timed(g, NULL, INT64_MIN), CONC_EINVAL);
     /* An empty group: waits end at once. */
     fe = 7;
-    assert_int_equal(conc_task_group_wait(g, 0, &fe), 0);
+    assert_int_equal(conc_task_group_wait_timed(g, &fe, 0), 0);
     assert_int_equal(fe, 0);
-    assert_int_equal(conc_task_group_wait(g, CONC_FOREVER, NULL), 0);
+    assert_int_equal(conc_task_group_wait(g, NULL), 0);
     assert_int_equal(conc_task_group_cancel(g), 0);
     group_free(g);
     conc_test_pool_free(p);
@@ -88,11 +88,11 @@ static void task_group_on_shut_down_pool(void **state)
     (void)state;
     conc_pool *p = conc_test_pool_new(1);
     conc_task_group *g = group_new(p);
-    assert_int_equal(conc_pool_shutdown(p, true, false), 0);
+    assert_int_equal(conc_pool_shutdown(p, false), 0);
     _Atomic int runs = 0;
     assert_int_equal(conc_task_group_spawn(g, conc_test_count_task, &runs), CONC_ESHUTDOWN);
     int fe = 1;
-    assert_int_equal(conc_task_group_wait(g, 0, &fe), 0);
+    assert_int_equal(conc_task_group_wait_timed(g, &fe, 0), 0);
     assert_int_equal(fe, 0);
     group_free(g);
     conc_test_pool_free(p);
@@ -111,13 +111,13 @@ static void task_group_spawn_and_wait(void **state)
     for (int i = 0; i < N; i++)
         assert_int_equal(conc_task_group_spawn(g, conc_test_count_task, &runs), 0);
     int fe = 1;
-    assert_int_equal(conc_task_group_wait(g, CONC_FOREVER, &fe), 0);
+    assert_int_equal(conc_task_group_wait(g, &fe), 0);
     assert_int_equal(fe, 0);
     assert_int_equal(atomic_load(&runs), N);
     /* More spawns after a wait: the next wait covers them. */
     for (int i = 0; i < N; i++)
         assert_int_equal(conc_task_group_spawn(g, conc_test_count_task, &runs), 0);
-    assert_int_equal(conc_task_group_wait(g, CONC_FOREVER, &fe), 0);
+    assert_int_equal(conc_task_group_wait(g, &fe), 0);
     assert_int_equal(atomic_load(&runs), 2 * N);
     group_free(g);
     conc_test_pool_free(p);
@@ -131,18 +131,18 @@ static void task_group_wait_timeout(void **state)
     struct conc_test_gate a;
     conc_test_gate_init(&a, 0, 0);
     assert_int_equal(conc_task_group_spawn(g, conc_test_gated_task, &a), 0);
-    assert_int_equal(conc_event_wait(&a.started, CONC_FOREVER), 0);
+    assert_int_equal(conc_event_wait(&a.started), 0);
     int fe = 5;
-    assert_int_equal(conc_task_group_wait(g, 0, &fe), CONC_ETIMEDOUT);
+    assert_int_equal(conc_task_group_wait_timed(g, &fe, 0), CONC_ETIMEDOUT);
     assert_int_equal(fe, 0);
     int64_t t0 = conc_now_ns();
-    assert_int_equal(conc_task_group_wait(g, CONC_MSEC(20), &fe), CONC_ETIMEDOUT);
+    assert_int_equal(conc_task_group_wait_timed(g, &fe, CONC_MSEC(20)), CONC_ETIMEDOUT);
     int64_t took = conc_now_ns() - t0;
     assert_true(took >= CONC_MSEC(20));
     assert_true(took < CONC_MSEC(20) + CONC_SEC(1));
     print_message("group wait timed out after %.3f ms (timeout 20 ms)\n", (double)took / 1e6);
     conc_test_gate_open(&a);
-    assert_int_equal(conc_task_group_wait(g, CONC_FOREVER, &fe), 0);
+    assert_int_equal(conc_task_group_wait(g, &fe), 0);
     assert_true(atomic_load(&a.ended));
     group_free(g);
     conc_test_pool_free(p);
@@ -164,22 +164,22 @@ static void task_group_first_error_cancels_the_rest(void **state)
         memset(&c[i], 0, sizeof c[i]);
         assert_int_equal(conc_event_init(&c[i].started, NULL), 0);
         assert_int_equal(conc_task_group_spawn(g, coop_task, &c[i]), 0);
-        assert_int_equal(conc_event_wait(&c[i].started, CONC_FOREVER), 0);
+        assert_int_equal(conc_event_wait(&c[i].started), 0);
     }
     struct conc_test_gate f;
     conc_test_gate_init(&f, -42, 0);
     assert_int_equal(conc_task_group_spawn(g, conc_test_gated_task, &f), 0);
-    assert_int_equal(conc_event_wait(&f.started, CONC_FOREVER), 0);
+    assert_int_equal(conc_event_wait(&f.started), 0);
     _Atomic int queued_runs = 0;
     for (int i = 0; i < 3; i++) /* every worker is busy: these queue */
         assert_int_equal(conc_task_group_spawn(g, conc_test_count_task, &queued_runs), 0);
     int fe = 1;
-    assert_int_equal(conc_task_group_wait(g, 0, &fe), CONC_ETIMEDOUT);
+    assert_int_equal(conc_task_group_wait_timed(g, &fe, 0), CONC_ETIMEDOUT);
     assert_int_equal(fe, 0);
     assert_false(atomic_load(&c[0].saw_cancel));
 
     conc_test_gate_open(&f);
-    assert_int_equal(conc_task_group_wait(g, CONC_FOREVER, &fe), 0);
+    assert_int_equal(conc_task_group_wait(g, &fe), 0);
     assert_int_equal(fe, -42);
     assert_true(atomic_load(&c[0].saw_cancel));
     assert_true(atomic_load(&c[1].saw_cancel));
@@ -202,10 +202,10 @@ static void task_group_only_first_error_counts(void **state)
     conc_task_group *g = group_new(p);
     assert_int_equal(conc_task_group_spawn(g, fail_task, (void *)(intptr_t)-1), 0);
     int fe = 0;
-    assert_int_equal(conc_task_group_wait(g, CONC_FOREVER, &fe), 0);
+    assert_int_equal(conc_task_group_wait(g, &fe), 0);
     assert_int_equal(fe, -1);
     assert_int_equal(conc_task_group_spawn(g, fail_task, (void *)(intptr_t)-2), 0);
-    assert_int_equal(conc_task_group_wait(g, CONC_FOREVER, &fe), 0);
+    assert_int_equal(conc_task_group_wait(g, &fe), 0);
     assert_int_equal(fe, -1);
     group_free(g);
     conc_test_pool_free(p);
@@ -221,12 +221,12 @@ static void task_group_spawn_after_failure_stress(void **state)
     conc_task_group *g = group_new(p);
     assert_int_equal(conc_task_group_spawn(g, fail_task, (void *)(intptr_t)-3), 0);
     int fe = 0;
-    assert_int_equal(conc_task_group_wait(g, CONC_FOREVER, &fe), 0);
+    assert_int_equal(conc_task_group_wait(g, &fe), 0);
     assert_int_equal(fe, -3);
     _Atomic int runs = 0;
     for (long i = 0; i < n; i++)
         assert_int_equal(conc_task_group_spawn(g, conc_test_count_task, &runs), 0);
-    assert_int_equal(conc_task_group_wait(g, CONC_FOREVER, &fe), 0);
+    assert_int_equal(conc_task_group_wait(g, &fe), 0);
     assert_int_equal(fe, -3);
     group_free(g);
     conc_test_pool_free(p);
@@ -245,13 +245,13 @@ static void task_group_cancel(void **state)
     memset(&c, 0, sizeof c);
     assert_int_equal(conc_event_init(&c.started, NULL), 0);
     assert_int_equal(conc_task_group_spawn(g, coop_task, &c), 0);
-    assert_int_equal(conc_event_wait(&c.started, CONC_FOREVER), 0);
+    assert_int_equal(conc_event_wait(&c.started), 0);
     _Atomic int runs = 0;
     for (int i = 0; i < 5; i++)
         assert_int_equal(conc_task_group_spawn(g, conc_test_count_task, &runs), 0);
     assert_int_equal(conc_task_group_cancel(g), 0);
     int fe = 1;
-    assert_int_equal(conc_task_group_wait(g, CONC_FOREVER, &fe), 0);
+    assert_int_equal(conc_task_group_wait(g, &fe), 0);
     assert_int_equal(fe, 0);
     assert_true(atomic_load(&c.saw_cancel));
     assert_int_equal(atomic_load(&runs), 0);
@@ -277,7 +277,7 @@ static int lifetime_task(void *arg, conc_result *out)
 {
     (void)out;
     struct lifetime *l = arg;
-    assert_int_equal(conc_event_wait(&l->go, CONC_FOREVER), 0);
+    assert_int_equal(conc_event_wait(&l->go), 0);
     if (atomic_load(&l->destroyed))
         atomic_fetch_add(&l->outlived, 1);
     atomic_fetch_add(&l->ended, 1);
@@ -333,8 +333,8 @@ static int self_group_task(void *arg, conc_result *out)
 {
     (void)out;
     struct self_group *s = arg;
-    s->wait_rc = conc_task_group_wait(s->g, CONC_FOREVER, NULL);
-    s->wait0_rc = conc_task_group_wait(s->g, 0, NULL);
+    s->wait_rc = conc_task_group_wait(s->g, NULL);
+    s->wait0_rc = conc_task_group_wait_timed(s->g, NULL, 0);
     s->destroy_rc = conc_task_group_destroy(s->g);
     return 0;
 }
@@ -347,7 +347,7 @@ static void task_group_wait_from_own_task_is_edeadlk(void **state)
     s.g = group_new(p);
     assert_int_equal(conc_task_group_spawn(s.g, self_group_task, &s), 0);
     int fe = 1;
-    assert_int_equal(conc_task_group_wait(s.g, CONC_FOREVER, &fe), 0);
+    assert_int_equal(conc_task_group_wait(s.g, &fe), 0);
     assert_int_equal(fe, 0);
     assert_int_equal(s.wait_rc, CONC_EDEADLK);
     assert_int_equal(s.wait0_rc, CONC_EDEADLK);
@@ -401,7 +401,7 @@ static void task_group_nested_spawns(void **state)
         *root = (struct node){&ctx, 0};
         assert_int_equal(conc_task_group_spawn(ctx.g, node_task, root), 0);
         int fe = 1;
-        assert_int_equal(conc_task_group_wait(ctx.g, CONC_FOREVER, &fe), 0);
+        assert_int_equal(conc_task_group_wait(ctx.g, &fe), 0);
         assert_int_equal(fe, 0);
         assert_int_equal(atomic_load(&ctx.nodes), (729 * 3 - 1) / 2); /* 3^0 + ... + 3^6 */
         group_free(ctx.g);
@@ -425,7 +425,7 @@ static int owner_task(void *arg, conc_result *out)
     assert_int_equal(conc_task_group_create(&g, o->p), 0);
     for (int i = 0; i < 20; i++)
         assert_int_equal(conc_task_group_spawn(g, conc_test_count_task, &o->runs), 0);
-    o->wait_rc = conc_task_group_wait(g, CONC_FOREVER, &o->fe);
+    o->wait_rc = conc_task_group_wait(g, &o->fe);
     assert_int_equal(conc_task_group_destroy(g), 0);
     return 0;
 }
@@ -470,7 +470,7 @@ static void *group_job_thread(void *arg)
                 assert_int_equal(conc_task_group_spawn(g, conc_test_count_task, &runs), 0);
         }
         int fe = 1;
-        assert_int_equal(conc_task_group_wait(g, CONC_FOREVER, &fe), 0);
+        assert_int_equal(conc_task_group_wait(g, &fe), 0);
         if (fail_at < 30) {
             assert_int_equal(fe, -(fail_at + 1));
             assert_true(atomic_load(&runs) <= 29);

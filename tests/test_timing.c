@@ -70,7 +70,7 @@ static void *holder_main(void *p)
     struct holder *h = p;
     assert_int_equal(h->take(h->obj), 0);
     assert_int_equal(conc_event_set(&h->taken), 0);
-    assert_int_equal(conc_event_wait(&h->release, CONC_SEC(60)), 0);
+    assert_int_equal(conc_event_wait_timed(&h->release, CONC_SEC(60)), 0);
     assert_int_equal(h->drop(h->obj), 0);
     return NULL;
 }
@@ -83,7 +83,7 @@ static void hold(struct holder *h, int (*take)(void *), int (*drop)(void *), voi
     assert_int_equal(conc_event_init(&h->taken, NULL), 0);
     assert_int_equal(conc_event_init(&h->release, NULL), 0);
     assert_int_equal(pthread_create(&h->th, NULL, holder_main, h), 0);
-    assert_int_equal(conc_event_wait(&h->taken, CONC_SEC(10)), 0);
+    assert_int_equal(conc_event_wait_timed(&h->taken, CONC_SEC(10)), 0);
 }
 
 static void let_go(struct holder *h)
@@ -98,7 +98,7 @@ static void let_go(struct holder *h)
 
 static int mutex_take(void *m) { return conc_mutex_lock(m); }
 static int mutex_drop(void *m) { return conc_mutex_unlock(m); }
-static int mutex_timed(void *m, int64_t t) { return conc_mutex_timedlock(m, t); }
+static int mutex_timed(void *m, int64_t t) { return conc_mutex_lock_timed(m, t); }
 
 static void mutex_timedlock_timing(void **state)
 {
@@ -127,7 +127,7 @@ static void mutex_fair_timedlock_timing(void **state)
 
 static int rmutex_take(void *m) { return conc_rmutex_lock(m); }
 static int rmutex_drop(void *m) { return conc_rmutex_unlock(m); }
-static int rmutex_timed(void *m, int64_t t) { return conc_rmutex_timedlock(m, t); }
+static int rmutex_timed(void *m, int64_t t) { return conc_rmutex_lock_timed(m, t); }
 
 static void rmutex_timedlock_timing(void **state)
 {
@@ -147,8 +147,8 @@ static void rmutex_timedlock_timing(void **state)
 static int rw_take_write(void *l) { return conc_rwlock_wrlock(l); }
 static int rw_take_read(void *l) { return conc_rwlock_rdlock(l); }
 static int rw_drop(void *l) { return conc_rwlock_unlock(l); }
-static int rw_timed_read(void *l, int64_t t) { return conc_rwlock_timedrdlock(l, t); }
-static int rw_timed_write(void *l, int64_t t) { return conc_rwlock_timedwrlock(l, t); }
+static int rw_timed_read(void *l, int64_t t) { return conc_rwlock_rdlock_timed(l, t); }
+static int rw_timed_write(void *l, int64_t t) { return conc_rwlock_wrlock_timed(l, t); }
 
 static void rwlock_timedrdlock_timing(void **state)
 {
@@ -173,7 +173,7 @@ static void rwlock_timedwrlock_timing(void **state)
     hold(&h, rw_take_read, rw_drop, &l);
     check_timeouts("rwlock_timedwrlock (reader)", rw_timed_write, &l, CONC_ETIMEDOUT,
                    CONC_ETIMEDOUT);
-    assert_int_equal(conc_rwlock_timedrdlock(&l, 0), 0);
+    assert_int_equal(conc_rwlock_rdlock_timed(&l, 0), 0);
     assert_int_equal(conc_rwlock_unlock(&l), 0);
     let_go(&h);
     hold(&h, rw_take_write, rw_drop, &l);
@@ -193,7 +193,7 @@ struct cond_ctx {
 static int cond_timed(void *p, int64_t t)
 {
     struct cond_ctx *x = p;
-    int rc = conc_cond_wait(&x->c, &x->m, t);
+    int rc = conc_cond_wait_timed(&x->c, &x->m, t);
     /* the wait returns holding the mutex, also after a timeout */
     assert_int_equal(conc_mutex_lock(&x->m), CONC_EDEADLK);
     return rc;
@@ -212,7 +212,7 @@ static void cond_wait_timing(void **state)
     assert_int_equal(conc_mutex_destroy(&x.m), 0);
 }
 
-static bool never(void *arg)
+static int never(void *arg)
 {
     (void)arg;
     return false;
@@ -221,7 +221,7 @@ static bool never(void *arg)
 static int cond_for_timed(void *p, int64_t t)
 {
     struct cond_ctx *x = p;
-    return conc_cond_wait_for(&x->c, &x->m, never, NULL, t);
+    return conc_cond_wait_for_timed(&x->c, &x->m, never, NULL, t);
 }
 
 static void cond_wait_for_timing(void **state)
@@ -239,8 +239,8 @@ static void cond_wait_for_timing(void **state)
 
 /* ====================================================== semaphore, event */
 
-static int sem_timed(void *s, int64_t t) { return conc_sem_acquire(s, t); }
-static int sem_timed_3(void *s, int64_t t) { return conc_sem_acquire_n(s, 3, t); }
+static int sem_timed(void *s, int64_t t) { return conc_sem_acquire_timed(s, t); }
+static int sem_timed_3(void *s, int64_t t) { return conc_sem_acquire_n_timed(s, 3, t); }
 
 static void sem_acquire_timing(void **state)
 {
@@ -255,7 +255,7 @@ static void sem_acquire_timing(void **state)
     assert_int_equal(conc_sem_destroy(&s), 0);
 }
 
-static int event_timed(void *e, int64_t t) { return conc_event_wait(e, t); }
+static int event_timed(void *e, int64_t t) { return conc_event_wait_timed(e, t); }
 
 static void event_wait_timing(void **state)
 {
@@ -272,7 +272,7 @@ static void event_wait_timing(void **state)
  * reset makes it usable for the next try. */
 static int barrier_timed(void *b, int64_t t)
 {
-    int rc = conc_barrier_wait(b, t, NULL);
+    int rc = conc_barrier_wait_timed(b, NULL, t);
     assert_int_equal(conc_barrier_broken(b), 1);
     assert_int_equal(conc_barrier_reset(b), 0);
     return rc;
@@ -301,7 +301,7 @@ static int slow_init(void *p)
     struct once_ctx *x = p;
     atomic_fetch_add(&x->runs, 1);
     assert_int_equal(conc_event_set(&x->running), 0);
-    assert_int_equal(conc_event_wait(&x->finish, CONC_SEC(60)), 0);
+    assert_int_equal(conc_event_wait_timed(&x->finish, CONC_SEC(60)), 0);
     return 0;
 }
 
@@ -334,7 +334,7 @@ static void once_call_timed_timing(void **state)
     assert_int_equal(conc_event_init(&x.finish, NULL), 0);
     pthread_t t;
     assert_int_equal(pthread_create(&t, NULL, once_runner, &x), 0);
-    assert_int_equal(conc_event_wait(&x.running, CONC_SEC(10)), 0);
+    assert_int_equal(conc_event_wait_timed(&x.running, CONC_SEC(10)), 0);
     check_timeouts("once_call_timed", once_timed, &x, CONC_ETIMEDOUT, CONC_ETIMEDOUT);
     assert_int_equal(conc_event_set(&x.finish), 0);
     assert_int_equal(pthread_join(t, NULL), 0);
@@ -348,12 +348,12 @@ static void once_call_timed_timing(void **state)
 
 static int wait_for_event(void *e)
 {
-    return conc_event_wait(e, CONC_SEC(60)) == 0 ? 42 : -1;
+    return conc_event_wait_timed(e, CONC_SEC(60)) == 0 ? 42 : -1;
 }
 
 static int join_timed(void *t, int64_t timeout)
 {
-    return conc_thread_join(t, timeout, NULL);
+    return conc_thread_join_timed(t, NULL, timeout);
 }
 
 static void thread_join_timing(void **state)
@@ -362,12 +362,12 @@ static void thread_join_timing(void **state)
     conc_event e;
     assert_int_equal(conc_event_init(&e, NULL), 0);
     conc_thread *t = NULL;
-    assert_int_equal(conc_thread_start(&t, wait_for_event, &e, NULL), 0);
+    assert_int_equal(conc_thread_create(&t, wait_for_event, &e, NULL), 0);
     check_timeouts("thread_join", join_timed, t, CONC_ETIMEDOUT, CONC_ETIMEDOUT);
     assert_int_equal(conc_thread_is_alive(t), 1);
     assert_int_equal(conc_event_set(&e), 0);
     int status = 0;
-    assert_int_equal(conc_thread_join(t, CONC_SEC(10), &status), 0);
+    assert_int_equal(conc_thread_join_timed(t, &status, CONC_SEC(10)), 0);
     assert_int_equal(status, 42);
     assert_int_equal(conc_thread_destroy(t), 0);
     assert_int_equal(conc_event_destroy(&e), 0);
@@ -392,9 +392,9 @@ static void negative_timeouts_rejected_timing(void **state)
     conc_mutex m = CONC_MUTEX_INIT;
     conc_sem s = CONC_SEM_INIT;
     conc_event e = CONC_EVENT_INIT;
-    assert_int_equal(conc_mutex_timedlock(&m, -2), CONC_EINVAL);
-    assert_int_equal(conc_sem_acquire(&s, -5), CONC_EINVAL);
-    assert_int_equal(conc_event_wait(&e, INT64_MIN), CONC_EINVAL);
+    assert_int_equal(conc_mutex_lock_timed(&m, -2), CONC_EINVAL);
+    assert_int_equal(conc_sem_acquire_timed(&s, -5), CONC_EINVAL);
+    assert_int_equal(conc_event_wait_timed(&e, INT64_MIN), CONC_EINVAL);
     assert_int_equal(conc_sleep(-2), CONC_EINVAL);
 }
 
@@ -412,14 +412,14 @@ static void negative_timeout_rejected_when_ready_timing(void **state)
     conc_event e;
     conc_event_opts eo = {.initially_set = true};
     assert_int_equal(conc_event_init(&e, &eo), 0);
-    assert_int_equal(conc_event_wait(&e, -2), CONC_EINVAL);
+    assert_int_equal(conc_event_wait_timed(&e, -2), CONC_EINVAL);
     assert_int_equal(conc_event_destroy(&e), 0);
     conc_once o = CONC_ONCE_INIT;
     assert_int_equal(conc_once_call(&o, succeed, NULL), 0);
     assert_int_equal(conc_once_call_timed(&o, succeed, NULL, -2), CONC_EINVAL);
     conc_sem s;
     assert_int_equal(conc_sem_init(&s, 1, NULL), 0);
-    assert_int_equal(conc_sem_acquire(&s, -2), CONC_EINVAL);
+    assert_int_equal(conc_sem_acquire_timed(&s, -2), CONC_EINVAL);
     assert_int_equal(conc_sem_destroy(&s), 0);
 }
 

@@ -545,7 +545,7 @@ static int locked_task(void *arg, conc_result *out)
 static int getter_fn(void *arg)
 {
     int v;
-    assert_int_equal(conc_queue_get(arg, &v, CONC_FOREVER), 0);
+    assert_int_equal(conc_queue_get(arg, &v), 0);
     assert_int_equal(v, 42);
     return 0;
 }
@@ -575,7 +575,7 @@ static void trace_records_pool_lock_and_queue(void **state)
     CONC_TEST_POLL_UNTIL(conc_test_mutex_has_waiter(&run.m));
     assert_int_equal(conc_mutex_unlock(&run.m), 0);
     for (int i = 0; i < TASKS; i++) {
-        assert_int_equal(conc_future_wait(fs[i], CONC_FOREVER), 0);
+        assert_int_equal(conc_future_wait(fs[i]), 0);
         assert_int_equal(conc_future_release(fs[i]), 0);
     }
     assert_int_equal(conc_pool_destroy(p), 0);
@@ -586,13 +586,13 @@ static void trace_records_pool_lock_and_queue(void **state)
     assert_int_equal(conc_queue_create(&q, sizeof(int), NULL), 0);
     conc_thread *g;
     conc_thread_opts go = {.name = "tq-getter"};
-    assert_int_equal(conc_thread_start(&g, getter_fn, q, &go), 0);
+    assert_int_equal(conc_thread_create(&g, getter_fn, q, &go), 0);
     int64_t getter_tid = conc_thread_id(g);
     CONC_TEST_POLL_UNTIL(atomic_load(&q->getters) == 1 &&
                          conc_test_thread_in_futex_wait((pid_t)getter_tid, NULL));
     int v = 42;
-    assert_int_equal(conc_queue_put(q, &v, CONC_FOREVER), 0);
-    assert_int_equal(conc_thread_join(g, CONC_FOREVER, NULL), 0);
+    assert_int_equal(conc_queue_put(q, &v), 0);
+    assert_int_equal(conc_thread_join(g, NULL), 0);
     assert_int_equal(conc_thread_destroy(g), 0);
     assert_int_equal(conc_queue_destroy(q), 0);
 
@@ -684,8 +684,8 @@ static void trace_tiny_ring_keeps_newest_whole_spans(void **state)
     }
     conc_thread *n;
     conc_thread_opts no = {.name = "nester"};
-    assert_int_equal(conc_thread_start(&n, nester_fn, NULL, &no), 0);
-    assert_int_equal(conc_thread_join(n, CONC_FOREVER, NULL), 0);
+    assert_int_equal(conc_thread_create(&n, nester_fn, NULL, &no), 0);
+    assert_int_equal(conc_thread_join(n, NULL), 0);
     assert_int_equal(conc_thread_destroy(n), 0);
     assert_int_equal(conc_trace_stop(), 0);
 
@@ -731,7 +731,7 @@ static void trace_tiny_ring_keeps_newest_whole_spans(void **state)
 /* A lock wait that ends without the lock (a timeout) is a span too. */
 static int timed_out_locker(void *arg)
 {
-    assert_int_equal(conc_mutex_timedlock(arg, CONC_MSEC(5)), CONC_ETIMEDOUT);
+    assert_int_equal(conc_mutex_lock_timed(arg, CONC_MSEC(5)), CONC_ETIMEDOUT);
     return 0;
 }
 
@@ -746,8 +746,8 @@ static void trace_timed_out_lock_wait(void **state)
     assert_int_equal(conc_mutex_lock(&m), 0);
     conc_thread *t;
     conc_thread_opts o = {.name = "give-up"};
-    assert_int_equal(conc_thread_start(&t, timed_out_locker, &m, &o), 0);
-    assert_int_equal(conc_thread_join(t, CONC_FOREVER, NULL), 0);
+    assert_int_equal(conc_thread_create(&t, timed_out_locker, &m, &o), 0);
+    assert_int_equal(conc_thread_join(t, NULL), 0);
     assert_int_equal(conc_thread_destroy(t), 0);
     assert_int_equal(conc_mutex_unlock(&m), 0);
     assert_int_equal(conc_trace_stop(), 0);
@@ -865,7 +865,7 @@ static void trace_stop_while_threads_write_stress(void **state)
         for (int i = 0; i < WRITERS; i++) {
             w[i].stop = &stop;
             atomic_store(&w[i].spans, 0);
-            assert_int_equal(conc_thread_start(&t[i], writer_fn, &w[i], NULL), 0);
+            assert_int_equal(conc_thread_create(&t[i], writer_fn, &w[i], NULL), 0);
             tids[i] = (double)conc_thread_id(t[i]);
         }
         for (int i = 0; i < WRITERS; i++)
@@ -877,7 +877,7 @@ static void trace_stop_while_threads_write_stress(void **state)
         }
         atomic_store(&stop, true);
         for (int i = 0; i < WRITERS; i++) {
-            assert_int_equal(conc_thread_join(t[i], CONC_FOREVER, NULL), 0);
+            assert_int_equal(conc_thread_join(t[i], NULL), 0);
             assert_int_equal(conc_thread_destroy(t[i]), 0);
         }
         struct trace tr;

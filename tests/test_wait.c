@@ -143,7 +143,7 @@ static void *sem_taker_main(void *p)
 {
     struct sem_taker *t = p;
     hold_here = t->hold;
-    t->rc = conc_sem_acquire(t->sem, t->timeout);
+    t->rc = conc_sem_acquire_timed(t->sem, t->timeout);
     if (t->done)
         assert_int_equal(conc_event_set(t->done), 0);
     return NULL;
@@ -182,7 +182,7 @@ static void sem_wake_one_passes_over_expiring_waiter(void **state)
 
     assert_int_equal(conc_sem_release(&sem), 0);
     /* The wake must reach B (a lost wake leaves B asleep forever). */
-    assert_int_equal(conc_event_wait(&b_done, CONC_SEC(5)), 0);
+    assert_int_equal(conc_event_wait_timed(&b_done, CONC_SEC(5)), 0);
     assert_int_equal(b.rc, 0);
     conc__waitq_lock(q);
     assert_false(wa->linked); /* the waker unlinked the timed-out A */
@@ -376,7 +376,7 @@ struct sem_n_taker {
 static void *sem_n_taker_main(void *p)
 {
     struct sem_n_taker *t = p;
-    t->rc = conc_sem_acquire_n(t->sem, t->n, CONC_FOREVER);
+    t->rc = conc_sem_acquire_n(t->sem, t->n);
     assert_int_equal(conc_event_set(t->done), 0);
     return NULL;
 }
@@ -417,15 +417,15 @@ static void sem_barged_wake_passed_on(void **state)
     CONC_TEST_POLL_UNTIL(atomic_load(&pin_entered));
     assert_int_equal(conc_sem_release_n(&sem, 2), 0);
     assert_int_equal(conc_test_queue_len(q), 1); /* W2 chosen, W1 skipped */
-    assert_int_equal(conc_sem_acquire(&sem, 0), 0); /* the barging thread */
+    assert_int_equal(conc_sem_acquire_timed(&sem, 0), 0); /* the barging thread */
     assert_int_equal(conc_sem_value(&sem), 1);
     atomic_store(&pin_release, 1);
 
-    assert_int_equal(conc_event_wait(&done1, CONC_SEC(5)), 0); /* W1 got the unit */
+    assert_int_equal(conc_event_wait_timed(&done1, CONC_SEC(5)), 0); /* W1 got the unit */
     assert_int_equal(w1.rc, 0);
     assert_int_equal(conc_event_is_set(&done2), 0);
     assert_int_equal(conc_sem_release_n(&sem, 2), 0); /* now W2's turn */
-    assert_int_equal(conc_event_wait(&done2, CONC_SEC(5)), 0);
+    assert_int_equal(conc_event_wait_timed(&done2, CONC_SEC(5)), 0);
     assert_int_equal(w2.rc, 0);
     assert_int_equal(pthread_join(t1, NULL), 0);
     assert_int_equal(pthread_join(t2, NULL), 0);
@@ -540,7 +540,7 @@ static void *stress_waiter(void *p)
     long ok = 0, to = 0;
     while (!atomic_load(&st->stop)) {
         int64_t tmo = timeouts[xorshift(&rng) % 5];
-        int rc = conc_sem_acquire_n(&st->sem, n, tmo);
+        int rc = conc_sem_acquire_n_timed(&st->sem, n, tmo);
         if (rc == 0) {
             atomic_fetch_add(&st->acquired, n);
             ok++;
@@ -567,8 +567,8 @@ static void check_nobody_stranded(struct sem_stress *st)
     int64_t limit = conc_now_ns() + CONC_SEC(5);
     while (smallest_want(q) <= (unsigned)conc_sem_value(&st->sem)) {
         if (conc_now_ns() > limit)
-            fail_msg("a waiter sleeps for 5 s while the value (%d) covers it (want %u)",
-                     conc_sem_value(&st->sem), smallest_want(q));
+            fail_msg("a waiter sleeps for 5 s while the value (%lld) covers it (want %u)",
+                     (long long)conc_sem_value(&st->sem), smallest_want(q));
         sched_yield();
     }
 }
@@ -636,8 +636,8 @@ static void sem_no_lost_wakeup_stress(void **state)
     int64_t limit = conc_now_ns() + CONC_SEC(10);
     while (atomic_load(&st.finished) < STRESS_WAITERS) {
         if (conc_now_ns() > limit)
-            fail_msg("waiters stuck: %d finished, value %d, nwaiters %u, smallest want %u",
-                     atomic_load(&st.finished), conc_sem_value(&st.sem), conc_test_nwaiters(q),
+            fail_msg("waiters stuck: %d finished, value %lld, nwaiters %u, smallest want %u",
+                     atomic_load(&st.finished), (long long)conc_sem_value(&st.sem), conc_test_nwaiters(q),
                      smallest_want(q));
         if (conc_test_nwaiters(q) > 0 && smallest_want(q) > (unsigned)conc_sem_value(&st.sem)) {
             assert_int_equal(conc_sem_release(&st.sem), 0);

@@ -164,7 +164,7 @@ int tour_main(int argc, char **argv)
         }
     }
     printf("conc %s tour — concurrency in C, measured live on this machine (%d CPUs usable)\n",
-           conc_version_string(), conc_cpu_count());
+           conc_version_string(), (int)conc_cpu_count());
     int failures = 0;
     if (nchosen) {
         for (int i = 0; i < nchosen; i++)

@@ -40,7 +40,7 @@ static int start_n(conc_thread **t, int n, conc_thread_fn fn, void *arg, size_t 
 {
     for (int i = 0; i < n; i++) {
         conc_thread_opts opts = {.name = names[i]};
-        *rc = conc_thread_start(&t[i], fn, (char *)arg + (size_t)i * size, &opts);
+        *rc = conc_thread_create(&t[i], fn, (char *)arg + (size_t)i * size, &opts);
         if (*rc != 0)
             return i;
     }
@@ -50,7 +50,7 @@ static int start_n(conc_thread **t, int n, conc_thread_fn fn, void *arg, size_t 
 static void join_n(conc_thread **t, int n)
 {
     for (int i = 0; i < n; i++) {
-        conc_thread_join(t[i], CONC_FOREVER, NULL);
+        conc_thread_join(t[i], NULL);
         conc_thread_destroy(t[i]);
     }
 }
@@ -76,7 +76,7 @@ static int teller(void *arg)
 {
     struct teller *t = arg;
     struct bank *b = t->bank;
-    conc_barrier_wait(&b->start, CONC_FOREVER, NULL);
+    conc_barrier_wait(&b->start, NULL);
     for (bool more = true; more;) {
         if (b->locked)
             conc_mutex_lock(&b->lock);
@@ -291,7 +291,7 @@ static void run_transfers(struct transfers *j, bool together)
 static int deadlock_caught(struct account *alice, struct account *bob)
 {
     conc_lockdep_reset();
-    uint64_t reports = conc_lockdep_reports();
+    int64_t reports = conc_lockdep_reports();
     report[0] = 0;
     conc_debug_set_reporter(keep_report, NULL);
     struct transfers j[2] = {{alice, bob, false, 1, 0}, {bob, alice, false, 1, 0}};
@@ -309,7 +309,7 @@ static int deadlock_caught(struct account *alice, struct account *bob)
 /* Fixed: both lock the lower id first, at the same time. */
 static int deadlock_fixed(struct account *alice, struct account *bob, bool checked)
 {
-    uint64_t reports = conc_lockdep_reports();
+    int64_t reports = conc_lockdep_reports();
     long before = alice->balance + bob->balance;
     struct transfers j[2] = {{alice, bob, true, TRANSFERS, 0}, {bob, alice, true, TRANSFERS, 0}};
     tour_progress("%d ordered transfers each way, at once", TRANSFERS);
@@ -391,11 +391,11 @@ static bool polite_step(struct polite *p, bool trying)
 {
     if (trying)
         conc_mutex_lock(p->mine);
-    conc_barrier_wait(&ll.step, CONC_FOREVER, NULL);
-    bool got = trying && conc_mutex_trylock(p->theirs) == 0;
+    conc_barrier_wait(&ll.step, NULL);
+    bool got = trying && conc_mutex_lock_timed(p->theirs, 0) == 0;
     if (got)
         atomic_fetch_add(&ll.made[p->id], 1);
-    conc_barrier_wait(&ll.step, CONC_FOREVER, NULL);
+    conc_barrier_wait(&ll.step, NULL);
     if (got)
         conc_mutex_unlock(p->theirs);
     if (trying)
@@ -557,11 +557,11 @@ static int occasional(void *arg)
 {
     struct starve *s = arg;
     pin_to(1);
-    conc_event_wait(&s->hammering, CONC_FOREVER);
+    conc_event_wait(&s->hammering);
     for (int i = 0; i < NEEDS; i++) {
         conc_sleep(CONC_MSEC(1));
         int64_t t0 = conc_now_ns();
-        int rc = conc_mutex_timedlock(&s->lock, GIVE_UP_NS);
+        int rc = conc_mutex_lock_timed(&s->lock, GIVE_UP_NS);
         int64_t waited = conc_now_ns() - t0;
         if (rc == 0)
             conc_mutex_unlock(&s->lock);
@@ -586,7 +586,7 @@ static int run_starve(struct starve *s, bool fair, int64_t *ns)
     conc_thread_fn fns[2] = {hammer, occasional};
     for (; started < 2 && rc == 0; started++) {
         conc_thread_opts opts = {.name = names[started]};
-        rc = conc_thread_start(&t[started], fns[started], s, &opts);
+        rc = conc_thread_create(&t[started], fns[started], s, &opts);
     }
     if (rc != 0) {
         started--;

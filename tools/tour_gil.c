@@ -147,11 +147,11 @@ static int c_run(uint32_t lo, uint32_t hi, int nw, struct measure *m)
     if (nw == 1)
         c_work(&cw[0]);
     for (; nw > 1 && started < nw && rc == 0; started++)
-        rc = conc_thread_start(&t[started], c_work, &cw[started], NULL);
+        rc = conc_thread_create(&t[started], c_work, &cw[started], NULL);
     if (rc != 0)
         started--;
     for (int i = 0; i < started; i++) {
-        conc_thread_join(t[i], CONC_FOREVER, NULL);
+        conc_thread_join(t[i], NULL);
         conc_thread_destroy(t[i]);
     }
     m->wall_s = (double)(conc_now_ns() - t0) / 1e9;

@@ -56,7 +56,7 @@ static void add_atomic(struct shared *s)
 static int adder(void *arg)
 {
     struct shared *s = arg;
-    conc_barrier_wait(&s->start, CONC_FOREVER, NULL);
+    conc_barrier_wait(&s->start, NULL);
     if (s->how == RACY)
         add_racy(s);
     else if (s->how == MUTEX)
@@ -77,16 +77,16 @@ static int run_variant(struct shared *s, enum variant how, int nt, long *got, in
         return rc;
     int started = 0;
     for (; started < nt && rc == 0; started++)
-        rc = conc_thread_start(&t[started], adder, s, NULL);
+        rc = conc_thread_create(&t[started], adder, s, NULL);
     if (rc != 0) {
         started--;
         conc_barrier_abort(&s->start);
     }
     int64_t t0 = conc_now_ns();
     if (rc == 0)
-        conc_barrier_wait(&s->start, CONC_FOREVER, NULL);
+        conc_barrier_wait(&s->start, NULL);
     for (int i = 0; i < started; i++) {
-        conc_thread_join(t[i], CONC_FOREVER, NULL);
+        conc_thread_join(t[i], NULL);
         conc_thread_destroy(t[i]);
     }
     *ns = conc_now_ns() - t0;

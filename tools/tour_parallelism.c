@@ -84,12 +84,12 @@ static int run_jobs(struct job *jobs, int njobs, int threads, int pin_cpu, struc
             char name[16];
             snprintf(name, sizeof name, "job %d", started);
             conc_thread_opts opts = {.name = name};
-            rc = conc_thread_start(&t[started], run_job, &jobs[started], &opts);
+            rc = conc_thread_create(&t[started], run_job, &jobs[started], &opts);
         }
         if (rc != 0)
             started--;
         for (int i = 0; i < started; i++) {
-            conc_thread_join(t[i], CONC_FOREVER, NULL);
+            conc_thread_join(t[i], NULL);
             conc_thread_destroy(t[i]);
         }
     }

@@ -103,10 +103,10 @@ static int tiny_threads(int64_t *ns, int64_t *sum)
     int64_t t0 = conc_now_ns();
     for (int i = 0; i < NTINY; i++) {
         conc_thread *t;
-        int st = 0, rc = conc_thread_start(&t, tiny_thread, index_arg(i), NULL);
+        int st = 0, rc = conc_thread_create(&t, tiny_thread, index_arg(i), NULL);
         if (rc != 0)
             return rc;
-        rc = conc_thread_join(t, CONC_FOREVER, &st);
+        rc = conc_thread_join(t, &st);
         conc_thread_destroy(t);
         if (rc != 0)
             return rc;
@@ -407,7 +407,7 @@ static int show_fork_join(void)
     }
     atomic_fetch_add(&fib_tasks, 1);
     int64_t t0 = conc_now_ns();
-    rc = conc_future_wait(f, CONC_SEC(20)); /* far more than it needs */
+    rc = conc_future_wait_timed(f, CONC_SEC(20)); /* far more than it needs */
     int64_t took = conc_now_ns() - t0;
     tour_progress_done();
     if (rc == CONC_ETIMEDOUT) {
@@ -451,14 +451,14 @@ static int nap_task(void *arg, conc_result *out)
 static int drain_as_completed(conc_future **fs, int64_t t0, int *order, int64_t *at)
 {
     conc_as_completed *it;
-    int rc = conc_as_completed_create(&it, fs, NNAP, CONC_SEC(10));
+    int rc = conc_as_completed_create(&it, fs, NNAP);
     if (rc != 0)
         return rc;
     int k = 0;
     conc_future *f;
-    while ((rc = conc_as_completed_next(it, &f)) == 0) {
+    while ((rc = conc_as_completed_next_timed(it, &f, CONC_SEC(10))) == 0) {
         conc_result r = {0};
-        bool done = conc_future_done(f); /* yielded: it must be done */
+        bool done = conc_future_done(f) == 1; /* yielded: it must be done */
         int st = conc_future_result(f, &r);
         conc_future_release(f);
         if (st != 0 || !done || k == NNAP || r.value < 0 || r.value >= NNAP) {

@@ -81,13 +81,13 @@ static void note_fill(struct phase *ph)
 static int put_item(struct producer *p, long id)
 {
     struct phase *ph = p->ph;
-    int rc = conc_queue_put(ph->q, &id, 0);
+    int rc = conc_queue_put_timed(ph->q, &id, 0);
     if (rc != CONC_EFULL)
         return rc;
     p->waits++;
     atomic_fetch_add(&ph->blocked, 1);
     int64_t t0 = conc_now_ns();
-    rc = conc_queue_put(ph->q, &id, CONC_FOREVER);
+    rc = conc_queue_put(ph->q, &id);
     p->wait_ns += conc_now_ns() - t0;
     atomic_fetch_sub(&ph->blocked, 1);
     return rc;
@@ -117,7 +117,7 @@ static int consumer_main(void *arg)
     struct phase *ph = arg;
     for (;;) {
         long id;
-        int rc = conc_queue_get(ph->q, &id, CONC_FOREVER);
+        int rc = conc_queue_get(ph->q, &id);
         if (rc == CONC_ESHUTDOWN)
             return 0;
         if (rc != 0)
@@ -162,7 +162,7 @@ static int join_threads(conc_thread **t, int n, int rc)
 {
     for (int i = 0; i < n; i++) {
         int status = 0;
-        conc_thread_join(t[i], CONC_FOREVER, &status);
+        conc_thread_join(t[i], &status);
         conc_thread_destroy(t[i]);
         rc = rc ? rc : status;
     }
@@ -175,7 +175,7 @@ static int start_threads(conc_thread **t, int n, conc_thread_fn fn, void *args, 
 {
     int rc = 0;
     for (*started = 0; *started < n && rc == 0;) {
-        rc = conc_thread_start(&t[*started], fn, (char *)args + (size_t)*started * size, NULL);
+        rc = conc_thread_create(&t[*started], fn, (char *)args + (size_t)*started * size, NULL);
         *started += rc == 0;
     }
     return rc;
@@ -203,7 +203,7 @@ static int run_phase(struct phase *ph, struct producer *prod)
         atomic_store(&ph->end, conc_now_ns()); /* started producers stop soon */
     rc = join_threads(pt, np, rc);
     /* Every item is in; join returns once the consumers finished them all. */
-    int jrc = rc == 0 ? conc_queue_join(ph->q, CONC_SEC(10)) : 0;
+    int jrc = rc == 0 ? conc_queue_join_timed(ph->q, CONC_SEC(10)) : 0;
     conc_queue_shutdown(ph->q, jrc != 0 || rc != 0); /* consumers leave on ESHUTDOWN */
     rc = join_threads(ct, nc, rc ? rc : jrc);
     int drc = conc_queue_destroy(ph->q);

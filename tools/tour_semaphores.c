@@ -50,7 +50,7 @@ static int visit(struct visitor *v)
 {
     struct gate *g = v->g;
     atomic_fetch_add(&g->waiting, 1);
-    int rc = conc_sem_acquire(&g->sem, CONC_FOREVER);
+    int rc = conc_sem_acquire(&g->sem);
     atomic_fetch_sub(&g->waiting, 1);
     if (rc != 0)
         return rc;
@@ -107,13 +107,13 @@ static int run_visitors(struct gate *g, struct visitor *v, int *inside, int *wai
     int started = 0, rc = 0, status;
     g->t0 = conc_now_ns();
     for (; started < NTHREADS && rc == 0; started++)
-        rc = conc_thread_start(&t[started], visitor_main, &v[started], NULL);
+        rc = conc_thread_create(&t[started], visitor_main, &v[started], NULL);
     if (rc != 0)
         started--;
     else
         sample(g, inside, waiting);
     for (int i = 0; i < started; i++) {
-        conc_thread_join(t[i], CONC_FOREVER, &status);
+        conc_thread_join(t[i], &status);
         conc_thread_destroy(t[i]);
         rc = rc ? rc : status;
     }

@@ -35,10 +35,10 @@ static int64_t time_threads(int n)
     int64_t t0 = conc_now_ns();
     for (int i = 0; i < n; i++) {
         conc_thread *t;
-        int rc = conc_thread_start(&t, empty_thread, NULL, NULL);
+        int rc = conc_thread_create(&t, empty_thread, NULL, NULL);
         if (rc != 0)
             return rc;
-        rc = conc_thread_join(t, CONC_FOREVER, NULL);
+        rc = conc_thread_join(t, NULL);
         conc_thread_destroy(t);
         if (rc != 0)
             return rc;
@@ -157,10 +157,10 @@ static int show_memory(void)
     shared_value = 1;
     printf("  shared_value starts at %d in the main thread\n", shared_value);
     conc_thread *t;
-    int rc = conc_thread_start(&t, write_two, NULL, NULL);
+    int rc = conc_thread_create(&t, write_two, NULL, NULL);
     if (rc != 0)
         return rc;
-    conc_thread_join(t, CONC_FOREVER, NULL);
+    conc_thread_join(t, NULL);
     conc_thread_destroy(t);
     int after_thread = shared_value;
     printf("  a thread wrote 2         -> the main thread reads %d (one memory, shared)\n",

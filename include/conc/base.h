@@ -1,13 +1,21 @@
 /* conc/base.h — what every module shares: the export macro, the version, the
- * error codes, and the timeout convention.
+ * error codes, the timeout convention, and the report of failures nobody saw.
  *
- * Errors: every conc function returns 0 on success or a negative CONC_E* code.
- * Codes that have an errno are equal to -errno (as libuv's), so a caller can
- * compare against -ETIMEDOUT as well; conc's own codes sit far below the errno
- * range. conc_strerror() and conc_err_name() explain any code, unknown ones too.
+ * The rules every header follows (docs/api.md has them whole):
  *
- * Timeouts: every blocking call takes an int64_t timeout in nanoseconds,
- * relative, as Python's; CONC_FOREVER waits forever, 0 never blocks, any
+ * Errors: every conc function returns 0 on success or a negative CONC_E* code
+ * (functions that return a count or a predicate return it as a non-negative
+ * value, an error as a negative one). Codes that have an errno are equal to
+ * -errno (as libuv's), so a caller can compare against -ETIMEDOUT as well;
+ * conc's own codes sit far below the errno range. conc_strerror() and
+ * conc_err_name() explain any code, unknown ones too. A misuse gets the same
+ * code in every module (docs/api.md lists them), and conc_error_detail() says
+ * which misuse it was.
+ *
+ * Timeouts: a call that may block has two forms: conc_X_verb(...) waits as
+ * long as it takes, conc_X_verb_timed(..., timeout) gives up after timeout
+ * nanoseconds (relative, as Python's), the timeout always its last argument.
+ * 0 never blocks (a try); CONC_FOREVER is the untimed form; any other
  * negative value is CONC_EINVAL. CONC_FOREVER is INT64_MAX, a value no
  * subtraction of two times yields by accident: a remaining time computed as
  * -1 ns is an error, never "forever". The timeout becomes a deadline on the
@@ -80,7 +88,7 @@ CONC_API const char *conc_version_string(void);
     X(EEMPTY, -8002, "empty: nothing to get before the deadline")               \
     X(EFULL, -8003, "full: no room to put before the deadline")                 \
     X(EWORKERDIED, -8004, "a worker process died while running the task")      \
-    X(ESTATE, -8005, "invalid state: the future is done or cancelled already")
+    X(ESTATE, -8005, "invalid state for this call (done, joined or released already)")
 
 typedef enum conc_err {
 #define CONC__ERR_ENUM(name, value, msg) CONC_##name = (value),
@@ -94,6 +102,15 @@ CONC_API const char *conc_strerror(int code);
 /* The code's name without the prefix ("ETIMEDOUT"), "OK" for 0, or
  * "UNKNOWN". Never NULL; static. Thread-safe. */
 CONC_API const char *conc_err_name(int code);
+
+/* What the last misuse code this thread received from conc was about: a
+ * static sentence naming the call and the mistake ("conc_queue_task_done:
+ * called more times than items were put"), as dlerror() explains dlopen.
+ * Misuse codes are CONC_EINVAL, CONC_EBADF, CONC_ESTATE, CONC_EPERM,
+ * CONC_EDEADLK and CONC_EBUSY; each call that returns one sets the detail,
+ * and nothing else changes it. "" if this thread has had none. Never NULL.
+ * Thread-safe (the detail is per thread), never blocks. */
+CONC_API const char *conc_error_detail(void);
 
 /* Timeouts, in nanoseconds. */
 #define CONC_FOREVER INT64_MAX

@@ -76,7 +76,7 @@ typedef enum conc_lockdep_mode {
 CONC_API int conc_lockdep_set_mode(conc_lockdep_mode mode);
 CONC_API conc_lockdep_mode conc_lockdep_get_mode(void);
 /* How many lock-order reports have been made (since the last reset). */
-CONC_API uint64_t conc_lockdep_reports(void);
+CONC_API int64_t conc_lockdep_reports(void);
 /* Forgets every recorded order and zeroes the report count (for tests).
  * Locks held now stay held; names given stay. */
 CONC_API int conc_lockdep_reset(void);
@@ -106,7 +106,7 @@ typedef struct conc_lockstat {
 CONC_API int conc_lockstat_enable(bool on);
 /* Copies up to max entries, most total waiting first, into out; returns how
  * many (0 when off or none), never more than max. */
-CONC_API size_t conc_lockstat_top(conc_lockstat *out, size_t max);
+CONC_API int64_t conc_lockstat_top(conc_lockstat *out, size_t max);
 /* Writes the top `top` locks as a table to fd. */
 CONC_API int conc_lockstat_print(int fd, size_t top);
 CONC_API int conc_lockstat_reset(void);
@@ -120,7 +120,7 @@ CONC_API int conc_lockstat_reset(void);
 CONC_API int conc_watchdog_start(int64_t threshold_ns);
 CONC_API int conc_watchdog_stop(void);
 /* How many deadlocks the watchdog has reported. */
-CONC_API uint64_t conc_watchdog_reports(void);
+CONC_API int64_t conc_watchdog_reports(void);
 
 /* Writes every conc thread and pool task, and what each waits on, to fd
  * (as Go's goroutine dump). */

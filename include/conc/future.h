@@ -13,8 +13,8 @@
  * CONC_FIRST_EXCEPTION).
  *
  * A wait's status is never the task's: conc_future_wait returns 0,
- * CONC_ETIMEDOUT or a misuse code; conc_future_result returns the task's own
- * status (CONC_ECANCELED for a cancelled future).
+ * CONC_ETIMEDOUT (its timed form) or a misuse code; conc_future_result
+ * returns the task's own status (CONC_ECANCELED for a cancelled future).
  *
  * References: conc_pool_submit hands the caller one reference;
  * conc_future_retain adds one, conc_future_release drops one. The future is
@@ -22,7 +22,10 @@
  * is queued or running, so dropping yours early is fine (fire and forget).
  * Using a future after releasing your last reference is undefined.
  *
- * Every function is thread-safe.
+ * Every function is thread-safe. Blocking calls come in two forms (base.h):
+ * conc_future_wait(f) waits as long as it takes, conc_future_wait_timed(f,
+ * timeout) gives up with CONC_ETIMEDOUT. Predicates (done, running,
+ * cancelled) answer 1 or 0, or a negative error.
  */
 #ifndef CONC_FUTURE_H
 #define CONC_FUTURE_H
@@ -52,25 +55,28 @@ typedef struct conc_result {
  * a result. */
 typedef int (*conc_task_fn)(void *arg, conc_result *out);
 
-/* Waits up to timeout for the future to finish or be cancelled. Returns 0,
- * CONC_ETIMEDOUT, CONC_EINVAL (NULL, bad timeout), CONC_EDEADLK (called from
+/* Waits for the future to finish or be cancelled. Returns 0, CONC_ETIMEDOUT
+ * (timed form), CONC_EINVAL (NULL, bad timeout), CONC_EDEADLK (called from
  * the future's own task: it could never finish), CONC_EBROKEN (in a forked
  * child, a pending future of an executor inherited from the parent: nobody
- * there will run it). Called from a pool task
- * without a time limit, the worker runs other tasks of its own subtree while
- * it waits (pool.h); a timed wait only waits, since a task run meanwhile
- * could overshoot the deadline by its whole length. */
-CONC_API int conc_future_wait(conc_future *f, int64_t timeout);
+ * there will run it). Called from a pool task, the untimed form runs other
+ * tasks of the caller's own subtree while it waits (pool.h); the timed form
+ * only waits, since a task run meanwhile could overshoot the deadline by
+ * its whole length. */
+CONC_API int conc_future_wait(conc_future *f);
+CONC_API int conc_future_wait_timed(conc_future *f, int64_t timeout);
 
-/* Waits for the future without a time limit (use conc_future_wait first for
- * a timeout), then returns the task's status: what the task returned,
- * CONC_ECANCELED if it was cancelled, CONC_EBROKEN if its executor broke
- * before running it. *out (may be NULL) receives the result, which stays
- * valid while the caller holds a reference. Misuse: CONC_EINVAL (NULL f),
- * CONC_EDEADLK (from the future's own task) — these two are the only
+/* Waits for the future (conc_future_wait), then returns the task's status:
+ * what the task returned, CONC_ECANCELED if it was cancelled, CONC_EBROKEN
+ * if its executor broke before running it. *out (may be NULL) receives the
+ * result, which stays valid while the caller holds a reference. The timed
+ * form (Python's result(timeout)) returns CONC_ETIMEDOUT when the future is
+ * not done by the deadline. Misuse: CONC_EINVAL (NULL f, bad timeout),
+ * CONC_EDEADLK (from the future's own task) — with CONC_ETIMEDOUT, the only
  * statuses a task cannot be told apart from; a task that needs them should
  * not return them. */
 CONC_API int conc_future_result(conc_future *f, conc_result *out);
+CONC_API int conc_future_result_timed(conc_future *f, conc_result *out, int64_t timeout);
 
 /* Cancels a future that has not started (Python's Future.cancel). Returns 0
  * if it is cancelled now or was already, CONC_EBUSY if it is running or
@@ -83,14 +89,16 @@ CONC_API int conc_future_cancel(conc_future *f);
  * future already finished or was cancelled), CONC_EINVAL (NULL). */
 CONC_API int conc_future_request_cancel(conc_future *f);
 
-/* Snapshots of the state; false for NULL. done: finished or cancelled. */
-CONC_API bool conc_future_done(conc_future *f);
-CONC_API bool conc_future_running(conc_future *f);
-CONC_API bool conc_future_cancelled(conc_future *f);
+/* Snapshots of the state: 1 or 0, CONC_EINVAL for NULL. done: finished or
+ * cancelled. Never block. */
+CONC_API int conc_future_done(conc_future *f);
+CONC_API int conc_future_running(conc_future *f);
+CONC_API int conc_future_cancelled(conc_future *f);
 
-/* Inside a task: whether cancellation of this task was requested. Outside
- * any task: false. Cheap enough to call in an inner loop. */
-CONC_API bool conc_cancel_requested(void);
+/* Whether cancellation of the calling task was requested: 1 or 0 (outside
+ * any task: 0). Cheap enough to call in an inner loop. Acts on the calling
+ * context (thread.h): a coroutine task asks about itself. */
+CONC_API int conc_cancel_requested(void);
 
 /* A done-callback: called exactly once with the future when it is done. Its
  * return value is ignored (as Python logs and ignores a callback's
@@ -144,35 +152,40 @@ typedef enum conc_wait_mode {
     CONC_ALL_COMPLETED = 3,   /* all done */
 } conc_wait_mode;
 
-/* Python's concurrent.futures.wait: waits up to timeout until the mode's
- * condition holds. done (may be NULL) is an array of n flags that receives,
- * at return, whether each future was done — Python's done and not-done sets,
- * by index (a future listed twice gets the same flag twice). Returns 0 when
- * the condition holds (n == 0 included), CONC_ETIMEDOUT when it did not by
- * the deadline (the flags are filled either way), CONC_EINVAL (NULL fs with
- * n > 0, a NULL entry, an unknown mode, bad timeout), CONC_EDEADLK (one of
- * the futures is the caller's own task's). */
-CONC_API int conc_wait(conc_future *const *fs, size_t n, conc_wait_mode mode, int64_t timeout,
-                       bool *done);
+/* Python's concurrent.futures.wait: waits until the mode's condition holds
+ * (the timed form: or the deadline passes). done (may be NULL) is an array
+ * of n flags that receives, at return, whether each future was done —
+ * Python's done and not-done sets, by index (a future listed twice gets the
+ * same flag twice). Returns 0 when the condition holds (n == 0 included),
+ * CONC_ETIMEDOUT when it did not by the deadline (the flags are filled
+ * either way), CONC_EINVAL (NULL fs with n > 0, a NULL entry, an unknown
+ * mode, bad timeout), CONC_EDEADLK (one of the futures is the caller's own
+ * task's). Acts on the calling context (thread.h). */
+CONC_API int conc_wait(conc_future *const *fs, size_t n, conc_wait_mode mode, bool *done);
+CONC_API int conc_wait_timed(conc_future *const *fs, size_t n, conc_wait_mode mode, bool *done,
+                             int64_t timeout);
 
-/* Python's as_completed: yields the futures as they finish, with one
- * deadline for the whole iteration. A future listed twice is yielded once. */
+/* Python's as_completed: yields the futures as they finish. A future listed
+ * twice is yielded once. Python's as_completed(fs, timeout) has one deadline
+ * for the whole iteration; here each next_timed call has its own timeout —
+ * pass what is left of an overall deadline (deadline - conc_now_ns()) for
+ * Python's behaviour. */
 typedef struct conc_as_completed conc_as_completed;
 
-/* Starts an iteration over fs[0..n) that must end by now + timeout
- * (CONC_FOREVER: no deadline). The iterator holds a reference on each future
- * until it yields it. Returns 0, CONC_EINVAL, CONC_ENOMEM. */
-CONC_API int conc_as_completed_create(conc_as_completed **it, conc_future *const *fs, size_t n,
-                                      int64_t timeout);
-/* Stores the next future to be done in *f (the caller's reference: release
- * it). Returns 0, CONC_ENOENT when every future has been yielded,
- * CONC_ETIMEDOUT when the iteration's deadline passed first (the rest can
- * still be taken by a later call, which times out at once unless one is done
- * by then), CONC_EINVAL, CONC_EDEADLK (the caller's own task's future is
- * among those left). */
+/* Starts an iteration over fs[0..n). The iterator holds a reference on each
+ * future until it yields it. Returns 0, CONC_EINVAL, CONC_ENOMEM. Never
+ * blocks. */
+CONC_API int conc_as_completed_create(conc_as_completed **it, conc_future *const *fs, size_t n);
+/* Waits for the next future to be done and stores it in *f (the caller's
+ * reference: release it). Returns 0, CONC_ENOENT when every future has been
+ * yielded, CONC_ETIMEDOUT (timed form: none done by the deadline; the rest
+ * can still be taken by a later call), CONC_EINVAL, CONC_EDEADLK (the
+ * caller's own task's future is among those left). */
 CONC_API int conc_as_completed_next(conc_as_completed *it, conc_future **f);
+CONC_API int conc_as_completed_next_timed(conc_as_completed *it, conc_future **f,
+                                          int64_t timeout);
 /* Releases the references of the futures not yielded and frees the
- * iterator. Returns 0 or CONC_EINVAL. */
+ * iterator. Returns 0 or CONC_EINVAL. Never blocks. */
 CONC_API int conc_as_completed_destroy(conc_as_completed *it);
 
 #ifdef __cplusplus

@@ -14,7 +14,9 @@
  *
  * Idle workers sleep on futexes: an idle pool uses no CPU.
  *
- * Every function is thread-safe.
+ * Every function is thread-safe. Blocking calls come in two forms (base.h):
+ * conc_pool_submit(p, ...) waits as long as it takes, conc_pool_submit_timed
+ * (p, ..., timeout) gives up.
  */
 #ifndef CONC_POOL_H
 #define CONC_POOL_H
@@ -36,8 +38,8 @@ typedef struct conc_pool_opts {
      * process may use (affinity mask and cgroup quota). Python's default is
      * min(32, cpus + 4), sized for threads that mostly wait on I/O; conc's
      * pool is sized for CPU-bound tasks — give I/O-bound work more workers.
-     * Negative: CONC_EINVAL. */
-    int max_workers;
+     * Above CONC_POOL_MAX_WORKERS: CONC_EINVAL. */
+    size_t max_workers;
     /* The most tasks submitted from outside that may wait to run; a submit
      * that finds no room waits (backpressure). 0: unbounded, as Python's. */
     size_t queue_capacity;
@@ -48,43 +50,42 @@ typedef struct conc_pool_opts {
     void *initarg;
     /* Worker thread names are "<name>-N", N from 0; default "conc-pool". */
     const char *name;
+    uint64_t reserved_[4]; /* zero (docs/api.md: growing options) */
 } conc_pool_opts;
 
-/* Creates a pool and starts its workers. Returns 0, CONC_EINVAL (NULL p,
- * negative max_workers), CONC_ENOMEM, CONC_EAGAIN (no more threads). */
+#define CONC_POOL_MAX_WORKERS 32768
+
+/* Creates a pool and starts its workers. opts may be NULL. Returns 0,
+ * CONC_EINVAL (NULL p, max_workers above CONC_POOL_MAX_WORKERS), CONC_ENOMEM,
+ * CONC_EAGAIN (no more threads). Never blocks. */
 CONC_API int conc_pool_create(conc_pool **p, const conc_pool_opts *opts);
 
-/* Submits fn(arg) and stores its future in *f (may be NULL: fire and forget).
- * Waits for room in a bounded submission queue for up to timeout
- * (CONC_FOREVER, or 0 for a try). Returns 0, CONC_EFULL (no room by the
- * deadline), CONC_ESHUTDOWN (after conc_pool_shutdown), CONC_EBROKEN (an
+/* Submits fn(arg) and stores its future in *f (may be NULL: fire and
+ * forget). With a bounded submission queue, waits for room (the timed form:
+ * up to timeout; 0 for a try). Returns 0, CONC_EFULL (timed form: no room by
+ * the deadline), CONC_ESHUTDOWN (after conc_pool_shutdown), CONC_EBROKEN (an
  * initializer failed, or the pool was inherited across fork(): its workers
- * stayed in the parent), CONC_ENOMEM, CONC_EINVAL (NULL p or fn, bad timeout).
- * From a task of this pool it never waits: the task goes to the worker's own
- * deque. */
-CONC_API int conc_pool_submit_timed(conc_pool *p, conc_task_fn fn, void *arg, int64_t timeout,
-                                    conc_future **f);
-
-/* conc_pool_submit_timed with no time limit. */
+ * stayed in the parent), CONC_ENOMEM, CONC_EINVAL (NULL p or fn, bad
+ * timeout). From a task of this pool it never waits: the task goes to the
+ * worker's own deque. */
 CONC_API int conc_pool_submit(conc_pool *p, conc_task_fn fn, void *arg, conc_future **f);
+CONC_API int conc_pool_submit_timed(conc_pool *p, conc_task_fn fn, void *arg, conc_future **f,
+                                    int64_t timeout);
 
-/* Stops accepting tasks (submit returns CONC_ESHUTDOWN). cancel_futures:
- * cancels the tasks that have not started (Python's cancel_futures; a task
- * that a worker is moving between queues at that instant may still start).
- * wait:
- * waits for the tasks still queued and running to finish and joins every
- * worker; otherwise returns at once and conc_pool_destroy joins them. Tasks
- * already running may still submit subtasks, which run. Returns 0,
- * CONC_EINVAL (NULL), CONC_EDEADLK (wait requested from one of the pool's
- * own tasks: it would wait for itself), CONC_EBROKEN (in a forked child, a
- * pool inherited from the parent). A second call is allowed. */
-CONC_API int conc_pool_shutdown(conc_pool *p, bool wait, bool cancel_futures);
-
-/* conc_pool_shutdown with wait, by a deadline: returns 0 once every worker
- * has been joined, CONC_ETIMEDOUT if tasks still run at the deadline (the
- * pool stays shut down; a later call or conc_pool_destroy joins the rest),
- * CONC_EINVAL, CONC_EDEADLK (from one of the pool's own tasks, unless
- * timeout is 0, which only shuts down). */
+/* Stops accepting tasks (submit returns CONC_ESHUTDOWN) and waits for the
+ * tasks still queued and running to finish, then joins every worker
+ * (Python's shutdown(wait=True)). cancel_futures: cancels the tasks that
+ * have not started first (Python's cancel_futures; a task that a worker is
+ * moving between queues at that instant may still start). Tasks already
+ * running may still submit subtasks, which run. The timed form gives up at
+ * the deadline with CONC_ETIMEDOUT, the pool staying shut down (a later
+ * call or conc_pool_destroy joins the rest); with 0 it only shuts down
+ * and returns 0 (Python's shutdown(wait=False)). Returns 0, CONC_ETIMEDOUT,
+ * CONC_EINVAL (NULL, bad timeout), CONC_EDEADLK (waiting from one of the
+ * pool's own tasks: it would wait for itself; not with a timeout of 0),
+ * CONC_EBROKEN (in a forked child, a pool inherited from the parent). A
+ * second call is allowed. */
+CONC_API int conc_pool_shutdown(conc_pool *p, bool cancel_futures);
 CONC_API int conc_pool_shutdown_timed(conc_pool *p, bool cancel_futures, int64_t timeout);
 
 /* Shuts down (waiting, not cancelling) if not done yet, joins the workers and
@@ -94,8 +95,9 @@ CONC_API int conc_pool_shutdown_timed(conc_pool *p, bool cancel_futures, int64_t
  * it). Futures still referenced stay valid. */
 CONC_API int conc_pool_destroy(conc_pool *p);
 
-/* The number of worker threads, or CONC_EINVAL. */
-CONC_API int conc_pool_workers(conc_pool *p);
+/* The most worker threads the pool runs (max_workers), or CONC_EINVAL.
+ * Never blocks. */
+CONC_API int64_t conc_pool_workers(conc_pool *p);
 
 /* ---- map ---- */
 
@@ -110,6 +112,7 @@ typedef struct conc_map_opts {
     size_t chunksize;  /* indices per task; 0: 1 */
     size_t buffersize; /* chunks in flight at most; 0: 2 x max_workers */
     bool unordered;    /* results as they complete, not in index order */
+    uint64_t reserved_[4]; /* zero (docs/api.md: growing options) */
 } conc_map_opts;
 
 typedef struct conc_map conc_map;
@@ -119,18 +122,19 @@ typedef struct conc_map conc_map;
 CONC_API int conc_map_create(conc_map **m, conc_pool *p, conc_map_fn fn, void *arg, size_t n,
                              const conc_map_opts *opts);
 
-/* Waits up to timeout for the next result. On 0, *index (may be NULL) is its
- * index, *status the task's status for it, and *out (may be NULL) its result,
+/* Waits for the next result. On 0, *index (may be NULL) is its index,
+ * *status the task's status for it, and *out (may be NULL) its result,
  * valid until the next call or conc_map_destroy. An error status is where
  * Python's map raises: the map stops submitting, cancels the chunks not
  * started, and every later call returns CONC_ENOENT. If the pool refuses
  * more work midway (shut down: CONC_ESHUTDOWN; CONC_EBROKEN; CONC_ENOMEM),
  * the chunks already in flight are handed out first, then the first index
- * not submitted comes with that status. Returns 0, CONC_ENOENT
- * (no more results), CONC_ETIMEDOUT (none by the deadline; call again),
+ * not submitted comes with that status. Returns 0, CONC_ENOENT (no more
+ * results), CONC_ETIMEDOUT (timed form: none by the deadline; call again),
  * CONC_EINVAL (NULL m or status, bad timeout). */
-CONC_API int conc_map_next(conc_map *m, int64_t timeout, size_t *index, int *status,
-                           conc_result *out);
+CONC_API int conc_map_next(conc_map *m, size_t *index, int *status, conc_result *out);
+CONC_API int conc_map_next_timed(conc_map *m, size_t *index, int *status, conc_result *out,
+                                 int64_t timeout);
 
 /* Cancels the chunks not started, waits for the running ones and frees the
  * map and its results. Returns 0 or CONC_EINVAL. */
@@ -152,11 +156,13 @@ CONC_API int conc_task_group_create(conc_task_group **g, conc_pool *p);
  * CONC_ESHUTDOWN, CONC_EBROKEN, CONC_ENOMEM, CONC_EINVAL. */
 CONC_API int conc_task_group_spawn(conc_task_group *g, conc_task_fn fn, void *arg);
 
-/* Waits up to timeout until every task spawned so far has ended; *first_error
- * (may be NULL) receives the status of the first task that failed, or 0.
- * From a pool task it helps run the group's tasks. Returns 0,
- * CONC_ETIMEDOUT, CONC_EINVAL, CONC_EDEADLK (from a task of the group). */
-CONC_API int conc_task_group_wait(conc_task_group *g, int64_t timeout, int *first_error);
+/* Waits until every task spawned so far has ended; *first_error (may be
+ * NULL) receives the status of the first task that failed, or 0. From a
+ * pool task the untimed form helps run the group's tasks. Returns 0,
+ * CONC_ETIMEDOUT (timed form), CONC_EINVAL, CONC_EDEADLK (from a task of
+ * the group). */
+CONC_API int conc_task_group_wait(conc_task_group *g, int *first_error);
+CONC_API int conc_task_group_wait_timed(conc_task_group *g, int *first_error, int64_t timeout);
 
 /* Requests cancellation of every task of the group. Returns 0 or CONC_EINVAL. */
 CONC_API int conc_task_group_cancel(conc_task_group *g);

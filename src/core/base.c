@@ -1,6 +1,9 @@
 /* Version, error names and messages, the monotonic clock. */
 #include "conc/base.h"
 #include "core/deadline.h"
+#include "core/misuse.h"
+
+#include <stdio.h>
 
 #define CONC__STR2(x) #x
 #define CONC__STR(x) CONC__STR2(x)
@@ -42,6 +45,17 @@ const char *conc_err_name(int code)
 #undef CONC__ERR_NAME
     }
     return "UNKNOWN";
+}
+
+const char *conc_error_detail(void)
+{
+    struct conc__misuse *m = &conc__tls.misuse;
+    if (!m->what)
+        return "";
+    if (!m->fn)
+        return m->what;
+    snprintf(m->text, sizeof m->text, "%s: %s", m->fn, m->what);
+    return m->text;
 }
 
 int64_t conc_now_ns(void)

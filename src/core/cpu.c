@@ -108,7 +108,7 @@ static int conc__cgroup_limit(void)
     return limit;
 }
 
-int conc_cpu_count(void)
+int64_t conc_cpu_count(void)
 {
     int n = conc__affinity_count();
     int limit = conc__cgroup_limit();

@@ -4,6 +4,7 @@
 #define CONC_DEADLINE_H
 
 #include "conc/base.h"
+#include "core/misuse.h"
 #include <stdbool.h>
 #include <stdint.h>
 #include <time.h>
@@ -17,6 +18,12 @@ static inline int64_t conc__now(void)
     return (int64_t)ts.tv_sec * CONC_NSEC_PER_SEC + ts.tv_nsec;
 }
 
+/* CONC_EINVAL for a negative timeout, with its detail (core/misuse.h). */
+static inline int conc__bad_timeout(void)
+{
+    return conc__misuse_at(CONC_EINVAL, NULL, "negative timeout (only CONC_FOREVER waits without limit)");
+}
+
 /* Turns a relative timeout into an absolute deadline in *deadline.
  * Returns 0, or CONC_EINVAL for a negative timeout. CONC_FOREVER (INT64_MAX)
  * and any timeout that would pass the end of the clock mean no deadline. */
@@ -27,7 +34,7 @@ static inline int conc__deadline(int64_t timeout, int64_t *deadline)
         return 0;
     }
     if (timeout < 0)
-        return CONC_EINVAL;
+        return conc__bad_timeout();
     int64_t now = conc__now();
     *deadline = timeout > CONC__NO_DEADLINE - now ? CONC__NO_DEADLINE : now + timeout;
     return 0;

@@ -72,12 +72,19 @@ struct conc__slab_cursor {
     bool registered;       /* the exit destructor knows this cursor */
 };
 
+/* The last misuse code's detail (core/misuse.h). */
+struct conc__misuse {
+    const char *fn, *what; /* static strings; NULL: none yet */
+    char text[160];        /* "fn: what", joined by conc_error_detail */
+};
+
 struct conc__thread_rec {
     /* ---- core ---- */
     uintptr_t self;                      /* the running context's ident; 0: the thread's own */
     _Atomic(struct conc__context *) ctx; /* the running context; NULL: `own` */
     struct conc__context own;            /* the thread's own context (ident 0: the thread pointer) */
     uint32_t tid;                        /* gettid(); 0 until first asked */
+    struct conc__misuse misuse;
     /* ---- wait ---- */
     unsigned spin_probe;                 /* waits since the last spin probe */
     struct conc__pending_wakes pending;

@@ -56,7 +56,7 @@ struct conc__dthread {
     struct conc__dthread *next, *prev;
     char name[CONC__DT_NAME];
     bool alive;
-    bool conc_thread;   /* started by conc_thread_start */
+    bool conc_thread;   /* started by conc_thread_create */
     bool kept;          /* ended, kept for the trace writer */
     int64_t born, died; /* conc__now(); born: when registered */
 

@@ -1110,7 +1110,7 @@ conc_lockdep_mode conc_lockdep_get_mode(void)
     return (conc_lockdep_mode)atomic_load(&ld_mode);
 }
 
-uint64_t conc_lockdep_reports(void)
+int64_t conc_lockdep_reports(void)
 {
     return atomic_load(&ld_reports);
 }

@@ -277,7 +277,7 @@ int conc_lockstat_enable(bool on)
     return 0;
 }
 
-size_t conc_lockstat_top(conc_lockstat *out, size_t max)
+int64_t conc_lockstat_top(conc_lockstat *out, size_t max)
 {
     if (!out || max == 0 || !conc__diag_on(CONC__DIAG_LOCKSTAT))
         return 0;

@@ -581,7 +581,7 @@ int conc_watchdog_stop(void)
     return 0;
 }
 
-uint64_t conc_watchdog_reports(void)
+int64_t conc_watchdog_reports(void)
 {
     return atomic_load(&conc__wd_reports);
 }

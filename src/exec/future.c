@@ -151,27 +151,33 @@ void conc__future_fail_claimed(conc_future *f, int status)
 
 /* ---- queries and cancel ---- */
 
-bool conc_future_done(conc_future *f)
+int conc_future_done(conc_future *f)
 {
-    return f && conc__future_is_done(f);
+    if (!f)
+        return CONC__MISUSE(CONC_EINVAL, "NULL future");
+    return conc__future_is_done(f);
 }
 
-bool conc_future_running(conc_future *f)
+int conc_future_running(conc_future *f)
 {
-    return f && atomic_load_explicit(&f->state, memory_order_acquire) == CONC__F_RUNNING;
+    if (!f)
+        return CONC__MISUSE(CONC_EINVAL, "NULL future");
+    return atomic_load_explicit(&f->state, memory_order_acquire) == CONC__F_RUNNING;
 }
 
-bool conc_future_cancelled(conc_future *f)
+int conc_future_cancelled(conc_future *f)
 {
-    return f && atomic_load_explicit(&f->state, memory_order_acquire) == CONC__F_CANCELLED;
+    if (!f)
+        return CONC__MISUSE(CONC_EINVAL, "NULL future");
+    return atomic_load_explicit(&f->state, memory_order_acquire) == CONC__F_CANCELLED;
 }
 
 /* The running context's token, or its task group's. */
-bool conc_cancel_requested(void)
+int conc_cancel_requested(void)
 {
     struct conc__context *c = conc__context();
     if (c->cancel && atomic_load_explicit(c->cancel, memory_order_relaxed))
-        return true;
+        return 1;
     return c->task && c->task->group &&
            atomic_load_explicit(&c->task->group->requested, memory_order_relaxed);
 }
@@ -290,7 +296,7 @@ static void conc__help_until_done(struct conc__helper *h, conc_future *f)
     }
 }
 
-int conc_future_wait(conc_future *f, int64_t timeout)
+int conc_future_wait_timed(conc_future *f, int64_t timeout)
 {
     int64_t deadline;
     if (!f || conc__deadline(timeout, &deadline))
@@ -321,9 +327,19 @@ int conc_future_wait(conc_future *f, int64_t timeout)
     return conc__future_block(f, deadline);
 }
 
+int conc_future_wait(conc_future *f)
+{
+    return conc_future_wait_timed(f, CONC_FOREVER);
+}
+
 int conc_future_result(conc_future *f, conc_result *out)
 {
-    int rc = conc_future_wait(f, CONC_FOREVER);
+    return conc_future_result_timed(f, out, CONC_FOREVER);
+}
+
+int conc_future_result_timed(conc_future *f, conc_result *out, int64_t timeout)
+{
+    int rc = conc_future_wait_timed(f, timeout);
     if (rc)
         return rc;
     bool cancelled =

@@ -98,7 +98,12 @@ static void conc__wait_flags(conc_future *const *fs, size_t n, bool *done)
             done[i] = conc__future_is_done(fs[i]);
 }
 
-int conc_wait(conc_future *const *fs, size_t n, conc_wait_mode mode, int64_t timeout, bool *done)
+int conc_wait(conc_future *const *fs, size_t n, conc_wait_mode mode, bool *done)
+{
+    return conc_wait_timed(fs, n, mode, done, CONC_FOREVER);
+}
+
+int conc_wait_timed(conc_future *const *fs, size_t n, conc_wait_mode mode, bool *done, int64_t timeout)
 {
     int64_t deadline;
     if ((n && !fs) || conc__deadline(timeout, &deadline) ||
@@ -136,7 +141,6 @@ int conc_wait(conc_future *const *fs, size_t n, conc_wait_mode mode, int64_t tim
 struct conc_as_completed {
     conc_future **fs;
     size_t n, nready;
-    int64_t deadline;
     struct conc__fset_wait w;
 };
 
@@ -146,14 +150,12 @@ static int conc__ptr_cmp(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-int conc_as_completed_create(conc_as_completed **out, conc_future *const *fs, size_t n,
-                             int64_t timeout)
+int conc_as_completed_create(conc_as_completed **out, conc_future *const *fs, size_t n)
 {
-    int64_t deadline;
     if (!out)
         return CONC_EINVAL;
     *out = NULL;
-    if ((n && !fs) || conc__deadline(timeout, &deadline))
+    if (n && !fs)
         return CONC_EINVAL;
     for (size_t i = 0; i < n; i++)
         if (!fs[i])
@@ -178,7 +180,6 @@ int conc_as_completed_create(conc_as_completed **out, conc_future *const *fs, si
     for (size_t i = 0; i < m; i++)
         conc_future_retain(it->fs[i]);
     it->n = m;
-    it->deadline = deadline;
     *out = it;
     return 0;
 }
@@ -214,7 +215,13 @@ static bool conc__collect_done(conc_as_completed *it)
 
 int conc_as_completed_next(conc_as_completed *it, conc_future **f)
 {
-    if (!it || !f)
+    return conc_as_completed_next_timed(it, f, CONC_FOREVER);
+}
+
+int conc_as_completed_next_timed(conc_as_completed *it, conc_future **f, int64_t timeout)
+{
+    int64_t deadline;
+    if (!it || !f || conc__deadline(timeout, &deadline))
         return CONC_EINVAL;
     *f = NULL;
     if (it->n == 0)
@@ -225,12 +232,12 @@ int conc_as_completed_next(conc_as_completed *it, conc_future **f)
         size_t npending = it->n - it->nready;
         if (conc__own_future_among(pending, npending))
             return CONC_EDEADLK;
-        if (h && it->deadline == CONC__NO_DEADLINE && h->help_once(h, pending, npending))
+        if (h && deadline == CONC__NO_DEADLINE && h->help_once(h, pending, npending))
             continue;
-        if (conc__expired(it->deadline))
+        if (conc__expired(deadline))
             return CONC_ETIMEDOUT;
         struct conc__fset set = {pending, npending};
-        conc__fset_sleep(&it->w, pending, npending, conc__any_done, &set, it->deadline);
+        conc__fset_sleep(&it->w, pending, npending, conc__any_done, &set, deadline);
     }
     /* Yield the first ready one; the last listed takes its place. */
     *f = it->fs[0];

@@ -34,7 +34,10 @@
 #include "queue/queue_impl.h"
 #include "core/deadline.h"
 #include "core/hooks.h"
+#include "core/misuse.h"
 
+#include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -44,15 +47,37 @@ void (*conc__test_put_checked)(conc_queue *q);
 
 static void conc__queue_drop_all(conc_queue *q);
 
+/* A line for conc_debug_dump: which queue a sleeping thread's wait queue
+ * belongs to, and its state. */
+static void conc__queue_describe(struct conc__dump_source *src,
+                                 void (*line)(void *ctx, const char *text), void *ctx)
+{
+    conc_queue *q = (conc_queue *)(void *)((char *)src - offsetof(conc_queue, dump));
+    char text[256];
+    snprintf(text, sizeof text,
+             "queue \"%s\" (wait queue %p): %lld item%s, %lld unfinished; %u getter%s, "
+             "%u putter%s, %u joiner%s waiting%s\n",
+             q->name, (void *)&q->wq, (long long)conc_queue_size(q),
+             conc_queue_size(q) == 1 ? "" : "s", (long long)conc_queue_unfinished_tasks(q),
+             atomic_load(&q->getters), atomic_load(&q->getters) == 1 ? "" : "s",
+             atomic_load(&q->putters), atomic_load(&q->putters) == 1 ? "" : "s",
+             atomic_load(&q->joiners), atomic_load(&q->joiners) == 1 ? "" : "s",
+             atomic_load(&q->shutdown) ? "; shut down" : "");
+    line(ctx, text);
+}
+
 int conc_queue_create(conc_queue **out, size_t item_size, const conc_queue_opts *opts)
 {
     if (!out)
-        return CONC_EINVAL;
+        return CONC__MISUSE(CONC_EINVAL, "NULL queue pointer");
     *out = NULL;
-    conc_queue_opts o = opts ? *opts : (conc_queue_opts){0};
-    if (item_size == 0 || (o.kind != CONC_QUEUE_FIFO && o.kind != CONC_QUEUE_LIFO &&
-                           o.kind != CONC_QUEUE_PRIORITY))
+    if (CONC__OPTS_CHECK(opts))
         return CONC_EINVAL;
+    conc_queue_opts o = opts ? *opts : (conc_queue_opts){0};
+    if (item_size == 0)
+        return CONC__MISUSE(CONC_EINVAL, "item_size is 0");
+    if (o.kind != CONC_QUEUE_FIFO && o.kind != CONC_QUEUE_LIFO && o.kind != CONC_QUEUE_PRIORITY)
+        return CONC__MISUSE(CONC_EINVAL, "unknown queue kind");
     conc_queue *q = calloc(1, sizeof *q);
     if (!q)
         return CONC_ENOMEM;
@@ -69,6 +94,9 @@ int conc_queue_create(conc_queue **out, size_t item_size, const conc_queue_opts 
     conc__waitq_init(&q->wq, 0);
     q->single_producer = o.single_producer;
     q->single_consumer = o.single_consumer;
+    snprintf(q->name, sizeof q->name, "%s", o.name ? o.name : "queue");
+    q->dump.describe = conc__queue_describe;
+    conc__dump_source_add(&q->dump);
     *out = q;
     return 0;
 }
@@ -78,7 +106,8 @@ int conc_queue_destroy(conc_queue *q)
     if (!q)
         return CONC_EINVAL;
     if (conc__waitq_kill(&q->wq) != 0)
-        return CONC_EBUSY;
+        return CONC__MISUSE(CONC_EBUSY, "threads are blocked in the queue (shut it down first)");
+    conc__dump_source_remove(&q->dump); /* waits out a dump describing it */
     if (q->use_ring)
         conc__qring_free(&q->ring);
     else
@@ -338,7 +367,9 @@ static int conc__queue_put_n(conc_queue *q, const void *items, size_t n, int64_t
 {
     if (done)
         *done = 0;
-    if (!q || !items || n == 0 || timeout < 0)
+    if (timeout < 0)
+        return conc__bad_timeout();
+    if (!q || !items || n == 0)
         return CONC_EINVAL;
     struct conc__qop op = {.q = q, .attempt = conc__qop_put, .sleepers = &q->putters,
                            .want = CONC__QW_PUT, .expired_rc = CONC_EFULL, .in = items,
@@ -349,18 +380,17 @@ static int conc__queue_put_n(conc_queue *q, const void *items, size_t n, int64_t
     return rc;
 }
 
-int conc_queue_put_key(conc_queue *q, const void *item, int64_t key, int64_t timeout)
+int conc_queue_put_key_timed(conc_queue *q, const void *item, int64_t key, int64_t timeout)
 {
     return conc__queue_put_n(q, item, 1, key, NULL, timeout);
 }
 
-int conc_queue_put(conc_queue *q, const void *item, int64_t timeout)
+int conc_queue_put_timed(conc_queue *q, const void *item, int64_t timeout)
 {
     return conc__queue_put_n(q, item, 1, 0, NULL, timeout);
 }
 
-int conc_queue_put_many(conc_queue *q, const void *items, size_t n, size_t *done,
-                        int64_t timeout)
+int conc_queue_put_many_timed(conc_queue *q, const void *items, size_t n, size_t *done, int64_t timeout)
 {
     return conc__queue_put_n(q, items, n, 0, done, timeout);
 }
@@ -402,7 +432,9 @@ static int conc__queue_get_n(conc_queue *q, void *out, size_t max, size_t *got, 
 {
     if (got)
         *got = 0;
-    if (!q || !out || max == 0 || timeout < 0)
+    if (timeout < 0)
+        return conc__bad_timeout();
+    if (!q || !out || max == 0)
         return CONC_EINVAL;
     struct conc__qop op = {.q = q, .attempt = conc__qop_get, .sleepers = &q->getters,
                            .want = CONC__QW_GET, .expired_rc = CONC_EEMPTY, .out = out,
@@ -413,19 +445,19 @@ static int conc__queue_get_n(conc_queue *q, void *out, size_t max, size_t *got, 
     return rc;
 }
 
-int conc_queue_get(conc_queue *q, void *out, int64_t timeout)
+int conc_queue_get_timed(conc_queue *q, void *out, int64_t timeout)
 {
     return conc__queue_get_n(q, out, 1, NULL, NULL, timeout);
 }
 
-int conc_queue_get_key(conc_queue *q, void *out, int64_t *key, int64_t timeout)
+int conc_queue_get_key_timed(conc_queue *q, void *out, int64_t *key, int64_t timeout)
 {
     if (!key)
         return CONC_EINVAL;
     return conc__queue_get_n(q, out, 1, NULL, key, timeout);
 }
 
-int conc_queue_get_many(conc_queue *q, void *out, size_t max, size_t *got, int64_t timeout)
+int conc_queue_get_many_timed(conc_queue *q, void *out, size_t max, size_t *got, int64_t timeout)
 {
     return conc__queue_get_n(q, out, max, got, NULL, timeout);
 }
@@ -484,8 +516,8 @@ int conc_queue_task_done(conc_queue *q)
         return CONC_EINVAL;
     uint64_t done = atomic_load(&q->done);
     do {
-        if (done + atomic_load(&q->dropped) >= conc__queue_puts(q))
-            return CONC_EINVAL; /* Python: ValueError, task_done() called too many times */
+        if (done + atomic_load(&q->dropped) >= conc__queue_puts(q)) /* Python: ValueError */
+            return CONC__MISUSE(CONC_ESTATE, "called more times than items were put");
     } while (!atomic_compare_exchange_weak(&q->done, &done, done + 1));
     if (conc__queue_unfinished(q) == 0)
         conc__queue_signal(q, &q->joiners, CONC__QW_JOIN, SIZE_MAX, false);
@@ -497,9 +529,11 @@ static int conc__qop_join(struct conc__qop *op)
     return conc__queue_unfinished(op->q) == 0;
 }
 
-int conc_queue_join(conc_queue *q, int64_t timeout)
+int conc_queue_join_timed(conc_queue *q, int64_t timeout)
 {
-    if (!q || timeout < 0)
+    if (timeout < 0)
+        return conc__bad_timeout();
+    if (!q)
         return CONC_EINVAL;
     struct conc__qop op = {.q = q, .attempt = conc__qop_join, .sleepers = &q->joiners,
                            .want = CONC__QW_JOIN, .expired_rc = CONC_ETIMEDOUT};
@@ -555,4 +589,41 @@ int conc_queue_shutdown(conc_queue *q, bool immediate)
     conc__waitq_wake_all(&q->wq);
     conc__waitq_unlock(&q->wq);
     return 0;
+}
+
+/* ---- the untimed forms ---- */
+
+int conc_queue_put(conc_queue *q, const void *item)
+{
+    return conc_queue_put_timed(q, item, CONC_FOREVER);
+}
+
+int conc_queue_put_key(conc_queue *q, const void *item, int64_t key)
+{
+    return conc_queue_put_key_timed(q, item, key, CONC_FOREVER);
+}
+
+int conc_queue_put_many(conc_queue *q, const void *items, size_t n, size_t *done)
+{
+    return conc_queue_put_many_timed(q, items, n, done, CONC_FOREVER);
+}
+
+int conc_queue_get(conc_queue *q, void *out)
+{
+    return conc_queue_get_timed(q, out, CONC_FOREVER);
+}
+
+int conc_queue_get_key(conc_queue *q, void *out, int64_t *key)
+{
+    return conc_queue_get_key_timed(q, out, key, CONC_FOREVER);
+}
+
+int conc_queue_get_many(conc_queue *q, void *out, size_t max, size_t *got)
+{
+    return conc_queue_get_many_timed(q, out, max, got, CONC_FOREVER);
+}
+
+int conc_queue_join(conc_queue *q)
+{
+    return conc_queue_join_timed(q, CONC_FOREVER);
 }

@@ -32,6 +32,8 @@ struct conc_queue {
     struct conc__qstore store;  /* LIFO, PRIORITY, unbounded FIFO */
     struct conc__waitq wq;      /* sleeping callers; its lock orders sleeping
                                    against waking and shutdown */
+    struct conc__dump_source dump; /* conc_debug_dump's line about it */
+    char name[48];              /* opts.name, truncated; "queue" by default */
 };
 
 #ifdef CONC_TEST_HOOKS

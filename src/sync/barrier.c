@@ -11,6 +11,8 @@
 #include "core/deadline.h"
 #include "sync/sync_impl.h"
 
+#include <stddef.h>
+
 #include <string.h>
 
 static inline struct conc__barrier *conc__barrier_of(conc_barrier *b)
@@ -30,10 +32,20 @@ static inline int conc__barrier_check(conc_barrier *bx)
     return b->parties == 0 ? CONC_EINVAL : 0;
 }
 
-int conc_barrier_init(conc_barrier *bx, int parties, const conc_barrier_opts *opts)
+/* CONC_BARRIER_INIT(n) writes the public struct's first member: it must be
+ * this one, and the state it leaves zero must be FILLING. */
+_Static_assert(offsetof(struct conc__barrier, parties) == offsetof(conc_barrier, parties_),
+               "CONC_BARRIER_INIT sets the parties");
+_Static_assert(CONC__B_FILLING == 0, "a statically initialised barrier is filling");
+
+int conc_barrier_init(conc_barrier *bx, size_t parties, const conc_barrier_opts *opts)
 {
-    if (!bx || parties <= 0)
+    if (CONC__OPTS_CHECK(opts))
         return CONC_EINVAL;
+    if (!bx)
+        return CONC__MISUSE(CONC_EINVAL, "NULL barrier");
+    if (parties == 0 || parties > UINT32_MAX)
+        return CONC__MISUSE(CONC_EINVAL, "parties must be 1 to UINT32_MAX");
     struct conc__barrier *b = conc__barrier_of(bx);
     memset(b, 0, sizeof *b);
     b->parties = (uint32_t)parties;
@@ -110,7 +122,7 @@ static void conc__barrier_exit(struct conc__barrier *b)
     }
 }
 
-int conc_barrier_wait(conc_barrier *bx, int64_t timeout, unsigned *index)
+int conc_barrier_wait_timed(conc_barrier *bx, size_t *index, int64_t timeout)
 {
     int64_t deadline = CONC__NO_DEADLINE;
     int rc = conc__barrier_check(bx);
@@ -167,22 +179,27 @@ int conc_barrier_reset(conc_barrier *bx)
     return 0;
 }
 
-int conc_barrier_parties(conc_barrier *bx)
+int64_t conc_barrier_parties(conc_barrier *bx)
 {
     int rc = conc__barrier_check(bx);
-    return rc ? rc : (int)conc__barrier_of(bx)->parties;
+    return rc ? rc : (int64_t)conc__barrier_of(bx)->parties;
 }
 
-int conc_barrier_n_waiting(conc_barrier *bx)
+int64_t conc_barrier_n_waiting(conc_barrier *bx)
 {
     int rc = conc__barrier_check(bx);
     if (rc)
         return rc;
     struct conc__barrier *b = conc__barrier_of(bx);
     conc__waitq_lock(&b->q);
-    rc = b->state == CONC__B_FILLING ? (int)b->count : 0; /* as CPython's */
+    int64_t n = b->state == CONC__B_FILLING ? (int64_t)b->count : 0; /* as CPython's */
     conc__waitq_unlock(&b->q);
-    return rc;
+    return n;
+}
+
+int conc_barrier_wait(conc_barrier *b, size_t *index)
+{
+    return conc_barrier_wait_timed(b, index, CONC_FOREVER);
 }
 
 int conc_barrier_broken(conc_barrier *bx)

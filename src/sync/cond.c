@@ -20,6 +20,8 @@ static inline struct conc__cond *conc__cond_of(conc_cond *c)
 
 int conc_cond_init(conc_cond *cx, const conc_cond_opts *opts)
 {
+    if (CONC__OPTS_CHECK(opts))
+        return CONC_EINVAL;
     if (!cx)
         return CONC_EINVAL;
     struct conc__cond *c = conc__cond_of(cx);
@@ -72,7 +74,7 @@ static int conc__cond_wait(struct conc__cond *c, struct conc__mutex *m, uint32_t
     return s == CONC__W_WOKEN ? 0 : CONC_ETIMEDOUT;
 }
 
-int conc_cond_wait(conc_cond *c, conc_mutex *m, int64_t timeout)
+int conc_cond_wait_timed(conc_cond *c, conc_mutex *m, int64_t timeout)
 {
     int64_t deadline = CONC__NO_DEADLINE;
     if (!c || !m || conc__deadline(timeout, &deadline) != 0)
@@ -80,7 +82,7 @@ int conc_cond_wait(conc_cond *c, conc_mutex *m, int64_t timeout)
     return conc__cond_wait(conc__cond_of(c), (struct conc__mutex *)(void *)m, 0, deadline);
 }
 
-int conc_cond_wait_rmutex(conc_cond *c, conc_rmutex *m, int64_t timeout)
+int conc_cond_wait_rmutex_timed(conc_cond *c, conc_rmutex *m, int64_t timeout)
 {
     int64_t deadline = CONC__NO_DEADLINE;
     if (!c || !m || conc__deadline(timeout, &deadline) != 0)
@@ -91,23 +93,27 @@ int conc_cond_wait_rmutex(conc_cond *c, conc_rmutex *m, int64_t timeout)
 
 /* Waits until pred(arg), with one deadline; depth as conc__cond_wait. */
 static int conc__cond_wait_for(struct conc__cond *c, struct conc__mutex *m, uint32_t *depth,
-                               bool (*pred)(void *), void *arg, int64_t deadline)
+                               conc_pred_fn pred, void *arg, int64_t deadline)
 {
     int rc = conc__cond_check(c, m);
     if (rc)
         return rc; /* checked before pred, which reads state m guards */
-    while (!pred(arg)) {
+    for (;;) {
+        int holds = pred(arg);
+        if (holds < 0)
+            return holds; /* the predicate's own error ends the wait */
+        if (holds)
+            return 0;
         if (conc__expired(deadline))
             return CONC_ETIMEDOUT;
         rc = conc__cond_wait(c, m, depth, deadline);
         if (rc != 0 && rc != CONC_ETIMEDOUT)
             return rc;
     }
-    return 0;
 }
 
-int conc_cond_wait_for(conc_cond *c, conc_mutex *m, bool (*pred)(void *), void *arg,
-                       int64_t timeout)
+int conc_cond_wait_for_timed(conc_cond *c, conc_mutex *m, conc_pred_fn pred, void *arg,
+                             int64_t timeout)
 {
     int64_t deadline = CONC__NO_DEADLINE;
     if (!c || !m || !pred || conc__deadline(timeout, &deadline) != 0)
@@ -116,8 +122,8 @@ int conc_cond_wait_for(conc_cond *c, conc_mutex *m, bool (*pred)(void *), void *
                                deadline);
 }
 
-int conc_cond_wait_for_rmutex(conc_cond *c, conc_rmutex *m, bool (*pred)(void *), void *arg,
-                              int64_t timeout)
+int conc_cond_wait_for_rmutex_timed(conc_cond *c, conc_rmutex *m, conc_pred_fn pred, void *arg,
+                                    int64_t timeout)
 {
     int64_t deadline = CONC__NO_DEADLINE;
     if (!c || !m || !pred || conc__deadline(timeout, &deadline) != 0)
@@ -126,14 +132,16 @@ int conc_cond_wait_for_rmutex(conc_cond *c, conc_rmutex *m, bool (*pred)(void *)
     return conc__cond_wait_for(conc__cond_of(c), &r->m, &r->depth, pred, arg, deadline);
 }
 
-int conc_cond_notify_n(conc_cond *cx, int n)
+int conc_cond_notify_n(conc_cond *cx, size_t n)
 {
-    if (!cx || n <= 0)
-        return CONC_EINVAL;
+    if (!cx)
+        return CONC__MISUSE(CONC_EINVAL, "NULL condition");
     struct conc__cond *c = conc__cond_of(cx);
     if (conc__waitq_dead(&c->q))
-        return CONC_EBADF;
-    if (!conc__waitq_has_waiters(&c->q))
+        return CONC__MISUSE(CONC_EBADF, "the condition was destroyed");
+    if (n > UINT32_MAX)
+        n = UINT32_MAX; /* more than can ever wait */
+    if (n == 0 || !conc__waitq_has_waiters(&c->q))
         return 0;
     conc__waitq_lock(&c->q);
     conc__waitq_wake(&c->q, (unsigned)n);
@@ -148,5 +156,25 @@ int conc_cond_notify(conc_cond *c)
 
 int conc_cond_notify_all(conc_cond *c)
 {
-    return conc_cond_notify_n(c, INT32_MAX);
+    return conc_cond_notify_n(c, UINT32_MAX);
+}
+
+int conc_cond_wait(conc_cond *c, conc_mutex *m)
+{
+    return conc_cond_wait_timed(c, m, CONC_FOREVER);
+}
+
+int conc_cond_wait_rmutex(conc_cond *c, conc_rmutex *m)
+{
+    return conc_cond_wait_rmutex_timed(c, m, CONC_FOREVER);
+}
+
+int conc_cond_wait_for(conc_cond *c, conc_mutex *m, conc_pred_fn pred, void *arg)
+{
+    return conc_cond_wait_for_timed(c, m, pred, arg, CONC_FOREVER);
+}
+
+int conc_cond_wait_for_rmutex(conc_cond *c, conc_rmutex *m, conc_pred_fn pred, void *arg)
+{
+    return conc_cond_wait_for_rmutex_timed(c, m, pred, arg, CONC_FOREVER);
 }

@@ -37,6 +37,8 @@ static inline int conc__event_check(conc_event *ex)
 
 int conc_event_init(conc_event *ex, const conc_event_opts *opts)
 {
+    if (CONC__OPTS_CHECK(opts))
+        return CONC_EINVAL;
     if (!ex)
         return CONC_EINVAL;
     struct conc__event *e = conc__event_of(ex);
@@ -101,7 +103,12 @@ static bool conc__event_ready(void *arg)
     return atomic_load_explicit(&e->state, memory_order_acquire) & CONC__EV_SET;
 }
 
-int conc_event_wait(conc_event *ex, int64_t timeout)
+int conc_event_wait(conc_event *e)
+{
+    return conc_event_wait_timed(e, CONC_FOREVER);
+}
+
+int conc_event_wait_timed(conc_event *ex, int64_t timeout)
 {
     int rc = conc__event_check(ex);
     if (rc)

@@ -61,6 +61,8 @@ static int conc__mutex_setup(struct conc__mutex *m, bool pshared, bool fair)
 /* The name in parentheses: conc_mutex_init is also a macro (sync.h). */
 int(conc_mutex_init_at)(conc_mutex *mx, const conc_mutex_opts *opts, const char *site)
 {
+    if (CONC__OPTS_CHECK(opts))
+        return CONC_EINVAL;
     if (!mx)
         return CONC_EINVAL;
     bool pshared = opts && opts->pshared;
@@ -285,16 +287,11 @@ int conc_mutex_lock(conc_mutex *m)
                                  CONC__LOCK_MUTEX);
 }
 
-int conc_mutex_timedlock(conc_mutex *m, int64_t timeout)
+int conc_mutex_lock_timed(conc_mutex *m, int64_t timeout)
 {
     if (!m || !conc__timeout_valid(timeout))
         return CONC_EINVAL;
     return conc__mutex_lock_fast(conc__mutex_of(m), timeout, 0, CONC__LOCK_MUTEX);
-}
-
-int conc_mutex_trylock(conc_mutex *m)
-{
-    return conc_mutex_timedlock(m, 0);
 }
 
 static void conc__mutex_unlock_fair(struct conc__mutex *m)
@@ -375,8 +372,10 @@ static inline struct conc__rmutex *conc__rmutex_of(conc_rmutex *m)
     return (struct conc__rmutex *)(void *)m;
 }
 
-int(conc_rmutex_init_at)(conc_rmutex *rx, const conc_rmutex_opts *opts, const char *site)
+int(conc_rmutex_init_at)(conc_rmutex *rx, const conc_mutex_opts *opts, const char *site)
 {
+    if (CONC__OPTS_CHECK(opts))
+        return CONC_EINVAL;
     if (!rx)
         return CONC_EINVAL;
     bool pshared = opts && opts->pshared;
@@ -388,7 +387,7 @@ int(conc_rmutex_init_at)(conc_rmutex *rx, const conc_rmutex_opts *opts, const ch
     return rc;
 }
 
-int(conc_rmutex_init)(conc_rmutex *rx, const conc_rmutex_opts *opts)
+int(conc_rmutex_init)(conc_rmutex *rx, const conc_mutex_opts *opts)
 {
     return conc_rmutex_init_at(rx, opts, 0);
 }
@@ -425,14 +424,9 @@ int conc_rmutex_lock(conc_rmutex *m)
     return conc__rmutex_lock(m, CONC_FOREVER);
 }
 
-int conc_rmutex_timedlock(conc_rmutex *m, int64_t timeout)
+int conc_rmutex_lock_timed(conc_rmutex *m, int64_t timeout)
 {
     return conc__rmutex_lock(m, timeout);
-}
-
-int conc_rmutex_trylock(conc_rmutex *m)
-{
-    return conc__rmutex_lock(m, 0);
 }
 
 int conc_rmutex_unlock(conc_rmutex *rx)
@@ -465,11 +459,13 @@ int conc_rmutex_locked(conc_rmutex *rx)
     return rx ? conc__mutex_held(&conc__rmutex_of(rx)->m) : CONC_EINVAL;
 }
 
-unsigned conc_rmutex_depth(conc_rmutex *rx)
+int64_t conc_rmutex_depth(conc_rmutex *rx)
 {
     if (!rx)
-        return 0;
+        return CONC_EINVAL;
     struct conc__rmutex *r = conc__rmutex_of(rx);
+    if (conc__waitq_dead(&r->m.q))
+        return CONC_EBADF;
     if (atomic_load_explicit(&r->m.owner, memory_order_relaxed) != conc__owner_self(&r->m.q))
         return 0;
     return r->depth;

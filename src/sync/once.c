@@ -11,13 +11,46 @@
 #include "core/deadline.h"
 #include "sync/sync_impl.h"
 
+#include <string.h>
+
+int conc_once_init(conc_once *ox)
+{
+    if (!ox)
+        return CONC__MISUSE(CONC_EINVAL, "NULL once");
+    memset(ox, 0, sizeof *ox);
+    return 0;
+}
+
+int conc_once_destroy(conc_once *ox)
+{
+    if (!ox)
+        return CONC__MISUSE(CONC_EINVAL, "NULL once");
+    struct conc__once *o = (struct conc__once *)(void *)ox;
+    if (conc__waitq_dead(&o->q))
+        return CONC__MISUSE(CONC_EBADF, "the once was destroyed already");
+    conc__waitq_lock(&o->q);
+    bool running = atomic_load_explicit(&o->state, memory_order_relaxed) == CONC__O_RUNNING;
+    conc__waitq_unlock(&o->q);
+    if (running)
+        return CONC__MISUSE(CONC_EBUSY, "its initialiser is running");
+    if (conc__waitq_kill(&o->q) != 0)
+        return CONC__MISUSE(CONC_EBUSY, "callers wait on it");
+    /* Off the DONE fast path, so that a later call sees the dead marker. */
+    atomic_store_explicit(&o->state, CONC__O_INIT, memory_order_release);
+    return 0;
+}
+
 int conc_once_call_timed(conc_once *ox, int (*fn)(void *), void *arg, int64_t timeout)
 {
-    if (!ox || !fn || timeout < 0)
-        return CONC_EINVAL;
+    if (!ox || !fn)
+        return CONC__MISUSE(CONC_EINVAL, "NULL once or function");
+    if (timeout < 0)
+        return conc__bad_timeout();
     struct conc__once *o = (struct conc__once *)(void *)ox;
     if (conc__likely(atomic_load_explicit(&o->state, memory_order_acquire) == CONC__O_DONE))
         return 0;
+    if (conc__waitq_dead(&o->q))
+        return CONC__MISUSE(CONC_EBADF, "the once was destroyed");
     int64_t deadline = CONC__NO_DEADLINE;
     conc__deadline(timeout, &deadline);
     uintptr_t self = conc__owner_self(&o->q);
@@ -43,7 +76,7 @@ int conc_once_call_timed(conc_once *ox, int (*fn)(void *), void *arg, int64_t ti
             break;
         }
         if (o->runner == self) { /* the initialiser calls its own once */
-            rc = CONC_EDEADLK;
+            rc = CONC__MISUSE(CONC_EDEADLK, "the initialiser calls its own once");
             break;
         }
         if (conc__expired(deadline)) {

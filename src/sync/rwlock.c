@@ -31,6 +31,8 @@ static inline struct conc__rwlock *conc__rwlock_of(conc_rwlock *l)
 /* The name in parentheses: conc_rwlock_init is also a macro (sync.h). */
 int(conc_rwlock_init_at)(conc_rwlock *lx, const conc_rwlock_opts *opts, const char *site)
 {
+    if (CONC__OPTS_CHECK(opts))
+        return CONC_EINVAL;
     if (!lx)
         return CONC_EINVAL;
     struct conc__rwlock *l = conc__rwlock_of(lx);
@@ -262,7 +264,7 @@ int conc_rwlock_rdlock(conc_rwlock *l)
     return conc__rw_rdlock(l, CONC_FOREVER);
 }
 
-int conc_rwlock_timedrdlock(conc_rwlock *l, int64_t timeout)
+int conc_rwlock_rdlock_timed(conc_rwlock *l, int64_t timeout)
 {
     return conc__rw_rdlock(l, timeout);
 }
@@ -272,7 +274,7 @@ int conc_rwlock_wrlock(conc_rwlock *l)
     return conc__rw_wrlock(l, CONC_FOREVER);
 }
 
-int conc_rwlock_timedwrlock(conc_rwlock *l, int64_t timeout)
+int conc_rwlock_wrlock_timed(conc_rwlock *l, int64_t timeout)
 {
     return conc__rw_wrlock(l, timeout);
 }

@@ -31,17 +31,21 @@ static inline struct conc__sem *conc__sem_of(conc_sem *s)
 }
 
 /* The name in parentheses: conc_sem_init is also a macro (sync.h). */
-int(conc_sem_init_at)(conc_sem *sx, unsigned value, const conc_sem_opts *opts, const char *site)
+int(conc_sem_init_at)(conc_sem *sx, size_t value, const conc_sem_opts *opts, const char *site)
 {
+    if (CONC__OPTS_CHECK(opts))
+        return CONC_EINVAL;
     if (!sx)
-        return CONC_EINVAL;
-    unsigned bound = opts ? opts->bound : 0;
-    if (value > CONC_SEM_VALUE_MAX || bound > CONC_SEM_VALUE_MAX || (bound && value > bound))
-        return CONC_EINVAL;
+        return CONC__MISUSE(CONC_EINVAL, "NULL semaphore");
+    size_t bound = opts ? opts->bound : 0;
+    if (value > CONC_SEM_VALUE_MAX || bound > CONC_SEM_VALUE_MAX)
+        return CONC__MISUSE(CONC_EINVAL, "value or bound above CONC_SEM_VALUE_MAX");
+    if (bound && value > bound)
+        return CONC__MISUSE(CONC_EINVAL, "initial value above the bound");
     struct conc__sem *s = conc__sem_of(sx);
     memset(s, 0, sizeof *s);
-    atomic_store(&s->value, value);
-    s->bound = bound;
+    atomic_store(&s->value, (uint32_t)value);
+    s->bound = (uint32_t)bound;
     bool pshared = opts && opts->pshared, lock_like = opts && opts->lock_like;
     conc__waitq_init(&s->q, (pshared ? CONC__WQ_PSHARED : 0) | (lock_like ? CONC__WQ_LOCKLIKE : 0));
     if (lock_like)
@@ -49,7 +53,7 @@ int(conc_sem_init_at)(conc_sem *sx, unsigned value, const conc_sem_opts *opts, c
     return 0;
 }
 
-int(conc_sem_init)(conc_sem *sx, unsigned value, const conc_sem_opts *opts)
+int(conc_sem_init)(conc_sem *sx, size_t value, const conc_sem_opts *opts)
 {
     return conc_sem_init_at(sx, value, opts, 0);
 }
@@ -185,23 +189,35 @@ __attribute__((noinline)) static int conc__sem_acquire_diag(struct conc__sem *s,
     return rc;
 }
 
-int conc_sem_acquire_n(conc_sem *sx, int n, int64_t timeout)
+int conc_sem_acquire_n_timed(conc_sem *sx, size_t n, int64_t timeout)
 {
-    if (!sx || n <= 0 || timeout < 0)
-        return CONC_EINVAL;
+    if (!sx)
+        return CONC__MISUSE(CONC_EINVAL, "NULL semaphore");
+    if (timeout < 0)
+        return conc__bad_timeout();
     struct conc__sem *s = conc__sem_of(sx);
     if (conc__waitq_dead(&s->q))
-        return CONC_EBADF;
-    if (s->bound && (unsigned)n > s->bound)
-        return CONC_EINVAL; /* could never be satisfied */
+        return CONC__MISUSE(CONC_EBADF, "the semaphore was destroyed");
+    if (n == 0 || n > CONC_SEM_VALUE_MAX || (s->bound && n > s->bound))
+        return CONC__MISUSE(CONC_EINVAL, "n is 0, or above the bound: it could never be taken");
     if (conc__unlikely(conc__diag_any()))
         return conc__sem_acquire_diag(s, (uint32_t)n, timeout);
     return conc__sem_acquire_core(s, (uint32_t)n, timeout, false);
 }
 
-int conc_sem_acquire(conc_sem *s, int64_t timeout)
+int conc_sem_acquire_timed(conc_sem *s, int64_t timeout)
 {
-    return conc_sem_acquire_n(s, 1, timeout);
+    return conc_sem_acquire_n_timed(s, 1, timeout);
+}
+
+int conc_sem_acquire(conc_sem *s)
+{
+    return conc_sem_acquire_n_timed(s, 1, CONC_FOREVER);
+}
+
+int conc_sem_acquire_n(conc_sem *s, size_t n)
+{
+    return conc_sem_acquire_n_timed(s, n, CONC_FOREVER);
 }
 
 /* Some diagnostic is on: a lock-like semaphore was released. */
@@ -211,18 +227,20 @@ __attribute__((noinline)) static void conc__sem_released_diag(struct conc__sem *
         conc__diag_lock_release(s, CONC__LOCK_SEM);
 }
 
-int conc_sem_release_n(conc_sem *sx, int n)
+int conc_sem_release_n(conc_sem *sx, size_t n)
 {
-    if (!sx || n <= 0)
-        return CONC_EINVAL;
+    if (!sx)
+        return CONC__MISUSE(CONC_EINVAL, "NULL semaphore");
+    if (n == 0)
+        return CONC__MISUSE(CONC_EINVAL, "n is 0");
     struct conc__sem *s = conc__sem_of(sx);
     if (conc__waitq_dead(&s->q))
-        return CONC_EBADF;
+        return CONC__MISUSE(CONC_EBADF, "the semaphore was destroyed");
     uint32_t v = atomic_load_explicit(&s->value, memory_order_relaxed);
     do {
-        if (s->bound && (uint32_t)n > s->bound - v)
-            return CONC_EINVAL; /* Python: ValueError, "released too many times" */
-        if ((uint32_t)n > CONC_SEM_VALUE_MAX - v)
+        if (s->bound && n > s->bound - v) /* Python: ValueError */
+            return CONC__MISUSE(CONC_ESTATE, "released too many times: above the bound");
+        if (n > CONC_SEM_VALUE_MAX - v)
             return CONC_EOVERFLOW;
     } while (!atomic_compare_exchange_weak_explicit(&s->value, &v, v + (uint32_t)n,
                                                     memory_order_seq_cst, memory_order_relaxed));
@@ -241,12 +259,12 @@ int conc_sem_release(conc_sem *s)
     return conc_sem_release_n(s, 1);
 }
 
-int conc_sem_value(conc_sem *sx)
+int64_t conc_sem_value(conc_sem *sx)
 {
     if (!sx)
         return CONC_EINVAL;
     struct conc__sem *s = conc__sem_of(sx);
     if (conc__waitq_dead(&s->q))
         return CONC_EBADF;
-    return (int)atomic_load_explicit(&s->value, memory_order_relaxed);
+    return (int64_t)atomic_load_explicit(&s->value, memory_order_relaxed);
 }

@@ -6,6 +6,7 @@
 #define CONC_SYNC_IMPL_H
 
 #include "conc/sync.h"
+#include "core/misuse.h"
 #include "core/tls.h"
 #include "wait/wait.h"
 

@@ -22,6 +22,7 @@
 #include "conc/thread.h"
 #include "conc/sync.h"
 #include "core/deadline.h"
+#include "core/misuse.h"
 #include "core/dlist.h"
 #include "core/fork.h"
 #include "core/hooks.h"
@@ -230,12 +231,16 @@ static int conc__thread_create(conc_thread *t, const conc_thread_opts *opts)
     return -rc;
 }
 
-int conc_thread_start(conc_thread **out, conc_thread_fn fn, void *arg,
-                      const conc_thread_opts *opts)
+int conc_thread_create(conc_thread **out, conc_thread_fn fn, void *arg,
+                       const conc_thread_opts *opts)
 {
-    bool detached = opts && opts->detached;
-    if (!fn || (!out && !detached))
+    if (CONC__OPTS_CHECK(opts))
         return CONC_EINVAL;
+    bool detached = opts && opts->detached;
+    if (!fn)
+        return CONC__MISUSE(CONC_EINVAL, "NULL function");
+    if (!out && !detached)
+        return CONC__MISUSE(CONC_EINVAL, "NULL handle pointer for a joinable thread");
     if (out)
         *out = NULL;
     char default_name[32];
@@ -267,21 +272,27 @@ int conc_thread_start(conc_thread **out, conc_thread_fn fn, void *arg,
     return 0;
 }
 
-int conc_thread_join(conc_thread *t, int64_t timeout, int *status)
+int conc_thread_join_timed(conc_thread *t, int *status, int64_t timeout)
 {
-    if (!t || timeout < 0)
-        return CONC_EINVAL;
+    if (!t)
+        return CONC__MISUSE(CONC_EINVAL, "NULL thread");
+    if (timeout < 0)
+        return conc__bad_timeout();
     if (t == conc__tls.thread)
-        return CONC_EDEADLK;
-    if (t->adopted || atomic_load(&t->join_state) != CONC__T_JOINABLE)
-        return CONC_EINVAL;
+        return CONC__MISUSE(CONC_EDEADLK, "a thread cannot join itself");
+    if (t->adopted)
+        return CONC__MISUSE(CONC_ESTATE, "an adopted thread (not started by conc) cannot be joined");
+    int state = atomic_load(&t->join_state);
+    if (state != CONC__T_JOINABLE)
+        return CONC__MISUSE(CONC_ESTATE, state == CONC__T_DETACHED ? "the thread is detached"
+                                                                  : "the thread was joined already");
     /* Without a timeout, pthread_join alone waits (one sleep, not two). */
-    int rc = timeout == CONC_FOREVER ? 0 : conc_event_wait(&t->done, timeout);
+    int rc = timeout == CONC_FOREVER ? 0 : conc_event_wait_timed(&t->done, timeout);
     if (rc != 0)
         return rc;
     int joinable = CONC__T_JOINABLE;
     if (!atomic_compare_exchange_strong(&t->join_state, &joinable, CONC__T_JOINED))
-        return CONC_EINVAL; /* another join (or a detach) won the race */
+        return CONC__MISUSE(CONC_ESTATE, "another join or a detach came first");
     pthread_join(t->pthread, NULL);
     if (status)
         *status = t->status;
@@ -290,11 +301,13 @@ int conc_thread_join(conc_thread *t, int64_t timeout, int *status)
 
 int conc_thread_detach(conc_thread *t)
 {
-    if (!t || t->adopted)
-        return CONC_EINVAL;
+    if (!t)
+        return CONC__MISUSE(CONC_EINVAL, "NULL thread");
+    if (t->adopted)
+        return CONC__MISUSE(CONC_ESTATE, "an adopted thread (not started by conc) cannot be detached");
     int joinable = CONC__T_JOINABLE;
     if (!atomic_compare_exchange_strong(&t->join_state, &joinable, CONC__T_DETACHED))
-        return CONC_EINVAL;
+        return CONC__MISUSE(CONC_ESTATE, "the thread was joined or detached already");
     pthread_detach(t->pthread);
     return 0;
 }
@@ -303,13 +316,21 @@ int conc_thread_destroy(conc_thread *t)
 {
     /* A thread's own handle is its creator's reference: dropping it here
      * would leave the creator a dangling pointer. */
-    if (!t || t->adopted || t == conc__tls.thread)
-        return CONC_EINVAL;
+    if (!t)
+        return CONC__MISUSE(CONC_EINVAL, "NULL thread");
+    if (t->adopted || t == conc__tls.thread)
+        return CONC__MISUSE(CONC_ESTATE, "a thread's own handle, or the main or an adopted "
+                                         "thread's, lives as long as its thread");
     int joinable = CONC__T_JOINABLE;
     if (atomic_compare_exchange_strong(&t->join_state, &joinable, CONC__T_DETACHED))
         pthread_detach(t->pthread);
     conc__thread_unref(t);
     return 0;
+}
+
+int conc_thread_join(conc_thread *t, int *status)
+{
+    return conc_thread_join_timed(t, status, CONC_FOREVER);
 }
 
 /* ---- adopted threads ---- */
@@ -411,7 +432,7 @@ static void conc__thread_info(conc_thread *t, conc_thread_info *info)
     conc_thread_get_name(t, info->name, sizeof info->name);
 }
 
-int conc_thread_enumerate(conc_thread_info *out, size_t cap)
+int64_t conc_thread_enumerate(conc_thread_info *out, size_t cap)
 {
     if (!out && cap)
         return CONC_EINVAL;
@@ -432,10 +453,10 @@ int conc_thread_enumerate(conc_thread_info *out, size_t cap)
             conc__thread_info(main_thread, &out[n]);
         n++;
     }
-    return n > INT32_MAX ? INT32_MAX : (int)n;
+    return (int64_t)n;
 }
 
-int conc_thread_active_count(void)
+int64_t conc_thread_active_count(void)
 {
     return conc_thread_enumerate(NULL, 0);
 }
@@ -516,43 +537,60 @@ int conc_sleep(int64_t ns)
     return 0;
 }
 
-void conc_thread_yield(void)
+void conc_yield(void)
 {
     sched_yield();
 }
 
 /* ---- thread-local storage ---- */
 
-int conc_tls_create(conc_tls *k, void (*dtor)(void *))
+/* A key's state_: all zero is never initialised; destroy leaves a dead
+ * marker, so a use after destroy is told apart (CONC_EBADF). */
+enum { CONC__TLS_NONE = 0, CONC__TLS_LIVE = 0x6b657931u, CONC__TLS_DEAD = 0x64656164u };
+
+static int conc__tls_check(const conc_tls *k)
 {
     if (!k)
-        return CONC_EINVAL;
+        return CONC__MISUSE(CONC_EINVAL, "NULL key");
+    if (k->state_ == CONC__TLS_DEAD)
+        return CONC__MISUSE(CONC_EBADF, "the key was destroyed");
+    if (k->state_ != CONC__TLS_LIVE)
+        return CONC__MISUSE(CONC_EINVAL, "the key was never initialised");
+    return 0;
+}
+
+int conc_tls_init(conc_tls *k, void (*dtor)(void *))
+{
+    if (!k)
+        return CONC__MISUSE(CONC_EINVAL, "NULL key");
     pthread_key_t key;
     int rc = pthread_key_create(&key, dtor);
     if (rc != 0)
         return rc == EAGAIN ? CONC_EAGAIN : CONC_ENOMEM;
     k->key_ = (unsigned)key;
-    k->valid_ = true;
+    k->state_ = CONC__TLS_LIVE;
     return 0;
 }
 
-int conc_tls_delete(conc_tls *k)
+int conc_tls_destroy(conc_tls *k)
 {
-    if (!k || !k->valid_)
-        return CONC_EINVAL;
+    int rc = conc__tls_check(k);
+    if (rc)
+        return rc;
     pthread_key_delete((pthread_key_t)k->key_);
-    k->valid_ = false;
+    k->state_ = CONC__TLS_DEAD;
     return 0;
 }
 
 void *conc_tls_get(const conc_tls *k)
 {
-    return k && k->valid_ ? pthread_getspecific((pthread_key_t)k->key_) : NULL;
+    return k && k->state_ == CONC__TLS_LIVE ? pthread_getspecific((pthread_key_t)k->key_) : NULL;
 }
 
 int conc_tls_set(const conc_tls *k, void *value)
 {
-    if (!k || !k->valid_)
-        return CONC_EINVAL;
+    int rc = conc__tls_check(k);
+    if (rc)
+        return rc;
     return pthread_setspecific((pthread_key_t)k->key_, value) == 0 ? 0 : CONC_ENOMEM;
 }

@@ -7,6 +7,7 @@
  * first, and a cancel that wins means fn never runs. */
 #include "conc/thread.h"
 #include "conc/sync.h"
+#include "core/misuse.h"
 #include "core/tls.h"
 
 #include <stdatomic.h>
@@ -28,19 +29,24 @@ struct conc_timer {
 static int conc__timer_main(void *arg)
 {
     conc_timer *t = arg;
-    (void)conc_event_wait(&t->cancelled, t->delay); /* set: cancelled; else the delay passed */
+    (void)conc_event_wait_timed(&t->cancelled, t->delay); /* set: cancelled; else the delay passed */
     int waiting = CONC__TM_WAITING;
     if (!atomic_compare_exchange_strong(&t->state, &waiting, CONC__TM_RUNNING))
         return CONC_ECANCELED;
     return t->fn(t->arg);
 }
 
-int conc_timer_start(conc_timer **out, int64_t delay, conc_thread_fn fn, void *arg,
-                     const char *name)
+int conc_timer_create(conc_timer **out, int64_t delay, conc_thread_fn fn, void *arg,
+                      const conc_timer_opts *opts)
 {
-    if (!out || !fn || delay < 0)
+    if (CONC__OPTS_CHECK(opts))
         return CONC_EINVAL;
+    if (!out || !fn)
+        return CONC__MISUSE(CONC_EINVAL, "NULL timer pointer or function");
     *out = NULL;
+    if (delay < 0)
+        return CONC__MISUSE(CONC_EINVAL, "negative delay");
+    const char *name = opts ? opts->name : NULL;
     conc_timer *t = calloc(1, sizeof *t);
     if (!t)
         return CONC_ENOMEM;
@@ -55,8 +61,8 @@ int conc_timer_start(conc_timer **out, int64_t delay, conc_thread_fn fn, void *a
         snprintf(default_name, sizeof default_name, "Timer-%u", atomic_fetch_add(&counter, 1) + 1);
         name = default_name;
     }
-    conc_thread_opts opts = {.name = name};
-    int rc = conc_thread_start(&t->thread, conc__timer_main, t, &opts);
+    conc_thread_opts topts = {.name = name};
+    int rc = conc_thread_create(&t->thread, conc__timer_main, t, &topts);
     if (rc) {
         conc_event_destroy(&t->cancelled);
         free(t);
@@ -78,11 +84,16 @@ int conc_timer_cancel(conc_timer *t)
     return waiting == CONC__TM_CANCELLED ? 0 : CONC_EBUSY;
 }
 
-int conc_timer_join(conc_timer *t, int64_t timeout, int *status)
+int conc_timer_join(conc_timer *t, int *status)
+{
+    return conc_timer_join_timed(t, status, CONC_FOREVER);
+}
+
+int conc_timer_join_timed(conc_timer *t, int *status, int64_t timeout)
 {
     if (!t)
-        return CONC_EINVAL;
-    int rc = conc_thread_join(t->thread, timeout, status);
+        return CONC__MISUSE(CONC_EINVAL, "NULL timer");
+    int rc = conc_thread_join_timed(t->thread, status, timeout);
     if (rc == 0)
         atomic_store(&t->joined, true);
     return rc;
@@ -93,10 +104,10 @@ int conc_timer_destroy(conc_timer *t)
     if (!t)
         return CONC_EINVAL;
     if (t->thread == conc__tls.thread) /* from fn itself: it would wait for itself */
-        return CONC_EDEADLK;
+        return CONC__MISUSE(CONC_EDEADLK, "called from the timer's own function");
     conc_timer_cancel(t);
     if (!atomic_load(&t->joined))
-        conc_thread_join(t->thread, CONC_FOREVER, NULL);
+        conc_thread_join(t->thread, NULL);
     conc_thread_destroy(t->thread);
     conc_event_destroy(&t->cancelled);
     free(t);

@@ -21,10 +21,10 @@ int main(void)
     conc_thread *t[2];
     int ids[2] = {1, 2}, status = 0, sum = 0;
     for (int i = 0; i < 2; i++)
-        if (conc_thread_start(&t[i], work, &ids[i], NULL) != 0)
+        if (conc_thread_create(&t[i], work, &ids[i], NULL) != 0)
             return 1;
     for (int i = 0; i < 2; i++) {
-        if (conc_thread_join(t[i], CONC_FOREVER, &status) != 0)
+        if (conc_thread_join(t[i], &status) != 0)
             return 1;
         sum += status;
         conc_thread_destroy(t[i]);

@@ -27,7 +27,7 @@ static int producer(void *arg)
     conc_queue *q = arg;
     for (int i = 0; i < 256; i++) {
         payload[i] = i * 3; /* plain data, published by the put */
-        if (conc_queue_put(q, &i, CONC_FOREVER) != 0)
+        if (conc_queue_put(q, &i) != 0)
             return 1;
     }
     return 0;
@@ -41,7 +41,7 @@ int main(void)
         conc_pool_create(&p, &(conc_pool_opts){.max_workers = 2}) != 0)
         return 1;
     conc_thread *t;
-    if (conc_thread_start(&t, producer, q, NULL) != 0)
+    if (conc_thread_create(&t, producer, q, NULL) != 0)
         return 1;
     conc_future *fs[4];
     for (int i = 0; i < 4; i++)
@@ -50,7 +50,7 @@ int main(void)
     long sum = 0;
     for (int i = 0; i < 256; i++) {
         int k;
-        if (conc_queue_get(q, &k, CONC_FOREVER) != 0)
+        if (conc_queue_get(q, &k) != 0)
             return 1;
         sum += payload[k];
     }
@@ -58,7 +58,7 @@ int main(void)
         conc_future_result(fs[i], NULL);
         conc_future_release(fs[i]);
     }
-    conc_thread_join(t, CONC_FOREVER, NULL);
+    conc_thread_join(t, NULL);
     conc_thread_destroy(t);
     conc_pool_destroy(p);
     conc_queue_destroy(q);

@@ -478,7 +478,7 @@ static int conc__pool_join(conc_pool *p, int started, int64_t deadline)
             int64_t now = conc__now();
             left = deadline > now ? deadline - now : 0;
         }
-        if (conc_thread_join(t, left, NULL) != 0)
+        if (conc_thread_join_timed(t, NULL, left) != 0)
             return CONC_ETIMEDOUT;
         conc_thread_destroy(t);
         p->workers[i].thread = NULL;
@@ -491,10 +491,12 @@ int conc_pool_create(conc_pool **out, const conc_pool_opts *opts)
     if (!out)
         return CONC_EINVAL;
     *out = NULL;
-    conc_pool_opts o = opts ? *opts : (conc_pool_opts){0};
-    if (o.max_workers < 0)
+    if (CONC__OPTS_CHECK(opts))
         return CONC_EINVAL;
-    int n = o.max_workers ? o.max_workers : conc_cpu_count();
+    conc_pool_opts o = opts ? *opts : (conc_pool_opts){0};
+    if (o.max_workers > CONC_POOL_MAX_WORKERS)
+        return CONC__MISUSE(CONC_EINVAL, "max_workers above CONC_POOL_MAX_WORKERS");
+    int n = o.max_workers ? (int)o.max_workers : (int)conc_cpu_count();
     if (n < 1)
         n = 1;
     conc_pool *p = aligned_alloc(64, (sizeof *p + 63) & ~(size_t)63);
@@ -535,7 +537,7 @@ int conc_pool_create(conc_pool **out, const conc_pool_opts *opts)
         char tname[64];
         snprintf(tname, sizeof tname, "%s-%d", name, i);
         conc_thread_opts topts = {.name = tname};
-        int rc = conc_thread_start(&p->workers[i].thread, conc__worker_main, &p->workers[i], &topts);
+        int rc = conc_thread_create(&p->workers[i].thread, conc__worker_main, &p->workers[i], &topts);
         if (rc) {
             atomic_store(&p->state, CONC__POOL_SHUTDOWN);
             conc__pool_wake_everyone(p);
@@ -550,7 +552,7 @@ int conc_pool_create(conc_pool **out, const conc_pool_opts *opts)
     return 0;
 }
 
-int conc_pool_workers(conc_pool *p)
+int64_t conc_pool_workers(conc_pool *p)
 {
     return p ? p->nworkers : CONC_EINVAL;
 }
@@ -678,8 +680,7 @@ int conc__pool_submit(conc_pool *p, conc_task_fn fn, void *arg, int64_t timeout,
     return 0;
 }
 
-int conc_pool_submit_timed(conc_pool *p, conc_task_fn fn, void *arg, int64_t timeout,
-                           conc_future **f)
+int conc_pool_submit_timed(conc_pool *p, conc_task_fn fn, void *arg, conc_future **f, int64_t timeout)
 {
     return conc__pool_submit(p, fn, arg, timeout, NULL, f);
 }
@@ -738,7 +739,7 @@ static int conc__pool_stop(conc_pool *p, bool cancel_futures, int64_t timeout)
     int rc = 0;
     if (deadline == CONC__NO_DEADLINE)
         conc_mutex_lock(&p->join_lock);
-    else if ((rc = conc_mutex_timedlock(&p->join_lock, timeout)) != 0)
+    else if ((rc = conc_mutex_lock_timed(&p->join_lock, timeout)) != 0)
         return CONC_ETIMEDOUT; /* another thread is joining them */
     if (!atomic_load_explicit(&p->joined, memory_order_relaxed)) {
         rc = conc__pool_join(p, p->nworkers, deadline);
@@ -749,9 +750,9 @@ static int conc__pool_stop(conc_pool *p, bool cancel_futures, int64_t timeout)
     return rc;
 }
 
-int conc_pool_shutdown(conc_pool *p, bool wait, bool cancel_futures)
+int conc_pool_shutdown(conc_pool *p, bool cancel_futures)
 {
-    return conc__pool_stop(p, cancel_futures, wait ? CONC_FOREVER : 0);
+    return conc__pool_stop(p, cancel_futures, CONC_FOREVER);
 }
 
 int conc_pool_shutdown_timed(conc_pool *p, bool cancel_futures, int64_t timeout)
@@ -767,7 +768,7 @@ int conc_pool_destroy(conc_pool *p)
         return CONC_EINVAL;
     if (conc__executor_lost(&p->exec))
         return CONC_EBROKEN;
-    int rc = conc_pool_shutdown(p, true, false);
+    int rc = conc_pool_shutdown(p, false);
     if (rc)
         return rc;
     conc__dump_source_remove(&p->dump);

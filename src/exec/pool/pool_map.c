@@ -114,6 +114,8 @@ int conc_map_create(conc_map **out, conc_pool *p, conc_map_fn fn, void *arg, siz
     if (!out || !p || !fn)
         return CONC_EINVAL;
     *out = NULL;
+    if (CONC__OPTS_CHECK(opts))
+        return CONC_EINVAL;
     conc_map_opts o = opts ? *opts : (conc_map_opts){0};
     conc_map *m = calloc(1, sizeof *m);
     if (!m)
@@ -159,7 +161,7 @@ static struct conc__map_chunk *conc__map_take(conc_map *m, size_t k)
 static int conc__map_next_chunk(conc_map *m, int64_t timeout, struct conc__map_chunk **out)
 {
     if (!m->unordered) {
-        int rc = conc_future_wait(m->ring[m->head]->f, timeout);
+        int rc = conc_future_wait_timed(m->ring[m->head]->f, timeout);
         if (rc)
             return rc;
         *out = conc__map_take(m, 0);
@@ -167,7 +169,7 @@ static int conc__map_next_chunk(conc_map *m, int64_t timeout, struct conc__map_c
     }
     for (size_t k = 0; k < m->live; k++)
         m->waitset[k] = m->ring[(m->head + k) % m->window]->f;
-    int rc = conc_wait(m->waitset, m->live, CONC_FIRST_COMPLETED, timeout, NULL);
+    int rc = conc_wait_timed(m->waitset, m->live, CONC_FIRST_COMPLETED, NULL, timeout);
     if (rc)
         return rc;
     for (size_t k = 0; k < m->live; k++)
@@ -185,7 +187,13 @@ static void conc__map_stop(conc_map *m)
         (void)conc_future_request_cancel(m->ring[(m->head + k) % m->window]->f);
 }
 
-int conc_map_next(conc_map *m, int64_t timeout, size_t *index, int *status, conc_result *out)
+int conc_map_next(conc_map *m, size_t *index, int *status, conc_result *out)
+{
+    return conc_map_next_timed(m, index, status, out, CONC_FOREVER);
+}
+
+int conc_map_next_timed(conc_map *m, size_t *index, int *status, conc_result *out,
+                        int64_t timeout)
 {
     int64_t deadline;
     if (!m || !status || conc__deadline(timeout, &deadline))
@@ -243,7 +251,7 @@ int conc_map_destroy(conc_map *m)
     conc__map_stop(m);
     while (m->live) {
         struct conc__map_chunk *c = conc__map_take(m, 0);
-        (void)conc_future_wait(c->f, CONC_FOREVER);
+        (void)conc_future_wait(c->f);
         conc__map_chunk_free(c);
     }
     conc__map_chunk_free(m->current);

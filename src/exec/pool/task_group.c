@@ -100,7 +100,12 @@ static bool conc__task_group_idle_cb(void *g)
     return conc__task_group_idle(g);
 }
 
-int conc_task_group_wait(conc_task_group *g, int64_t timeout, int *first_error)
+int conc_task_group_wait(conc_task_group *g, int *first_error)
+{
+    return conc_task_group_wait_timed(g, first_error, CONC_FOREVER);
+}
+
+int conc_task_group_wait_timed(conc_task_group *g, int *first_error, int64_t timeout)
 {
     int64_t deadline;
     if (!g || conc__deadline(timeout, &deadline))
@@ -124,13 +129,13 @@ int conc_task_group_destroy(conc_task_group *g)
 {
     if (!g)
         return CONC_EINVAL;
-    int rc = conc_task_group_wait(g, CONC_FOREVER, NULL);
+    int rc = conc_task_group_wait(g, NULL);
     if (rc)
         return rc;
     /* The last task may still be inside conc__task_group_ended, after its
      * decrement: wait for it to leave (a few instructions). */
     while (atomic_load_explicit(&g->enders, memory_order_acquire) != 0)
-        conc_thread_yield();
+        conc_yield();
     free(g);
     return 0;
 }
