@@ -1,4 +1,4 @@
-/* conc_queue (include/conc/queue.h, issue 5).
+/* conc_queue (include/conc/queue.h).
  *
  * Bad input: NULL handles and buffers, item size 0, unknown kinds, byte sizes
  * that overflow (EOVERFLOW) or pass CONC_QUEUE_MAX_BYTES (ENOMEM, with no
@@ -1851,6 +1851,75 @@ static void queue_put_racing_immediate_shutdown_leaves_nothing(void **state)
     conc__test_put_checked = NULL;
 }
 
+/* The late drain of a put that landed after an immediate shutdown's drain
+ * lowers the unfinished tasks: a joiner that went to sleep on the count the
+ * landing raised must be woken by it, since the shutdown's own wake-up came
+ * before. Forced: the put is held after its check while the queue shuts
+ * down, then held again after its item landed until a joiner sleeps. */
+struct late_drain {
+    conc_queue *q;
+    pthread_t joiner;
+    int join_rc;
+    conc_event joined;
+};
+
+static struct late_drain *late_drain_now;
+
+static void *late_joiner_main(void *p)
+{
+    struct late_drain *d = p;
+    /* 10 s: far beyond the wake-up, only a hang detector. */
+    d->join_rc = conc_queue_join(d->q); /* untimed: only a wake-up ends it */
+    conc_event_set(&d->joined);
+    return NULL;
+}
+
+static void start_joiner_after_landing(conc_queue *q)
+{
+    struct late_drain *d = late_drain_now;
+    if (!d || d->q != q)
+        return;
+    assert_int_equal(conc_queue_unfinished_tasks(q), 1); /* the item just landed */
+    d->joiner = conc_test_start(late_joiner_main, d);
+    /* Linked on the queue's wait list: past its last look at the count. */
+    CONC_TEST_POLL_UNTIL(conc__queue_waiting(q, CONC__QW_JOIN) == 1);
+}
+
+static void queue_late_drain_wakes_joiners(void **state)
+{
+    (void)state;
+    const size_t caps[] = {8, 0}; /* the lock-free ring, and the store */
+    for (size_t i = 0; i < sizeof caps / sizeof caps[0]; i++) {
+        conc_queue *q = make_queue(CONC_QUEUE_FIFO, caps[i], sizeof(uint64_t));
+        struct held_put h = {.q = q};
+        struct late_drain d = {.q = q, .join_rc = -1};
+        assert_int_equal(conc_event_init(&d.joined, NULL), 0);
+        held_put_now = &h;
+        late_drain_now = &d;
+        conc__test_put_checked = hold_put_after_check;
+        conc__test_put_landed = start_joiner_after_landing;
+        pthread_t t = conc_test_start(held_put_main, &h);
+        CONC_TEST_POLL_UNTIL(atomic_load(&h.held) == 1);
+        assert_int_equal(conc_queue_shutdown(q, true), 0); /* drains nothing yet */
+        atomic_store(&h.release, 1);
+        conc_test_join(t);
+        /* A hang detector, not a timing: the wake-up is immediate. */
+        if (conc_event_wait_timed(&d.joined, CONC_SEC(10)) != 0)
+            fail_msg("the joiner still sleeps: the late drain did not wake it");
+        conc_test_join(d.joiner);
+        assert_int_equal(conc_event_destroy(&d.joined), 0);
+        conc__test_put_checked = NULL;
+        conc__test_put_landed = NULL;
+        held_put_now = NULL;
+        late_drain_now = NULL;
+        assert_int_equal(h.rc, 0);         /* it counts as put before the shutdown */
+        assert_int_equal(d.join_rc, 0);    /* woken by the late drain */
+        assert_int_equal(conc_queue_unfinished_tasks(q), 0);
+        assert_int_equal(conc_queue_size(q), 0);
+        destroy_queue(q);
+    }
+}
+
 /* Python 3.13's is_shutdown and unfinished_tasks: puts raise the count,
  * task_done lowers it, an immediate shutdown drops what is queued. */
 static void queue_is_shutdown_and_unfinished_tasks(void **state)
@@ -1886,6 +1955,7 @@ static void queue_is_shutdown_and_unfinished_tasks(void **state)
 
 CONC_TEST_MAIN(cmocka_unit_test(queue_is_shutdown_and_unfinished_tasks),
                cmocka_unit_test(queue_put_racing_immediate_shutdown_leaves_nothing),
+               cmocka_unit_test(queue_late_drain_wakes_joiners),
                cmocka_unit_test(queue_create_bad_input_is_einval),
                cmocka_unit_test(queue_create_size_overflow_is_eoverflow),
                cmocka_unit_test(queue_create_above_max_bytes_is_enomem),

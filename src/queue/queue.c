@@ -43,6 +43,7 @@
 
 #ifdef CONC_TEST_HOOKS
 void (*conc__test_put_checked)(conc_queue *q);
+void (*conc__test_put_landed)(conc_queue *q);
 #endif
 
 static void conc__queue_drop_all(conc_queue *q);
@@ -350,6 +351,7 @@ static int conc__qop_put(struct conc__qop *op)
     }
     if (op->done > before) {
         conc__queue_signal(q, &q->getters, CONC__QW_GET, op->done - before, op->locked);
+        CONC__TEST_HOOK(conc__test_put_landed, q);
         /* After signal's light fence: an immediate shutdown whose drain ran
          * before our items landed is seen here (see the top of the file). */
         if (conc__unlikely(atomic_load_explicit(&q->shutdown_immediate, memory_order_relaxed))) {

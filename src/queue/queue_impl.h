@@ -40,6 +40,9 @@ struct conc_queue {
 /* Test hook (core/platform.h): called by a put after it found the queue
  * open and before it puts, so a test can shut the queue down there. */
 extern void (*conc__test_put_checked)(conc_queue *q);
+/* Called by a put after its items are in and the getters told, before it
+ * looks for an immediate shutdown that drained the queue meanwhile. */
+extern void (*conc__test_put_landed)(conc_queue *q);
 #endif
 
 /* How many threads are blocked in q waiting for `want` (a snapshot). */
