@@ -8,7 +8,7 @@
  *               file is written after the timed window
  *   conc:off    the same pair with tracing off (what an idle span costs)
  *
- * The issue's floor: tracing costs at most 10x the conc row per event.
+ * conc's floor: tracing costs at most 10x the conc row per event.
  */
 #define _GNU_SOURCE
 #include "bench.h"

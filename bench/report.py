@@ -15,7 +15,7 @@ import sys
 
 HIGHER_IS_BETTER = {"ops/s", "items/s", "tasks/s", "rt/s", "req/s"}
 
-# The floors the issues set, as (case, peer, rule[, factor[, conc row]]): conc
+# The floors conc holds itself to, as (case, peer, rule[, factor[, conc row]]): conc
 # must be at least `factor` times as good as the peer (default 1: as good; for a
 # lower-is-better unit, as fast), comparing the peer with conc's row `conc` (or
 # the one named). Reported, never asserted.
@@ -113,7 +113,7 @@ def main():
     out += [f"- {k}: {v}" for k, v in environment()]
     out.append("")
 
-    out += ["## Floors the issues set", "",
+    out += ["## The floors conc holds itself to", "",
             "| case | floor | conc | peer | conc vs peer | note |", "|---|---|---|---|---|---|"]
     for case, peer, rule, *more in TARGETS:
         factor = more[0] if more else None

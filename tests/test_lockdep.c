@@ -187,7 +187,7 @@ static void named_mutex(conc_mutex *m, const char *name)
     assert_int_equal(conc_mutex_init(m, &o), 0);
 }
 
-/* ---- the cases the issue names ---- */
+/* ---- the classic cases ---- */
 
 static void ab_ba_two_threads_reported(void **state)
 {
