@@ -4,7 +4,9 @@
 #   make tour       build and run `conc tour`, the live tour of concurrency
 #   make test       the whole suite: optimised, ThreadSanitizer, ASan+UBSan
 #   make stress     the stress tests at full size and more (CONC_TEST_SCALE=10)
-#   make bench      conc against its peers, side by side; writes docs/bench/README.md
+#   make bench      conc against its peers, side by side; records the run under
+#                   docs/bench/runs/ (one file per processor) and rewrites
+#                   docs/bench/README.md from them
 #                   (CASES=glob picks cases, QUICK=1 shortens, REPS=n repetitions)
 #   make install    install into PREFIX (default /usr/local)
 PREFIX ?= /usr/local
@@ -42,11 +44,10 @@ bench:
 	@cmake --build build/bench -j$(JOBS) --target conc-bench -- --no-print-directory
 	@build/bench/bench/conc-bench $(if $(QUICK),--quick) $(if $(REPS),--reps $(REPS)) \
 		$(if $(CASES),--cases '$(CASES)') | tee build/bench/results.jsonl
-	@mkdir -p docs/bench
 	@python3 bench/report.py build/bench/results.jsonl \
 		"make bench$(if $(QUICK), QUICK=1)$(if $(REPS), REPS=$(REPS))$(if $(CASES), CASES='$(CASES)')" \
-		> docs/bench/README.md
-	@echo "wrote docs/bench/README.md"
+		docs/bench
+	@echo "wrote docs/bench/README.md (this processor's section; the others kept)"
 
 # Builds the libraries only (not the tests): libconc (shared and static) and
 # libconc-tsan; then installs them.

@@ -310,6 +310,66 @@ static inline bool cq_get(conc_queue *q, uint64_t *v)
 }
 
 QUEUE_BENCH(cq, conc_queue, cq_create_default, conc_queue_destroy, cq_put, cq_get)
+
+/* ---- placement: the default queue wherever malloc would put it ----
+ *
+ * The same spsc run on queues created after a padding allocation that moves
+ * malloc's next blocks by PLACE_STEP bytes more each time: PLACE_COUNT
+ * placements across a page. A queue whose speed depends on where its memory
+ * lands (false sharing through an alignment it did not choose, 4K aliasing
+ * between the producer's and the consumer's lines) shows it as a gap
+ * between the slowest and the fastest. The pads stay allocated until the
+ * sweep ends, so no queue reuses a freed block. */
+#define PLACE_COUNT 64
+#define PLACE_STEP 64
+
+static size_t place_pad;
+static void *place_pads[PLACE_COUNT];
+static int place_next;
+
+static conc_queue *cq_create_placed(void)
+{
+    if (place_next < PLACE_COUNT)
+        place_pads[place_next++] = malloc(place_pad);
+    return cq_create_default();
+}
+
+QUEUE_BENCH(cqpl, conc_queue, cq_create_placed, conc_queue_destroy, cq_put, cq_get)
+
+/* Runs the sweep; the slowest or the fastest placement is the result. */
+static int cq_placement_sweep(const struct bench_params *p, struct bench_result *r, bool fastest)
+{
+    struct bench_params short_run = *p;
+    short_run.seconds = p->seconds / 8;
+    double lo = 0, hi = 0;
+    for (int k = 0; k < PLACE_COUNT; k++) {
+        place_pad = (size_t)(k + 1) * PLACE_STEP - 16; /* glibc adds 16 bytes of header */
+        struct bench_result one = {0};
+        if (cqpl_spsc(&short_run, &one) != 0)
+            return 1;
+        if (k == 0 || one.value < lo)
+            lo = one.value;
+        if (k == 0 || one.value > hi)
+            hi = one.value;
+    }
+    for (int k = 0; k < place_next; k++)
+        free(place_pads[k]);
+    place_next = 0;
+    r->value = fastest ? hi : lo;
+    r->cpu_pct = -1;
+    r->fair = -1;
+    return 0;
+}
+
+static int cq_placement_slowest(const struct bench_params *p, struct bench_result *r)
+{
+    return cq_placement_sweep(p, r, false);
+}
+
+static int cq_placement_fastest(const struct bench_params *p, struct bench_result *r)
+{
+    return cq_placement_sweep(p, r, true);
+}
 QUEUE_BENCH(cqsp, conc_queue, cq_create_spsc, conc_queue_destroy, cq_put, cq_get)
 
 /* ---- the textbook ring: one mutex, two condition variables ---- */
@@ -451,6 +511,8 @@ QUEUE_BENCH(ckmpmc, struct ck_q, ck_create, ck_destroy, ck_put_mpmc, ck_get_mpmc
 static const struct bench_impl spsc_impls[] = {
     {"conc", cq_spsc}, {"conc:spsc", cqsp_spsc}, {"textbook", tb_spsc}, {"glib", glib_spsc},
     {"ck", ckspsc_spsc}, PYTHON, PYTHON_MP, END};
+static const struct bench_impl placement_impls[] = {
+    {"conc:slowest", cq_placement_slowest}, {"conc:fastest", cq_placement_fastest}, END};
 static const struct bench_impl mpmc_impls[] = {
     {"conc", cq_mpmc}, {"textbook", tb_mpmc}, {"glib", glib_mpmc}, {"ck", ckmpmc_mpmc}, PYTHON,
     END};
@@ -463,6 +525,11 @@ const struct bench_case bench_queue_spsc = {
     "1 producer, 1 consumer, 8-byte items, capacity 1024, blocking put/get, fixed time; every "
     "item checked. ck only spins (it cannot block); glib is unbounded; python:mp is two processes",
     2, spsc_impls};
+const struct bench_case bench_queue_spsc_placement = {
+    "queue.spsc.placement", "items/s",
+    "queue.spsc's default queue created at 64 placements across a page (a padding allocation "
+    "moves malloc's next blocks 64 bytes more each time): the slowest and the fastest placement",
+    2, placement_impls};
 const struct bench_case bench_queue_mpmc = {
     "queue.mpmc", "items/s",
     "2 producers, 2 consumers, 8-byte items, capacity 1024, blocking put/get, fixed time; every "

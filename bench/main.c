@@ -29,7 +29,7 @@
 extern const struct bench_case bench_mutex_uncontended, bench_mutex_uncontended_st,
     bench_mutex_uncontended_lockdep, bench_mutex_contended, bench_mutex_contended4,
     bench_rmutex_uncontended, bench_sem_pingpong, bench_sem_pingpong4, bench_event_pingpong,
-    bench_thread_spawn_join, bench_queue_spsc, bench_queue_mpmc, bench_queue_pingpong,
+    bench_thread_spawn_join, bench_queue_spsc, bench_queue_spsc_placement, bench_queue_mpmc, bench_queue_pingpong,
     bench_pool_submit_wait, bench_pool_fib, bench_pool_fib_fine, bench_pool_map,
     bench_pool_idle_cpu;
 extern const struct bench_case bench_trace_event;
@@ -38,7 +38,7 @@ const struct bench_case *const bench_cases[] = {
     &bench_mutex_uncontended, &bench_mutex_uncontended_st, &bench_mutex_uncontended_lockdep,
     &bench_mutex_contended, &bench_mutex_contended4, &bench_rmutex_uncontended, &bench_sem_pingpong,
     &bench_sem_pingpong4, &bench_event_pingpong, &bench_thread_spawn_join, &bench_queue_spsc,
-    &bench_queue_mpmc, &bench_queue_pingpong, &bench_pool_submit_wait, &bench_pool_fib,
+    &bench_queue_spsc_placement, &bench_queue_mpmc, &bench_queue_pingpong, &bench_pool_submit_wait, &bench_pool_fib,
     &bench_pool_fib_fine, &bench_pool_map, &bench_pool_idle_cpu, &bench_trace_event, NULL};
 
 #define MAX_REPS 15

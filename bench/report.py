@@ -1,15 +1,21 @@
 #!/usr/bin/env python3
-"""Turns conc-bench's JSON lines into docs/bench/README.md.
+"""Keeps docs/bench/ : one run per processor, and the page that shows them.
 
-    python3 bench/report.py RESULTS.jsonl COMMAND > docs/bench/README.md
+    python3 bench/report.py RESULTS.jsonl COMMAND DOCS_DIR
 
-Every figure in the page comes from the one run in RESULTS.jsonl; ratios are
-against conc's row of the same case in that run.
+records RESULTS.jsonl (conc-bench's JSON lines) with this machine's
+environment as DOCS_DIR/runs/<processor>.jsonl, replacing that processor's
+previous run and keeping every other one, then writes DOCS_DIR/README.md
+with one section per processor. A claim measured on one CPU is thus never
+read as holding on another. Every figure of a section comes from its one run;
+ratios are against conc's row of the same case in that run.
 """
 import datetime
+import glob
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 
@@ -55,8 +61,19 @@ def sh(cmd):
         return "?"
 
 
+def cpu_model():
+    return sh("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2").strip() or platform.machine()
+
+
+def slug(model):
+    """A file name for a processor model: 'AMD EPYC 7B13 64-Core Processor' ->
+    'amd-epyc-7b13-64-core-processor'."""
+    model = re.sub(r"\((r|tm)\)", "", model.lower())
+    return re.sub(r"[^a-z0-9]+", "-", model).strip("-") or "unknown"
+
+
 def environment():
-    cpu = sh("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2").strip()
+    cpu = cpu_model()
     return [
         ("date", datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")),
         ("machine", f"{cpu or platform.machine()}, {os.cpu_count()} CPUs"),
@@ -96,50 +113,7 @@ def spread(row):
     return (row["max"] - row["min"]) / row["value"] if row["value"] else 0
 
 
-def main():
-    path, command = sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else "make bench"
-    rows = [json.loads(l) for l in open(path) if l.strip().startswith("{")]
-    cases = {}
-    for r in rows:
-        cases.setdefault(r["case"], []).append(r)
-
-    out = ["# conc benchmarks", "",
-           "conc against the peers a C programmer would pick instead, side by side in one run:",
-           "each measurement is a fresh process, and conc and the peers take turns round by round,",
-           "so a drift of this shared machine hits all alike. `value` is the median of the",
-           "repetitions, `min–max` their spread; ratios are conc against each row, same run.",
-           "Benchmarks measure; the tests never assert a speed.", "",
-           f"Made by: `{command}`", ""]
-    out += [f"- {k}: {v}" for k, v in environment()]
-    out.append("")
-
-    out += ["## The floors conc holds itself to", "",
-            "| case | floor | conc | peer | conc vs peer | note |", "|---|---|---|---|---|---|"]
-    for case, peer, rule, *more in TARGETS:
-        factor = more[0] if more else None
-        mine = more[1] if len(more) > 1 else "conc"
-        by = {r["impl"]: r for r in cases.get(case, [])}
-        if mine not in by or peer not in by:
-            out.append(f"| {case} | {rule} | n/a | n/a | not measured | |")
-            continue
-        c, p = by[mine], by[peer]
-        unit = c["unit"]
-        note = []
-        margin = abs(c["value"] - p["value"]) / p["value"]
-        if factor is not None:  # how far from the floor, rather than from the peer
-            adv = advantage(unit, c["value"], p["value"])
-            note.append("floor met" if adv >= factor else "**floor not met**")
-            margin = abs(adv / factor - 1)
-        if max(spread(c), spread(p)) > margin:
-            note.append(f"spread {100 * max(spread(c), spread(p)):.0f}% > the {100 * margin:.0f}% margin")
-        if "fair" in c and "fair" in p:
-            note.append(f"fair {c['fair']:.2f} vs {p['fair']:.2f}")
-        out.append(f"| {case} | {rule} | {fmt(c['value'])} {unit}"
-                   f"{'' if mine == 'conc' else f' ({mine})'} | {fmt(p['value'])} {unit} | "
-                   f"{ratio_words(unit, c['value'], p['value'])} | {'; '.join(note)} |")
-    out.append("")
-
-    out += ["## Reading the figures", "",
+READING = ["## Reading the figures", "",
             "- **Spinlocks** (`pthread:spin`, `ck:*`) win the uncontended rows: their unlock is a",
             "  plain store, where a lock that can put its waiters to sleep needs an atomic",
             "  exchange to see whether anyone sleeps. They pay when threads outnumber cores:",
@@ -186,13 +160,48 @@ def main():
             "- **pool.idle_cpu** has an absolute ceiling, not a peer: conc's idle pool must use",
             "  below 1% of a core, i.e. < 20 ms of CPU over the 2 s window (QUICK=1 idles",
             "  0.5 s and scales to 2 s). Read it off the `pool.idle_cpu` table below.",
+            "- **queue.spsc.placement** runs the default queue at 64 places across a page",
+            "  (a padding allocation moves where malloc puts it): the slowest and the fastest",
+            "  placement, whose gap shows how much the speed depends on where the queue lands.",
             ""]
 
+
+def floors(cases):
+    out = ["### The floors conc holds itself to", "",
+           "| case | floor | conc | peer | conc vs peer | note |", "|---|---|---|---|---|---|"]
+    for case, peer, rule, *more in TARGETS:
+        factor = more[0] if more else None
+        mine = more[1] if len(more) > 1 else "conc"
+        by = {r["impl"]: r for r in cases.get(case, [])}
+        if mine not in by or peer not in by:
+            out.append(f"| {case} | {rule} | n/a | n/a | not measured | |")
+            continue
+        c, p = by[mine], by[peer]
+        unit = c["unit"]
+        note = []
+        margin = abs(c["value"] - p["value"]) / p["value"]
+        if factor is not None:  # how far from the floor, rather than from the peer
+            adv = advantage(unit, c["value"], p["value"])
+            note.append("floor met" if adv >= factor else "**floor not met**")
+            margin = abs(adv / factor - 1)
+        if max(spread(c), spread(p)) > margin:
+            note.append(f"spread {100 * max(spread(c), spread(p)):.0f}% > the {100 * margin:.0f}% margin")
+        if "fair" in c and "fair" in p:
+            note.append(f"fair {c['fair']:.2f} vs {p['fair']:.2f}")
+        out.append(f"| {case} | {rule} | {fmt(c['value'])} {unit}"
+                   f"{'' if mine == 'conc' else f' ({mine})'} | {fmt(p['value'])} {unit} | "
+                   f"{ratio_words(unit, c['value'], p['value'])} | {'; '.join(note)} |")
+    out.append("")
+    return out
+
+
+def case_tables(cases):
+    out = []
     for case, rs in cases.items():
         unit = rs[0]["unit"]
         conc = next((r["value"] for r in rs if r["impl"] == "conc"), None)
         better = "higher" if unit in HIGHER_IS_BETTER else "lower"
-        out += [f"## {case}", "", f"{unit}, {better} is better; {rs[0].get('threads', '?')} thread(s).", ""]
+        out += [f"### {case}", "", f"{unit}, {better} is better; {rs[0].get('threads', '?')} thread(s).", ""]
         has_cpu = any("cpu_pct" in r for r in rs)
         has_fair = any("fair" in r for r in rs)
         head = "| impl | value | min–max | spread |" + (" CPU % |" if has_cpu else "") + \
@@ -204,10 +213,80 @@ def main():
                 line += f" {r['cpu_pct']:.0f} |" if "cpu_pct" in r else " |"
             if has_fair:
                 line += f" {r['fair']:.2f} |" if "fair" in r else " |"
-            line += " — |" if r["impl"] == "conc" else f" {ratio_words(unit, conc, r['value'])} |"
+            if r["impl"] == "conc" or conc is None:
+                line += " — |"
+            else:
+                line += f" {ratio_words(unit, conc, r['value'])} |"
             out.append(line)
         out.append("")
-    print("\n".join(out))
+    return out
+
+
+def load_run(path):
+    """(header, cases) of a recorded run: the first line is its environment."""
+    lines = [json.loads(l) for l in open(path) if l.strip().startswith("{")]
+    header = lines[0] if lines and "environment" in lines[0] else {"environment": {}, "command": "?"}
+    cases = {}
+    for r in lines:
+        if "case" in r:
+            cases.setdefault(r["case"], []).append(r)
+    return header, cases
+
+
+def record(results, command, docs):
+    """Saves this run as docs/runs/<processor>.jsonl, replacing only that
+    processor's previous run."""
+    env = dict(environment())
+    runs = os.path.join(docs, "runs")
+    os.makedirs(runs, exist_ok=True)
+    model = cpu_model()
+    with open(os.path.join(runs, slug(model) + ".jsonl"), "w") as f:
+        f.write(json.dumps({"environment": env, "command": command, "cpu": model}) + "\n")
+        for l in open(results):
+            if l.strip().startswith("{"):
+                f.write(l.strip() + "\n")
+
+
+def page(docs):
+    runs = []
+    for path in glob.glob(os.path.join(docs, "runs", "*.jsonl")):
+        header, cases = load_run(path)
+        runs.append((header["environment"].get("date", ""), header, cases))
+    runs.sort(key=lambda r: r[0], reverse=True)  # the newest first
+    out = ["# conc benchmarks", "",
+           "conc against the peers a C programmer would pick instead, side by side in one run:",
+           "each measurement is a fresh process, and conc and the peers take turns round by round,",
+           "so a drift of this shared machine hits all alike. `value` is the median of the",
+           "repetitions, `min–max` their spread; ratios are conc against each row, same run.",
+           "Benchmarks measure; the tests never assert a speed.", "",
+           "**One section per processor.** The machines this runs on have an Intel Xeon or an",
+           "AMD EPYC, and a result on one does not carry over to the other (page faults, IPIs",
+           "and futex wake-ups cost differently in their virtual machines). `make bench` replaces",
+           "the section of the processor it ran on and keeps the others; the runs themselves",
+           "are in `runs/`, one file per processor.", ""]
+    for date, header, _ in runs:
+        out.append(f"- {header['environment'].get('machine', '?')}: {date}")
+    out.append("")
+    out += READING
+    for date, header, cases in runs:
+        env = header["environment"]
+        out += [f"## {env.get('machine', '?')}", "",
+                f"Made by: `{header.get('command', '?')}`"
+                + (f" ({header['note']})" if header.get("note") else ""), ""]
+        out += [f"- {k}: {v}" for k, v in env.items()]
+        out.append("")
+        out += floors(cases)
+        out += case_tables(cases)
+    return "\n".join(out)
+
+
+def main():
+    if len(sys.argv) != 4:
+        sys.exit("usage: report.py RESULTS.jsonl COMMAND DOCS_DIR")
+    results, command, docs = sys.argv[1:4]
+    record(results, command, docs)
+    with open(os.path.join(docs, "README.md"), "w") as f:
+        f.write(page(docs) + "\n")
 
 
 if __name__ == "__main__":
