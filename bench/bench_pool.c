@@ -276,6 +276,45 @@ static int conc_map_case(const struct bench_params *p, struct bench_result *r)
     return conc_pool_destroy(pool) != 0 ? 1 : rc;
 }
 
+/* conc:parallel_for, what the openmp and tbb rows do: one parallel for
+ * fills the results array in pieces of at most BENCH_MAP_CHUNK, then the
+ * caller sums it in index order. */
+struct conc_pfor_ctx {
+    conc_pool *pool;
+    uint64_t *results; /* touched by the warm-up run */
+};
+
+static int conc_pfor_fill(void *arg, size_t begin, size_t end)
+{
+    uint64_t *results = arg;
+    for (size_t i = begin; i < end; i++)
+        results[i] = bench_map_item((uint64_t)i);
+    return 0;
+}
+
+static int conc_pfor_run(void *ctx, long n, uint64_t *sum)
+{
+    struct conc_pfor_ctx *c = ctx;
+    int rc = conc_parallel_for(c->pool, 0, (size_t)n, conc_pfor_fill, c->results,
+                               &(conc_for_opts){.grain = BENCH_MAP_CHUNK});
+    uint64_t s = 0;
+    for (long i = 0; i < n; i++)
+        s += c->results[i];
+    *sum = s;
+    return rc;
+}
+
+static int conc_pfor_case(const struct bench_params *p, struct bench_result *r)
+{
+    struct conc_pfor_ctx c = {conc_pool_started(),
+                              malloc((size_t)bench_pool_tasks(p) * sizeof(uint64_t))};
+    if (!c.pool || !c.results)
+        return 1;
+    int rc = bench_map_timed(p, r, conc_pfor_run, &c);
+    free(c.results);
+    return conc_pool_destroy(c.pool) != 0 ? 1 : rc;
+}
+
 static int conc_idle_cpu(const struct bench_params *p, struct bench_result *r)
 {
     conc_pool *pool = conc_pool_started();
@@ -447,7 +486,7 @@ static const struct bench_impl fib_impls[] = {
 static const struct bench_impl fib_fine_impls[] = {
     {"conc", conc_fib_fine}, {"openmp", omp_fib_fine}, {"tbb", bench_tbb_fib_fine}, END};
 static const struct bench_impl map_impls[] = {
-    {"conc", conc_map_case}, {"openmp", omp_map}, {"tbb", bench_tbb_map}, PYTHON, END};
+    {"conc", conc_map_case}, {"conc:parallel_for", conc_pfor_case}, {"openmp", omp_map}, {"tbb", bench_tbb_map}, PYTHON, END};
 static const struct bench_impl idle_cpu_impls[] = {
     {"conc", conc_idle_cpu}, {"glib", glib_idle_cpu}, {"tbb", bench_tbb_idle_cpu}, END};
 /* clang-format on */

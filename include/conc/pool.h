@@ -140,6 +140,41 @@ CONC_API int conc_map_next_timed(conc_map *m, size_t *index, int *status, conc_r
  * map and its results. Returns 0 or CONC_EINVAL. */
 CONC_API int conc_map_destroy(conc_map *m);
 
+/* ---- parallel for and reduce (TBB's parallel_for/parallel_reduce, OpenMP's for) ----
+ *
+ * The range [begin, end) is split in halves recursively on the pool, by work
+ * stealing, down to pieces of at most `grain` indices, and the body is called
+ * on each piece in place: a task per split, never per index. The grain is
+ * automatic by default (about 8 pieces per worker). Callable from inside a
+ * pool task: the waiting worker runs pieces itself, so nesting never
+ * deadlocks. Both block until every piece has run, and return 0, the first
+ * non-zero status a body returned (pieces not started by then are skipped),
+ * CONC_ESHUTDOWN, CONC_EBROKEN, CONC_ENOMEM (the pool refused a piece: the
+ * range ran in part), or CONC_EINVAL (NULL pool or function, end below
+ * begin, non-zero reserved options). An empty range runs nothing. */
+typedef int (*conc_range_fn)(void *arg, size_t begin, size_t end);
+
+typedef struct conc_for_opts {
+    size_t grain; /* the largest piece handed to the body; 0: automatic */
+    uint64_t reserved_[4];
+} conc_for_opts;
+
+CONC_API int conc_parallel_for(conc_pool *p, size_t begin, size_t end, conc_range_fn body,
+                               void *arg, const conc_for_opts *opts);
+
+/* A reduction: body(arg, begin, end, acc) folds a piece into the
+ * accumulator acc (value_size bytes); join(arg, acc, other) folds the
+ * accumulator of the piece that follows acc's into acc. Each accumulator
+ * starts as a copy of identity; joins see their operands in range order, so
+ * an associative join (a sum, a max, a concatenation) gives the serial
+ * answer. *result receives the whole range's accumulator. */
+typedef int (*conc_reduce_fn)(void *arg, size_t begin, size_t end, void *acc);
+typedef void (*conc_join_fn)(void *arg, void *acc, const void *other);
+
+CONC_API int conc_parallel_reduce(conc_pool *p, size_t begin, size_t end, const void *identity,
+                                  size_t value_size, conc_reduce_fn body, conc_join_fn join,
+                                  void *arg, const conc_for_opts *opts, void *result);
+
 /* ---- task groups (structured concurrency over the pool) ---- */
 
 /* Tasks spawned into a group all end before the group does: the first task
