@@ -104,7 +104,7 @@ int conc_queue_create(conc_queue **out, size_t item_size, const conc_queue_opts 
 int conc_queue_destroy(conc_queue *q)
 {
     if (!q)
-        return CONC_EINVAL;
+        return CONC__MISUSE(CONC_EINVAL, "NULL queue");
     if (conc__waitq_kill(&q->wq) != 0)
         return CONC__MISUSE(CONC_EBUSY, "threads are blocked in the queue (shut it down first)");
     conc__dump_source_remove(&q->dump); /* waits out a dump describing it */
@@ -369,8 +369,13 @@ static int conc__queue_put_n(conc_queue *q, const void *items, size_t n, int64_t
         *done = 0;
     if (timeout < 0)
         return conc__bad_timeout();
-    if (!q || !items || n == 0)
-        return CONC_EINVAL;
+    /* Shared by every put: the detail names no function but put_many's. */
+    if (!q)
+        return conc__misuse_at(CONC_EINVAL, NULL, "NULL queue");
+    if (!items)
+        return conc__misuse_at(CONC_EINVAL, NULL, "NULL item pointer");
+    if (n == 0)
+        return conc__misuse_at(CONC_EINVAL, "conc_queue_put_many_timed", "n is 0");
     struct conc__qop op = {.q = q, .attempt = conc__qop_put, .sleepers = &q->putters,
                            .want = CONC__QW_PUT, .expired_rc = CONC_EFULL, .in = items,
                            .n = n, .key = key, .exact = timeout == 0};
@@ -434,8 +439,13 @@ static int conc__queue_get_n(conc_queue *q, void *out, size_t max, size_t *got, 
         *got = 0;
     if (timeout < 0)
         return conc__bad_timeout();
-    if (!q || !out || max == 0)
-        return CONC_EINVAL;
+    /* Shared by every get: the detail names no function but get_many's. */
+    if (!q)
+        return conc__misuse_at(CONC_EINVAL, NULL, "NULL queue");
+    if (!out)
+        return conc__misuse_at(CONC_EINVAL, NULL, "NULL output pointer");
+    if (max == 0)
+        return conc__misuse_at(CONC_EINVAL, "conc_queue_get_many_timed", "max is 0");
     struct conc__qop op = {.q = q, .attempt = conc__qop_get, .sleepers = &q->getters,
                            .want = CONC__QW_GET, .expired_rc = CONC_EEMPTY, .out = out,
                            .n = max, .key_out = key, .exact = timeout == 0};
@@ -453,7 +463,7 @@ int conc_queue_get_timed(conc_queue *q, void *out, int64_t timeout)
 int conc_queue_get_key_timed(conc_queue *q, void *out, int64_t *key, int64_t timeout)
 {
     if (!key)
-        return CONC_EINVAL;
+        return CONC__MISUSE(CONC_EINVAL, "NULL key pointer");
     return conc__queue_get_n(q, out, 1, NULL, key, timeout);
 }
 
@@ -467,12 +477,14 @@ int conc_queue_get_many_timed(conc_queue *q, void *out, size_t max, size_t *got,
 int64_t conc_queue_size(conc_queue *q)
 {
     if (!q)
-        return CONC_EINVAL;
+        return CONC__MISUSE(CONC_EINVAL, "NULL queue");
     return (int64_t)conc__queue_count(q);
 }
 
 int conc_queue_empty(conc_queue *q)
 {
+    if (!q)
+        return CONC__MISUSE(CONC_EINVAL, "NULL queue");
     int64_t n = conc_queue_size(q);
     return n < 0 ? (int)n : n == 0;
 }
@@ -480,7 +492,7 @@ int conc_queue_empty(conc_queue *q)
 int conc_queue_full(conc_queue *q)
 {
     if (!q)
-        return CONC_EINVAL;
+        return CONC__MISUSE(CONC_EINVAL, "NULL queue");
     size_t bound = q->use_ring ? q->ring.cap : q->store.bound;
     return bound && conc__queue_count(q) >= bound;
 }
@@ -499,21 +511,21 @@ static uint64_t conc__queue_unfinished(conc_queue *q)
 int conc_queue_is_shutdown(conc_queue *q)
 {
     if (!q)
-        return CONC_EINVAL;
+        return CONC__MISUSE(CONC_EINVAL, "NULL queue");
     return atomic_load_explicit(&q->shutdown, memory_order_acquire);
 }
 
 int64_t conc_queue_unfinished_tasks(conc_queue *q)
 {
     if (!q)
-        return CONC_EINVAL;
+        return CONC__MISUSE(CONC_EINVAL, "NULL queue");
     return (int64_t)conc__queue_unfinished(q);
 }
 
 int conc_queue_task_done(conc_queue *q)
 {
     if (!q)
-        return CONC_EINVAL;
+        return CONC__MISUSE(CONC_EINVAL, "NULL queue");
     uint64_t done = atomic_load(&q->done);
     do {
         if (done + atomic_load(&q->dropped) >= conc__queue_puts(q)) /* Python: ValueError */
@@ -534,7 +546,7 @@ int conc_queue_join_timed(conc_queue *q, int64_t timeout)
     if (timeout < 0)
         return conc__bad_timeout();
     if (!q)
-        return CONC_EINVAL;
+        return CONC__MISUSE(CONC_EINVAL, "NULL queue");
     struct conc__qop op = {.q = q, .attempt = conc__qop_join, .sleepers = &q->joiners,
                            .want = CONC__QW_JOIN, .expired_rc = CONC_ETIMEDOUT};
     if (conc__qop_join(&op))
@@ -575,7 +587,7 @@ static void conc__queue_drop_all(conc_queue *q)
 int conc_queue_shutdown(conc_queue *q, bool immediate)
 {
     if (!q)
-        return CONC_EINVAL;
+        return CONC__MISUSE(CONC_EINVAL, "NULL queue");
     if (immediate)
         atomic_store(&q->shutdown_immediate, true);
     atomic_store(&q->shutdown, true);
