@@ -557,14 +557,16 @@ void conc_yield(void)
  * marker, so a use after destroy is told apart (CONC_EBADF). */
 enum { CONC__TLS_NONE = 0, CONC__TLS_LIVE = 0x6b657931u, CONC__TLS_DEAD = 0x64656164u };
 
+/* Shared by conc_tls_destroy and conc_tls_set: the detail names no
+ * function (CONC__MISUSE here would name this helper). */
 static int conc__tls_check(const conc_tls *k)
 {
     if (!k)
-        return CONC__MISUSE(CONC_EINVAL, "NULL key");
+        return conc__misuse_at(CONC_EINVAL, NULL, "NULL key");
     if (k->state_ == CONC__TLS_DEAD)
-        return CONC__MISUSE(CONC_EBADF, "the key was destroyed");
+        return conc__misuse_at(CONC_EBADF, NULL, "the key was destroyed");
     if (k->state_ != CONC__TLS_LIVE)
-        return CONC__MISUSE(CONC_EINVAL, "the key was never initialised");
+        return conc__misuse_at(CONC_EINVAL, NULL, "the key was never initialised");
     return 0;
 }
 
