@@ -362,20 +362,34 @@ static int conc__qop_put(struct conc__qop *op)
     return op->done == op->n || op->rc != 0;
 }
 
-static int conc__queue_put_n(conc_queue *q, const void *items, size_t n, int64_t key,
-                             size_t *done, int64_t timeout)
+/* A put's or a get's arguments are wrong (NULL queue or items, n 0):
+ * CONC_EINVAL with the detail. Shared by every put and get, so it names no
+ * function but the _many ones', the only ones that take a count. Out of
+ * line, so that the puts and gets it serves stay small enough to inline. */
+__attribute__((noinline, cold)) static int conc__queue_bad_args(const conc_queue *q,
+                                                                const void *items, bool get)
+{
+    if (!q)
+        return conc__misuse_at(CONC_EINVAL, NULL, "NULL queue");
+    if (!items)
+        return conc__misuse_at(CONC_EINVAL, NULL, get ? "NULL output pointer" : "NULL item pointer");
+    return get ? conc__misuse_at(CONC_EINVAL, "conc_queue_get_many_timed", "max is 0")
+               : conc__misuse_at(CONC_EINVAL, "conc_queue_put_many_timed", "n is 0");
+}
+
+/* Inlined into each put (and conc__queue_get_n into each get), as the
+ * compiler chose before the error path called out for the detail: a call
+ * there must not cost the success path a call of its own. */
+static inline __attribute__((always_inline)) int
+conc__queue_put_n(conc_queue *q, const void *items, size_t n, int64_t key, size_t *done,
+                  int64_t timeout)
 {
     if (done)
         *done = 0;
     if (timeout < 0)
         return conc__bad_timeout();
-    /* Shared by every put: the detail names no function but put_many's. */
-    if (!q)
-        return conc__misuse_at(CONC_EINVAL, NULL, "NULL queue");
-    if (!items)
-        return conc__misuse_at(CONC_EINVAL, NULL, "NULL item pointer");
-    if (n == 0)
-        return conc__misuse_at(CONC_EINVAL, "conc_queue_put_many_timed", "n is 0");
+    if (!q || !items || n == 0)
+        return conc__queue_bad_args(q, items, false);
     struct conc__qop op = {.q = q, .attempt = conc__qop_put, .sleepers = &q->putters,
                            .want = CONC__QW_PUT, .expired_rc = CONC_EFULL, .in = items,
                            .n = n, .key = key, .exact = timeout == 0};
@@ -432,20 +446,16 @@ static int conc__qop_get(struct conc__qop *op)
     return 0;
 }
 
-static int conc__queue_get_n(conc_queue *q, void *out, size_t max, size_t *got, int64_t *key,
-                             int64_t timeout)
+static inline __attribute__((always_inline)) int
+conc__queue_get_n(conc_queue *q, void *out, size_t max, size_t *got, int64_t *key,
+                  int64_t timeout)
 {
     if (got)
         *got = 0;
     if (timeout < 0)
         return conc__bad_timeout();
-    /* Shared by every get: the detail names no function but get_many's. */
-    if (!q)
-        return conc__misuse_at(CONC_EINVAL, NULL, "NULL queue");
-    if (!out)
-        return conc__misuse_at(CONC_EINVAL, NULL, "NULL output pointer");
-    if (max == 0)
-        return conc__misuse_at(CONC_EINVAL, "conc_queue_get_many_timed", "max is 0");
+    if (!q || !out || max == 0)
+        return conc__queue_bad_args(q, out, true);
     struct conc__qop op = {.q = q, .attempt = conc__qop_get, .sleepers = &q->getters,
                            .want = CONC__QW_GET, .expired_rc = CONC_EEMPTY, .out = out,
                            .n = max, .key_out = key, .exact = timeout == 0};

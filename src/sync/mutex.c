@@ -418,12 +418,22 @@ int conc_rmutex_destroy(conc_rmutex *rx)
     return conc_mutex_destroy((conc_mutex *)(void *)&conc__rmutex_of(rx)->m);
 }
 
-static int conc__rmutex_lock(conc_rmutex *rx, int64_t timeout)
+/* NULL, or a negative timeout: CONC_EINVAL with the detail. Out of line:
+ * the locks only branch to it. */
+__attribute__((noinline, cold)) static int conc__rmutex_bad_args(conc_rmutex *rx)
 {
     if (!rx) /* conc_rmutex_lock or conc_rmutex_lock_timed */
         return conc__misuse_at(CONC_EINVAL, NULL, "NULL recursive mutex");
-    if (!conc__timeout_valid(timeout))
-        return conc__bad_timeout();
+    return conc__bad_timeout();
+}
+
+/* Inlined into both locks, as the compiler chose before the error path
+ * called out for the detail. */
+static inline __attribute__((always_inline)) int conc__rmutex_lock(conc_rmutex *rx,
+                                                                   int64_t timeout)
+{
+    if (!rx || !conc__timeout_valid(timeout))
+        return conc__rmutex_bad_args(rx);
     struct conc__rmutex *r = conc__rmutex_of(rx);
     if (atomic_load_explicit(&r->m.owner, memory_order_relaxed) == conc__owner_self(&r->m.q)) {
         if (r->depth == UINT32_MAX)
