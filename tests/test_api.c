@@ -117,6 +117,362 @@ static void error_detail_names_the_call_and_the_mistake(void **state)
     assert_int_equal(conc_queue_destroy(q), 0);
 }
 
+/* ---- every module's misuse says which: a table of calls with bad input ----
+ *
+ * EXPECT_MISUSE(call, code, needle): the call returns the documented misuse
+ * code, and conc_error_detail() is set by that very call (a sentinel detail
+ * is put in place first), names no internal conc__ function, and contains
+ * needle: the public call's name or a word of the mistake. */
+
+static char misuse_sentinel[160];
+
+/* A known detail, so that a call that leaves the detail alone is caught. */
+static void misuse_sentinel_set(void)
+{
+    assert_int_equal(conc_thread_enumerate(NULL, 1), CONC_EINVAL);
+    snprintf(misuse_sentinel, sizeof misuse_sentinel, "%s", conc_error_detail());
+    assert_non_null(strstr(misuse_sentinel, "conc_thread_enumerate"));
+}
+
+static void misuse_check(int64_t rc, int code, const char *needle, const char *call, int line)
+{
+    const char *d = conc_error_detail();
+    if (rc != code)
+        fail_msg("line %d: %s returned %s (%lld), want %s", line, call,
+                 conc_err_name((int)rc), (long long)rc, conc_err_name(code));
+    if (!d[0] || !strcmp(d, misuse_sentinel))
+        fail_msg("line %d: %s returned %s without setting the detail", line, call,
+                 conc_err_name(code));
+    if (!strstr(d, needle))
+        fail_msg("line %d: %s: detail \"%s\" does not say \"%s\"", line, call, d, needle);
+    if (strstr(d, "conc__"))
+        fail_msg("line %d: %s: detail \"%s\" names an internal function", line, call, d);
+}
+
+#define EXPECT_MISUSE(call, code, needle)                                \
+    do {                                                                 \
+        misuse_sentinel_set();                                           \
+        int64_t rc_ = (call);                                            \
+        misuse_check(rc_, (code), (needle), #call, __LINE__);            \
+    } while (0)
+
+static int misuse_quick_fn(void *arg)
+{
+    (void)arg;
+    return 0;
+}
+
+static int misuse_true(void *arg)
+{
+    (void)arg;
+    return 1;
+}
+
+
+static void misuse_swallow_report(const char *text, void *arg)
+{
+    (void)text;
+    (void)arg;
+}
+
+/* A pool task that waits on its own future. */
+struct misuse_self_wait {
+    conc_event go;
+    conc_future *self;
+    int rc;
+    char detail[160];
+};
+
+static int misuse_self_waiting_task(void *arg, conc_result *out)
+{
+    (void)out;
+    struct misuse_self_wait *s = arg;
+    conc_event_wait(&s->go);
+    s->rc = conc_future_wait(s->self);
+    snprintf(s->detail, sizeof s->detail, "%s", conc_error_detail());
+    return 0;
+}
+
+static void every_module_names_its_misuse(void **state)
+{
+    (void)state;
+    int x = 0;
+    char buf[16];
+
+    /* thread */
+    conc_thread *t = NULL;
+    EXPECT_MISUSE(conc_thread_create(NULL, misuse_quick_fn, NULL, NULL), CONC_EINVAL,
+                  "conc_thread_create");
+    EXPECT_MISUSE(conc_thread_create(&t, NULL, NULL, NULL), CONC_EINVAL, "NULL function");
+    assert_int_equal(conc_thread_create(&t, misuse_quick_fn, NULL, NULL), 0);
+    EXPECT_MISUSE(conc_thread_join_timed(t, NULL, -1), CONC_EINVAL, "negative timeout");
+    EXPECT_MISUSE(conc_thread_join_timed(NULL, NULL, 0), CONC_EINVAL, "NULL thread");
+    EXPECT_MISUSE(conc_thread_get_name(t, buf, 0), CONC_EINVAL, "conc_thread_get_name");
+    EXPECT_MISUSE(conc_thread_get_name(t, NULL, 4), CONC_EINVAL, "NULL buffer");
+    EXPECT_MISUSE(conc_thread_set_name(t, NULL), CONC_EINVAL, "conc_thread_set_name");
+    assert_int_equal(conc_thread_join(t, NULL), 0);
+    EXPECT_MISUSE(conc_thread_join_timed(t, NULL, 0), CONC_ESTATE, "joined already");
+    EXPECT_MISUSE(conc_thread_detach(t), CONC_ESTATE, "conc_thread_detach");
+    assert_int_equal(conc_thread_destroy(t), 0);
+    EXPECT_MISUSE(conc_thread_join_timed(conc_thread_self(), NULL, 0), CONC_EDEADLK,
+                  "conc_thread_join_timed");
+    EXPECT_MISUSE(conc_thread_id(NULL), CONC_EINVAL, "conc_thread_id");
+    EXPECT_MISUSE(conc_thread_is_alive(NULL), CONC_EINVAL, "conc_thread_is_alive");
+    EXPECT_MISUSE(conc_sleep(-1), CONC_EINVAL, "negative timeout");
+
+    /* timer */
+    conc_timer *tm = NULL;
+    EXPECT_MISUSE(conc_timer_create(&tm, -1, misuse_quick_fn, NULL, NULL), CONC_EINVAL,
+                  "negative delay");
+    EXPECT_MISUSE(conc_timer_create(&tm, 0, NULL, NULL, NULL), CONC_EINVAL, "NULL function");
+    EXPECT_MISUSE(conc_timer_cancel(NULL), CONC_EINVAL, "conc_timer_cancel");
+    EXPECT_MISUSE(conc_timer_destroy(NULL), CONC_EINVAL, "conc_timer_destroy");
+    assert_int_equal(conc_timer_create(&tm, 0, misuse_quick_fn, NULL, NULL), 0);
+    assert_int_equal(conc_timer_join(tm, NULL), 0); /* it fired */
+    EXPECT_MISUSE(conc_timer_cancel(tm), CONC_EBUSY, "conc_timer_cancel");
+    EXPECT_MISUSE(conc_timer_join_timed(tm, NULL, 0), CONC_ESTATE, "conc_timer_join_timed");
+    EXPECT_MISUSE(conc_timer_join_timed(tm, NULL, -2), CONC_EINVAL, "negative timeout");
+    assert_int_equal(conc_timer_destroy(tm), 0);
+
+    /* tls */
+    conc_tls k;
+    EXPECT_MISUSE(conc_tls_init(NULL, NULL), CONC_EINVAL, "conc_tls_init");
+    assert_int_equal(conc_tls_init(&k, NULL), 0);
+    assert_int_equal(conc_tls_destroy(&k), 0);
+    EXPECT_MISUSE(conc_tls_set(&k, &x), CONC_EBADF, "destroyed");
+    EXPECT_MISUSE(conc_tls_destroy(&k), CONC_EBADF, "destroyed");
+
+    /* mutex */
+    conc_mutex m;
+    EXPECT_MISUSE(conc_mutex_init(NULL, NULL), CONC_EINVAL, "NULL mutex");
+    EXPECT_MISUSE(conc_mutex_lock(NULL), CONC_EINVAL, "conc_mutex_lock");
+    assert_int_equal(conc_mutex_init(&m, NULL), 0);
+    EXPECT_MISUSE(conc_mutex_lock_timed(&m, -1), CONC_EINVAL, "negative timeout");
+    EXPECT_MISUSE(conc_mutex_unlock(&m), CONC_EPERM, "conc_mutex_unlock");
+    assert_int_equal(conc_mutex_lock(&m), 0);
+    EXPECT_MISUSE(conc_mutex_lock_timed(&m, 0), CONC_EDEADLK, "re-locking");
+    EXPECT_MISUSE(conc_mutex_destroy(&m), CONC_EBUSY, "conc_mutex_destroy");
+    assert_int_equal(conc_mutex_unlock(&m), 0);
+    assert_int_equal(conc_mutex_destroy(&m), 0);
+    EXPECT_MISUSE(conc_mutex_lock(&m), CONC_EBADF, "destroyed");
+    EXPECT_MISUSE(conc_mutex_unlock(&m), CONC_EBADF, "destroyed");
+    EXPECT_MISUSE(conc_mutex_locked(&m), CONC_EBADF, "destroyed");
+    EXPECT_MISUSE(conc_mutex_destroy(&m), CONC_EBADF, "conc_mutex_destroy");
+    conc_mutex fair;
+    assert_int_equal(conc_mutex_init(&fair, &(conc_mutex_opts){.fair = true}), 0);
+    EXPECT_MISUSE(conc_mutex_unlock(&fair), CONC_EPERM, "does not hold");
+    assert_int_equal(conc_mutex_destroy(&fair), 0);
+
+    /* rmutex */
+    conc_rmutex r;
+    EXPECT_MISUSE(conc_rmutex_lock(NULL), CONC_EINVAL, "NULL recursive mutex");
+    assert_int_equal(conc_rmutex_init(&r, NULL), 0);
+    EXPECT_MISUSE(conc_rmutex_lock_timed(&r, -1), CONC_EINVAL, "negative timeout");
+    EXPECT_MISUSE(conc_rmutex_unlock(&r), CONC_EPERM, "conc_rmutex_unlock");
+    EXPECT_MISUSE(conc_rmutex_depth(NULL), CONC_EINVAL, "conc_rmutex_depth");
+    assert_int_equal(conc_rmutex_destroy(&r), 0);
+    EXPECT_MISUSE(conc_rmutex_unlock(&r), CONC_EBADF, "destroyed");
+    EXPECT_MISUSE(conc_rmutex_depth(&r), CONC_EBADF, "conc_rmutex_depth");
+
+    /* cond */
+    conc_cond c;
+    assert_int_equal(conc_mutex_init(&m, NULL), 0);
+    assert_int_equal(conc_rmutex_init(&r, NULL), 0);
+    assert_int_equal(conc_cond_init(&c, NULL), 0);
+    EXPECT_MISUSE(conc_cond_wait(&c, &m), CONC_EPERM, "without holding");
+    EXPECT_MISUSE(conc_cond_wait_timed(NULL, &m, 0), CONC_EINVAL, "conc_cond_wait_timed");
+    EXPECT_MISUSE(conc_cond_wait_timed(&c, NULL, 0), CONC_EINVAL, "NULL mutex");
+    EXPECT_MISUSE(conc_cond_wait_timed(&c, &m, -1), CONC_EINVAL, "negative timeout");
+    EXPECT_MISUSE(conc_cond_wait_rmutex_timed(&c, NULL, 0), CONC_EINVAL,
+                  "conc_cond_wait_rmutex_timed");
+    EXPECT_MISUSE(conc_cond_wait_for_timed(&c, &m, NULL, NULL, 0), CONC_EINVAL, "NULL predicate");
+    EXPECT_MISUSE(conc_cond_wait_for_rmutex(&c, &r, misuse_true, NULL), CONC_EPERM,
+                  "without holding");
+    assert_int_equal(conc_cond_destroy(&c), 0);
+    EXPECT_MISUSE(conc_cond_notify(&c), CONC_EBADF, "destroyed");
+    assert_int_equal(conc_mutex_lock(&m), 0);
+    EXPECT_MISUSE(conc_cond_wait(&c, &m), CONC_EBADF, "condition was destroyed");
+    assert_int_equal(conc_mutex_unlock(&m), 0);
+    EXPECT_MISUSE(conc_cond_destroy(&c), CONC_EBADF, "conc_cond_destroy");
+    assert_int_equal(conc_rmutex_destroy(&r), 0);
+    assert_int_equal(conc_mutex_destroy(&m), 0);
+
+    /* sem */
+    conc_sem s;
+    EXPECT_MISUSE(conc_sem_init(&s, 2, &(conc_sem_opts){.bound = 1}), CONC_EINVAL, "bound");
+    assert_int_equal(conc_sem_init(&s, 0, NULL), 0);
+    EXPECT_MISUSE(conc_sem_acquire_n(&s, 0), CONC_EINVAL, "n is 0");
+    EXPECT_MISUSE(conc_sem_acquire_timed(&s, -1), CONC_EINVAL, "negative timeout");
+    EXPECT_MISUSE(conc_sem_release_n(&s, 0), CONC_EINVAL, "conc_sem_release_n");
+    EXPECT_MISUSE(conc_sem_value(NULL), CONC_EINVAL, "conc_sem_value");
+    assert_int_equal(conc_sem_destroy(&s), 0);
+    EXPECT_MISUSE(conc_sem_value(&s), CONC_EBADF, "destroyed");
+    EXPECT_MISUSE(conc_sem_acquire(&s), CONC_EBADF, "destroyed");
+    EXPECT_MISUSE(conc_sem_destroy(&s), CONC_EBADF, "conc_sem_destroy");
+
+    /* event */
+    conc_event e;
+    EXPECT_MISUSE(conc_event_set(NULL), CONC_EINVAL, "NULL event");
+    EXPECT_MISUSE(conc_event_init(NULL, NULL), CONC_EINVAL, "conc_event_init");
+    assert_int_equal(conc_event_init(&e, NULL), 0);
+    EXPECT_MISUSE(conc_event_wait_timed(&e, -1), CONC_EINVAL, "negative timeout");
+    assert_int_equal(conc_event_destroy(&e), 0);
+    EXPECT_MISUSE(conc_event_is_set(&e), CONC_EBADF, "destroyed");
+    EXPECT_MISUSE(conc_event_wait(&e), CONC_EBADF, "destroyed");
+    EXPECT_MISUSE(conc_event_destroy(&e), CONC_EBADF, "destroyed");
+
+    /* barrier */
+    conc_barrier b, never = {0};
+    EXPECT_MISUSE(conc_barrier_init(&b, 0, NULL), CONC_EINVAL, "parties");
+    EXPECT_MISUSE(conc_barrier_wait(&never, NULL), CONC_EINVAL, "never initialised");
+    EXPECT_MISUSE(conc_barrier_abort(NULL), CONC_EINVAL, "NULL barrier");
+    assert_int_equal(conc_barrier_init(&b, 2, NULL), 0);
+    EXPECT_MISUSE(conc_barrier_wait_timed(&b, NULL, -1), CONC_EINVAL, "negative timeout");
+    assert_int_equal(conc_barrier_destroy(&b), 0);
+    EXPECT_MISUSE(conc_barrier_parties(&b), CONC_EBADF, "destroyed");
+
+    /* once */
+    conc_once o;
+    assert_int_equal(conc_once_init(&o), 0);
+    EXPECT_MISUSE(conc_once_call(&o, NULL, NULL), CONC_EINVAL, "NULL function");
+    EXPECT_MISUSE(conc_once_call(NULL, misuse_quick_fn, NULL), CONC_EINVAL, "NULL once");
+    EXPECT_MISUSE(conc_once_call_timed(&o, misuse_quick_fn, NULL, -1), CONC_EINVAL,
+                  "negative timeout");
+    assert_int_equal(conc_once_destroy(&o), 0);
+    EXPECT_MISUSE(conc_once_call(&o, misuse_quick_fn, NULL), CONC_EBADF, "destroyed");
+    EXPECT_MISUSE(conc_once_destroy(&o), CONC_EBADF, "conc_once_destroy");
+
+    /* rwlock */
+    conc_rwlock l;
+    EXPECT_MISUSE(conc_rwlock_rdlock(NULL), CONC_EINVAL, "NULL rwlock");
+    assert_int_equal(conc_rwlock_init(&l, NULL), 0);
+    EXPECT_MISUSE(conc_rwlock_unlock(&l), CONC_EPERM, "conc_rwlock_unlock");
+    EXPECT_MISUSE(conc_rwlock_wrlock_timed(&l, -1), CONC_EINVAL, "negative timeout");
+    assert_int_equal(conc_rwlock_wrlock(&l), 0);
+    EXPECT_MISUSE(conc_rwlock_wrlock_timed(&l, 0), CONC_EDEADLK, "re-locking");
+    EXPECT_MISUSE(conc_rwlock_rdlock_timed(&l, 0), CONC_EDEADLK, "read-locking");
+    EXPECT_MISUSE(conc_rwlock_destroy(&l), CONC_EBUSY, "conc_rwlock_destroy");
+    assert_int_equal(conc_rwlock_unlock(&l), 0);
+    assert_int_equal(conc_rwlock_rdlock(&l), 0);
+    assert_int_equal(conc_rwlock_unlock(&l), 0);
+    EXPECT_MISUSE(conc_rwlock_unlock(&l), CONC_EPERM, "does not hold");
+    assert_int_equal(conc_rwlock_destroy(&l), 0);
+    EXPECT_MISUSE(conc_rwlock_rdlock(&l), CONC_EBADF, "destroyed");
+    EXPECT_MISUSE(conc_rwlock_destroy(&l), CONC_EBADF, "conc_rwlock_destroy");
+
+    /* queue */
+    conc_queue *q = NULL;
+    int items[2] = {1, 2};
+    size_t n = 0;
+    int64_t key = 0;
+    EXPECT_MISUSE(conc_queue_create(&q, 0, NULL), CONC_EINVAL, "item_size is 0");
+    EXPECT_MISUSE(conc_queue_create(&q, 4, &(conc_queue_opts){.kind = 42}), CONC_EINVAL,
+                  "unknown queue kind");
+    EXPECT_MISUSE(conc_queue_put(NULL, &x), CONC_EINVAL, "NULL queue");
+    assert_int_equal(conc_queue_create(&q, sizeof(int), NULL), 0);
+    EXPECT_MISUSE(conc_queue_put(q, NULL), CONC_EINVAL, "NULL item");
+    EXPECT_MISUSE(conc_queue_put_many(q, items, 0, &n), CONC_EINVAL, "n is 0");
+    EXPECT_MISUSE(conc_queue_get_timed(q, NULL, 0), CONC_EINVAL, "NULL output");
+    EXPECT_MISUSE(conc_queue_get_many_timed(q, items, 0, &n, 0), CONC_EINVAL,
+                  "conc_queue_get_many_timed");
+    EXPECT_MISUSE(conc_queue_get_key_timed(q, &x, NULL, 0), CONC_EINVAL, "NULL key");
+    EXPECT_MISUSE(conc_queue_put_key_timed(q, &x, key, -1), CONC_EINVAL, "negative timeout");
+    EXPECT_MISUSE(conc_queue_join_timed(NULL, 0), CONC_EINVAL, "conc_queue_join_timed");
+    EXPECT_MISUSE(conc_queue_size(NULL), CONC_EINVAL, "conc_queue_size");
+    EXPECT_MISUSE(conc_queue_empty(NULL), CONC_EINVAL, "conc_queue_empty");
+    EXPECT_MISUSE(conc_queue_full(NULL), CONC_EINVAL, "conc_queue_full");
+    EXPECT_MISUSE(conc_queue_shutdown(NULL, false), CONC_EINVAL, "conc_queue_shutdown");
+    EXPECT_MISUSE(conc_queue_task_done(q), CONC_ESTATE, "conc_queue_task_done");
+    EXPECT_MISUSE(conc_queue_destroy(NULL), CONC_EINVAL, "conc_queue_destroy");
+    assert_int_equal(conc_queue_destroy(q), 0);
+
+    /* future */
+    conc_future *f = NULL;
+    EXPECT_MISUSE(conc_future_create(NULL), CONC_EINVAL, "conc_future_create");
+    EXPECT_MISUSE(conc_future_retain(NULL), CONC_EINVAL, "conc_future_retain");
+    EXPECT_MISUSE(conc_future_done(NULL), CONC_EINVAL, "NULL future");
+    assert_int_equal(conc_future_create(&f), 0);
+    EXPECT_MISUSE(conc_future_wait_timed(f, -1), CONC_EINVAL, "negative timeout");
+    EXPECT_MISUSE(conc_future_add_done_callback(f, NULL, NULL), CONC_EINVAL, "NULL callback");
+    EXPECT_MISUSE(conc_future_set_error(f, 0), CONC_EINVAL, "conc_future_set_error");
+    EXPECT_MISUSE(conc_future_set_result(NULL, NULL), CONC_EINVAL, "conc_future_set_result");
+    assert_int_equal(conc_future_set_result(f, NULL), 0);
+    EXPECT_MISUSE(conc_future_set_result(f, NULL), CONC_ESTATE, "conc_future_set_result");
+    EXPECT_MISUSE(conc_future_set_error(f, CONC_EIO), CONC_ESTATE, "conc_future_set_error");
+    EXPECT_MISUSE(conc_future_set_running_or_notify_cancel(f), CONC_ESTATE, "already");
+    EXPECT_MISUSE(conc_future_cancel(f), CONC_EBUSY, "conc_future_cancel");
+    EXPECT_MISUSE(conc_future_request_cancel(f), CONC_EBUSY, "conc_future_request_cancel");
+
+    /* a pool task that waits on its own future */
+    conc_pool *p = NULL;
+    assert_int_equal(conc_pool_create(&p, &(conc_pool_opts){.max_workers = 1}), 0);
+    struct misuse_self_wait sw = {.rc = 0};
+    assert_int_equal(conc_event_init(&sw.go, NULL), 0);
+    assert_int_equal(conc_pool_submit(p, misuse_self_waiting_task, &sw, &sw.self), 0);
+    assert_int_equal(conc_event_set(&sw.go), 0);
+    assert_int_equal(conc_future_wait(sw.self), 0);
+    assert_int_equal(sw.rc, CONC_EDEADLK);
+    assert_non_null(strstr(sw.detail, "own task"));
+    assert_int_equal(conc_future_release(sw.self), 0);
+    assert_int_equal(conc_pool_destroy(p), 0);
+    assert_int_equal(conc_event_destroy(&sw.go), 0);
+
+    /* conc_wait */
+    conc_future *fs[2] = {f, NULL};
+    EXPECT_MISUSE(conc_wait(fs, 1, (conc_wait_mode)99, NULL), CONC_EINVAL, "unknown wait mode");
+    EXPECT_MISUSE(conc_wait(NULL, 2, CONC_ALL_COMPLETED, NULL), CONC_EINVAL, "conc_wait_timed");
+    EXPECT_MISUSE(conc_wait(fs, 2, CONC_ALL_COMPLETED, NULL), CONC_EINVAL, "a NULL entry");
+    EXPECT_MISUSE(conc_wait_timed(fs, 1, CONC_ALL_COMPLETED, NULL, -1), CONC_EINVAL,
+                  "negative timeout");
+
+    /* as_completed */
+    conc_as_completed *it = NULL;
+    conc_future *got = NULL;
+    EXPECT_MISUSE(conc_as_completed_create(NULL, fs, 1), CONC_EINVAL, "conc_as_completed_create");
+    EXPECT_MISUSE(conc_as_completed_create(&it, fs, 2), CONC_EINVAL, "a NULL entry");
+    assert_int_equal(conc_as_completed_create(&it, fs, 1), 0);
+    EXPECT_MISUSE(conc_as_completed_next_timed(it, NULL, 0), CONC_EINVAL, "NULL output");
+    EXPECT_MISUSE(conc_as_completed_next_timed(it, &got, -1), CONC_EINVAL, "negative timeout");
+    EXPECT_MISUSE(conc_as_completed_next(NULL, &got), CONC_EINVAL, "NULL iterator");
+    EXPECT_MISUSE(conc_as_completed_destroy(NULL), CONC_EINVAL, "conc_as_completed_destroy");
+    assert_int_equal(conc_as_completed_destroy(it), 0);
+    assert_int_equal(conc_future_release(f), 0);
+
+    /* debug */
+    EXPECT_MISUSE(conc_debug_dump(-1), CONC_EINVAL, "conc_debug_dump");
+    EXPECT_MISUSE(conc_debug_dump(1 << 20), CONC_EBADF, "write"); /* no such fd */
+    EXPECT_MISUSE(conc_lockstat_print(-1, 0), CONC_EINVAL, "conc_lockstat_print");
+    EXPECT_MISUSE(conc_watchdog_start(0), CONC_EINVAL, "threshold");
+    assert_int_equal(conc_watchdog_start(CONC_SEC(60)), 0);
+    EXPECT_MISUSE(conc_watchdog_start(CONC_SEC(60)), CONC_EBUSY, "running already");
+    assert_int_equal(conc_watchdog_stop(), 0);
+    EXPECT_MISUSE(conc_trace_begin(NULL), CONC_EINVAL, "conc_trace_begin");
+    EXPECT_MISUSE(conc_trace_start(NULL, 0), CONC_EINVAL, "NULL path");
+    EXPECT_MISUSE(conc_trace_stop(), CONC_EINVAL, "no trace is running");
+    EXPECT_MISUSE(conc_lock_set_name(NULL, "x"), CONC_EINVAL, "conc_lock_set_name");
+    EXPECT_MISUSE(conc_lockdep_set_mode((conc_lockdep_mode)9), CONC_EINVAL,
+                  "conc_lockdep_set_mode");
+    /* A lock order refused by lock-order checking: the hooks serve every
+     * lock call, so the detail names the mistake, not a call. */
+    conc_mutex ma, mb;
+    assert_int_equal(conc_mutex_init(&ma, NULL), 0);
+    assert_int_equal(conc_mutex_init(&mb, NULL), 0);
+    assert_int_equal(conc_debug_set_reporter(misuse_swallow_report, NULL), 0);
+    assert_int_equal(conc_lockdep_set_mode(CONC_LOCKDEP_ERROR), 0);
+    assert_int_equal(conc_mutex_lock(&ma), 0);
+    assert_int_equal(conc_mutex_lock(&mb), 0);
+    assert_int_equal(conc_mutex_unlock(&mb), 0);
+    assert_int_equal(conc_mutex_unlock(&ma), 0);
+    assert_int_equal(conc_mutex_lock(&mb), 0);
+    EXPECT_MISUSE(conc_mutex_lock(&ma), CONC_EDEADLK, "lock-order");
+    EXPECT_MISUSE(conc_mutex_lock_timed(&ma, CONC_SEC(1)), CONC_EDEADLK, "lock-order");
+    assert_int_equal(conc_mutex_unlock(&mb), 0);
+    assert_int_equal(conc_lockdep_set_mode(CONC_LOCKDEP_OFF), 0);
+    assert_int_equal(conc_debug_set_reporter(NULL, NULL), 0);
+    assert_int_equal(conc_mutex_destroy(&ma), 0);
+    assert_int_equal(conc_mutex_destroy(&mb), 0);
+}
+
 /* ---- lifecycle: once, tls, the static barrier ---- */
 
 struct once_gate {
@@ -360,6 +716,7 @@ static void queue_name_shows_in_the_dump(void **state)
 
 CONC_TEST_MAIN(cmocka_unit_test(options_with_reserved_bits_are_einval),
                cmocka_unit_test(error_detail_names_the_call_and_the_mistake),
+               cmocka_unit_test(every_module_names_its_misuse),
                cmocka_unit_test(once_init_and_destroy),
                cmocka_unit_test(tls_key_states),
                cmocka_unit_test(barrier_static_initialiser),

@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "conc/base.h"
 #include "core/tls.h"
 
 static inline int conc__misuse_at(int code, const char *fn, const char *what)
@@ -26,6 +27,21 @@ static inline int conc__misuse_at(int code, const char *fn, const char *what)
 }
 
 #define CONC__MISUSE(code, what) conc__misuse_at((code), __func__, (what))
+
+/* Whether code is a misuse code: one that carries a detail. */
+static inline bool conc__is_misuse(int code)
+{
+    return code == CONC_EINVAL || code == CONC_EBADF || code == CONC_ESTATE ||
+           code == CONC_EPERM || code == CONC_EDEADLK || code == CONC_EBUSY;
+}
+
+/* A system call's error passed on as -errno (a write to the caller's fd):
+ * some errnos are misuse codes too (EBADF: a closed fd), and then they get
+ * their detail like any other. Returns code. Only on an error path. */
+static inline int conc__misuse_errno(int code, const char *fn, const char *what)
+{
+    return conc__is_misuse(code) ? conc__misuse_at(code, fn, what) : code;
+}
 
 /* Options structs end in reserved words that must be zero (docs/api.md:
  * growing options): a program built against a later conc that sets an

@@ -46,6 +46,7 @@
  */
 #define _GNU_SOURCE
 #include "conc/debug.h"
+#include "core/misuse.h"
 #include "core/tls.h"
 #include "diag/diag.h"
 #include "diag/diag_thread.h"
@@ -844,6 +845,12 @@ static bool ld_reentry_ok(enum conc__lock_kind held_kind, enum conc__lock_kind k
     return held_kind == CONC__LOCK_RWLOCK_READ && kind == CONC__LOCK_RWLOCK_READ;
 }
 
+/* The detail of a refused acquisition (core/misuse.h): the lock hooks serve
+ * every lock call, so it names none. */
+#define LD_REFUSED_DETAIL                                                               \
+    "lock-order checking: taking this lock here inverts an order seen before "       \
+    "(a possible deadlock; see the report)"
+
 /* Some order is not in the cache: decided, and recorded, under ld_mu. */
 __attribute__((noinline)) static int ld_acquire_slow(struct ld_thread *t,
                                                      struct conc__held_locks *hs,
@@ -876,7 +883,8 @@ __attribute__((noinline)) static int ld_acquire_slow(struct ld_thread *t,
                 do_abort = mode == CONC_LOCKDEP_ABORT;
             }
             if (mode == CONC_LOCKDEP_ERROR)
-                rc = CONC_EDEADLK;
+                rc = conc__misuse_at(CONC_EDEADLK, NULL,
+                                     "lock-order checking: re-locking a lock the caller holds");
             goto out;
         }
         if (h->cls == c)
@@ -885,8 +893,8 @@ __attribute__((noinline)) static int ld_acquire_slow(struct ld_thread *t,
         if (e && !e->refused)
             continue;
         if (e && e->refused) {
-            if (mode == CONC_LOCKDEP_ERROR) {
-                rc = CONC_EDEADLK; /* reported when first refused */
+            if (mode == CONC_LOCKDEP_ERROR) { /* reported when first refused */
+                rc = conc__misuse_at(CONC_EDEADLK, NULL, LD_REFUSED_DETAIL);
                 goto out;
             }
             e->refused = false; /* the mode changed: now an order like any other */
@@ -905,7 +913,7 @@ __attribute__((noinline)) static int ld_acquire_slow(struct ld_thread *t,
                 ld_edge_fill(e, &who, h->lock, h->kind, lock, kind);
                 e->refused = true;
             }
-            rc = CONC_EDEADLK;
+            rc = conc__misuse_at(CONC_EDEADLK, NULL, LD_REFUSED_DETAIL);
             goto out;
         }
         do_abort = mode == CONC_LOCKDEP_ABORT;
@@ -1059,8 +1067,10 @@ int conc__lock_class_name(const void *lock, char *buf,
 
 int conc_lock_set_name(const void *lock, const char *name)
 {
-    if (!lock || !name)
-        return CONC_EINVAL;
+    if (!lock)
+        return CONC__MISUSE(CONC_EINVAL, "NULL lock");
+    if (!name)
+        return CONC__MISUSE(CONC_EINVAL, "NULL name");
     int rc = CONC_ENOMEM;
     pthread_mutex_lock(&ld_mu);
     struct ld_key *k = ld_key_intern(LD_KEY_NAME, name);
@@ -1088,7 +1098,7 @@ void conc__lockdep_fork_release(void)
 int conc_lockdep_set_mode(conc_lockdep_mode mode)
 {
     if (mode < CONC_LOCKDEP_OFF || mode > CONC_LOCKDEP_ABORT)
-        return CONC_EINVAL;
+        return CONC__MISUSE(CONC_EINVAL, "unknown lock-order checking mode");
     if (mode != CONC_LOCKDEP_OFF) {
         /* backtrace() loads its unwinder on first use: not inside a hook. */
         void *frame[1];

@@ -19,6 +19,7 @@
 #define _GNU_SOURCE
 #include "conc/debug.h"
 #include "core/deadline.h"
+#include "core/misuse.h"
 #include "diag/diag_thread.h"
 
 #include <errno.h>
@@ -349,7 +350,7 @@ static void conc__ls_print_row(FILE *f, const struct conc__ls_row *r)
 int conc_lockstat_print(int fd, size_t top)
 {
     if (fd < 0)
-        return CONC_EINVAL;
+        return CONC__MISUSE(CONC_EINVAL, "negative fd");
     size_t n = 0;
     struct conc__ls_row *rows = conc__diag_on(CONC__DIAG_LOCKSTAT) ? conc__ls_rows(&n) : NULL;
     size_t shown = top && top < n ? top : n;
@@ -381,7 +382,7 @@ int conc_lockstat_print(int fd, size_t top)
         if (k < 0 && errno == EINTR)
             continue;
         if (k < 0) {
-            rc = -errno;
+            rc = conc__misuse_errno(-errno, __func__, "write() to fd failed (the code is its errno)");
             break;
         }
         off += (size_t)k;

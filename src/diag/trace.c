@@ -24,6 +24,7 @@
 #define _GNU_SOURCE
 #include "conc/debug.h"
 #include "core/deadline.h"
+#include "core/misuse.h"
 #include "diag/diag_thread.h"
 
 #include <errno.h>
@@ -174,7 +175,7 @@ void conc__trace_span_end(const char *name, const void *obj)
 int conc_trace_begin(const char *name)
 {
     if (!name)
-        return CONC_EINVAL;
+        return CONC__MISUSE(CONC_EINVAL, "NULL name");
     if (conc__diag_on(CONC__DIAG_TRACE))
         conc__tr_push(name, NULL, true);
     return 0;
@@ -439,7 +440,7 @@ static struct conc__tthread *conc__tr_collect(size_t *n)
 int conc_trace_start(const char *path, size_t events_per_thread)
 {
     if (!path)
-        return CONC_EINVAL;
+        return CONC__MISUSE(CONC_EINVAL, "NULL path");
     char *copy = strdup(path);
     if (!copy)
         return CONC_ENOMEM;
@@ -450,7 +451,7 @@ int conc_trace_start(const char *path, size_t events_per_thread)
     if (atomic_load(&conc__tr_active)) {
         pthread_mutex_unlock(&conc__tr_lock);
         free(copy);
-        return CONC_EBUSY;
+        return CONC__MISUSE(CONC_EBUSY, "a trace is running already");
     }
     conc__tr_path = copy;
     conc__tr_t0 = conc__now();
@@ -469,7 +470,7 @@ int conc_trace_stop(void)
     pthread_mutex_lock(&conc__tr_lock);
     if (!atomic_load(&conc__tr_active)) {
         pthread_mutex_unlock(&conc__tr_lock);
-        return CONC_EINVAL;
+        return CONC__MISUSE(CONC_EINVAL, "no trace is running");
     }
     conc__diag_enable(CONC__DIAG_TRACE, false);
     atomic_store(&conc__tr_active, false);
@@ -486,6 +487,9 @@ int conc_trace_stop(void)
     free(conc__tr_path);
     conc__tr_path = NULL;
     pthread_mutex_unlock(&conc__tr_lock);
+    if (rc)
+        rc = conc__misuse_errno(rc, __func__,
+                                "writing the trace file failed (the code is the errno)");
     return rc;
 }
 

@@ -29,6 +29,7 @@
 #define _GNU_SOURCE
 #include "conc/debug.h"
 #include "core/deadline.h"
+#include "core/misuse.h"
 #include "diag/diag_thread.h"
 #include "core/tls.h"
 
@@ -536,12 +537,12 @@ static int conc__helper_thread(pthread_t *t, void *(*fn)(void *))
 int conc_watchdog_start(int64_t threshold_ns)
 {
     if (threshold_ns <= 0)
-        return CONC_EINVAL;
+        return CONC__MISUSE(CONC_EINVAL, "threshold_ns must be positive");
     pthread_once(&conc__wd_once, conc__wd_cond_init);
     pthread_mutex_lock(&conc__wd.lock);
     if (conc__wd.running) {
         pthread_mutex_unlock(&conc__wd.lock);
-        return CONC_EBUSY;
+        return CONC__MISUSE(CONC_EBUSY, "the watchdog is running already");
     }
     if (!conc__diag_on(CONC__DIAG_WATCH)) {
         /* Lists kept from an earlier time on are stale. */
@@ -644,11 +645,13 @@ static int conc__write_all(int fd, const char *p, size_t len)
 int conc_debug_dump(int fd)
 {
     if (fd < 0)
-        return CONC_EINVAL;
+        return CONC__MISUSE(CONC_EINVAL, "negative fd");
     struct conc__text t = {0};
     conc__dump_text(&t);
     int rc = t.failed || !t.p ? CONC_ENOMEM : conc__write_all(fd, t.p, t.len);
     free(t.p);
+    if (rc)
+        rc = conc__misuse_errno(rc, __func__, "write() to fd failed (the code is its errno)");
     return rc;
 }
 

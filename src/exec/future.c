@@ -4,6 +4,7 @@
 #include "exec/future_impl.h"
 #include "core/deadline.h"
 #include "core/hooks.h"
+#include "core/misuse.h"
 #include "core/unhandled.h"
 
 #include <stdlib.h>
@@ -45,7 +46,7 @@ static void conc__future_report_unread(conc_future *f)
 int conc_future_retain(conc_future *f)
 {
     if (!f)
-        return CONC_EINVAL;
+        return CONC__MISUSE(CONC_EINVAL, "NULL future");
     atomic_fetch_add_explicit(&f->refs, 1, memory_order_relaxed);
     return 0;
 }
@@ -53,7 +54,7 @@ int conc_future_retain(conc_future *f)
 int conc_future_release(conc_future *f)
 {
     if (!f)
-        return CONC_EINVAL;
+        return CONC__MISUSE(CONC_EINVAL, "NULL future");
     /* A loop, not recursion: freeing a future drops its parent's reference. */
     while (f && atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) == 1) {
         conc__future_report_unread(f);
@@ -185,22 +186,24 @@ int conc_cancel_requested(void)
 int conc_future_cancel(conc_future *f)
 {
     if (!f)
-        return CONC_EINVAL;
+        return CONC__MISUSE(CONC_EINVAL, "NULL future");
     if (conc__future_cancel_pending(f))
         return 0;
     /* Already cancelled counts as success (Python); running or finished not. */
-    return conc_future_cancelled(f) ? 0 : CONC_EBUSY;
+    if (conc_future_cancelled(f))
+        return 0;
+    return CONC__MISUSE(CONC_EBUSY, "cancelling a running or finished future");
 }
 
 int conc_future_request_cancel(conc_future *f)
 {
     if (!f)
-        return CONC_EINVAL;
+        return CONC__MISUSE(CONC_EINVAL, "NULL future");
     /* Done before the request: nothing to cancel. Looked at first: a task
      * that sees the request may finish at once, and that is a request
      * delivered, not one too late. */
     if (conc__future_is_done(f))
-        return CONC_EBUSY;
+        return CONC__MISUSE(CONC_EBUSY, "the future is done (finished or cancelled): nothing to cancel");
     atomic_store_explicit(&f->cancel_requested, true, memory_order_relaxed);
     if (conc__future_cancel_pending(f))
         return 0;
@@ -213,8 +216,10 @@ int conc_future_request_cancel(conc_future *f)
 
 int conc_future_add_done_callback(conc_future *f, conc_future_callback cb, void *arg)
 {
-    if (!f || !cb)
-        return CONC_EINVAL;
+    if (!f)
+        return CONC__MISUSE(CONC_EINVAL, "NULL future");
+    if (!cb)
+        return CONC__MISUSE(CONC_EINVAL, "NULL callback");
     if (conc__future_is_done(f)) {
         (void)cb(f, arg);
         return 0;
@@ -299,12 +304,15 @@ static void conc__help_until_done(struct conc__helper *h, conc_future *f)
 int conc_future_wait_timed(conc_future *f, int64_t timeout)
 {
     int64_t deadline;
-    if (!f || conc__deadline(timeout, &deadline))
-        return CONC_EINVAL;
+    if (!f)
+        return CONC__MISUSE(CONC_EINVAL, "NULL future");
+    int rc = conc__deadline(timeout, &deadline);
+    if (rc)
+        return rc;
     if (conc__future_is_done(f))
         return 0;
     if (conc__future_is_self(f))
-        return CONC_EDEADLK;
+        return CONC__MISUSE(CONC_EDEADLK, "waiting on the caller's own task's future");
     if (f->exec && conc__executor_lost(f->exec))
         return CONC_EBROKEN; /* nobody here will ever run or finish it */
     /* Help only in an untimed wait: a task run meanwhile could overshoot

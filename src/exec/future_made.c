@@ -7,11 +7,12 @@
  * through conc__future_finish. So of two completions, or a completion and a
  * cancel, exactly one wins, and the loser changes nothing. */
 #include "exec/future_impl.h"
+#include "core/misuse.h"
 
 int conc_future_create(conc_future **out)
 {
     if (!out)
-        return CONC_EINVAL;
+        return CONC__MISUSE(CONC_EINVAL, "NULL output pointer");
     *out = conc__future_new(NULL, NULL, NULL, 1);
     return *out ? 0 : CONC_ENOMEM;
 }
@@ -23,12 +24,16 @@ static bool conc__future_made(conc_future *f)
 
 int conc_future_set_running_or_notify_cancel(conc_future *f)
 {
-    if (!f || !conc__future_made(f))
-        return CONC_EINVAL;
+    if (!f)
+        return CONC__MISUSE(CONC_EINVAL, "NULL future");
+    if (!conc__future_made(f))
+        return CONC__MISUSE(CONC_EINVAL, "an executor runs this future, not the program");
     if (conc__future_claim(f))
         return 0;
     uint32_t s = atomic_load_explicit(&f->state, memory_order_acquire);
-    return s == CONC__F_CANCELLED ? CONC_ECANCELED : CONC_ESTATE;
+    if (s == CONC__F_CANCELLED)
+        return CONC_ECANCELED;
+    return CONC__MISUSE(CONC_ESTATE, "the future is running or done already");
 }
 
 /* Claims the one completion of f and makes it RUNNING; false if it is done,
@@ -43,24 +48,28 @@ static bool conc__future_claim_completion(conc_future *f)
     return atomic_load_explicit(&f->state, memory_order_acquire) == CONC__F_RUNNING;
 }
 
-static int conc__future_complete_made(conc_future *f, int status, const conc_result *result)
+/* fn: the public call, for the detail. */
+static inline int conc__future_complete_made(const char *fn, conc_future *f, int status,
+                                             const conc_result *result)
 {
-    if (!f || !conc__future_made(f))
-        return CONC_EINVAL;
+    if (!f)
+        return conc__misuse_at(CONC_EINVAL, fn, "NULL future");
+    if (!conc__future_made(f))
+        return conc__misuse_at(CONC_EINVAL, fn, "an executor runs this future, not the program");
     if (!conc__future_claim_completion(f))
-        return CONC_ESTATE;
+        return conc__misuse_at(CONC_ESTATE, fn, "the future was completed or cancelled already");
     conc__future_finish(f, status, result);
     return 0;
 }
 
 int conc_future_set_result(conc_future *f, const conc_result *result)
 {
-    return conc__future_complete_made(f, 0, result);
+    return conc__future_complete_made(__func__, f, 0, result);
 }
 
 int conc_future_set_error(conc_future *f, int status)
 {
     if (status >= 0)
-        return CONC_EINVAL;
-    return conc__future_complete_made(f, status, NULL);
+        return CONC__MISUSE(CONC_EINVAL, "status must be negative (an error code)");
+    return conc__future_complete_made(__func__, f, status, NULL);
 }

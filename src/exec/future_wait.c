@@ -5,6 +5,7 @@
  * waiter count, which is what makes the finisher look (future_impl.h). */
 #include "exec/future_impl.h"
 #include "core/deadline.h"
+#include "core/misuse.h"
 
 #include <stdlib.h>
 
@@ -106,20 +107,23 @@ int conc_wait(conc_future *const *fs, size_t n, conc_wait_mode mode, bool *done)
 int conc_wait_timed(conc_future *const *fs, size_t n, conc_wait_mode mode, bool *done, int64_t timeout)
 {
     int64_t deadline;
-    if ((n && !fs) || conc__deadline(timeout, &deadline) ||
-        (mode != CONC_FIRST_COMPLETED && mode != CONC_FIRST_EXCEPTION && mode != CONC_ALL_COMPLETED))
-        return CONC_EINVAL;
+    if (n && !fs)
+        return CONC__MISUSE(CONC_EINVAL, "NULL futures array with n > 0");
+    int rc = conc__deadline(timeout, &deadline);
+    if (rc)
+        return rc;
+    if (mode != CONC_FIRST_COMPLETED && mode != CONC_FIRST_EXCEPTION && mode != CONC_ALL_COMPLETED)
+        return CONC__MISUSE(CONC_EINVAL, "unknown wait mode");
     for (size_t i = 0; i < n; i++)
         if (!fs[i])
-            return CONC_EINVAL;
+            return CONC__MISUSE(CONC_EINVAL, "a NULL entry in the futures array");
     struct conc__wait_cond c = {fs, n, mode};
     if (!conc__wait_met(&c) && conc__own_future_among(fs, n))
-        return CONC_EDEADLK;
+        return CONC__MISUSE(CONC_EDEADLK, "waiting on the caller's own task's future");
     struct conc__helper *h = conc__tls.helper;
     struct conc__fset_wait w;
     if (conc__fset_wait_init(&w, n))
         return CONC_ENOMEM;
-    int rc = 0;
     while (!conc__wait_met(&c)) {
         if (h && deadline == CONC__NO_DEADLINE && h->help_once(h, fs, n))
             continue;
@@ -153,13 +157,13 @@ static int conc__ptr_cmp(const void *a, const void *b)
 int conc_as_completed_create(conc_as_completed **out, conc_future *const *fs, size_t n)
 {
     if (!out)
-        return CONC_EINVAL;
+        return CONC__MISUSE(CONC_EINVAL, "NULL output pointer");
     *out = NULL;
     if (n && !fs)
-        return CONC_EINVAL;
+        return CONC__MISUSE(CONC_EINVAL, "NULL futures array with n > 0");
     for (size_t i = 0; i < n; i++)
         if (!fs[i])
-            return CONC_EINVAL;
+            return CONC__MISUSE(CONC_EINVAL, "a NULL entry in the futures array");
     conc_as_completed *it = calloc(1, sizeof *it);
     if (!it)
         return CONC_ENOMEM;
@@ -221,8 +225,13 @@ int conc_as_completed_next(conc_as_completed *it, conc_future **f)
 int conc_as_completed_next_timed(conc_as_completed *it, conc_future **f, int64_t timeout)
 {
     int64_t deadline;
-    if (!it || !f || conc__deadline(timeout, &deadline))
-        return CONC_EINVAL;
+    if (!it)
+        return CONC__MISUSE(CONC_EINVAL, "NULL iterator");
+    if (!f)
+        return CONC__MISUSE(CONC_EINVAL, "NULL output pointer");
+    int rc = conc__deadline(timeout, &deadline);
+    if (rc)
+        return rc;
     *f = NULL;
     if (it->n == 0)
         return CONC_ENOENT;
@@ -231,7 +240,7 @@ int conc_as_completed_next_timed(conc_as_completed *it, conc_future **f, int64_t
         conc_future *const *pending = it->fs + it->nready;
         size_t npending = it->n - it->nready;
         if (conc__own_future_among(pending, npending))
-            return CONC_EDEADLK;
+            return CONC__MISUSE(CONC_EDEADLK, "waiting on the caller's own task's future");
         if (h && deadline == CONC__NO_DEADLINE && h->help_once(h, pending, npending))
             continue;
         if (conc__expired(deadline))
@@ -249,7 +258,7 @@ int conc_as_completed_next_timed(conc_as_completed *it, conc_future **f, int64_t
 int conc_as_completed_destroy(conc_as_completed *it)
 {
     if (!it)
-        return CONC_EINVAL;
+        return CONC__MISUSE(CONC_EINVAL, "NULL iterator");
     for (size_t i = 0; i < it->n; i++)
         conc_future_release(it->fs[i]);
     conc__fset_wait_free(&it->w);

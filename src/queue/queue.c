@@ -105,7 +105,7 @@ int conc_queue_create(conc_queue **out, size_t item_size, const conc_queue_opts 
 int conc_queue_destroy(conc_queue *q)
 {
     if (!q)
-        return CONC_EINVAL;
+        return CONC__MISUSE(CONC_EINVAL, "NULL queue");
     if (conc__waitq_kill(&q->wq) != 0)
         return CONC__MISUSE(CONC_EBUSY, "threads are blocked in the queue (shut it down first)");
     conc__dump_source_remove(&q->dump); /* waits out a dump describing it */
@@ -364,15 +364,34 @@ static int conc__qop_put(struct conc__qop *op)
     return op->done == op->n || op->rc != 0;
 }
 
-static int conc__queue_put_n(conc_queue *q, const void *items, size_t n, int64_t key,
-                             size_t *done, int64_t timeout)
+/* A put's or a get's arguments are wrong (NULL queue or items, n 0):
+ * CONC_EINVAL with the detail. Shared by every put and get, so it names no
+ * function but the _many ones', the only ones that take a count. Out of
+ * line, so that the puts and gets it serves stay small enough to inline. */
+__attribute__((noinline, cold)) static int conc__queue_bad_args(const conc_queue *q,
+                                                                const void *items, bool get)
+{
+    if (!q)
+        return conc__misuse_at(CONC_EINVAL, NULL, "NULL queue");
+    if (!items)
+        return conc__misuse_at(CONC_EINVAL, NULL, get ? "NULL output pointer" : "NULL item pointer");
+    return get ? conc__misuse_at(CONC_EINVAL, "conc_queue_get_many_timed", "max is 0")
+               : conc__misuse_at(CONC_EINVAL, "conc_queue_put_many_timed", "n is 0");
+}
+
+/* Inlined into each put (and conc__queue_get_n into each get), as the
+ * compiler chose before the error path called out for the detail: a call
+ * there must not cost the success path a call of its own. */
+static inline __attribute__((always_inline)) int
+conc__queue_put_n(conc_queue *q, const void *items, size_t n, int64_t key, size_t *done,
+                  int64_t timeout)
 {
     if (done)
         *done = 0;
     if (timeout < 0)
         return conc__bad_timeout();
     if (!q || !items || n == 0)
-        return CONC_EINVAL;
+        return conc__queue_bad_args(q, items, false);
     struct conc__qop op = {.q = q, .attempt = conc__qop_put, .sleepers = &q->putters,
                            .want = CONC__QW_PUT, .expired_rc = CONC_EFULL, .in = items,
                            .n = n, .key = key, .exact = timeout == 0};
@@ -429,15 +448,16 @@ static int conc__qop_get(struct conc__qop *op)
     return 0;
 }
 
-static int conc__queue_get_n(conc_queue *q, void *out, size_t max, size_t *got, int64_t *key,
-                             int64_t timeout)
+static inline __attribute__((always_inline)) int
+conc__queue_get_n(conc_queue *q, void *out, size_t max, size_t *got, int64_t *key,
+                  int64_t timeout)
 {
     if (got)
         *got = 0;
     if (timeout < 0)
         return conc__bad_timeout();
     if (!q || !out || max == 0)
-        return CONC_EINVAL;
+        return conc__queue_bad_args(q, out, true);
     struct conc__qop op = {.q = q, .attempt = conc__qop_get, .sleepers = &q->getters,
                            .want = CONC__QW_GET, .expired_rc = CONC_EEMPTY, .out = out,
                            .n = max, .key_out = key, .exact = timeout == 0};
@@ -455,7 +475,7 @@ int conc_queue_get_timed(conc_queue *q, void *out, int64_t timeout)
 int conc_queue_get_key_timed(conc_queue *q, void *out, int64_t *key, int64_t timeout)
 {
     if (!key)
-        return CONC_EINVAL;
+        return CONC__MISUSE(CONC_EINVAL, "NULL key pointer");
     return conc__queue_get_n(q, out, 1, NULL, key, timeout);
 }
 
@@ -469,12 +489,14 @@ int conc_queue_get_many_timed(conc_queue *q, void *out, size_t max, size_t *got,
 int64_t conc_queue_size(conc_queue *q)
 {
     if (!q)
-        return CONC_EINVAL;
+        return CONC__MISUSE(CONC_EINVAL, "NULL queue");
     return (int64_t)conc__queue_count(q);
 }
 
 int conc_queue_empty(conc_queue *q)
 {
+    if (!q)
+        return CONC__MISUSE(CONC_EINVAL, "NULL queue");
     int64_t n = conc_queue_size(q);
     return n < 0 ? (int)n : n == 0;
 }
@@ -482,7 +504,7 @@ int conc_queue_empty(conc_queue *q)
 int conc_queue_full(conc_queue *q)
 {
     if (!q)
-        return CONC_EINVAL;
+        return CONC__MISUSE(CONC_EINVAL, "NULL queue");
     size_t bound = q->use_ring ? q->ring.cap : q->store.bound;
     return bound && conc__queue_count(q) >= bound;
 }
@@ -501,21 +523,21 @@ static uint64_t conc__queue_unfinished(conc_queue *q)
 int conc_queue_is_shutdown(conc_queue *q)
 {
     if (!q)
-        return CONC_EINVAL;
+        return CONC__MISUSE(CONC_EINVAL, "NULL queue");
     return atomic_load_explicit(&q->shutdown, memory_order_acquire);
 }
 
 int64_t conc_queue_unfinished_tasks(conc_queue *q)
 {
     if (!q)
-        return CONC_EINVAL;
+        return CONC__MISUSE(CONC_EINVAL, "NULL queue");
     return (int64_t)conc__queue_unfinished(q);
 }
 
 int conc_queue_task_done(conc_queue *q)
 {
     if (!q)
-        return CONC_EINVAL;
+        return CONC__MISUSE(CONC_EINVAL, "NULL queue");
     uint64_t done = atomic_load(&q->done);
     do {
         if (done + atomic_load(&q->dropped) >= conc__queue_puts(q)) /* Python: ValueError */
@@ -536,7 +558,7 @@ int conc_queue_join_timed(conc_queue *q, int64_t timeout)
     if (timeout < 0)
         return conc__bad_timeout();
     if (!q)
-        return CONC_EINVAL;
+        return CONC__MISUSE(CONC_EINVAL, "NULL queue");
     struct conc__qop op = {.q = q, .attempt = conc__qop_join, .sleepers = &q->joiners,
                            .want = CONC__QW_JOIN, .expired_rc = CONC_ETIMEDOUT};
     if (conc__qop_join(&op))
@@ -577,7 +599,7 @@ static void conc__queue_drop_all(conc_queue *q)
 int conc_queue_shutdown(conc_queue *q, bool immediate)
 {
     if (!q)
-        return CONC_EINVAL;
+        return CONC__MISUSE(CONC_EINVAL, "NULL queue");
     if (immediate)
         atomic_store(&q->shutdown_immediate, true);
     atomic_store(&q->shutdown, true);

@@ -9,6 +9,7 @@
  * CONC_EBROKEN, and the last to leave makes the barrier FILLING again.
  */
 #include "core/deadline.h"
+#include "core/misuse.h"
 #include "sync/sync_impl.h"
 
 #include <stddef.h>
@@ -21,15 +22,18 @@ static inline struct conc__barrier *conc__barrier_of(conc_barrier *b)
 }
 
 /* A barrier never initialised (all zero: no parties) would wait for ever:
- * CONC_EINVAL at once. */
+ * CONC_EINVAL at once. Shared by every call on a barrier: its detail names
+ * no function. */
 static inline int conc__barrier_check(conc_barrier *bx)
 {
     if (!bx)
-        return CONC_EINVAL;
+        return conc__misuse_at(CONC_EINVAL, NULL, "NULL barrier");
     struct conc__barrier *b = conc__barrier_of(bx);
     if (conc__waitq_dead(&b->q))
-        return CONC_EBADF;
-    return b->parties == 0 ? CONC_EINVAL : 0;
+        return conc__misuse_at(CONC_EBADF, NULL, "the barrier was destroyed");
+    if (b->parties == 0)
+        return conc__misuse_at(CONC_EINVAL, NULL, "the barrier was never initialised (0 parties)");
+    return 0;
 }
 
 /* CONC_BARRIER_INIT(n) writes the public struct's first member: it must be
@@ -67,7 +71,9 @@ int conc_barrier_destroy(conc_barrier *bx)
     conc__waitq_lock(&b->q);
     bool busy = b->count != 0;
     conc__waitq_unlock(&b->q);
-    return busy ? CONC_EBUSY : conc__waitq_kill(&b->q);
+    if (busy || conc__waitq_kill(&b->q) != 0)
+        return CONC__MISUSE(CONC_EBUSY, "threads wait on the barrier");
+    return 0;
 }
 
 /* Called with b->q locked. */
@@ -128,8 +134,8 @@ int conc_barrier_wait_timed(conc_barrier *bx, size_t *index, int64_t timeout)
     int rc = conc__barrier_check(bx);
     if (rc)
         return rc;
-    if (conc__deadline(timeout, &deadline) != 0)
-        return CONC_EINVAL;
+    if ((rc = conc__deadline(timeout, &deadline)) != 0)
+        return rc;
     struct conc__barrier *b = conc__barrier_of(bx);
     struct conc__waiter w;
     conc__waiter_init(&w, 0, 0);

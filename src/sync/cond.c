@@ -9,6 +9,7 @@
  * variable must, also after a timeout.
  */
 #include "core/deadline.h"
+#include "core/misuse.h"
 #include "sync/sync_impl.h"
 
 #include <string.h>
@@ -23,7 +24,7 @@ int conc_cond_init(conc_cond *cx, const conc_cond_opts *opts)
     if (CONC__OPTS_CHECK(opts))
         return CONC_EINVAL;
     if (!cx)
-        return CONC_EINVAL;
+        return CONC__MISUSE(CONC_EINVAL, "NULL condition");
     struct conc__cond *c = conc__cond_of(cx);
     memset(c, 0, sizeof *c);
     conc__waitq_init(&c->q, opts && opts->pshared ? CONC__WQ_PSHARED : 0);
@@ -33,21 +34,41 @@ int conc_cond_init(conc_cond *cx, const conc_cond_opts *opts)
 int conc_cond_destroy(conc_cond *cx)
 {
     if (!cx)
-        return CONC_EINVAL;
+        return CONC__MISUSE(CONC_EINVAL, "NULL condition");
     struct conc__cond *c = conc__cond_of(cx);
     if (conc__waitq_dead(&c->q))
-        return CONC_EBADF;
-    return conc__waitq_kill(&c->q);
+        return CONC__MISUSE(CONC_EBADF, "the condition was destroyed already");
+    if (conc__waitq_kill(&c->q) != 0)
+        return CONC__MISUSE(CONC_EBUSY, "threads wait on the condition");
+    return 0;
 }
 
-/* Both objects alive, and the caller holds m. */
+/* Both objects alive, and the caller holds m. Shared by every wait on a
+ * condition: its detail names no function. */
 static int conc__cond_check(struct conc__cond *c, struct conc__mutex *m)
 {
-    if (conc__waitq_dead(&c->q) || conc__waitq_dead(&m->q))
-        return CONC_EBADF;
+    if (conc__waitq_dead(&c->q))
+        return conc__misuse_at(CONC_EBADF, NULL, "the condition was destroyed");
+    if (conc__waitq_dead(&m->q))
+        return conc__misuse_at(CONC_EBADF, NULL, "the mutex was destroyed");
     if (atomic_load_explicit(&m->owner, memory_order_relaxed) != conc__owner_self(&m->q))
-        return CONC_EPERM;
+        return conc__misuse_at(CONC_EPERM, NULL,
+                               "waiting on a condition without holding its mutex");
     return 0;
+}
+
+/* The arguments of the condition's waits, in order: 0, or the misuse code
+ * with its detail (fn: the public call). */
+static inline int conc__cond_args(const char *fn, const void *c, const void *m, bool has_pred,
+                           int64_t timeout, int64_t *deadline)
+{
+    if (!c)
+        return conc__misuse_at(CONC_EINVAL, fn, "NULL condition");
+    if (!m)
+        return conc__misuse_at(CONC_EINVAL, fn, "NULL mutex");
+    if (!has_pred)
+        return conc__misuse_at(CONC_EINVAL, fn, "NULL predicate");
+    return conc__deadline(timeout, deadline);
 }
 
 /* depth: the recursive mutex's depth to release and restore, or NULL. */
@@ -77,16 +98,18 @@ static int conc__cond_wait(struct conc__cond *c, struct conc__mutex *m, uint32_t
 int conc_cond_wait_timed(conc_cond *c, conc_mutex *m, int64_t timeout)
 {
     int64_t deadline = CONC__NO_DEADLINE;
-    if (!c || !m || conc__deadline(timeout, &deadline) != 0)
-        return CONC_EINVAL;
+    int rc = conc__cond_args(__func__, c, m, true, timeout, &deadline);
+    if (rc)
+        return rc;
     return conc__cond_wait(conc__cond_of(c), (struct conc__mutex *)(void *)m, 0, deadline);
 }
 
 int conc_cond_wait_rmutex_timed(conc_cond *c, conc_rmutex *m, int64_t timeout)
 {
     int64_t deadline = CONC__NO_DEADLINE;
-    if (!c || !m || conc__deadline(timeout, &deadline) != 0)
-        return CONC_EINVAL;
+    int rc = conc__cond_args(__func__, c, m, true, timeout, &deadline);
+    if (rc)
+        return rc;
     struct conc__rmutex *r = (struct conc__rmutex *)(void *)m;
     return conc__cond_wait(conc__cond_of(c), &r->m, &r->depth, deadline);
 }
@@ -116,8 +139,9 @@ int conc_cond_wait_for_timed(conc_cond *c, conc_mutex *m, conc_pred_fn pred, voi
                              int64_t timeout)
 {
     int64_t deadline = CONC__NO_DEADLINE;
-    if (!c || !m || !pred || conc__deadline(timeout, &deadline) != 0)
-        return CONC_EINVAL;
+    int rc = conc__cond_args(__func__, c, m, pred != NULL, timeout, &deadline);
+    if (rc)
+        return rc;
     return conc__cond_wait_for(conc__cond_of(c), (struct conc__mutex *)(void *)m, NULL, pred, arg,
                                deadline);
 }
@@ -126,8 +150,9 @@ int conc_cond_wait_for_rmutex_timed(conc_cond *c, conc_rmutex *m, conc_pred_fn p
                                     int64_t timeout)
 {
     int64_t deadline = CONC__NO_DEADLINE;
-    if (!c || !m || !pred || conc__deadline(timeout, &deadline) != 0)
-        return CONC_EINVAL;
+    int rc = conc__cond_args(__func__, c, m, pred != NULL, timeout, &deadline);
+    if (rc)
+        return rc;
     struct conc__rmutex *r = (struct conc__rmutex *)(void *)m;
     return conc__cond_wait_for(conc__cond_of(c), &r->m, &r->depth, pred, arg, deadline);
 }

@@ -16,6 +16,7 @@
  * update and the announce are the Dekker pair of wait.h), and then only to
  * wake them. */
 #include "core/deadline.h"
+#include "core/misuse.h"
 #include "sync/sync_impl.h"
 
 #include <string.h>
@@ -28,11 +29,14 @@ static inline struct conc__event *conc__event_of(conc_event *e)
     return (struct conc__event *)(void *)e;
 }
 
+/* Shared by every call on an event: its detail names no function. */
 static inline int conc__event_check(conc_event *ex)
 {
     if (!ex)
-        return CONC_EINVAL;
-    return conc__waitq_dead(&conc__event_of(ex)->q) ? CONC_EBADF : 0;
+        return conc__misuse_at(CONC_EINVAL, NULL, "NULL event");
+    if (conc__waitq_dead(&conc__event_of(ex)->q))
+        return conc__misuse_at(CONC_EBADF, NULL, "the event was destroyed");
+    return 0;
 }
 
 int conc_event_init(conc_event *ex, const conc_event_opts *opts)
@@ -40,7 +44,7 @@ int conc_event_init(conc_event *ex, const conc_event_opts *opts)
     if (CONC__OPTS_CHECK(opts))
         return CONC_EINVAL;
     if (!ex)
-        return CONC_EINVAL;
+        return CONC__MISUSE(CONC_EINVAL, "NULL event");
     struct conc__event *e = conc__event_of(ex);
     memset(e, 0, sizeof *e);
     atomic_store(&e->state, opts && opts->initially_set ? CONC__EV_SET : 0u);
@@ -51,7 +55,11 @@ int conc_event_init(conc_event *ex, const conc_event_opts *opts)
 int conc_event_destroy(conc_event *ex)
 {
     int rc = conc__event_check(ex);
-    return rc ? rc : conc__waitq_kill(&conc__event_of(ex)->q);
+    if (rc)
+        return rc;
+    if (conc__waitq_kill(&conc__event_of(ex)->q) != 0)
+        return CONC__MISUSE(CONC_EBUSY, "threads wait on the event");
+    return 0;
 }
 
 int conc_event_set(conc_event *ex)
@@ -114,7 +122,7 @@ int conc_event_wait_timed(conc_event *ex, int64_t timeout)
     if (rc)
         return rc;
     if (timeout < 0)
-        return CONC_EINVAL;
+        return conc__bad_timeout();
     struct conc__event *e = conc__event_of(ex);
     if (atomic_load_explicit(&e->state, memory_order_acquire) & CONC__EV_SET)
         return 0;

@@ -33,6 +33,7 @@
  */
 #include "core/deadline.h"
 #include "core/hooks.h"
+#include "core/misuse.h"
 #include "sync/sync_impl.h"
 
 #include <string.h>
@@ -64,7 +65,7 @@ int(conc_mutex_init_at)(conc_mutex *mx, const conc_mutex_opts *opts, const char 
     if (CONC__OPTS_CHECK(opts))
         return CONC_EINVAL;
     if (!mx)
-        return CONC_EINVAL;
+        return CONC__MISUSE(CONC_EINVAL, "NULL mutex");
     bool pshared = opts && opts->pshared;
     int rc = conc__mutex_setup(conc__mutex_of(mx), pshared, opts && opts->fair);
     if (rc == 0)
@@ -80,7 +81,7 @@ int(conc_mutex_init)(conc_mutex *mx, const conc_mutex_opts *opts)
 int conc_mutex_destroy(conc_mutex *mx)
 {
     if (!mx)
-        return CONC_EINVAL;
+        return CONC__MISUSE(CONC_EINVAL, "NULL mutex");
     struct conc__mutex *m = conc__mutex_of(mx);
     /* Decided whole under q's lock, where fair lockers look at the word, so
      * that a refused destroy never shows them the dead marker. */
@@ -88,16 +89,19 @@ int conc_mutex_destroy(conc_mutex *mx)
     uint32_t unlocked = CONC__M_UNLOCKED;
     conc__waitq_lock(&m->q);
     if (conc__waitq_dead(&m->q))
-        rc = CONC_EBADF;
+        rc = CONC_EBADF; /* detail set by the caller, below */
     else if (atomic_load(&m->q.nwaiters) != 0 ||
              !atomic_compare_exchange_strong(&m->word, &unlocked, CONC__M_DEAD))
-        rc = CONC_EBUSY;
+        rc = CONC_EBUSY; /* detail set by the caller, below */
     else
         atomic_fetch_or(&m->q.flags, CONC__WQ_DEAD);
     conc__waitq_unlock(&m->q);
-    if (rc == 0)
-        conc__lockdep_on_destroy(m);
-    return rc;
+    if (rc == CONC_EBADF)
+        return CONC__MISUSE(CONC_EBADF, "the mutex was destroyed already");
+    if (rc == CONC_EBUSY)
+        return CONC__MISUSE(CONC_EBUSY, "destroying a locked mutex, or one that threads wait for");
+    conc__lockdep_on_destroy(m);
+    return 0;
 }
 
 /* Default mode, contended: sleep on the word (no spinning: see wait.h). */
@@ -166,19 +170,20 @@ static int conc__mutex_lock_wait(struct conc__mutex *m, int64_t timeout, int64_t
                                  enum conc__lock_kind kind, bool diag)
 {
     if (conc__waitq_dead(&m->q))
-        return CONC_EBADF;
+        return conc__misuse_at(CONC_EBADF, NULL, "the mutex was destroyed");
     uintptr_t self = conc__owner_self(&m->q);
     if (atomic_load_explicit(&m->owner, memory_order_relaxed) == self)
-        return CONC_EDEADLK;
+        return conc__misuse_at(CONC_EDEADLK, NULL, "re-locking a mutex the caller holds");
     if (timeout == 0)
         return CONC_ETIMEDOUT;
-    if (deadline == 0 && conc__deadline(timeout, &deadline) != 0)
-        return CONC_EINVAL;
+    int rc;
+    if (deadline == 0 && (rc = conc__deadline(timeout, &deadline)) != 0)
+        return rc;
     if (diag)
         conc__diag_lock_contended(m, kind);
     if (conc__waitq_flags(&m->q) & CONC__WQ_FAIR)
         return conc__mutex_lock_fair(m, self, deadline);
-    int rc = conc__mutex_lock_word(m, deadline);
+    rc = conc__mutex_lock_word(m, deadline);
     if (rc == 0)
         atomic_store_explicit(&m->owner, self, memory_order_relaxed);
     return rc;
@@ -282,15 +287,17 @@ int conc__mutex_lock_until(struct conc__mutex *m, int64_t deadline)
 int conc_mutex_lock(conc_mutex *m)
 {
     if (!m)
-        return CONC_EINVAL;
+        return CONC__MISUSE(CONC_EINVAL, "NULL mutex");
     return conc__mutex_lock_fast(conc__mutex_of(m), CONC_FOREVER, CONC__NO_DEADLINE,
                                  CONC__LOCK_MUTEX);
 }
 
 int conc_mutex_lock_timed(conc_mutex *m, int64_t timeout)
 {
-    if (!m || !conc__timeout_valid(timeout))
-        return CONC_EINVAL;
+    if (!m)
+        return CONC__MISUSE(CONC_EINVAL, "NULL mutex");
+    if (!conc__timeout_valid(timeout))
+        return conc__bad_timeout();
     return conc__mutex_lock_fast(conc__mutex_of(m), timeout, 0, CONC__LOCK_MUTEX);
 }
 
@@ -311,6 +318,18 @@ static void conc__mutex_unlock_fair(struct conc__mutex *m)
     conc__waitq_unlock(&m->q);
 }
 
+/* An unlock by a caller that does not hold m: CONC_EBADF when m was
+ * destroyed, else CONC_EPERM, with the detail. Out of line: the unlocks'
+ * fast paths only branch to it. */
+__attribute__((noinline, cold)) static int conc__mutex_not_owner(struct conc__mutex *m,
+                                                                enum conc__lock_kind kind)
+{
+    const char *fn = kind == CONC__LOCK_RMUTEX ? "conc_rmutex_unlock" : "conc_mutex_unlock";
+    if (conc__waitq_dead(&m->q))
+        return conc__misuse_at(CONC_EBADF, fn, "the mutex was destroyed");
+    return conc__misuse_at(CONC_EPERM, fn, "unlock by a thread that does not hold the mutex");
+}
+
 /* Process-shared, fair or destroyed, or a diagnostic is on (core/hooks.h). */
 __attribute__((noinline)) static int conc__mutex_unlock_slow(struct conc__mutex *m,
                                                              enum conc__lock_kind kind)
@@ -318,7 +337,7 @@ __attribute__((noinline)) static int conc__mutex_unlock_slow(struct conc__mutex 
     unsigned flags = conc__waitq_flags(&m->q);
     uintptr_t self = flags & CONC__WQ_PSHARED ? (uintptr_t)conc__tid() : conc__self();
     if (atomic_load_explicit(&m->owner, memory_order_relaxed) != self)
-        return flags & CONC__WQ_DEAD ? CONC_EBADF : CONC_EPERM;
+        return conc__mutex_not_owner(m, kind);
     atomic_store_explicit(&m->owner, 0, memory_order_relaxed);
     if (!(flags & CONC__WQ_PSHARED))
         conc__lock_release(m, kind);
@@ -345,7 +364,7 @@ static inline int conc__mutex_unlock_fast(struct conc__mutex *m, enum conc__lock
     if (conc__unlikely(conc__diag_or(conc__waitq_flags(&m->q))))
         return conc__mutex_unlock_slow(m, kind);
     if (atomic_load_explicit(&m->owner, memory_order_relaxed) != conc__self())
-        return CONC_EPERM;
+        return conc__mutex_not_owner(m, kind);
     atomic_store_explicit(&m->owner, 0, memory_order_relaxed);
     if (conc__unlikely(atomic_exchange_explicit(&m->word, CONC__M_UNLOCKED,
                                                 memory_order_release) == CONC__M_CONTENDED))
@@ -361,7 +380,7 @@ int conc__mutex_unlock(struct conc__mutex *m)
 int conc_mutex_unlock(conc_mutex *m)
 {
     if (!m)
-        return CONC_EINVAL;
+        return CONC__MISUSE(CONC_EINVAL, "NULL mutex");
     return conc__mutex_unlock_fast(conc__mutex_of(m), CONC__LOCK_MUTEX);
 }
 
@@ -377,7 +396,7 @@ int(conc_rmutex_init_at)(conc_rmutex *rx, const conc_mutex_opts *opts, const cha
     if (CONC__OPTS_CHECK(opts))
         return CONC_EINVAL;
     if (!rx)
-        return CONC_EINVAL;
+        return CONC__MISUSE(CONC_EINVAL, "NULL recursive mutex");
     bool pshared = opts && opts->pshared;
     struct conc__rmutex *r = conc__rmutex_of(rx);
     r->depth = 0;
@@ -395,14 +414,26 @@ int(conc_rmutex_init)(conc_rmutex *rx, const conc_mutex_opts *opts)
 int conc_rmutex_destroy(conc_rmutex *rx)
 {
     if (!rx)
-        return CONC_EINVAL;
+        return CONC__MISUSE(CONC_EINVAL, "NULL recursive mutex");
     return conc_mutex_destroy((conc_mutex *)(void *)&conc__rmutex_of(rx)->m);
 }
 
-static int conc__rmutex_lock(conc_rmutex *rx, int64_t timeout)
+/* NULL, or a negative timeout: CONC_EINVAL with the detail. Out of line:
+ * the locks only branch to it. */
+__attribute__((noinline, cold)) static int conc__rmutex_bad_args(conc_rmutex *rx)
+{
+    if (!rx) /* conc_rmutex_lock or conc_rmutex_lock_timed */
+        return conc__misuse_at(CONC_EINVAL, NULL, "NULL recursive mutex");
+    return conc__bad_timeout();
+}
+
+/* Inlined into both locks, as the compiler chose before the error path
+ * called out for the detail. */
+static inline __attribute__((always_inline)) int conc__rmutex_lock(conc_rmutex *rx,
+                                                                   int64_t timeout)
 {
     if (!rx || !conc__timeout_valid(timeout))
-        return CONC_EINVAL;
+        return conc__rmutex_bad_args(rx);
     struct conc__rmutex *r = conc__rmutex_of(rx);
     if (atomic_load_explicit(&r->m.owner, memory_order_relaxed) == conc__owner_self(&r->m.q)) {
         if (r->depth == UINT32_MAX)
@@ -432,10 +463,10 @@ int conc_rmutex_lock_timed(conc_rmutex *m, int64_t timeout)
 int conc_rmutex_unlock(conc_rmutex *rx)
 {
     if (!rx)
-        return CONC_EINVAL;
+        return CONC__MISUSE(CONC_EINVAL, "NULL recursive mutex");
     struct conc__rmutex *r = conc__rmutex_of(rx);
     if (atomic_load_explicit(&r->m.owner, memory_order_relaxed) != conc__owner_self(&r->m.q))
-        return conc__waitq_dead(&r->m.q) ? CONC_EBADF : CONC_EPERM;
+        return conc__mutex_not_owner(&r->m, CONC__LOCK_RMUTEX);
     if (--r->depth > 0)
         return 0;
     return conc__mutex_unlock_fast(&r->m, CONC__LOCK_RMUTEX);
@@ -444,28 +475,29 @@ int conc_rmutex_unlock(conc_rmutex *rx)
 /* Whether m's word says held (a fair hand-off keeps it held throughout). */
 static int conc__mutex_held(struct conc__mutex *m)
 {
-    if (conc__waitq_dead(&m->q))
-        return CONC_EBADF;
+    if (conc__waitq_dead(&m->q)) /* conc_mutex_locked or conc_rmutex_locked */
+        return conc__misuse_at(CONC_EBADF, NULL, "the mutex was destroyed");
     return atomic_load_explicit(&m->word, memory_order_relaxed) != CONC__M_UNLOCKED;
 }
 
 int conc_mutex_locked(conc_mutex *mx)
 {
-    return mx ? conc__mutex_held(conc__mutex_of(mx)) : CONC_EINVAL;
+    return mx ? conc__mutex_held(conc__mutex_of(mx)) : CONC__MISUSE(CONC_EINVAL, "NULL mutex");
 }
 
 int conc_rmutex_locked(conc_rmutex *rx)
 {
-    return rx ? conc__mutex_held(&conc__rmutex_of(rx)->m) : CONC_EINVAL;
+    return rx ? conc__mutex_held(&conc__rmutex_of(rx)->m)
+              : CONC__MISUSE(CONC_EINVAL, "NULL recursive mutex");
 }
 
 int64_t conc_rmutex_depth(conc_rmutex *rx)
 {
     if (!rx)
-        return CONC_EINVAL;
+        return CONC__MISUSE(CONC_EINVAL, "NULL recursive mutex");
     struct conc__rmutex *r = conc__rmutex_of(rx);
     if (conc__waitq_dead(&r->m.q))
-        return CONC_EBADF;
+        return CONC__MISUSE(CONC_EBADF, "the recursive mutex was destroyed");
     if (atomic_load_explicit(&r->m.owner, memory_order_relaxed) != conc__owner_self(&r->m.q))
         return 0;
     return r->depth;

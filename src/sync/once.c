@@ -9,6 +9,7 @@
  * once gets CONC_EDEADLK instead of waiting for itself.
  */
 #include "core/deadline.h"
+#include "core/misuse.h"
 #include "sync/sync_impl.h"
 
 #include <string.h>
@@ -42,8 +43,10 @@ int conc_once_destroy(conc_once *ox)
 
 int conc_once_call_timed(conc_once *ox, int (*fn)(void *), void *arg, int64_t timeout)
 {
-    if (!ox || !fn)
-        return CONC__MISUSE(CONC_EINVAL, "NULL once or function");
+    if (!ox)
+        return CONC__MISUSE(CONC_EINVAL, "NULL once");
+    if (!fn)
+        return CONC__MISUSE(CONC_EINVAL, "NULL function");
     if (timeout < 0)
         return conc__bad_timeout();
     struct conc__once *o = (struct conc__once *)(void *)ox;

@@ -17,6 +17,7 @@
  */
 #include "core/deadline.h"
 #include "core/hooks.h"
+#include "core/misuse.h"
 #include "sync/sync_impl.h"
 
 #include <string.h>
@@ -34,7 +35,7 @@ int(conc_rwlock_init_at)(conc_rwlock *lx, const conc_rwlock_opts *opts, const ch
     if (CONC__OPTS_CHECK(opts))
         return CONC_EINVAL;
     if (!lx)
-        return CONC_EINVAL;
+        return CONC__MISUSE(CONC_EINVAL, "NULL rwlock");
     struct conc__rwlock *l = conc__rwlock_of(lx);
     bool pshared = opts && opts->pshared;
     memset(l, 0, sizeof *l);
@@ -51,7 +52,7 @@ int(conc_rwlock_init)(conc_rwlock *lx, const conc_rwlock_opts *opts)
 int conc_rwlock_destroy(conc_rwlock *lx)
 {
     if (!lx)
-        return CONC_EINVAL;
+        return CONC__MISUSE(CONC_EINVAL, "NULL rwlock");
     struct conc__rwlock *l = conc__rwlock_of(lx);
     /* The dead state has WRITER set, so no fast path can take the lock once
      * destroy has decided; decided whole under q's lock, as the mutex's. */
@@ -59,16 +60,19 @@ int conc_rwlock_destroy(conc_rwlock *lx)
     uint32_t free_ = 0;
     conc__waitq_lock(&l->q);
     if (conc__waitq_dead(&l->q))
-        rc = CONC_EBADF;
+        rc = CONC_EBADF; /* detail set by the caller, below */
     else if (atomic_load(&l->q.nwaiters) != 0 ||
              !atomic_compare_exchange_strong(&l->state, &free_, CONC__RW_DEAD))
-        rc = CONC_EBUSY;
+        rc = CONC_EBUSY; /* detail set by the caller, below */
     else
         atomic_fetch_or(&l->q.flags, CONC__WQ_DEAD);
     conc__waitq_unlock(&l->q);
-    if (rc == 0)
-        conc__lockdep_on_destroy(l);
-    return rc;
+    if (rc == CONC_EBADF)
+        return CONC__MISUSE(CONC_EBADF, "the rwlock was destroyed already");
+    if (rc == CONC_EBUSY)
+        return CONC__MISUSE(CONC_EBUSY, "destroying a held rwlock, or one that threads wait for");
+    conc__lockdep_on_destroy(l);
+    return 0;
 }
 
 static inline bool conc__rw_try_read(struct conc__rwlock *l, int *err)
@@ -123,11 +127,17 @@ static void conc__rw_wake_readers(struct conc__rwlock *l)
     conc__waitq_wake_if(&l->q, conc__rw_want_is, 0, &want);
 }
 
+/* Shared by every lock and unlock of an rwlock: its detail names no
+ * function. */
 static int conc__rw_check(conc_rwlock *lx, int64_t timeout)
 {
-    if (!lx || timeout < 0)
-        return CONC_EINVAL;
-    return conc__waitq_dead(&conc__rwlock_of(lx)->q) ? CONC_EBADF : 0;
+    if (!lx)
+        return conc__misuse_at(CONC_EINVAL, NULL, "NULL rwlock");
+    if (timeout < 0)
+        return conc__bad_timeout();
+    if (conc__waitq_dead(&conc__rwlock_of(lx)->q))
+        return conc__misuse_at(CONC_EBADF, NULL, "the rwlock was destroyed");
+    return 0;
 }
 
 static bool conc__rw_held_by(struct conc__rwlock *l, uintptr_t self)
@@ -141,8 +151,11 @@ static bool conc__rw_held_by(struct conc__rwlock *l, uintptr_t self)
 __attribute__((noinline)) static int conc__rw_rdlock_slow(struct conc__rwlock *l, int64_t timeout,
                                                           int rc, bool diag)
 {
-    if (rc || conc__rw_held_by(l, conc__owner_self(&l->q)))
-        return rc ? rc : CONC_EDEADLK;
+    if (rc)
+        return rc;
+    if (conc__rw_held_by(l, conc__owner_self(&l->q)))
+        return conc__misuse_at(CONC_EDEADLK, NULL,
+                               "read-locking an rwlock the caller holds for writing");
     int64_t deadline = CONC__NO_DEADLINE;
     conc__deadline(timeout, &deadline);
     if (diag && timeout != 0)
@@ -167,7 +180,7 @@ __attribute__((noinline)) static int conc__rw_wrlock_slow(struct conc__rwlock *l
                                                           uintptr_t self, bool diag)
 {
     if (conc__rw_held_by(l, self))
-        return CONC_EDEADLK;
+        return conc__misuse_at(CONC_EDEADLK, NULL, "re-locking an rwlock the caller holds for writing");
     int64_t deadline = CONC__NO_DEADLINE;
     conc__deadline(timeout, &deadline);
     if (diag && timeout != 0)
@@ -279,13 +292,21 @@ int conc_rwlock_wrlock_timed(conc_rwlock *l, int64_t timeout)
     return conc__rw_wrlock(l, timeout);
 }
 
+/* An unlock by a caller that does not hold the lock. Out of line: the
+ * unlocks' fast paths only branch to it. */
+__attribute__((noinline, cold)) static int conc__rw_not_held(void)
+{
+    return conc__misuse_at(CONC_EPERM, "conc_rwlock_unlock",
+                           "unlock by a thread that does not hold the rwlock");
+}
+
 /* diag: call the release hook (some diagnostic is on, not process-shared).
  * Inlined into both callers, so the plain unlock keeps no trace of it. */
 static inline __attribute__((always_inline)) int conc__rw_unlock_write(struct conc__rwlock *l,
                                                                        bool diag)
 {
     if (atomic_load_explicit(&l->owner, memory_order_relaxed) != conc__owner_self(&l->q))
-        return CONC_EPERM;
+        return conc__rw_not_held();
     atomic_store_explicit(&l->owner, 0, memory_order_relaxed);
     if (diag)
         conc__diag_lock_release(l, CONC__LOCK_RWLOCK_WRITE);
@@ -307,7 +328,7 @@ static inline __attribute__((always_inline)) int conc__rw_unlock_read(struct con
     uint32_t v = atomic_load_explicit(&l->state, memory_order_relaxed);
     do {
         if (!(v & CONC__RW_READERS))
-            return CONC_EPERM;
+            return conc__rw_not_held();
     } while (!atomic_compare_exchange_weak_explicit(&l->state, &v, v - 1, memory_order_seq_cst,
                                                     memory_order_relaxed));
     if (diag)

@@ -21,6 +21,7 @@
  */
 #include "core/deadline.h"
 #include "core/hooks.h"
+#include "core/misuse.h"
 #include "sync/sync_impl.h"
 
 #include <string.h>
@@ -67,14 +68,14 @@ static inline bool conc__sem_hooked(struct conc__sem *s)
 int conc_sem_destroy(conc_sem *sx)
 {
     if (!sx)
-        return CONC_EINVAL;
+        return CONC__MISUSE(CONC_EINVAL, "NULL semaphore");
     struct conc__sem *s = conc__sem_of(sx);
     if (conc__waitq_dead(&s->q))
-        return CONC_EBADF;
-    int rc = conc__waitq_kill(&s->q);
-    if (rc == 0)
-        conc__lockdep_on_destroy(s);
-    return rc;
+        return CONC__MISUSE(CONC_EBADF, "the semaphore was destroyed already");
+    if (conc__waitq_kill(&s->q) != 0)
+        return CONC__MISUSE(CONC_EBUSY, "threads wait on the semaphore");
+    conc__lockdep_on_destroy(s);
+    return 0;
 }
 
 static inline bool conc__sem_try(struct conc__sem *s, uint32_t n)
@@ -125,13 +126,13 @@ static bool conc__sem_ready(void *arg)
 static int conc__sem_acquire_slow(struct conc__sem *s, uint32_t n, int64_t timeout, bool diag)
 {
     int64_t deadline = CONC__NO_DEADLINE;
-    if (conc__deadline(timeout, &deadline) != 0)
-        return CONC_EINVAL;
+    int rc = conc__deadline(timeout, &deadline);
+    if (rc != 0)
+        return rc;
     if (diag)
         conc__diag_lock_contended(s, CONC__LOCK_SEM);
     struct conc__waiter w;
     conc__waiter_init(&w, n, 0);
-    int rc = 0;
     bool woken = false;
     conc__waitq_lock(&s->q);
     conc__waitq_announce(&s->q);
@@ -262,9 +263,9 @@ int conc_sem_release(conc_sem *s)
 int64_t conc_sem_value(conc_sem *sx)
 {
     if (!sx)
-        return CONC_EINVAL;
+        return CONC__MISUSE(CONC_EINVAL, "NULL semaphore");
     struct conc__sem *s = conc__sem_of(sx);
     if (conc__waitq_dead(&s->q))
-        return CONC_EBADF;
+        return CONC__MISUSE(CONC_EBADF, "the semaphore was destroyed");
     return (int64_t)atomic_load_explicit(&s->value, memory_order_relaxed);
 }

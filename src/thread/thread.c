@@ -260,7 +260,9 @@ int conc_thread_create(conc_thread **out, conc_thread_fn fn, void *arg,
     if (rc != 0) {
         free(t->name);
         free(t);
-        return rc == CONC_EAGAIN || rc == CONC_EINVAL ? rc : CONC_EAGAIN;
+        if (rc == CONC_EINVAL) /* pthread refused the attributes we made of opts */
+            return CONC__MISUSE(CONC_EINVAL, "stack_size refused (below PTHREAD_STACK_MIN?)");
+        return CONC_EAGAIN;
     }
     if (detached) {
         atomic_store(&t->join_state, CONC__T_DETACHED);
@@ -435,7 +437,7 @@ static void conc__thread_info(conc_thread *t, conc_thread_info *info)
 int64_t conc_thread_enumerate(conc_thread_info *out, size_t cap)
 {
     if (!out && cap)
-        return CONC_EINVAL;
+        return CONC__MISUSE(CONC_EINVAL, "NULL output array with a non-zero cap");
     conc_thread *main_thread = conc__main_get();
     size_t n = 0;
     bool main_listed = false;
@@ -473,7 +475,7 @@ conc_thread *conc_thread_main(void)
 int conc_thread_is_alive(conc_thread *t)
 {
     if (!t)
-        return CONC_EINVAL;
+        return CONC__MISUSE(CONC_EINVAL, "NULL thread");
     if (t->adopted)
         return 1; /* its handle lives exactly as long as the thread */
     return conc_event_is_set(&t->done) == 0;
@@ -482,7 +484,7 @@ int conc_thread_is_alive(conc_thread *t)
 int64_t conc_thread_id(conc_thread *t)
 {
     if (!t)
-        return CONC_EINVAL;
+        return CONC__MISUSE(CONC_EINVAL, "NULL thread");
     if (t == conc__tls.thread) /* the caller's own: right in a forked child too */
         return (int64_t)conc__tid();
     int64_t tid;
@@ -494,8 +496,10 @@ int64_t conc_thread_id(conc_thread *t)
 
 int conc_thread_set_name(conc_thread *t, const char *name)
 {
-    if (!t || !name)
-        return CONC_EINVAL;
+    if (!t)
+        return CONC__MISUSE(CONC_EINVAL, "NULL thread");
+    if (!name)
+        return CONC__MISUSE(CONC_EINVAL, "NULL name");
     char *copy = strdup(name);
     if (!copy)
         return CONC_ENOMEM;
@@ -510,8 +514,12 @@ int conc_thread_set_name(conc_thread *t, const char *name)
 
 int conc_thread_get_name(conc_thread *t, char *buf, size_t size)
 {
-    if (!t || !buf || size == 0)
-        return CONC_EINVAL;
+    if (!t)
+        return CONC__MISUSE(CONC_EINVAL, "NULL thread");
+    if (!buf)
+        return CONC__MISUSE(CONC_EINVAL, "NULL buffer");
+    if (size == 0)
+        return CONC__MISUSE(CONC_EINVAL, "size is 0");
     conc_mutex_lock(&t->name_lock);
     snprintf(buf, size, "%s", t->name ? t->name : "");
     conc_mutex_unlock(&t->name_lock);
@@ -523,8 +531,9 @@ int conc_thread_get_name(conc_thread *t, char *buf, size_t size)
 int conc_sleep(int64_t ns)
 {
     int64_t deadline = CONC__NO_DEADLINE;
-    if (conc__deadline(ns, &deadline) != 0)
-        return CONC_EINVAL;
+    int rc = conc__deadline(ns, &deadline);
+    if (rc != 0)
+        return rc;
     if (ns == 0)
         return 0;
     if (deadline == CONC__NO_DEADLINE) {
@@ -548,14 +557,16 @@ void conc_yield(void)
  * marker, so a use after destroy is told apart (CONC_EBADF). */
 enum { CONC__TLS_NONE = 0, CONC__TLS_LIVE = 0x6b657931u, CONC__TLS_DEAD = 0x64656164u };
 
+/* Shared by conc_tls_destroy and conc_tls_set: the detail names no
+ * function (CONC__MISUSE here would name this helper). */
 static int conc__tls_check(const conc_tls *k)
 {
     if (!k)
-        return CONC__MISUSE(CONC_EINVAL, "NULL key");
+        return conc__misuse_at(CONC_EINVAL, NULL, "NULL key");
     if (k->state_ == CONC__TLS_DEAD)
-        return CONC__MISUSE(CONC_EBADF, "the key was destroyed");
+        return conc__misuse_at(CONC_EBADF, NULL, "the key was destroyed");
     if (k->state_ != CONC__TLS_LIVE)
-        return CONC__MISUSE(CONC_EINVAL, "the key was never initialised");
+        return conc__misuse_at(CONC_EINVAL, NULL, "the key was never initialised");
     return 0;
 }
 

@@ -7,6 +7,7 @@
  * first, and a cancel that wins means fn never runs. */
 #include "conc/thread.h"
 #include "conc/sync.h"
+#include "core/deadline.h"
 #include "core/misuse.h"
 #include "core/tls.h"
 
@@ -41,8 +42,10 @@ int conc_timer_create(conc_timer **out, int64_t delay, conc_thread_fn fn, void *
 {
     if (CONC__OPTS_CHECK(opts))
         return CONC_EINVAL;
-    if (!out || !fn)
-        return CONC__MISUSE(CONC_EINVAL, "NULL timer pointer or function");
+    if (!out)
+        return CONC__MISUSE(CONC_EINVAL, "NULL timer pointer");
+    if (!fn)
+        return CONC__MISUSE(CONC_EINVAL, "NULL function");
     *out = NULL;
     if (delay < 0)
         return CONC__MISUSE(CONC_EINVAL, "negative delay");
@@ -72,16 +75,24 @@ int conc_timer_create(conc_timer **out, int64_t delay, conc_thread_fn fn, void *
     return 0;
 }
 
-int conc_timer_cancel(conc_timer *t)
+/* Whether fn will never run: cancelled now, or before. */
+static bool conc__timer_cancel(conc_timer *t)
 {
-    if (!t)
-        return CONC_EINVAL;
     int waiting = CONC__TM_WAITING;
     if (atomic_compare_exchange_strong(&t->state, &waiting, CONC__TM_CANCELLED)) {
         conc_event_set(&t->cancelled);
-        return 0;
+        return true;
     }
-    return waiting == CONC__TM_CANCELLED ? 0 : CONC_EBUSY;
+    return waiting == CONC__TM_CANCELLED;
+}
+
+int conc_timer_cancel(conc_timer *t)
+{
+    if (!t)
+        return CONC__MISUSE(CONC_EINVAL, "NULL timer");
+    if (conc__timer_cancel(t))
+        return 0;
+    return CONC__MISUSE(CONC_EBUSY, "cancelling a timer whose function has started or finished");
 }
 
 int conc_timer_join(conc_timer *t, int *status)
@@ -93,6 +104,13 @@ int conc_timer_join_timed(conc_timer *t, int *status, int64_t timeout)
 {
     if (!t)
         return CONC__MISUSE(CONC_EINVAL, "NULL timer");
+    /* The thread join's own checks, in its order, told as the timer's. */
+    if (timeout < 0)
+        return conc__bad_timeout();
+    if (t->thread == conc__tls.thread)
+        return CONC__MISUSE(CONC_EDEADLK, "called from the timer's own function");
+    if (atomic_load(&t->joined))
+        return CONC__MISUSE(CONC_ESTATE, "the timer was joined already");
     int rc = conc_thread_join_timed(t->thread, status, timeout);
     if (rc == 0)
         atomic_store(&t->joined, true);
@@ -102,10 +120,10 @@ int conc_timer_join_timed(conc_timer *t, int *status, int64_t timeout)
 int conc_timer_destroy(conc_timer *t)
 {
     if (!t)
-        return CONC_EINVAL;
+        return CONC__MISUSE(CONC_EINVAL, "NULL timer");
     if (t->thread == conc__tls.thread) /* from fn itself: it would wait for itself */
         return CONC__MISUSE(CONC_EDEADLK, "called from the timer's own function");
-    conc_timer_cancel(t);
+    conc__timer_cancel(t); /* no detail: a fired timer is no misuse here */
     if (!atomic_load(&t->joined))
         conc_thread_join(t->thread, NULL);
     conc_thread_destroy(t->thread);

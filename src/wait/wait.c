@@ -198,7 +198,7 @@ int conc__waitq_kill(struct conc__waitq *q)
     if (!busy)
         atomic_fetch_or_explicit(&q->flags, CONC__WQ_DEAD, memory_order_relaxed);
     conc__waitq_unlock(q);
-    return busy ? CONC_EBUSY : 0;
+    return busy ? CONC_EBUSY : 0; /* detail set by caller: the destroy that called */
 }
 
 static void conc__waitq_link(struct conc__waitq *q, struct conc__waiter *w)

@@ -209,7 +209,8 @@ static inline bool conc__waitq_dead(struct conc__waitq *q)
  * a valid empty in-process one. */
 void conc__waitq_init(struct conc__waitq *q, unsigned flags);
 /* Marks the queue dead. Returns CONC_EBUSY (and changes nothing) if anyone
- * still waits. */
+ * still waits; without the detail (core/misuse.h), which the caller, a
+ * public destroy, sets in words about its object. */
 int conc__waitq_kill(struct conc__waitq *q);
 
 static inline void conc__waitq_lock(struct conc__waitq *q)
