@@ -107,16 +107,17 @@ static int conc__for_piece_task(void *arg, conc_result *out)
     return 0; /* failures travel in job->status */
 }
 
-/* Checks the common arguments and fills job's pool and grain. */
-static int conc__for_setup(struct conc__for *job, conc_pool *p, size_t begin, size_t end,
-                           const conc_for_opts *opts)
+/* Checks the common arguments (fn: the public call, for the detail) and
+ * fills job's pool and grain. */
+static int conc__for_setup(struct conc__for *job, const char *fn, conc_pool *p, size_t begin,
+                           size_t end, const conc_for_opts *opts)
 {
     if (!p)
-        return CONC__MISUSE(CONC_EINVAL, "NULL pool");
+        return conc__misuse_at(CONC_EINVAL, fn, "NULL pool");
     if (end < begin)
-        return CONC__MISUSE(CONC_EINVAL, "end is below begin");
-    if (CONC__OPTS_CHECK(opts))
-        return CONC_EINVAL;
+        return conc__misuse_at(CONC_EINVAL, fn, "end is below begin");
+    if (opts && !conc__reserved_zero(opts->reserved_, 4))
+        return conc__misuse_at(CONC_EINVAL, fn, "reserved option fields are not zero");
     int64_t workers = conc_pool_workers(p);
     if (workers < 1)
         workers = 1;
@@ -157,7 +158,7 @@ int conc_parallel_for(conc_pool *p, size_t begin, size_t end, conc_range_fn body
     if (!body)
         return CONC__MISUSE(CONC_EINVAL, "NULL body");
     struct conc__for job = {.arg = arg, .body = body};
-    int rc = conc__for_setup(&job, p, begin, end, opts);
+    int rc = conc__for_setup(&job, __func__, p, begin, end, opts);
     return rc ? rc : conc__for_start(&job, begin, end, NULL);
 }
 
@@ -171,7 +172,7 @@ int conc_parallel_reduce(conc_pool *p, size_t begin, size_t end, const void *ide
         return CONC__MISUSE(CONC_EINVAL, "NULL identity or result, or value_size 0");
     struct conc__for job = {.arg = arg, .reduce = body, .join = join, .identity = identity,
                             .value_size = value_size};
-    int rc = conc__for_setup(&job, p, begin, end, opts);
+    int rc = conc__for_setup(&job, __func__, p, begin, end, opts);
     if (rc)
         return rc;
     /* The caller's result is the leftmost accumulator: it starts as the
