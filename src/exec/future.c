@@ -113,17 +113,24 @@ void conc__future_finish(conc_future *f, int status, const conc_result *result)
     conc__future_complete(f, cancelled ? CONC__F_CANCELLED : CONC__F_FINISHED);
 }
 
-void conc__future_execute(conc_future *f)
+int conc__future_run(conc_future *f, conc_result *r)
 {
     struct conc__context ctx = {.ident = (uintptr_t)f, .task = f, .cancel = &f->cancel_requested};
     conc__context_enter(&ctx);
     CONC__TRACE_BEGIN("task", f);
     conc_task_fn fn = f->u.task.fn; /* the union's task half is gone once it ran */
     void *arg = f->u.task.arg;
-    conc_result r = {0};
-    int status = fn(arg, &r);
+    *r = (conc_result){0};
+    int status = fn(arg, r);
     CONC__TRACE_END("task", f);
     conc__context_leave(&ctx);
+    return status;
+}
+
+void conc__future_execute(conc_future *f)
+{
+    conc_result r;
+    int status = conc__future_run(f, &r);
     conc__future_finish(f, status, &r);
 }
 

@@ -161,6 +161,12 @@ static inline bool conc__future_claim(conc_future *f)
  * finishes it. */
 void conc__future_execute(conc_future *f);
 
+/* The first half of conc__future_execute: runs the claimed task in its
+ * context and returns its status, its result in *r, without finishing it:
+ * the executor may note that its thread is free before waiters see the end
+ * (the pool's idle workers), then calls conc__future_finish. */
+int conc__future_run(conc_future *f, conc_result *r);
+
 /* Ends a claimed future with status and result (NULL: none): FINISHED, or
  * CANCELLED when status is CONC_ECANCELED and a cancel was requested. Wakes
  * the waiters and runs the callbacks. */
