@@ -120,6 +120,28 @@ CONC_API int conc_pool_workers(conc_pool *p);
  * the parent). Thread-safe. */
 CONC_API int64_t conc_pool_enumerate_workers(conc_pool *p, conc_thread_info *out, size_t cap);
 
+/* ---- at exit ----
+ *
+ * When the program exits (exit(), or a return from main), every live pool is
+ * shut down — submissions from then on fail with CONC_ESHUTDOWN, and a pool
+ * created then is born shut down — and exit waits for the tasks the pools
+ * hold, queued and running, as Python's interpreter does at its end. The
+ * wait is bounded: by default 10 s for all pools together. A pool whose
+ * tasks are not done by then is named in one line on stderr (with the tasks
+ * still queued and running), and exit goes on: those tasks end with the
+ * process. The pool whose task (or worker) called exit() is shut down but
+ * not waited for — it would wait for itself — while the other pools are.
+ * Pools inherited across fork() are left alone. _exit() and quick_exit()
+ * skip all this. The environment variable CONC_POOL_EXIT_TIMEOUT_MS
+ * (milliseconds, or "forever"), read at the first pool, sets the limit
+ * unless the program sets it. */
+
+/* Sets the limit of exit's wait for the pools' tasks, read when exit
+ * begins: a time in ns, 0 (do not wait: shut down only) or CONC_FOREVER
+ * (wait without limit). Never blocks; thread-safe. Returns 0, or
+ * CONC_EINVAL for a negative timeout. */
+CONC_API int conc_pool_set_exit_timeout(int64_t timeout);
+
 /* ---- map ---- */
 
 /* Runs fn(arg, i, out) for every index i in [0, n) on the pool, chunksize

@@ -95,8 +95,6 @@ static void conc__pool_run_queued(struct conc__worker *w, conc_future *f, bool t
  * counts. Either the sleeper sees the work, or the pusher sees it asleep
  * with nobody searching. */
 
-static bool conc__pool_has_work(conc_pool *p);
-
 static void conc__give_search_token(struct conc__waiter *w, void *arg)
 {
     (void)arg;
@@ -139,7 +137,7 @@ static void conc__worker_found_work(conc_pool *p)
         conc__pool_wake_worker(p);
 }
 
-static bool conc__pool_has_work(conc_pool *p)
+bool conc__pool_has_work(conc_pool *p)
 {
     if (conc__inbox_nonempty(&p->inbox))
         return true;
@@ -473,6 +471,22 @@ static void conc__pool_describe(struct conc__dump_source *src,
     line(ctx, text);
 }
 
+void conc__pool_backlog(conc_pool *p, size_t *queued, int *running)
+{
+    long inbox = conc__pool_inbox_length(p);
+    size_t n = inbox > 0 ? (size_t)inbox : 0;
+    int started = atomic_load_explicit(&p->started, memory_order_acquire);
+    for (int i = 0; i < started; i++)
+        n += conc__deque_size(&p->workers[i].dq);
+    /* A live worker neither asleep nor searching runs a task (or is
+     * between two, for an instant). */
+    int live = conc__pool_live_workers(p);
+    int idle = (int)(atomic_load_explicit(&p->sleepers, memory_order_relaxed) +
+                     atomic_load_explicit(&p->searching, memory_order_relaxed));
+    *queued = n;
+    *running = live > idle ? live - idle : 0;
+}
+
 /* ---- create and destroy ---- */
 
 /* Cancels what the submission queue holds and drops its references. Takes
@@ -561,6 +575,7 @@ int conc_pool_create(conc_pool **out, const conc_pool_opts *opts)
      * start from the first submit to create. */
     p->dump.describe = conc__pool_describe;
     conc__dump_source_add(&p->dump);
+    conc__pool_exit_add(p);
     *out = p;
     return 0;
 }
@@ -800,6 +815,7 @@ int conc_pool_destroy(conc_pool *p)
     int rc = conc_pool_shutdown(p, true, false);
     if (rc)
         return rc;
+    conc__pool_exit_remove(p);
     conc__dump_source_remove(&p->dump);
     conc__pool_free(p);
     return 0;

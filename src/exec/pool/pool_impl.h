@@ -106,6 +106,11 @@ struct conc_pool {
     conc_mutex start_lock;
     char name[64];              /* for dumps and worker names */
     struct conc__dump_source dump; /* registered while the pool lives (core/hooks.h) */
+    /* The live pools (pool_exit.c), under its lock: the links, whether
+     * the pool is listed, whether exit has taken its turn with it, and
+     * whether exit is waiting for it now (a destroy waits for that). */
+    struct conc_pool *next, *prev;
+    bool exit_listed, exit_seen, exit_busy;
 };
 
 /* The worker the calling thread is, or NULL. */
@@ -113,6 +118,10 @@ static inline struct conc__worker *conc__worker_self(void)
 {
     return conc__tls.worker;
 }
+
+/* Whether a task waits to run: in the submission queue (or being pushed
+ * there) or in a started worker's deque. A hint, for wakes and starts. */
+bool conc__pool_has_work(conc_pool *p);
 
 /* The worker loop (pool.c), for the start of a worker (pool_workers.c). */
 int conc__worker_main(void *arg);
@@ -130,6 +139,18 @@ int conc__pool_join(conc_pool *p, int64_t deadline);
 
 /* The workers started and alive (not yet returned from their loop). */
 int conc__pool_live_workers(conc_pool *p);
+
+/* The live pools, for what exit() does to them (pool_exit.c). Add, at the
+ * end of create: a pool created once exit has begun is born shut down.
+ * Remove, in destroy before the pool is freed: waits while exit waits for
+ * the pool. */
+void conc__pool_exit_add(conc_pool *p);
+void conc__pool_exit_remove(conc_pool *p);
+
+/* What p still has to do, for exit's report: tasks waiting to run (the
+ * submission queue and the deques) and workers running a task. A
+ * snapshot. */
+void conc__pool_backlog(conc_pool *p, size_t *queued, int *running);
 
 /* Creates a queued task of p from inside or outside (as conc_pool_submit).
  * group: the task group the future belongs to, or NULL. */

@@ -66,14 +66,17 @@ int conc__pool_grow(conc_pool *p)
     /* Again under the lock: a start that held it may have made a worker
      * that now searches, or that is idle. A searcher or a sleeper counted
      * now looks for work after our push (the Dekker pair of pool.c), so
-     * skipping the start then is safe. */
+     * skipping the start then is safe. And nothing queued any more means
+     * a worker took the task meanwhile (it is busy with it, which is why
+     * it looked busy): no start is needed for it. */
     int rc = 0;
     conc_mutex_lock(&p->start_lock);
     int n = atomic_load_explicit(&p->started, memory_order_relaxed);
     if (n < p->max_workers &&
         atomic_load_explicit(&p->state, memory_order_acquire) == CONC__POOL_RUNNING &&
         atomic_load_explicit(&p->searching, memory_order_relaxed) == 0 &&
-        atomic_load_explicit(&p->sleepers, memory_order_relaxed) == 0 && !conc__pool_rely_on_idle(p))
+        atomic_load_explicit(&p->sleepers, memory_order_relaxed) == 0 &&
+        conc__pool_has_work(p) && !conc__pool_rely_on_idle(p))
         rc = conc__pool_start_worker(p, n);
     conc_mutex_unlock(&p->start_lock);
     return rc;
