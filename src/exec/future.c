@@ -113,24 +113,19 @@ void conc__future_finish(conc_future *f, int status, const conc_result *result)
     conc__future_complete(f, cancelled ? CONC__F_CANCELLED : CONC__F_FINISHED);
 }
 
-int conc__future_run(conc_future *f, conc_result *r)
+void conc__future_execute(conc_future *f, _Atomic uint32_t *freed)
 {
     struct conc__context ctx = {.ident = (uintptr_t)f, .task = f, .cancel = &f->cancel_requested};
     conc__context_enter(&ctx);
     CONC__TRACE_BEGIN("task", f);
     conc_task_fn fn = f->u.task.fn; /* the union's task half is gone once it ran */
     void *arg = f->u.task.arg;
-    *r = (conc_result){0};
-    int status = fn(arg, r);
+    conc_result r = {0};
+    int status = fn(arg, &r);
     CONC__TRACE_END("task", f);
     conc__context_leave(&ctx);
-    return status;
-}
-
-void conc__future_execute(conc_future *f)
-{
-    conc_result r;
-    int status = conc__future_run(f, &r);
+    if (freed) /* before the end is published: whoever sees it sees this */
+        atomic_store_explicit(freed, 0, memory_order_relaxed);
     conc__future_finish(f, status, &r);
 }
 

@@ -29,51 +29,50 @@ const struct conc__future_ops conc__pool_ops = {
 
 /* ---- running a task ---- */
 
-/* w is between tasks again (top: the task it took in its loop, not one it
- * helped in): idle before anyone sees the task end, so a submit that
- * follows a wait for it counts on w instead of starting a worker
- * (pool_impl.h, on demand). Only w writes BUSY → IDLE; nobody else changes
- * a BUSY word. */
-static inline void conc__worker_free(struct conc__worker *w, bool top)
+/* freed: the busy word of the worker running f as the task it took in its
+ * loop, while the pool is not full, or NULL (a task helped in, a full
+ * pool). The worker frees it (IDLE) after the task and before anyone sees
+ * the task end, so a submit that follows a wait for it counts on the
+ * worker instead of starting one (pool_impl.h, on demand). Only the worker
+ * writes BUSY → IDLE; nobody else changes a BUSY word. */
+_Static_assert(CONC__W_IDLE == 0, "conc__future_execute frees a word to 0");
+
+static inline void conc__worker_free(_Atomic uint32_t *freed)
 {
-    if (top && !atomic_load_explicit(&w->pool->full, memory_order_relaxed))
-        atomic_store_explicit(&w->busy, CONC__W_IDLE, memory_order_relaxed);
+    if (freed)
+        atomic_store_explicit(freed, CONC__W_IDLE, memory_order_relaxed);
 }
 
-/* Runs a task this thread claimed (PENDING → RUNNING). The end's publication
- * (a seq_cst store) orders w's release before it. */
-static void conc__pool_run_claimed(struct conc__worker *w, conc_future *f, bool top)
+/* Runs a task this thread claimed (PENDING → RUNNING). */
+static void conc__pool_run_claimed(struct conc__worker *w, conc_future *f, _Atomic uint32_t *freed)
 {
     conc_pool *p = (conc_pool *)(void *)f->exec;
     if (conc__pool_task(f)->external && p->capacity)
         conc__pool_space_signal(p, 1);
     if (conc__unlikely(atomic_load_explicit(&p->state, memory_order_relaxed) ==
                        CONC__POOL_BROKEN)) {
-        conc__worker_free(w, top);
+        conc__worker_free(freed);
         conc__future_fail_claimed(f, CONC_EBROKEN);
     } else if (f->group && atomic_load_explicit(&f->group->requested, memory_order_relaxed)) {
-        conc__worker_free(w, top);
+        conc__worker_free(freed);
         conc__future_finish(f, CONC_ECANCELED, NULL); /* its group was cancelled: never start */
     } else {
         int64_t outer_mark = w->mark;
         w->mark = conc__deque_mark(&w->dq);
-        conc_result r;
-        int status = conc__future_run(f, &r);
+        conc__future_execute(f, freed);
         w->mark = outer_mark;
-        conc__worker_free(w, top);
-        conc__future_finish(f, status, &r);
     }
     if (f->group)
         conc__task_group_ended(f);
 }
 
 /* Runs a task taken from a queue, whose reference the queue gave us. */
-static void conc__pool_run_queued(struct conc__worker *w, conc_future *f, bool top)
+static void conc__pool_run_queued(struct conc__worker *w, conc_future *f, _Atomic uint32_t *freed)
 {
     if (conc__future_claim(f))
-        conc__pool_run_claimed(w, f, top);
+        conc__pool_run_claimed(w, f, freed);
     else
-        conc__worker_free(w, top); /* cancelled meanwhile: BUSY, so nobody relies on w */
+        conc__worker_free(freed); /* cancelled meanwhile; BUSY, so nobody relied on it */
     conc_future_release(f);
 }
 
@@ -101,19 +100,12 @@ static void conc__give_search_token(struct conc__waiter *w, void *arg)
     w->want = 1; /* this worker wakes as a counted searcher */
 }
 
-/* After queueing work: wakes one sleeping worker, if any sleeps and nobody
- * searches. With none asleep either, every live worker runs a task or is
- * between two: below max_workers, one starts unless an idle one will look
- * (conc__pool_grow). A full pool pays one more load here. Returns 0, or
- * the error of a worker that failed to start. */
-static int conc__pool_wake_worker(conc_pool *p)
+/* conc__pool_wake_worker past its first checks. */
+static int conc__pool_wake_slow(conc_pool *p)
 {
-    conc__fence_light();
-    if (conc__likely(atomic_load_explicit(&p->searching, memory_order_relaxed) != 0))
-        return 0;
     if (atomic_load_explicit(&p->sleepers, memory_order_relaxed) == 0) {
-        if (conc__likely(atomic_load_explicit(&p->started, memory_order_relaxed) >=
-                         p->max_workers))
+        if (atomic_load_explicit(&p->full, memory_order_relaxed) ||
+            atomic_load_explicit(&p->started, memory_order_relaxed) >= p->max_workers)
             return 0;
         return conc__pool_grow(p);
     }
@@ -127,6 +119,23 @@ static int conc__pool_wake_worker(conc_pool *p)
     if (!woke)
         atomic_fetch_sub_explicit(&p->searching, 1, memory_order_relaxed);
     return 0;
+}
+
+/* After queueing work: wakes one sleeping worker, if any sleeps and nobody
+ * searches. With none asleep either, every live worker runs a task or is
+ * between two: below max_workers, one starts unless an idle one will look
+ * (conc__pool_grow). Inline up to there: a busy full pool, the common case
+ * of a stream of submissions, pays three loads. Returns 0, or the error of
+ * a worker that failed to start. */
+static inline int conc__pool_wake_worker(conc_pool *p)
+{
+    conc__fence_light();
+    if (conc__likely(atomic_load_explicit(&p->searching, memory_order_relaxed) != 0))
+        return 0;
+    if (atomic_load_explicit(&p->sleepers, memory_order_relaxed) == 0 &&
+        conc__likely(atomic_load_explicit(&p->full, memory_order_relaxed)))
+        return 0;
+    return conc__pool_wake_slow(p);
 }
 
 /* A searcher found work: it stops searching; the last one wakes the next. */
@@ -316,7 +325,7 @@ static bool conc__worker_leapfrog(struct conc__worker *w)
             continue;
         if (conc__pool_task_descends(f, self)) {
             w->help_depth++;
-            conc__pool_run_queued(w, f, false);
+            conc__pool_run_queued(w, f, NULL);
             w->help_depth--;
             return true;
         }
@@ -339,17 +348,17 @@ static bool conc__worker_help_once(struct conc__helper *h, conc_future *const *a
     if (f) {
         if (w->help_depth < CONC__HELP_DEPTH_MAX || conc__awaited(f, awaited, n)) {
             w->help_depth++;
-            conc__pool_run_queued(w, f, false);
+            conc__pool_run_queued(w, f, NULL);
             w->help_depth--;
             return true;
         }
         if (conc__deque_push(&w->dq, f) != 0) /* cannot fail: the slot was just freed */
-            conc__pool_run_queued(w, f, false);
+            conc__pool_run_queued(w, f, NULL);
     }
     for (size_t i = 0; i < n; i++) {
         f = awaited[i];
         if (conc__is_pool_task(f) && conc__future_claim(f)) {
-            conc__pool_run_claimed(w, f, false);
+            conc__pool_run_claimed(w, f, NULL);
             return true;
         }
     }
@@ -380,17 +389,19 @@ static void conc__pool_break(conc_pool *p)
     conc__pool_wake_everyone(p);
 }
 
-/* w took a task in its loop: BUSY. A pusher that counted on w (RELIED)
- * meant w to look for its task, which may still be queued if w took
- * another: w passes the wake on, so the push still has a worker that will
- * look (pool_impl.h, on demand). The exchange pairs with the pusher's
- * compare-and-swap, after its push. */
-static bool conc__worker_take_busy(struct conc__worker *w)
+/* w took a task in its loop: BUSY, while the pool is not full. A pusher
+ * that counted on w (RELIED) meant w to look for its task, which may still
+ * be queued if w took another: *relied tells w to pass the wake on, so the
+ * push still has a worker that will look (pool_impl.h, on demand). The
+ * exchange pairs with the pusher's compare-and-swap, after its push.
+ * Returns the word to free when the task ends, or NULL. */
+static _Atomic uint32_t *conc__worker_take_busy(struct conc__worker *w, bool *relied)
 {
     if (atomic_load_explicit(&w->pool->full, memory_order_relaxed))
-        return false;
-    return atomic_exchange_explicit(&w->busy, CONC__W_BUSY, memory_order_seq_cst) ==
-           CONC__W_RELIED;
+        return NULL;
+    *relied = atomic_exchange_explicit(&w->busy, CONC__W_BUSY, memory_order_seq_cst) ==
+              CONC__W_RELIED;
+    return &w->busy;
 }
 
 int conc__worker_main(void *arg)
@@ -405,14 +416,15 @@ int conc__worker_main(void *arg)
     for (;;) {
         conc_future *f = conc__worker_find(w);
         if (f) {
-            bool relied = conc__worker_take_busy(w);
+            bool relied = false;
+            _Atomic uint32_t *freed = conc__worker_take_busy(w, &relied);
             if (searcher) {
                 searcher = false;
                 conc__worker_found_work(p);
             } else if (conc__unlikely(relied) && conc__pool_has_work(p)) {
                 conc__pool_wake_worker(p);
             }
-            conc__pool_run_queued(w, f, true);
+            conc__pool_run_queued(w, f, freed);
             continue;
         }
         if (!conc__worker_idle(w, &searcher))
