@@ -1,7 +1,9 @@
 /* pool.h: workers started on demand, as Python's ThreadPoolExecutor since
  * 3.8 — none after create, one per task held at once up to max_workers and
  * never more, an idle worker reused before a new one starts, nested
- * fork-join from one outside task spreading over several workers — and
+ * fork-join from one outside task spreading over several workers, racing
+ * submitters within max_workers, a shutdown racing the starts (every
+ * accepted task runs, every started worker is joined) — and
  * conc_pool_enumerate_workers (the live workers, bad input).
  *
  * Tasks are held by events until the test lets them go, and counts are
@@ -189,6 +191,103 @@ static void pool_workers_nested_fork_join_spreads(void **state)
     assert_int_equal(conc_event_destroy(&fj.all_running), 0);
 }
 
+/* Four threads submit 10 held tasks each at once to a pool of at most 8:
+ * racing starts never make more than 8 workers. */
+struct submitter {
+    conc_pool *p;
+    struct held *h;
+    conc_future *f[10];
+};
+
+static void *submit_ten(void *arg)
+{
+    struct submitter *s = arg;
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(conc_pool_submit(s->p, held_task, s->h, &s->f[i]), 0);
+    return NULL;
+}
+
+static void pool_workers_racing_submitters_stay_within_max(void **state)
+{
+    (void)state;
+    enum { MAX = 8 };
+    long rounds = conc_test_scaled(20, 3);
+    for (long r = 0; r < rounds; r++) {
+        conc_pool *p = conc_test_pool_new(MAX);
+        struct held h = {0};
+        assert_int_equal(conc_event_init(&h.go, NULL), 0);
+        struct submitter s[4];
+        for (int i = 0; i < 4; i++)
+            s[i] = (struct submitter){.p = p, .h = &h};
+        conc_test_run_threads(4, submit_ten, s, sizeof s[0]);
+        CONC_TEST_POLL_UNTIL(atomic_load(&h.running) == MAX);
+        assert_int_equal(atomic_load(&p->started), MAX);
+        assert_int_equal(live_workers(p), MAX);
+        assert_int_equal(conc_event_set(&h.go), 0);
+        for (int i = 0; i < 4; i++)
+            for (int j = 0; j < 10; j++) {
+                assert_int_equal(conc_future_result(s[i].f[j], NULL), 0);
+                conc_test_release(s[i].f[j]);
+            }
+        assert_int_equal(atomic_load(&h.ended), 40);
+        assert_int_equal(atomic_load(&p->started), MAX);
+        conc_test_pool_free(p);
+        assert_int_equal(conc_event_destroy(&h.go), 0);
+    }
+}
+
+/* A shutdown racing the starts of workers: a thread submits short tasks
+ * (each naps 20 us, so workers stay busy and more start) until the pool
+ * refuses, while the test shuts the pool down after a varying number of
+ * submissions; room for 8 queued tasks keeps the backlog short (the
+ * submitter waits for room, and the shutdown fails that wait). Every task accepted runs (none is left with no worker),
+ * shutdown joins every worker started (none is live after it, and the
+ * process has no thread more than before), whatever the interleaving. */
+struct racer {
+    conc_pool *p;
+    _Atomic long accepted, ran;
+    int last_rc;
+};
+
+static int nap_task(void *arg, conc_result *out)
+{
+    (void)out;
+    conc_sleep(CONC_USEC(20));
+    atomic_fetch_add(&((struct racer *)arg)->ran, 1);
+    return 0;
+}
+
+static void *submit_until_refused(void *arg)
+{
+    struct racer *r = arg;
+    int rc;
+    while ((rc = conc_pool_submit(r->p, nap_task, r, NULL)) == 0)
+        atomic_fetch_add(&r->accepted, 1);
+    r->last_rc = rc;
+    return NULL;
+}
+
+static void pool_workers_shutdown_races_starts_stress(void **state)
+{
+    (void)state;
+    int threads0 = conc_thread_active_count();
+    long rounds = conc_test_scaled(300, 30);
+    for (long i = 0; i < rounds; i++) {
+        struct racer r = {.p = conc_test_pool_new_bounded(4, 8)};
+        pthread_t t = conc_test_start(submit_until_refused, &r);
+        long after = i % 8;
+        CONC_TEST_POLL_UNTIL(atomic_load(&r.accepted) >= after);
+        assert_int_equal(conc_pool_shutdown(r.p, true, false), 0);
+        assert_int_equal(live_workers(r.p), 0);
+        conc_test_join(t);
+        assert_int_equal(r.last_rc, CONC_ESHUTDOWN);
+        assert_int_equal(atomic_load(&r.ran), atomic_load(&r.accepted));
+        assert_true(atomic_load(&r.p->started) <= 4);
+        conc_test_pool_free(r.p);
+        assert_int_equal(conc_thread_active_count(), threads0);
+    }
+}
+
 /* conc_pool_enumerate_workers: NULL pool, NULL out with room; NULL out with
  * cap 0 counts; a short array gets the first entries and the full count. */
 static void pool_enumerate_workers_bad_input(void **state)
@@ -223,4 +322,6 @@ CONC_TEST_MAIN(cmocka_unit_test(pool_workers_none_until_used),
                cmocka_unit_test(pool_workers_grow_to_max_and_no_more),
                cmocka_unit_test(pool_workers_idle_one_is_reused),
                cmocka_unit_test(pool_workers_nested_fork_join_spreads),
+               cmocka_unit_test(pool_workers_racing_submitters_stay_within_max),
+               cmocka_unit_test(pool_workers_shutdown_races_starts_stress),
                cmocka_unit_test(pool_enumerate_workers_bad_input))

@@ -699,8 +699,8 @@ int conc__pool_submit(conc_pool *p, conc_task_fn fn, void *arg, int64_t timeout,
             conc__future_free_mem(f);
             return CONC_ENOMEM;
         }
-        /* A failed start is no loss here: this worker runs the task if
-         * nobody else does (it helps while it waits). */
+        /* A failed start is no loss here: this worker runs the task after
+         * its own if nobody else does, or when it waits for it. */
         conc__pool_wake_worker(p);
     } else {
         conc__inbox_push(&p->inbox, f);
