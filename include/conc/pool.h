@@ -100,10 +100,11 @@ CONC_API int conc_pool_shutdown(conc_pool *p, bool wait, bool cancel_futures);
 CONC_API int conc_pool_shutdown_timed(conc_pool *p, bool cancel_futures, int64_t timeout);
 
 /* Shuts down (waiting, not cancelling) if not done yet, joins the workers and
- * frees the pool. Returns 0, CONC_EINVAL (NULL), CONC_EDEADLK (from one of the
- * pool's own tasks; nothing is freed), CONC_EBROKEN (in a forked child, a pool
- * inherited from the parent: nothing is freed, its workers owned parts of
- * it). Futures still referenced stay valid. */
+ * frees the pool; while exit() waits for this pool (see "at exit"), waits
+ * for that wait to end first. Returns 0, CONC_EINVAL (NULL), CONC_EDEADLK
+ * (from one of the pool's own tasks; nothing is freed), CONC_EBROKEN (in a
+ * forked child, a pool inherited from the parent: nothing is freed, its
+ * workers owned parts of it). Futures still referenced stay valid. */
 CONC_API int conc_pool_destroy(conc_pool *p);
 
 /* The most worker threads the pool may run (max_workers, or the CPU count
@@ -133,8 +134,8 @@ CONC_API int64_t conc_pool_enumerate_workers(conc_pool *p, conc_thread_info *out
  * not waited for — it would wait for itself — while the other pools are.
  * Pools inherited across fork() are left alone. _exit() and quick_exit()
  * skip all this. The environment variable CONC_POOL_EXIT_TIMEOUT_MS
- * (milliseconds, or "forever"), read at the first pool, sets the limit
- * unless the program sets it. */
+ * (milliseconds, or "forever"), read once, at the first pool or the first
+ * conc_pool_set_exit_timeout, sets the limit unless the program does. */
 
 /* Sets the limit of exit's wait for the pools' tasks, read when exit
  * begins: a time in ns, 0 (do not wait: shut down only) or CONC_FOREVER
