@@ -76,8 +76,8 @@ static int hammer_main(void *arg)
         gate_enter(false);
         if (role == 0) {
             int v = 7;
-            if (conc_queue_put(h->queue, &v, CONC_MSEC(10)) == 0)
-                (void)conc_queue_get(h->queue, &v, CONC_MSEC(10));
+            if (conc_queue_put_timed(h->queue, &v, CONC_MSEC(10)) == 0)
+                (void)conc_queue_get_timed(h->queue, &v, CONC_MSEC(10));
         } else if (role == 1) {
             conc_future *f;
             if (conc_pool_submit(h->pool, task_add_one, (void *)(intptr_t)1, &f) == 0) {
@@ -126,7 +126,7 @@ static int child_producer(void *arg, conc_result *out)
 {
     struct child_queue *cq = arg;
     for (int i = 0; i < cq->n; i++)
-        if (conc_queue_put(cq->q, &i, CONC_SEC(10)) != 0)
+        if (conc_queue_put_timed(cq->q, &i, CONC_SEC(10)) != 0)
             return CONC_ETIMEDOUT;
     out->value = cq->n;
     return 0;
@@ -145,7 +145,7 @@ static bool child_queue_works(conc_pool *p)
     bool ok = conc_pool_submit(p, child_producer, &cq, &f) == 0;
     for (int i = 0; ok && i < cq.n; i++) {
         int v = -1;
-        ok = conc_queue_get(q, &v, CONC_SEC(10)) == 0 && v == i;
+        ok = conc_queue_get_timed(q, &v, CONC_SEC(10)) == 0 && v == i;
     }
     if (ok) {
         conc_result r;
@@ -204,7 +204,7 @@ static bool child_trace_works(int round)
 static int child_main(struct hammer *h, int round)
 {
     if (conc_pool_submit(h->pool, task_add_one, NULL, NULL) != CONC_EBROKEN ||
-        conc_pool_shutdown(h->pool, true, false) != CONC_EBROKEN)
+        conc_pool_shutdown(h->pool, false) != CONC_EBROKEN)
         return CHILD_INHERITED_POOL;
     conc_pool *p;
     conc_pool_opts po = {.max_workers = 2};
@@ -244,7 +244,7 @@ static void fork_stress_from_busy_threads(void **state)
 
     conc_thread *threads[HAMMER_THREADS];
     for (int i = 0; i < HAMMER_THREADS; i++)
-        assert_int_equal(conc_thread_start(&threads[i], hammer_main, &h, NULL), 0);
+        assert_int_equal(conc_thread_create(&threads[i], hammer_main, &h, NULL), 0);
     /* Every thread is at work before the first fork. */
     CONC_TEST_POLL_UNTIL(atomic_load(&h.started) == HAMMER_THREADS &&
                          atomic_load(&h.rounds) >= 4 * HAMMER_THREADS);
@@ -267,7 +267,7 @@ static void fork_stress_from_busy_threads(void **state)
 
     atomic_store(&h.stop, true);
     for (int i = 0; i < HAMMER_THREADS; i++) {
-        assert_int_equal(conc_thread_join(threads[i], CONC_FOREVER, NULL), 0);
+        assert_int_equal(conc_thread_join(threads[i], NULL), 0);
         conc_thread_destroy(threads[i]);
     }
     assert_int_equal(conc_trace_stop(), 0);
@@ -285,7 +285,7 @@ static void fork_stress_from_busy_threads(void **state)
 static int task_wait_event(void *arg, conc_result *out)
 {
     (void)out;
-    return conc_event_wait(arg, CONC_FOREVER);
+    return conc_event_wait(arg);
 }
 
 /* A future still pending at the fork would never finish in the child: its
@@ -304,8 +304,8 @@ static void inherited_pending_future_is_broken(void **state)
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
-        bool ok = conc_future_wait(queued, CONC_FOREVER) == CONC_EBROKEN &&
-                  conc_future_wait(running, CONC_SEC(1)) == CONC_EBROKEN &&
+        bool ok = conc_future_wait(queued) == CONC_EBROKEN &&
+                  conc_future_wait_timed(running, CONC_SEC(1)) == CONC_EBROKEN &&
                   conc_future_result(queued, NULL) == CONC_EBROKEN &&
                   conc_pool_destroy(p) == CONC_EBROKEN;
         _exit(ok ? 0 : 1);

@@ -203,7 +203,7 @@ static void scenario_gives_up(void)
     conc_event running;
     conc_event_init(&running, NULL);
     child_submit(p, block_task, &running);
-    conc_event_wait(&running, CONC_FOREVER);
+    conc_event_wait(&running);
     child_submit(p, byte_task, (void *)(intptr_t)'q');
     child_submit(p, byte_task, (void *)(intptr_t)'q');
     exit(0);
@@ -229,7 +229,7 @@ static void exit_gives_up_after_timeout_and_says_so(void **state)
 static int exit_task(void *arg, conc_result *out)
 {
     (void)out;
-    conc_event_wait(arg, CONC_FOREVER); /* its sibling runs */
+    conc_event_wait(arg); /* its sibling runs */
     exit(0);
 }
 
@@ -291,7 +291,7 @@ static void scenario_fork_child(void)
     /* Blocked in read(), so not inside malloc at the fork (AddressSanitizer's
      * allocator takes no lock around it). */
     child_submit(p, block_task, &running);
-    conc_event_wait(&running, CONC_FOREVER);
+    conc_event_wait(&running);
     child_submit(p, byte_task, (void *)(intptr_t)'x');
     pid_t pid = fork();
     if (pid < 0)

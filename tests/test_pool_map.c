@@ -45,14 +45,14 @@ static void drain_ordered(conc_map *m, size_t n)
         size_t index = SIZE_MAX;
         int status = 1;
         conc_result r;
-        assert_int_equal(conc_map_next(m, CONC_FOREVER, &index, &status, &r), 0);
+        assert_int_equal(conc_map_next(m, &index, &status, &r), 0);
         assert_int_equal(index, i);
         assert_int_equal(status, 0);
         assert_int_equal(r.value, (int64_t)i * 3);
     }
     int status;
-    assert_int_equal(conc_map_next(m, CONC_FOREVER, NULL, &status, NULL), CONC_ENOENT);
-    assert_int_equal(conc_map_next(m, 0, NULL, &status, NULL), CONC_ENOENT);
+    assert_int_equal(conc_map_next(m, NULL, &status, NULL), CONC_ENOENT);
+    assert_int_equal(conc_map_next_timed(m, NULL, &status, NULL, 0), CONC_ENOENT);
 }
 
 /* Counts calls per index; value = 3 * index. */
@@ -88,12 +88,12 @@ static void map_bad_input_is_einval(void **state)
     assert_int_equal(conc_map_create(&m, NULL, triple_fn, NULL, 1, NULL), CONC_EINVAL);
     assert_int_equal(conc_map_create(&m, p, NULL, NULL, 1, NULL), CONC_EINVAL);
     int status;
-    assert_int_equal(conc_map_next(NULL, 0, NULL, &status, NULL), CONC_EINVAL);
+    assert_int_equal(conc_map_next_timed(NULL, NULL, &status, NULL, 0), CONC_EINVAL);
     assert_int_equal(conc_map_destroy(NULL), CONC_EINVAL);
     assert_int_equal(conc_map_create(&m, p, triple_fn, NULL, 3, NULL), 0);
-    assert_int_equal(conc_map_next(m, 0, NULL, NULL, NULL), CONC_EINVAL);
-    assert_int_equal(conc_map_next(m, -2, NULL, &status, NULL), CONC_EINVAL);
-    assert_int_equal(conc_map_next(m, INT64_MIN, NULL, &status, NULL), CONC_EINVAL);
+    assert_int_equal(conc_map_next_timed(m, NULL, NULL, NULL, 0), CONC_EINVAL);
+    assert_int_equal(conc_map_next_timed(m, NULL, &status, NULL, -2), CONC_EINVAL);
+    assert_int_equal(conc_map_next_timed(m, NULL, &status, NULL, INT64_MIN), CONC_EINVAL);
     drain_ordered(m, 3); /* the misuse took nothing */
     assert_int_equal(conc_map_destroy(m), 0);
     conc_test_pool_free(p);
@@ -112,8 +112,8 @@ static void map_n0_yields_nothing(void **state)
         assert_int_equal(conc_map_create(&m, p, counted_fn, &c, 0, &o), 0);
         int status = 7;
         size_t index = 7;
-        assert_int_equal(conc_map_next(m, CONC_FOREVER, &index, &status, NULL), CONC_ENOENT);
-        assert_int_equal(conc_map_next(m, 0, &index, &status, NULL), CONC_ENOENT);
+        assert_int_equal(conc_map_next(m, &index, &status, NULL), CONC_ENOENT);
+        assert_int_equal(conc_map_next_timed(m, &index, &status, NULL, 0), CONC_ENOENT);
         assert_int_equal(conc_map_destroy(m), 0);
     }
     conc_test_pool_free(p);
@@ -167,7 +167,7 @@ static void map_unordered_every_index_once(void **state)
             size_t index = SIZE_MAX;
             int status = 1;
             conc_result r;
-            assert_int_equal(conc_map_next(m, CONC_FOREVER, &index, &status, &r), 0);
+            assert_int_equal(conc_map_next(m, &index, &status, &r), 0);
             assert_true(index < N);
             assert_false(seen[index]);
             seen[index] = true;
@@ -175,7 +175,7 @@ static void map_unordered_every_index_once(void **state)
             assert_int_equal(r.value, (int64_t)index * 3);
         }
         int status;
-        assert_int_equal(conc_map_next(m, CONC_FOREVER, NULL, &status, NULL), CONC_ENOENT);
+        assert_int_equal(conc_map_next(m, NULL, &status, NULL), CONC_ENOENT);
         assert_int_equal(conc_map_destroy(m), 0);
         for (size_t i = 0; i < N; i++)
             assert_int_equal(atomic_load(&calls[i]), 1);
@@ -195,7 +195,7 @@ static int held0_fn(void *arg, size_t i, conc_result *out)
     struct held0 *h = arg;
     if (i == 0) {
         atomic_store(&h->started, true);
-        assert_int_equal(conc_event_wait(&h->go, CONC_FOREVER), 0);
+        assert_int_equal(conc_event_wait(&h->go), 0);
     }
     out->value = (int64_t)i * 3;
     return 0;
@@ -212,13 +212,13 @@ static void map_unordered_yields_completion_order(void **state)
     assert_int_equal(conc_map_create(&m, p, held0_fn, &h, 2, &o), 0);
     size_t index;
     int status;
-    assert_int_equal(conc_map_next(m, CONC_FOREVER, &index, &status, NULL), 0);
+    assert_int_equal(conc_map_next(m, &index, &status, NULL), 0);
     assert_int_equal(index, 1);
-    assert_int_equal(conc_map_next(m, 0, &index, &status, NULL), CONC_ETIMEDOUT);
+    assert_int_equal(conc_map_next_timed(m, &index, &status, NULL, 0), CONC_ETIMEDOUT);
     assert_int_equal(conc_event_set(&h.go), 0);
-    assert_int_equal(conc_map_next(m, CONC_FOREVER, &index, &status, NULL), 0);
+    assert_int_equal(conc_map_next(m, &index, &status, NULL), 0);
     assert_int_equal(index, 0);
-    assert_int_equal(conc_map_next(m, CONC_FOREVER, &index, &status, NULL), CONC_ENOENT);
+    assert_int_equal(conc_map_next(m, &index, &status, NULL), CONC_ENOENT);
     assert_int_equal(conc_map_destroy(m), 0);
     conc_test_pool_free(p);
     assert_int_equal(conc_event_destroy(&h.go), 0);
@@ -234,9 +234,9 @@ static void map_next_timeout(void **state)
     assert_int_equal(conc_map_create(&m, p, held0_fn, &h, 5, NULL), 0);
     size_t index = 99;
     int status = 99;
-    assert_int_equal(conc_map_next(m, 0, &index, &status, NULL), CONC_ETIMEDOUT);
+    assert_int_equal(conc_map_next_timed(m, &index, &status, NULL, 0), CONC_ETIMEDOUT);
     int64_t t0 = conc_now_ns();
-    assert_int_equal(conc_map_next(m, CONC_MSEC(20), &index, &status, NULL), CONC_ETIMEDOUT);
+    assert_int_equal(conc_map_next_timed(m, &index, &status, NULL, CONC_MSEC(20)), CONC_ETIMEDOUT);
     int64_t took = conc_now_ns() - t0;
     assert_true(took >= CONC_MSEC(20));
     assert_true(took < CONC_MSEC(20) + CONC_SEC(1));
@@ -245,11 +245,11 @@ static void map_next_timeout(void **state)
     /* Nothing was lost to the timeouts: 0..4 in order. */
     for (size_t i = 0; i < 5; i++) {
         conc_result r;
-        assert_int_equal(conc_map_next(m, CONC_FOREVER, &index, &status, &r), 0);
+        assert_int_equal(conc_map_next(m, &index, &status, &r), 0);
         assert_int_equal(index, i);
         assert_int_equal(r.value, (int64_t)i * 3);
     }
-    assert_int_equal(conc_map_next(m, CONC_FOREVER, &index, &status, NULL), CONC_ENOENT);
+    assert_int_equal(conc_map_next(m, &index, &status, NULL), CONC_ENOENT);
     assert_int_equal(conc_map_destroy(m), 0);
     conc_test_pool_free(p);
     assert_int_equal(conc_event_destroy(&h.go), 0);
@@ -303,7 +303,7 @@ static void check_window(conc_pool *p, size_t n, size_t cs, size_t bufsize)
         size_t index;
         int status;
         conc_result r;
-        assert_int_equal(conc_map_next(m, CONC_FOREVER, &index, &status, &r), 0);
+        assert_int_equal(conc_map_next(m, &index, &status, &r), 0);
         assert_int_equal(index, i);
         assert_int_equal(r.value, (int64_t)i * 3);
         if (chunk_last(&w, i))
@@ -317,7 +317,7 @@ static void check_window(conc_pool *p, size_t n, size_t cs, size_t bufsize)
         }
     }
     int status;
-    assert_int_equal(conc_map_next(m, CONC_FOREVER, NULL, &status, NULL), CONC_ENOENT);
+    assert_int_equal(conc_map_next(m, NULL, &status, NULL), CONC_ENOENT);
     assert_int_equal(conc_map_destroy(m), 0);
     assert_true(atomic_load(&w.max_running) <= (long)bufsize);
     assert_int_equal(atomic_load(&w.calls), (long)n);
@@ -354,7 +354,7 @@ static int blocking_fn(void *arg, size_t i, conc_result *out)
     long mx = atomic_load(&b->max_running);
     while (r > mx && !atomic_compare_exchange_weak(&b->max_running, &mx, r))
         ;
-    assert_int_equal(conc_event_wait(&b->go, CONC_FOREVER), 0);
+    assert_int_equal(conc_event_wait(&b->go), 0);
     atomic_fetch_sub(&b->running, 1);
     out->value = (int64_t)i;
     return 0;
@@ -377,11 +377,11 @@ static void map_window_holds_blocked_chunks(void **state)
         assert_int_equal(atomic_load(&b.calls), 3);
         size_t index;
         int status;
-        assert_int_equal(conc_map_next(m, 0, &index, &status, NULL), CONC_ETIMEDOUT);
+        assert_int_equal(conc_map_next_timed(m, &index, &status, NULL, 0), CONC_ETIMEDOUT);
         assert_int_equal(atomic_load(&b.calls), 3);
         assert_int_equal(conc_event_set(&b.go), 0);
         long sum = 0;
-        while (conc_map_next(m, CONC_FOREVER, &index, &status, NULL) == 0)
+        while (conc_map_next(m, &index, &status, NULL) == 0)
             sum += (long)index;
         assert_int_equal(sum, 99 * 100 / 2);
         assert_int_equal(conc_map_destroy(m), 0);
@@ -443,12 +443,12 @@ static void map_first_error_ordered(void **state)
             size_t index;
             int status;
             for (size_t i = 0; i <= 37; i++) {
-                assert_int_equal(conc_map_next(m, CONC_FOREVER, &index, &status, NULL), 0);
+                assert_int_equal(conc_map_next(m, &index, &status, NULL), 0);
                 assert_int_equal(index, i);
                 assert_int_equal(status, i == 37 ? -77 : 0);
             }
             for (int k = 0; k < 3; k++)
-                assert_int_equal(conc_map_next(m, CONC_FOREVER, &index, &status, NULL), CONC_ENOENT);
+                assert_int_equal(conc_map_next(m, &index, &status, NULL), CONC_ENOENT);
             assert_int_equal(conc_map_destroy(m), 0);
             /* It stopped submitting: bounded work past the error. */
             long total = 0;
@@ -479,7 +479,7 @@ static void map_first_error_unordered(void **state)
         size_t index;
         int status, rc;
         size_t got = 0;
-        while ((rc = conc_map_next(m, CONC_FOREVER, &index, &status, NULL)) == 0) {
+        while ((rc = conc_map_next(m, &index, &status, NULL)) == 0) {
             assert_true(index < N);
             assert_false(seen[index]);
             seen[index] = true;
@@ -494,7 +494,7 @@ static void map_first_error_unordered(void **state)
         assert_true(seen[37]);
         assert_true(got <= N);
         for (int k = 0; k < 3; k++)
-            assert_int_equal(conc_map_next(m, CONC_FOREVER, &index, &status, NULL), CONC_ENOENT);
+            assert_int_equal(conc_map_next(m, &index, &status, NULL), CONC_ENOENT);
         assert_int_equal(conc_map_destroy(m), 0);
     }
     conc_test_pool_free(p);
@@ -537,7 +537,7 @@ static void map_result_buffers_owned_by_map(void **state)
             size_t index;
             int status;
             conc_result r;
-            assert_int_equal(conc_map_next(m, CONC_FOREVER, &index, &status, &r), 0);
+            assert_int_equal(conc_map_next(m, &index, &status, &r), 0);
             char want[32];
             snprintf(want, sizeof want, "item %zu", index);
             assert_string_equal(r.data, want);
@@ -571,7 +571,7 @@ static void map_huge_n_early_destroy(void **state)
                 size_t index;
                 int status;
                 conc_result r;
-                assert_int_equal(conc_map_next(m, CONC_FOREVER, &index, &status, &r), 0);
+                assert_int_equal(conc_map_next(m, &index, &status, &r), 0);
                 assert_int_equal(status, 0);
                 assert_int_equal(r.value, (int64_t)index * 3);
                 if (!unordered)
@@ -628,7 +628,7 @@ static int inner_map_task(void *arg, conc_result *out)
     int status;
     conc_result r;
     size_t expect = 0;
-    while ((im->end_rc = conc_map_next(m, CONC_FOREVER, &index, &status, &r)) == 0) {
+    while ((im->end_rc = conc_map_next(m, &index, &status, &r)) == 0) {
         assert_int_equal(status, 0);
         if (!im->unordered)
             assert_int_equal(index, expect++);
@@ -661,7 +661,7 @@ static void map_on_shut_down_pool_is_eshutdown(void **state)
 {
     (void)state;
     conc_pool *p = conc_test_pool_new(1);
-    assert_int_equal(conc_pool_shutdown(p, true, false), 0);
+    assert_int_equal(conc_pool_shutdown(p, false), 0);
     conc_map *m = NULL;
     assert_int_equal(conc_map_create(&m, p, triple_fn, NULL, 10, NULL), CONC_ESHUTDOWN);
     conc_test_pool_free(p);
@@ -682,7 +682,7 @@ static void check_shutdown_mid_map(bool cancel)
     atomic_store(&h.started, false);
     assert_int_equal(conc_map_create(&m, p, held0_fn, &h, 10, &o), 0);
     CONC_TEST_POLL_UNTIL(atomic_load(&h.started)); /* index 0 runs: only 1 and 2 are queued */
-    assert_int_equal(conc_pool_shutdown(p, false, cancel), 0);
+    assert_int_equal(conc_pool_shutdown_timed(p, cancel, 0), 0);
     assert_int_equal(conc_event_set(&h.go), 0);
     /* index -> status expected, in order, then CONC_ENOENT. */
     const int want_plain[] = {0, 0, 0, CONC_ESHUTDOWN};
@@ -692,7 +692,7 @@ static void check_shutdown_mid_map(bool cancel)
     size_t index;
     int status;
     for (size_t k = 0; k < nwant; k++) {
-        int rc = conc_map_next(m, CONC_FOREVER, &index, &status, NULL);
+        int rc = conc_map_next(m, &index, &status, NULL);
         if (rc != 0)
             fail_msg("cancel_futures=%d: call %zu returned %s, want index %zu with %s", cancel, k,
                      conc_err_name(rc), k, conc_err_name(want[k]));
@@ -700,7 +700,7 @@ static void check_shutdown_mid_map(bool cancel)
         assert_int_equal(status, want[k]);
     }
     for (int k = 0; k < 3; k++)
-        assert_int_equal(conc_map_next(m, CONC_FOREVER, &index, &status, NULL), CONC_ENOENT);
+        assert_int_equal(conc_map_next(m, &index, &status, NULL), CONC_ENOENT);
     assert_int_equal(conc_map_destroy(m), 0);
     conc_test_pool_free(p);
     assert_int_equal(conc_event_destroy(&h.go), 0);
@@ -738,7 +738,7 @@ static void *map_job_thread(void *arg)
         int status;
         conc_result r;
         size_t expect = 0;
-        while (conc_map_next(m, CONC_FOREVER, &index, &status, &r) == 0) {
+        while (conc_map_next(m, &index, &status, &r) == 0) {
             assert_int_equal(status, 0);
             assert_int_equal(r.value, (int64_t)index * 3);
             if (!unordered)

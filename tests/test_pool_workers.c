@@ -37,7 +37,7 @@ static int held_task(void *arg, conc_result *out)
     struct held *h = arg;
     (void)out;
     atomic_fetch_add(&h->running, 1);
-    int rc = conc_event_wait(&h->go, CONC_FOREVER);
+    int rc = conc_event_wait(&h->go);
     atomic_fetch_add(&h->ended, 1);
     return rc;
 }
@@ -69,7 +69,7 @@ static void pool_workers_none_until_used(void **state)
     conc_test_release(f);
     conc_test_gate_destroy(&g);
     assert_int_equal(live_workers(p), 1);
-    assert_int_equal(conc_pool_shutdown(p, true, false), 0);
+    assert_int_equal(conc_pool_shutdown(p, false), 0);
     assert_int_equal(live_workers(p), 0); /* shutdown ends them */
     conc_test_pool_free(p);
 }
@@ -149,7 +149,7 @@ static int fj_child_task(void *arg, conc_result *out)
     atomic_store(&c->fj->thread[c->i], pthread_self());
     if (atomic_fetch_add(&c->fj->running, 1) + 1 == FJ_K)
         conc_event_set(&c->fj->all_running);
-    return conc_event_wait(&c->fj->all_running, CONC_SEC(10));
+    return conc_event_wait_timed(&c->fj->all_running, CONC_SEC(10));
 }
 
 static int fj_parent_task(void *arg, conc_result *out)
@@ -277,7 +277,7 @@ static void pool_workers_shutdown_races_starts_stress(void **state)
         pthread_t t = conc_test_start(submit_until_refused, &r);
         long after = i % 8;
         CONC_TEST_POLL_UNTIL(atomic_load(&r.accepted) >= after);
-        assert_int_equal(conc_pool_shutdown(r.p, true, false), 0);
+        assert_int_equal(conc_pool_shutdown(r.p, false), 0);
         assert_int_equal(live_workers(r.p), 0);
         conc_test_join(t);
         assert_int_equal(r.last_rc, CONC_ESHUTDOWN);

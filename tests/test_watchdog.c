@@ -82,13 +82,13 @@ static conc_thread *start_named(const char *name, conc_thread_fn fn, void *arg)
 {
     conc_thread *t;
     conc_thread_opts o = {.name = name};
-    assert_int_equal(conc_thread_start(&t, fn, arg, &o), 0);
+    assert_int_equal(conc_thread_create(&t, fn, arg, &o), 0);
     return t;
 }
 
 static void join_thread(conc_thread *t)
 {
-    assert_int_equal(conc_thread_join(t, CONC_FOREVER, NULL), 0);
+    assert_int_equal(conc_thread_join(t, NULL), 0);
     assert_int_equal(conc_thread_destroy(t), 0);
 }
 
@@ -162,8 +162,8 @@ static void deadlock_child(int fd)
         _exit(4);
     conc_thread *l, *r;
     conc_thread_opts lo = {.name = "dl-left"}, ro = {.name = "dl-right"};
-    if (conc_thread_start(&l, left_thread, NULL, &lo) != 0 ||
-        conc_thread_start(&r, right_thread, NULL, &ro) != 0)
+    if (conc_thread_create(&l, left_thread, NULL, &lo) != 0 ||
+        conc_thread_create(&r, right_thread, NULL, &ro) != 0)
         _exit(5);
     for (;;)
         pause();
@@ -236,7 +236,7 @@ static int timed_locker_fn(void *arg)
     int64_t ceiling = conc_now_ns() + CONC_SEC(60);
     for (;;) {
         t->rounds++;
-        int rc = conc_mutex_timedlock(t->second, CONC_MSEC(200));
+        int rc = conc_mutex_lock_timed(t->second, CONC_MSEC(200));
         if (rc == 0) {
             assert_int_equal(conc_mutex_unlock(t->second), 0);
             break;
@@ -375,7 +375,7 @@ static int blocked_task_fn(void *arg, conc_result *out)
     (void)out;
     struct blocked_task *b = arg;
     atomic_store(&b->running, true);
-    return conc_event_wait(&b->release, CONC_FOREVER);
+    return conc_event_wait(&b->release);
 }
 
 static void dump_shows_running_task_untracked(void **state)
@@ -399,7 +399,7 @@ static void dump_shows_running_task_untracked(void **state)
     assert_non_null(strstr(worker, task));
     free(text);
     assert_int_equal(conc_event_set(&b.release), 0);
-    assert_int_equal(conc_future_wait(f, CONC_FOREVER), 0);
+    assert_int_equal(conc_future_wait(f), 0);
     assert_int_equal(conc_future_release(f), 0);
     assert_int_equal(conc_pool_destroy(p), 0);
     assert_int_equal(conc_event_destroy(&b.release), 0);
@@ -433,10 +433,10 @@ static void dump_lists_pools_and_queued_tasks(void **state)
     assert_non_null(strstr(line, "waiting to run: 3 submitted, 0 in the workers' deques"));
     free(text);
     assert_int_equal(conc_event_set(&b.release), 0);
-    assert_int_equal(conc_future_wait(busy, CONC_FOREVER), 0);
+    assert_int_equal(conc_future_wait(busy), 0);
     assert_int_equal(conc_future_release(busy), 0);
     for (int i = 0; i < 3; i++) {
-        assert_int_equal(conc_future_wait(queued[i], CONC_FOREVER), 0);
+        assert_int_equal(conc_future_wait(queued[i]), 0);
         assert_int_equal(conc_future_release(queued[i]), 0);
     }
     assert_int_equal(conc_pool_destroy(p), 0);
@@ -451,7 +451,7 @@ static void dump_lists_pools_and_queued_tasks(void **state)
 static int getter_fn(void *arg)
 {
     long item;
-    return conc_queue_get(arg, &item, CONC_FOREVER) == CONC_ESHUTDOWN ? 0 : -1;
+    return conc_queue_get(arg, &item) == CONC_ESHUTDOWN ? 0 : -1;
 }
 
 static void dump_shows_what_a_blocked_thread_sleeps_on(void **state)
@@ -461,7 +461,7 @@ static void dump_shows_what_a_blocked_thread_sleeps_on(void **state)
     assert_int_equal(conc_queue_create(&q, sizeof(long), &(conc_queue_opts){.capacity = 4}), 0);
     conc_thread *t;
     conc_thread_opts to = {.name = "blocked-getter"};
-    assert_int_equal(conc_thread_start(&t, getter_fn, q, &to), 0);
+    assert_int_equal(conc_thread_create(&t, getter_fn, q, &to), 0);
     CONC_TEST_POLL_UNTIL(conc__queue_waiting(q, CONC__QW_GET) == 1);
     /* Counted as waiting a moment before it parks: poll the dump. */
     char expect[128];
@@ -482,7 +482,7 @@ static void dump_shows_what_a_blocked_thread_sleeps_on(void **state)
     free(text);
     assert_int_equal(conc_queue_shutdown(q, false), 0);
     int status = -1;
-    assert_int_equal(conc_thread_join(t, CONC_FOREVER, &status), 0);
+    assert_int_equal(conc_thread_join(t, &status), 0);
     assert_int_equal(status, 0);
     assert_int_equal(conc_thread_destroy(t), 0);
     assert_int_equal(conc_queue_destroy(q), 0);
@@ -526,7 +526,7 @@ static void dump_on_sigquit(void **state)
 
 static int idle_fn(void *arg)
 {
-    return conc_event_wait(arg, CONC_FOREVER);
+    return conc_event_wait(arg);
 }
 
 static int dump_count_threads(void)

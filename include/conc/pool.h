@@ -74,8 +74,7 @@ CONC_API int conc_pool_create(conc_pool **p, const conc_pool_opts *opts);
  * none could be started; the task is not queued), CONC_ENOMEM, CONC_EINVAL
  * (NULL p or fn, bad timeout). From a task of this pool it never waits: the
  * task goes to the worker's own deque. */
-CONC_API int conc_pool_submit_timed(conc_pool *p, conc_task_fn fn, void *arg, int64_t timeout,
-                                    conc_future **f);
+CONC_API int conc_pool_submit_timed(conc_pool *p, conc_task_fn fn, void *arg, conc_future **f, int64_t timeout);
 
 /* conc_pool_submit_timed with no time limit. */
 CONC_API int conc_pool_submit(conc_pool *p, conc_task_fn fn, void *arg, conc_future **f);
@@ -90,7 +89,7 @@ CONC_API int conc_pool_submit(conc_pool *p, conc_task_fn fn, void *arg, conc_fut
  * CONC_EINVAL (NULL), CONC_EDEADLK (wait requested from one of the pool's
  * own tasks: it would wait for itself), CONC_EBROKEN (in a forked child, a
  * pool inherited from the parent). A second call is allowed. */
-CONC_API int conc_pool_shutdown(conc_pool *p, bool wait, bool cancel_futures);
+CONC_API int conc_pool_shutdown(/*FIXME wait=bool wait*/conc_pool *p, bool cancel_futures);
 
 /* conc_pool_shutdown with wait, by a deadline: returns 0 once every worker
  * has been joined, CONC_ETIMEDOUT if tasks still run at the deadline (the
@@ -175,8 +174,7 @@ CONC_API int conc_map_create(conc_map **m, conc_pool *p, conc_map_fn fn, void *a
  * not submitted comes with that status. Returns 0, CONC_ENOENT
  * (no more results), CONC_ETIMEDOUT (none by the deadline; call again),
  * CONC_EINVAL (NULL m or status, bad timeout). */
-CONC_API int conc_map_next(conc_map *m, int64_t timeout, size_t *index, int *status,
-                           conc_result *out);
+CONC_API int conc_map_next_timed(conc_map *m, size_t *index, int *status, conc_result *out, int64_t timeout);
 
 /* Cancels the chunks not started, waits for the running ones and frees the
  * map and its results. Returns 0 or CONC_EINVAL. */
@@ -202,7 +200,7 @@ CONC_API int conc_task_group_spawn(conc_task_group *g, conc_task_fn fn, void *ar
  * (may be NULL) receives the status of the first task that failed, or 0.
  * From a pool task it helps run the group's tasks. Returns 0,
  * CONC_ETIMEDOUT, CONC_EINVAL, CONC_EDEADLK (from a task of the group). */
-CONC_API int conc_task_group_wait(conc_task_group *g, int64_t timeout, int *first_error);
+CONC_API int conc_task_group_wait_timed(conc_task_group *g, int *first_error, int64_t timeout);
 
 /* Requests cancellation of every task of the group. Returns 0 or CONC_EINVAL. */
 CONC_API int conc_task_group_cancel(conc_task_group *g);

@@ -292,7 +292,7 @@ static void conc__help_until_done(struct conc__helper *h, conc_future *f)
     }
 }
 
-int conc_future_wait(conc_future *f, int64_t timeout)
+int conc_future_wait_timed(conc_future *f, int64_t timeout)
 {
     int64_t deadline;
     if (!f || conc__deadline(timeout, &deadline))
@@ -325,7 +325,7 @@ int conc_future_wait(conc_future *f, int64_t timeout)
 
 int conc_future_result(conc_future *f, conc_result *out)
 {
-    int rc = conc_future_wait(f, CONC_FOREVER);
+    int rc = conc_future_wait(f);
     if (rc)
         return rc;
     bool cancelled =

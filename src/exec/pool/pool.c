@@ -734,8 +734,7 @@ int conc__pool_submit(conc_pool *p, conc_task_fn fn, void *arg, int64_t timeout,
     return 0;
 }
 
-int conc_pool_submit_timed(conc_pool *p, conc_task_fn fn, void *arg, int64_t timeout,
-                           conc_future **f)
+int conc_pool_submit_timed(conc_pool *p, conc_task_fn fn, void *arg, conc_future **f, int64_t timeout)
 {
     return conc__pool_submit(p, fn, arg, timeout, NULL, f);
 }
@@ -795,7 +794,7 @@ static int conc__pool_stop(conc_pool *p, bool cancel_futures, int64_t timeout)
     int rc = 0;
     if (deadline == CONC__NO_DEADLINE)
         conc_mutex_lock(&p->join_lock);
-    else if ((rc = conc_mutex_timedlock(&p->join_lock, timeout)) != 0)
+    else if ((rc = conc_mutex_lock_timed(&p->join_lock, timeout)) != 0)
         return CONC_ETIMEDOUT; /* another thread is joining them */
     if (!atomic_load_explicit(&p->joined, memory_order_relaxed)) {
         rc = conc__pool_join(p, deadline);
@@ -806,7 +805,7 @@ static int conc__pool_stop(conc_pool *p, bool cancel_futures, int64_t timeout)
     return rc;
 }
 
-int conc_pool_shutdown(conc_pool *p, bool wait, bool cancel_futures)
+int conc_pool_shutdown(/*FIXME wait=bool wait*/conc_pool *p, bool cancel_futures)
 {
     return conc__pool_stop(p, cancel_futures, wait ? CONC_FOREVER : 0);
 }
@@ -824,7 +823,7 @@ int conc_pool_destroy(conc_pool *p)
         return CONC_EINVAL;
     if (conc__executor_lost(&p->exec))
         return CONC_EBROKEN;
-    int rc = conc_pool_shutdown(p, true, false);
+    int rc = conc_pool_shutdown(p, false);
     if (rc)
         return rc;
     conc__pool_exit_remove(p);

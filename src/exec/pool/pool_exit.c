@@ -125,7 +125,7 @@ static void conc__pools_at_exit(void)
     conc__pools_exiting = true;
     /* Every pool first: none takes new work while exit waits for another. */
     for (conc_pool *p = conc__pools_head; p; p = p->next)
-        conc_pool_shutdown(p, false, false);
+        conc_pool_shutdown_timed(p, false, 0);
     /* Then one at a time, including pools created meanwhile (born shut
      * down), each waited for without the lock. */
     for (;;) {

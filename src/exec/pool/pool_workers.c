@@ -45,7 +45,7 @@ static int conc__pool_start_worker(conc_pool *p, int i)
     char tname[80];
     snprintf(tname, sizeof tname, "%s-%d", p->name, i);
     conc_thread_opts topts = {.name = tname};
-    int rc = conc_thread_start(&w->thread, conc__worker_main, w, &topts);
+    int rc = conc_thread_create(&w->thread, conc__worker_main, w, &topts);
     if (rc) {
         w->thread = NULL;
         atomic_store_explicit(&p->started, i, memory_order_release);
@@ -96,7 +96,7 @@ int conc__pool_join(conc_pool *p, int64_t deadline)
             int64_t now = conc__now();
             left = deadline > now ? deadline - now : 0;
         }
-        if (conc_thread_join(t, left, NULL) != 0)
+        if (conc_thread_join_timed(t, NULL, left) != 0)
             return CONC_ETIMEDOUT;
         /* Out of the list first: conc_pool_enumerate_workers reads the
          * handles under start_lock. */
