@@ -253,7 +253,7 @@ static void fork_stress_from_busy_threads(void **state)
     for (long i = 0; i < forks; i++) {
         gate_enter(true);
         if (CONC__ASAN)
-            CONC_TEST_POLL_UNTIL(atomic_load(&h.pool->sleepers) == (uint32_t)h.pool->nworkers);
+            CONC_TEST_POLL_UNTIL(atomic_load(&h.pool->sleepers) == (uint32_t)atomic_load(&h.pool->started));
         pid_t pid = fork();
         if (pid == 0)
             _exit(child_main(&h, (int)i));

@@ -3,8 +3,8 @@
  * "<name>-N", submit and results, FIFO start of external tasks, the bounded
  * submission queue (EFULL by the deadline, a blocked submitter released by a
  * free slot or failed by a shutdown, a task's own submits never wait), the
- * initializer (runs once per worker; a failure breaks the pool: queued tasks
- * end EBROKEN, later submits fail EBROKEN), shutdown (wait, cancel_futures
+ * initializer (runs once per worker, as it starts; a failure breaks the
+ * pool: queued tasks end EBROKEN, later submits fail EBROKEN), shutdown (wait, cancel_futures
  * cancels only pending futures, running tasks may still submit subtasks,
  * EDEADLK from inside, a second call), destroy keeping futures valid, an
  * idle pool asleep, and the stress items: a million tasks from four threads,
@@ -424,7 +424,9 @@ static int initializer(void *arg)
     return c->ret;
 }
 
-/* Runs once on each worker, with initarg, before any task. */
+/* Runs once on each worker, with initarg, as it starts and before any
+ * task: not at create (no worker yet), once for the first task's worker,
+ * and once more for each worker that tasks held at once make start. */
 static void pool_initializer_runs_once_per_worker(void **state)
 {
     (void)state;
@@ -433,15 +435,27 @@ static void pool_initializer_runs_once_per_worker(void **state)
     conc_pool *p = NULL;
     conc_pool_opts o = {.max_workers = 3, .initializer = initializer, .initarg = &c};
     assert_int_equal(conc_pool_create(&p, &o), 0);
+    assert_int_equal(atomic_load(&c.calls), 0);
     _Atomic int runs = 0;
     conc_future *f = NULL;
     assert_int_equal(conc_pool_submit(p, conc_test_count_task, &runs, &f), 0);
-    CONC_TEST_POLL_UNTIL(atomic_load(&c.calls) == 3);
-    assert_false(conc_future_done(f)); /* every worker is still initialising */
+    CONC_TEST_POLL_UNTIL(atomic_load(&c.calls) == 1);
+    assert_false(conc_future_done(f)); /* its worker is still initialising */
     assert_int_equal(atomic_load(&runs), 0);
     assert_int_equal(conc_event_set(&c.go), 0);
     assert_int_equal(conc_future_result(f, NULL), 0);
     conc_test_release(f);
+    struct conc_test_gate g[3];
+    conc_future *held[3];
+    for (int i = 0; i < 3; i++)
+        held[i] = conc_test_hold_worker(p, &g[i]);
+    assert_int_equal(atomic_load(&c.calls), 3);
+    for (int i = 0; i < 3; i++) {
+        conc_test_gate_open(&g[i]);
+        assert_int_equal(conc_future_result(held[i], NULL), 0);
+        conc_test_release(held[i]);
+        conc_test_gate_destroy(&g[i]);
+    }
     conc_test_pool_free(p);
     assert_int_equal(atomic_load(&c.calls), 3);
     assert_int_equal(atomic_load(&runs), 1);
@@ -500,7 +514,9 @@ static void check_broken_pool(int workers)
     assert_int_equal(conc_pool_submit(p, conc_test_count_task, &runs, NULL), CONC_EBROKEN);
     conc_test_pool_free(p);
     assert_int_equal(atomic_load(&runs), 0);
-    assert_int_equal(atomic_load(&c.calls), workers);
+    /* Workers start as tasks come: at least the first one; none once the
+     * pool is broken. */
+    assert_true(atomic_load(&c.calls) >= 1 && atomic_load(&c.calls) <= workers);
     assert_int_equal(conc_event_destroy(&c.go), 0);
 }
 
@@ -644,8 +660,9 @@ static void pool_shutdown_from_inside(void **state)
     assert_int_equal(conc_event_destroy(&in.go), 0);
 }
 
-/* An idle pool sleeps: after one task every worker is counted asleep, and
- * stays so over ~300 ms of idleness. The CPU time used is printed only. */
+/* An idle pool sleeps: after four tasks held at once (which start all four
+ * workers) every worker is counted asleep, and stays so over ~300 ms of
+ * idleness. The CPU time used is printed only. */
 static void pool_idle_timing_workers_sleep(void **state)
 {
     (void)state;
@@ -655,6 +672,17 @@ static void pool_idle_timing_workers_sleep(void **state)
     assert_int_equal(conc_pool_submit(p, conc_test_count_task, &runs, &f), 0);
     assert_int_equal(conc_future_result(f, NULL), 0);
     conc_test_release(f);
+    struct conc_test_gate g[4];
+    conc_future *held[4];
+    for (int i = 0; i < 4; i++)
+        held[i] = conc_test_hold_worker(p, &g[i]);
+    for (int i = 0; i < 4; i++) {
+        conc_test_gate_open(&g[i]);
+        assert_int_equal(conc_future_result(held[i], NULL), 0);
+        conc_test_release(held[i]);
+        conc_test_gate_destroy(&g[i]);
+    }
+    assert_int_equal(atomic_load(&p->started), 4);
     CONC_TEST_POLL_UNTIL(atomic_load(&p->sleepers) == 4);
     struct rusage r0, r1;
     assert_int_equal(getrusage(RUSAGE_SELF, &r0), 0);

@@ -428,7 +428,7 @@ static void dump_lists_pools_and_queued_tasks(void **state)
         assert_int_equal(conc_pool_submit(p, nothing_fn, NULL, &queued[i]), 0);
     char *text = text_of(dump_to);
     print_message("%s", text);
-    const char *line = strstr(text, "pool \"queuedpool\": 1 worker, running;");
+    const char *line = strstr(text, "pool \"queuedpool\": 1 of 1 worker started, running;");
     assert_non_null(line);
     assert_non_null(strstr(line, "waiting to run: 3 submitted, 0 in the workers' deques"));
     free(text);

@@ -12,7 +12,12 @@
  * that could need a lock the waiting task holds, and while a task runs,
  * conc__self() (lock ownership) is that task, not the thread.
  *
- * Idle workers sleep on futexes: an idle pool uses no CPU.
+ * Workers start on demand, as Python's since 3.8: a new pool has no thread,
+ * and a submission starts a worker only when no worker is idle (every live
+ * one runs a task) and fewer than max_workers live; an idle worker is
+ * reused first. A task submitted by a running task starts one the same
+ * way, so nested fork-join spreads over the pool. Workers then stay until
+ * shutdown. Idle workers sleep on futexes: an idle pool uses no CPU.
  *
  * Every function is thread-safe. Blocking calls come in two forms (base.h):
  * conc_pool_submit(p, ...) waits as long as it takes, conc_pool_submit_timed
@@ -23,6 +28,7 @@
 
 #include <conc/base.h>
 #include <conc/future.h>
+#include <conc/thread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -34,7 +40,8 @@ extern "C" {
 typedef struct conc_pool conc_pool;
 
 typedef struct conc_pool_opts {
-    /* Worker threads. 0 (the default): conc_cpu_count(), the CPUs this
+    /* The most worker threads, started as work needs them (at most one
+     * per task running at once). 0 (the default): conc_cpu_count(), the CPUs this
      * process may use (affinity mask and cgroup quota). Python's default is
      * min(32, cpus + 4), sized for threads that mostly wait on I/O; conc's
      * pool is sized for CPU-bound tasks — give I/O-bound work more workers.
@@ -43,9 +50,10 @@ typedef struct conc_pool_opts {
     /* The most tasks submitted from outside that may wait to run; a submit
      * that finds no room waits (backpressure). 0: unbounded, as Python's. */
     size_t queue_capacity;
-    /* Runs first on each worker; a non-zero return breaks the pool (Python's
-     * BrokenThreadPool): queued tasks end with CONC_EBROKEN and submits fail
-     * with CONC_EBROKEN. */
+    /* Runs first on each worker, as it starts (so not at create); a non-zero
+     * return breaks the pool (Python's BrokenThreadPool): queued tasks end
+     * with CONC_EBROKEN, submits fail with CONC_EBROKEN, and no other worker
+     * starts. */
     int (*initializer)(void *arg);
     void *initarg;
     /* Worker thread names are "<name>-N", N from 0; default "conc-pool". */
@@ -55,19 +63,23 @@ typedef struct conc_pool_opts {
 
 #define CONC_POOL_MAX_WORKERS 32768
 
-/* Creates a pool and starts its workers. opts may be NULL. Returns 0,
- * CONC_EINVAL (NULL p, max_workers above CONC_POOL_MAX_WORKERS), CONC_ENOMEM,
- * CONC_EAGAIN (no more threads). Never blocks. */
+/* Creates a pool, with no worker yet: the first submission starts one.
+ * opts may be NULL. Returns 0, CONC_EINVAL (NULL p, max_workers above
+ * CONC_POOL_MAX_WORKERS, non-zero reserved options), CONC_ENOMEM. Never
+ * blocks. */
 CONC_API int conc_pool_create(conc_pool **p, const conc_pool_opts *opts);
 
 /* Submits fn(arg) and stores its future in *f (may be NULL: fire and
  * forget). With a bounded submission queue, waits for room (the timed form:
- * up to timeout; 0 for a try). Returns 0, CONC_EFULL (timed form: no room by
- * the deadline), CONC_ESHUTDOWN (after conc_pool_shutdown), CONC_EBROKEN (an
+ * up to timeout; 0 for a try). Starts a worker if none is idle and fewer
+ * than max_workers live (a thread's creation, only then). Returns 0,
+ * CONC_EFULL (timed form: no room by the deadline), CONC_ESHUTDOWN (after
+ * conc_pool_shutdown, or once the program is exiting), CONC_EBROKEN (an
  * initializer failed, or the pool was inherited across fork(): its workers
- * stayed in the parent), CONC_ENOMEM, CONC_EINVAL (NULL p or fn, bad
- * timeout). From a task of this pool it never waits: the task goes to the
- * worker's own deque. */
+ * stayed in the parent), CONC_EAGAIN or CONC_ENOMEM (no worker lives and
+ * none could be started; the task is not queued), CONC_ENOMEM, CONC_EINVAL
+ * (NULL p or fn, bad timeout). From a task of this pool it never waits: the
+ * task goes to the worker's own deque. */
 CONC_API int conc_pool_submit(conc_pool *p, conc_task_fn fn, void *arg, conc_future **f);
 CONC_API int conc_pool_submit_timed(conc_pool *p, conc_task_fn fn, void *arg, conc_future **f,
                                     int64_t timeout);
@@ -89,15 +101,47 @@ CONC_API int conc_pool_shutdown(conc_pool *p, bool cancel_futures);
 CONC_API int conc_pool_shutdown_timed(conc_pool *p, bool cancel_futures, int64_t timeout);
 
 /* Shuts down (waiting, not cancelling) if not done yet, joins the workers and
- * frees the pool. Returns 0, CONC_EINVAL (NULL), CONC_EDEADLK (from one of the
- * pool's own tasks; nothing is freed), CONC_EBROKEN (in a forked child, a pool
- * inherited from the parent: nothing is freed, its workers owned parts of
- * it). Futures still referenced stay valid. */
+ * frees the pool; while exit() waits for this pool (see "at exit"), waits
+ * for that wait to end first. Returns 0, CONC_EINVAL (NULL), CONC_EDEADLK
+ * (from one of the pool's own tasks; nothing is freed), CONC_EBROKEN (in a
+ * forked child, a pool inherited from the parent: nothing is freed, its
+ * workers owned parts of it). Futures still referenced stay valid. */
 CONC_API int conc_pool_destroy(conc_pool *p);
 
-/* The most worker threads the pool runs (max_workers), or CONC_EINVAL.
- * Never blocks. */
+/* The most worker threads the pool may run (max_workers, or the CPU count
+ * it stood for), not how many are started now: conc_pool_enumerate_workers
+ * says that. Returns the number, or CONC_EINVAL (NULL). Never blocks. */
 CONC_API int64_t conc_pool_workers(conc_pool *p);
+
+/* The live workers: started and not yet ended (shutdown ends them). Fills
+ * out[0..min(n, cap)) with each one's id and name ("<name>-N") and returns
+ * n, the number live (a snapshot; 0 for a new pool). Blocks only briefly
+ * (against a worker's start or join). Returns CONC_EINVAL (NULL p, or NULL
+ * out with cap > 0), CONC_EBROKEN (in a forked child, a pool inherited from
+ * the parent). Thread-safe. */
+CONC_API int64_t conc_pool_enumerate_workers(conc_pool *p, conc_thread_info *out, size_t cap);
+
+/* ---- at exit ----
+ *
+ * When the program exits (exit(), or a return from main), every live pool is
+ * shut down — submissions from then on fail with CONC_ESHUTDOWN, and a pool
+ * created then is born shut down — and exit waits for the tasks the pools
+ * hold, queued and running, as Python's interpreter does at its end. The
+ * wait is bounded: by default 10 s for all pools together. A pool whose
+ * tasks are not done by then is named in one line on stderr (with the tasks
+ * still queued and running), and exit goes on: those tasks end with the
+ * process. The pool whose task (or worker) called exit() is shut down but
+ * not waited for — it would wait for itself — while the other pools are.
+ * Pools inherited across fork() are left alone. _exit() and quick_exit()
+ * skip all this. The environment variable CONC_POOL_EXIT_TIMEOUT_MS
+ * (milliseconds, or "forever"), read once, at the first pool or the first
+ * conc_pool_set_exit_timeout, sets the limit unless the program does. */
+
+/* Sets the limit of exit's wait for the pools' tasks, read when exit
+ * begins: a time in ns, 0 (do not wait: shut down only) or CONC_FOREVER
+ * (wait without limit). Never blocks; thread-safe. Returns 0, or
+ * CONC_EINVAL for a negative timeout. */
+CONC_API int conc_pool_set_exit_timeout(int64_t timeout);
 
 /* ---- map ---- */
 

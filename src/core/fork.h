@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 enum conc__fork_rank {
+    CONC__FORK_POOLS,        /* exec/pool: the live pools, for exit (held only to list them) */
     CONC__FORK_THREAD_LIST,  /* thread: the live threads (held while names are read) */
     CONC__FORK_SIGQUIT,      /* diag: the SIGQUIT dumper's switch */
     CONC__FORK_WATCHDOG,     /* diag: the watchdog's state */

@@ -114,7 +114,7 @@ void conc__future_finish(conc_future *f, int status, const conc_result *result)
     conc__future_complete(f, cancelled ? CONC__F_CANCELLED : CONC__F_FINISHED);
 }
 
-void conc__future_execute(conc_future *f)
+void conc__future_execute(conc_future *f, _Atomic uint32_t *freed)
 {
     struct conc__context ctx = {.ident = (uintptr_t)f, .task = f, .cancel = &f->cancel_requested};
     conc__context_enter(&ctx);
@@ -125,6 +125,8 @@ void conc__future_execute(conc_future *f)
     int status = fn(arg, &r);
     CONC__TRACE_END("task", f);
     conc__context_leave(&ctx);
+    if (freed) /* before the end is published: whoever sees it sees this */
+        atomic_store_explicit(freed, 0, memory_order_relaxed);
     conc__future_finish(f, status, &r);
 }
 

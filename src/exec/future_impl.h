@@ -158,8 +158,11 @@ static inline bool conc__future_claim(conc_future *f)
 
 /* Runs a claimed future's task on this thread, in a context of its own
  * (core/tls.h: conc__self() is the future, the current task is f), and
- * finishes it. */
-void conc__future_execute(conc_future *f);
+ * finishes it. freed, unless NULL, is set to 0 after the task returns and
+ * before its end is published, so that whoever sees the end sees it too:
+ * the executor's note that its thread is free again (the pool's idle
+ * workers). */
+void conc__future_execute(conc_future *f, _Atomic uint32_t *freed);
 
 /* Ends a claimed future with status and result (NULL: none): FINISHED, or
  * CANCELLED when status is CONC_ECANCELED and a cancel was requested. Wakes

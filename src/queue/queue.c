@@ -79,9 +79,15 @@ int conc_queue_create(conc_queue **out, size_t item_size, const conc_queue_opts 
         return CONC__MISUSE(CONC_EINVAL, "item_size is 0");
     if (o.kind != CONC_QUEUE_FIFO && o.kind != CONC_QUEUE_LIFO && o.kind != CONC_QUEUE_PRIORITY)
         return CONC__MISUSE(CONC_EINVAL, "unknown queue kind");
-    conc_queue *q = calloc(1, sizeof *q);
+    /* The queue's layout is its own, wherever malloc would have put it:
+     * aligned to a cache line, so that the ring's producer and consumer
+     * indices (each alone on its line, queue_ring.h) really are, and no
+     * neighbouring allocation shares their lines. */
+    size_t qsize = (sizeof(conc_queue) + CONC__QUEUE_ALIGN - 1) & ~(size_t)(CONC__QUEUE_ALIGN - 1);
+    conc_queue *q = aligned_alloc(CONC__QUEUE_ALIGN, qsize);
     if (!q)
         return CONC_ENOMEM;
+    memset(q, 0, qsize);
     /* The ring needs two cells at least: with one, the mark of a published
      * item (pos + 1) is also the mark of a free cell one lap on (pos + cap). */
     q->use_ring = o.kind == CONC_QUEUE_FIFO && o.capacity >= 2;

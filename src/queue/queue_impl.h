@@ -14,6 +14,9 @@ enum conc__queue_want {
     CONC__QW_JOIN = 3, /* no unfinished task */
 };
 
+/* What a queue's memory is aligned to: a cache line (queue.c). */
+#define CONC__QUEUE_ALIGN 64
+
 struct conc_queue {
     struct conc__qring ring;    /* bounded FIFO: the lock-free path */
     bool use_ring;

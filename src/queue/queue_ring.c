@@ -36,7 +36,11 @@ int conc__qring_init(struct conc__qring *r, size_t cap, size_t item_size, bool s
         return CONC_EOVERFLOW;
     if (cap * r->cell_size > CONC_QUEUE_MAX_BYTES)
         return CONC_ENOMEM;
-    r->cells = malloc(cap * r->cell_size);
+    /* Cells on cache-line boundaries, whatever malloc's alignment: a line
+     * holds a whole number of cells, and the first is not shared with a
+     * neighbouring allocation. */
+    size_t bytes = (cap * r->cell_size + 63) & ~(size_t)63;
+    r->cells = aligned_alloc(64, bytes);
     if (!r->cells)
         return CONC_ENOMEM;
     r->cap = cap;

@@ -29,34 +29,50 @@ const struct conc__future_ops conc__pool_ops = {
 
 /* ---- running a task ---- */
 
+/* freed: the busy word of the worker running f as the task it took in its
+ * loop, while the pool is not full, or NULL (a task helped in, a full
+ * pool). The worker frees it (IDLE) after the task and before anyone sees
+ * the task end, so a submit that follows a wait for it counts on the
+ * worker instead of starting one (pool_impl.h, on demand). Only the worker
+ * writes BUSY → IDLE; nobody else changes a BUSY word. */
+_Static_assert(CONC__W_IDLE == 0, "conc__future_execute frees a word to 0");
+
+static inline void conc__worker_free(_Atomic uint32_t *freed)
+{
+    if (freed)
+        atomic_store_explicit(freed, CONC__W_IDLE, memory_order_relaxed);
+}
+
 /* Runs a task this thread claimed (PENDING → RUNNING). */
-static void conc__pool_run_claimed(struct conc__worker *w, conc_future *f)
+static void conc__pool_run_claimed(struct conc__worker *w, conc_future *f, _Atomic uint32_t *freed)
 {
     conc_pool *p = (conc_pool *)(void *)f->exec;
     if (conc__pool_task(f)->external && p->capacity)
         conc__pool_space_signal(p, 1);
     if (conc__unlikely(atomic_load_explicit(&p->state, memory_order_relaxed) ==
                        CONC__POOL_BROKEN)) {
+        conc__worker_free(freed);
         conc__future_fail_claimed(f, CONC_EBROKEN);
     } else if (f->group && atomic_load_explicit(&f->group->requested, memory_order_relaxed)) {
+        conc__worker_free(freed);
         conc__future_finish(f, CONC_ECANCELED, NULL); /* its group was cancelled: never start */
     } else {
-        int64_t outer_mark = w ? w->mark : 0;
-        if (w)
-            w->mark = conc__deque_mark(&w->dq);
-        conc__future_execute(f);
-        if (w)
-            w->mark = outer_mark;
+        int64_t outer_mark = w->mark;
+        w->mark = conc__deque_mark(&w->dq);
+        conc__future_execute(f, freed);
+        w->mark = outer_mark;
     }
     if (f->group)
         conc__task_group_ended(f);
 }
 
 /* Runs a task taken from a queue, whose reference the queue gave us. */
-static void conc__pool_run_queued(struct conc__worker *w, conc_future *f)
+static void conc__pool_run_queued(struct conc__worker *w, conc_future *f, _Atomic uint32_t *freed)
 {
     if (conc__future_claim(f))
-        conc__pool_run_claimed(w, f);
+        conc__pool_run_claimed(w, f, freed);
+    else
+        conc__worker_free(freed); /* cancelled meanwhile; BUSY, so nobody relied on it */
     conc_future_release(f);
 }
 
@@ -78,31 +94,48 @@ static void conc__pool_run_queued(struct conc__worker *w, conc_future *f)
  * counts. Either the sleeper sees the work, or the pusher sees it asleep
  * with nobody searching. */
 
-static bool conc__pool_has_work(conc_pool *p);
-
 static void conc__give_search_token(struct conc__waiter *w, void *arg)
 {
     (void)arg;
     w->want = 1; /* this worker wakes as a counted searcher */
 }
 
-/* After queueing work: wakes one sleeping worker, if any sleeps and nobody
- * searches. */
-static void conc__pool_wake_worker(conc_pool *p)
+/* conc__pool_wake_worker past its first checks. */
+static int conc__pool_wake_slow(conc_pool *p)
 {
-    conc__fence_light();
-    if (conc__likely(atomic_load_explicit(&p->searching, memory_order_relaxed) != 0 ||
-                     atomic_load_explicit(&p->sleepers, memory_order_relaxed) == 0))
-        return;
+    if (atomic_load_explicit(&p->sleepers, memory_order_relaxed) == 0) {
+        if (atomic_load_explicit(&p->full, memory_order_relaxed) ||
+            atomic_load_explicit(&p->started, memory_order_relaxed) >= p->max_workers)
+            return 0;
+        return conc__pool_grow(p);
+    }
     uint32_t none = 0;
     if (!atomic_compare_exchange_strong_explicit(&p->searching, &none, 1, memory_order_relaxed,
                                                  memory_order_relaxed))
-        return; /* another one started searching meanwhile */
+        return 0; /* another one started searching meanwhile */
     conc__waitq_lock(&p->idle);
     bool woke = conc__waitq_handoff(&p->idle, conc__give_search_token, NULL);
     conc__waitq_unlock(&p->idle);
     if (!woke)
         atomic_fetch_sub_explicit(&p->searching, 1, memory_order_relaxed);
+    return 0;
+}
+
+/* After queueing work: wakes one sleeping worker, if any sleeps and nobody
+ * searches. With none asleep either, every live worker runs a task or is
+ * between two: below max_workers, one starts unless an idle one will look
+ * (conc__pool_grow). Inline up to there: a busy full pool, the common case
+ * of a stream of submissions, pays three loads. Returns 0, or the error of
+ * a worker that failed to start. */
+static inline int conc__pool_wake_worker(conc_pool *p)
+{
+    conc__fence_light();
+    if (conc__likely(atomic_load_explicit(&p->searching, memory_order_relaxed) != 0))
+        return 0;
+    if (atomic_load_explicit(&p->sleepers, memory_order_relaxed) == 0 &&
+        conc__likely(atomic_load_explicit(&p->full, memory_order_relaxed)))
+        return 0;
+    return conc__pool_wake_slow(p);
 }
 
 /* A searcher found work: it stops searching; the last one wakes the next. */
@@ -113,11 +146,12 @@ static void conc__worker_found_work(conc_pool *p)
         conc__pool_wake_worker(p);
 }
 
-static bool conc__pool_has_work(conc_pool *p)
+bool conc__pool_has_work(conc_pool *p)
 {
     if (conc__inbox_nonempty(&p->inbox))
         return true;
-    for (int i = 0; i < p->nworkers; i++)
+    int n = atomic_load_explicit(&p->started, memory_order_acquire);
+    for (int i = 0; i < n; i++)
         if (conc__deque_size(&p->workers[i].dq))
             return true;
     return false;
@@ -229,7 +263,7 @@ static uint64_t conc__rng_next(uint64_t *s)
 static conc_future *conc__worker_steal(struct conc__worker *w)
 {
     conc_pool *p = w->pool;
-    int n = p->nworkers;
+    int n = atomic_load_explicit(&p->started, memory_order_acquire);
     if (n < 2)
         return NULL;
     unsigned start = (unsigned)(conc__rng_next(&w->rng) % (unsigned)n);
@@ -281,16 +315,17 @@ static bool conc__worker_leapfrog(struct conc__worker *w)
 {
     conc_future *self = conc__current_task();
     conc_pool *p = w->pool;
-    if (!self || p->nworkers < 2)
+    int n = atomic_load_explicit(&p->started, memory_order_acquire);
+    if (!self || n < 2)
         return false;
-    for (int i = 1; i < p->nworkers; i++) {
-        struct conc__worker *v = &p->workers[(w->index + (unsigned)i) % (unsigned)p->nworkers];
+    for (int i = 1; i < n; i++) {
+        struct conc__worker *v = &p->workers[(w->index + (unsigned)i) % (unsigned)n];
         conc_future *f = conc__deque_steal(&v->dq, NULL);
         if (!f)
             continue;
         if (conc__pool_task_descends(f, self)) {
             w->help_depth++;
-            conc__pool_run_queued(w, f);
+            conc__pool_run_queued(w, f, NULL);
             w->help_depth--;
             return true;
         }
@@ -313,17 +348,17 @@ static bool conc__worker_help_once(struct conc__helper *h, conc_future *const *a
     if (f) {
         if (w->help_depth < CONC__HELP_DEPTH_MAX || conc__awaited(f, awaited, n)) {
             w->help_depth++;
-            conc__pool_run_queued(w, f);
+            conc__pool_run_queued(w, f, NULL);
             w->help_depth--;
             return true;
         }
         if (conc__deque_push(&w->dq, f) != 0) /* cannot fail: the slot was just freed */
-            conc__pool_run_queued(w, f);
+            conc__pool_run_queued(w, f, NULL);
     }
     for (size_t i = 0; i < n; i++) {
         f = awaited[i];
         if (conc__is_pool_task(f) && conc__future_claim(f)) {
-            conc__pool_run_claimed(w, f);
+            conc__pool_run_claimed(w, f, NULL);
             return true;
         }
     }
@@ -354,7 +389,22 @@ static void conc__pool_break(conc_pool *p)
     conc__pool_wake_everyone(p);
 }
 
-static int conc__worker_main(void *arg)
+/* w took a task in its loop: BUSY, while the pool is not full. A pusher
+ * that counted on w (RELIED) meant w to look for its task, which may still
+ * be queued if w took another: *relied tells w to pass the wake on, so the
+ * push still has a worker that will look (pool_impl.h, on demand). The
+ * exchange pairs with the pusher's compare-and-swap, after its push.
+ * Returns the word to free when the task ends, or NULL. */
+static _Atomic uint32_t *conc__worker_take_busy(struct conc__worker *w, bool *relied)
+{
+    if (atomic_load_explicit(&w->pool->full, memory_order_relaxed))
+        return NULL;
+    *relied = atomic_exchange_explicit(&w->busy, CONC__W_BUSY, memory_order_seq_cst) ==
+              CONC__W_RELIED;
+    return &w->busy;
+}
+
+int conc__worker_main(void *arg)
 {
     struct conc__worker *w = arg;
     conc_pool *p = w->pool;
@@ -366,11 +416,15 @@ static int conc__worker_main(void *arg)
     for (;;) {
         conc_future *f = conc__worker_find(w);
         if (f) {
+            bool relied = false;
+            _Atomic uint32_t *freed = conc__worker_take_busy(w, &relied);
             if (searcher) {
                 searcher = false;
                 conc__worker_found_work(p);
+            } else if (conc__unlikely(relied) && conc__pool_has_work(p)) {
+                conc__pool_wake_worker(p);
             }
-            conc__pool_run_queued(w, f);
+            conc__pool_run_queued(w, f, freed);
             continue;
         }
         if (!conc__worker_idle(w, &searcher))
@@ -407,7 +461,8 @@ static void conc__pool_describe(struct conc__dump_source *src,
 {
     conc_pool *p = (conc_pool *)(void *)((char *)src - offsetof(conc_pool, dump));
     size_t deqs = 0;
-    for (int i = 0; i < p->nworkers; i++)
+    int started = atomic_load_explicit(&p->started, memory_order_acquire);
+    for (int i = 0; i < started; i++)
         deqs += conc__deque_size(&p->workers[i].dq);
     long inbox = conc__pool_inbox_length(p);
     uint32_t s = atomic_load_explicit(&p->state, memory_order_relaxed);
@@ -418,14 +473,30 @@ static void conc__pool_describe(struct conc__dump_source *src,
     else
         snprintf(queued, sizeof queued, "%ld", inbox);
     snprintf(text, sizeof text,
-             "pool \"%s\": %d worker%s, %s; waiting to run: %s submitted, %zu in the "
-             "workers' deques; %u worker%s asleep\n",
-             p->name, p->nworkers, p->nworkers == 1 ? "" : "s",
+             "pool \"%s\": %d of %d worker%s started, %s; waiting to run: %s submitted, "
+             "%zu in the workers' deques; %u worker%s asleep\n",
+             p->name, started, p->max_workers, p->max_workers == 1 ? "" : "s",
              s == CONC__POOL_RUNNING ? "running"
              : s == CONC__POOL_BROKEN ? "broken"
                                       : "shut down",
              queued, deqs, asleep, asleep == 1 ? "" : "s");
     line(ctx, text);
+}
+
+void conc__pool_backlog(conc_pool *p, size_t *queued, int *running)
+{
+    long inbox = conc__pool_inbox_length(p);
+    size_t n = inbox > 0 ? (size_t)inbox : 0;
+    int started = atomic_load_explicit(&p->started, memory_order_acquire);
+    for (int i = 0; i < started; i++)
+        n += conc__deque_size(&p->workers[i].dq);
+    /* A live worker neither asleep nor searching runs a task (or is
+     * between two, for an instant). */
+    int live = conc__pool_live_workers(p);
+    int idle = (int)(atomic_load_explicit(&p->sleepers, memory_order_relaxed) +
+                     atomic_load_explicit(&p->searching, memory_order_relaxed));
+    *queued = n;
+    *running = live > idle ? live - idle : 0;
 }
 
 /* ---- create and destroy ---- */
@@ -458,32 +529,14 @@ static void conc__pool_free(conc_pool *p)
     /* Tasks a submit took back after a shutdown (conc__pool_submit) may
      * still be queued, cancelled: drop the queue's references. */
     conc__pool_drain_inbox(p);
-    if (p->workers)
-        for (int i = 0; i < p->nworkers; i++)
-            conc__deque_free(&p->workers[i].dq);
+    /* Every slot ever started has a deque, a failed start's too; the
+     * others are all zero, which conc__deque_free takes. */
+    for (int i = 0; i < p->max_workers; i++)
+        conc__deque_free(&p->workers[i].dq);
+    conc_mutex_destroy(&p->start_lock);
+    conc_mutex_destroy(&p->join_lock);
     free(p->workers);
     free(p);
-}
-
-/* Joins the first `started` workers still unjoined, by the deadline.
- * Returns 0, or CONC_ETIMEDOUT with the rest left for a later join. */
-static int conc__pool_join(conc_pool *p, int started, int64_t deadline)
-{
-    for (int i = 0; i < started; i++) {
-        conc_thread *t = p->workers[i].thread;
-        if (!t)
-            continue;
-        int64_t left = CONC_FOREVER;
-        if (deadline != CONC__NO_DEADLINE) {
-            int64_t now = conc__now();
-            left = deadline > now ? deadline - now : 0;
-        }
-        if (conc_thread_join_timed(t, NULL, left) != 0)
-            return CONC_ETIMEDOUT;
-        conc_thread_destroy(t);
-        p->workers[i].thread = NULL;
-    }
-    return 0;
 }
 
 int conc_pool_create(conc_pool **out, const conc_pool_opts *opts)
@@ -503,15 +556,8 @@ int conc_pool_create(conc_pool **out, const conc_pool_opts *opts)
     if (!p)
         return CONC_ENOMEM;
     memset(p, 0, sizeof *p);
-    conc__executor_init(&p->exec, &conc__pool_ops);
-    p->capacity = o.queue_capacity;
-    p->nworkers = n;
-    p->initializer = o.initializer;
-    p->initarg = o.initarg;
-    conc__inbox_init(&p->inbox);
-    conc__waitq_init(&p->idle, 0);
-    conc__waitq_init(&p->space, 0);
-    conc_mutex_init(&p->join_lock, NULL);
+    /* The slots of every worker it may start (a few hundred bytes each);
+     * their deques and threads come with each worker's start. */
     size_t wsize = (sizeof(struct conc__worker) + 63) & ~(size_t)63;
     p->workers = aligned_alloc(64, wsize * (size_t)n);
     if (!p->workers) {
@@ -519,42 +565,38 @@ int conc_pool_create(conc_pool **out, const conc_pool_opts *opts)
         return CONC_ENOMEM;
     }
     memset(p->workers, 0, wsize * (size_t)n);
+    conc__executor_init(&p->exec, &conc__pool_ops);
+    p->capacity = o.queue_capacity;
+    p->max_workers = n;
+    p->initializer = o.initializer;
+    p->initarg = o.initarg;
+    conc__inbox_init(&p->inbox);
+    conc__waitq_init(&p->idle, 0);
+    conc__waitq_init(&p->space, 0);
+    conc_mutex_init(&p->join_lock, NULL);
+    conc_mutex_init(&p->start_lock, NULL);
     for (int i = 0; i < n; i++) {
         struct conc__worker *w = &p->workers[i];
         w->pool = p;
         w->index = (unsigned)i;
         w->rng = 0x9e3779b97f4a7c15ull * (uint64_t)(i + 1);
         w->helper.help_once = conc__worker_help_once;
-        if (conc__deque_init(&w->dq, 8) != 0) {
-            p->nworkers = i;
-            conc__pool_free(p);
-            return CONC_ENOMEM;
-        }
     }
-    const char *name = o.name ? o.name : "conc-pool";
-    snprintf(p->name, sizeof p->name, "%s", name);
-    for (int i = 0; i < n; i++) {
-        char tname[64];
-        snprintf(tname, sizeof tname, "%s-%d", name, i);
-        conc_thread_opts topts = {.name = tname};
-        int rc = conc_thread_create(&p->workers[i].thread, conc__worker_main, &p->workers[i], &topts);
-        if (rc) {
-            atomic_store(&p->state, CONC__POOL_SHUTDOWN);
-            conc__pool_wake_everyone(p);
-            conc__pool_join(p, i, CONC__NO_DEADLINE);
-            conc__pool_free(p);
-            return rc;
-        }
-    }
+    snprintf(p->name, sizeof p->name, "%s", o.name ? o.name : "conc-pool");
+    /* No worker starts here, not even one: a pool sized for waiting work
+     * (32 workers, say) costs no thread until it is used, as Python's since
+     * 3.8, and a first worker started here would only move the cost of one
+     * start from the first submit to create. */
     p->dump.describe = conc__pool_describe;
     conc__dump_source_add(&p->dump);
+    conc__pool_exit_add(p);
     *out = p;
     return 0;
 }
 
 int64_t conc_pool_workers(conc_pool *p)
 {
-    return p ? p->nworkers : CONC_EINVAL;
+    return p ? p->max_workers : CONC_EINVAL;
 }
 
 /* ---- submitting ---- */
@@ -659,8 +701,15 @@ int conc__pool_submit(conc_pool *p, conc_task_fn fn, void *arg, int64_t timeout,
             conc__future_free_mem(f);
             return CONC_ENOMEM;
         }
+        /* A failed start is no loss here: this worker runs the task after
+         * its own if nobody else does, or when it waits for it. */
+        conc__pool_wake_worker(p);
     } else {
         conc__inbox_push(&p->inbox, f);
+        /* Before the state check below: a worker starts only while the
+         * pool runs, so a start that a shutdown stopped is followed by a
+         * failed check here, and the task is taken back. */
+        int start_rc = conc__pool_wake_worker(p);
         /* A shutdown between our state check and the push may have let
          * every worker exit: take the task back by cancelling it, unless a
          * worker got to it first (the seq_cst push and this load pair with
@@ -673,10 +722,17 @@ int conc__pool_submit(conc_pool *p, conc_task_fn fn, void *arg, int64_t timeout,
                 conc_future_release(f);
             return conc__pool_state_error(p);
         }
+        /* No worker could start and none lives: nobody would run it. */
+        if (conc__unlikely(start_rc != 0) &&
+            atomic_load_explicit(&p->started, memory_order_acquire) == 0 &&
+            conc__future_cancel_pending(f)) {
+            if (out)
+                conc_future_release(f);
+            return start_rc;
+        }
     }
     if (out)
         *out = f;
-    conc__pool_wake_worker(p);
     return 0;
 }
 
@@ -697,7 +753,8 @@ int conc_pool_submit(conc_pool *p, conc_task_fn fn, void *arg, conc_future **f)
 static void conc__pool_cancel_pending(conc_pool *p)
 {
     conc__pool_drain_inbox(p);
-    for (int i = 0; i < p->nworkers; i++) {
+    int started = atomic_load_explicit(&p->started, memory_order_acquire);
+    for (int i = 0; i < started; i++) {
         for (;;) {
             bool retry = false;
             conc_future *f = conc__deque_steal(&p->workers[i].dq, &retry);
@@ -742,7 +799,7 @@ static int conc__pool_stop(conc_pool *p, bool cancel_futures, int64_t timeout)
     else if ((rc = conc_mutex_lock_timed(&p->join_lock, timeout)) != 0)
         return CONC_ETIMEDOUT; /* another thread is joining them */
     if (!atomic_load_explicit(&p->joined, memory_order_relaxed)) {
-        rc = conc__pool_join(p, p->nworkers, deadline);
+        rc = conc__pool_join(p, deadline);
         if (rc == 0)
             atomic_store_explicit(&p->joined, true, memory_order_relaxed);
     }
@@ -771,8 +828,8 @@ int conc_pool_destroy(conc_pool *p)
     int rc = conc_pool_shutdown(p, false);
     if (rc)
         return rc;
+    conc__pool_exit_remove(p);
     conc__dump_source_remove(&p->dump);
-    conc_mutex_destroy(&p->join_lock);
     conc__pool_free(p);
     return 0;
 }
