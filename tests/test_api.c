@@ -169,6 +169,47 @@ static int misuse_true(void *arg)
 }
 
 
+static int misuse_task(void *arg, conc_result *out)
+{
+    (void)arg;
+    (void)out;
+    return 0;
+}
+
+static int misuse_item(void *arg, size_t index, conc_result *out)
+{
+    (void)arg;
+    (void)index;
+    (void)out;
+    return 0;
+}
+
+static int misuse_range(void *arg, size_t begin, size_t end)
+{
+    (void)arg;
+    (void)begin;
+    (void)end;
+    return 0;
+}
+
+struct misuse_inside {
+    conc_pool *pool;
+    conc_task_group *group;
+    int shutdown_rc, group_rc;
+    char shutdown_detail[160], group_detail[160];
+};
+
+static int misuse_inside_task(void *arg, conc_result *out)
+{
+    (void)out;
+    struct misuse_inside *in = arg;
+    in->shutdown_rc = conc_pool_shutdown(in->pool, false);
+    snprintf(in->shutdown_detail, sizeof in->shutdown_detail, "%s", conc_error_detail());
+    in->group_rc = conc_task_group_wait(in->group, NULL);
+    snprintf(in->group_detail, sizeof in->group_detail, "%s", conc_error_detail());
+    return 0;
+}
+
 static void misuse_swallow_report(const char *text, void *arg)
 {
     (void)text;
@@ -437,6 +478,45 @@ static void every_module_names_its_misuse(void **state)
     EXPECT_MISUSE(conc_as_completed_destroy(NULL), CONC_EINVAL, "conc_as_completed_destroy");
     assert_int_equal(conc_as_completed_destroy(it), 0);
     assert_int_equal(conc_future_release(f), 0);
+
+    /* pool, map, task groups, parallel for */
+    conc_pool *pool = NULL;
+    EXPECT_MISUSE(conc_pool_create(NULL, NULL), CONC_EINVAL, "conc_pool_create");
+    EXPECT_MISUSE(conc_pool_create(&pool, &(conc_pool_opts){.max_workers = CONC_POOL_MAX_WORKERS + 1}),
+                  CONC_EINVAL, "max_workers");
+    assert_int_equal(conc_pool_create(&pool, &(conc_pool_opts){.max_workers = 1}), 0);
+    EXPECT_MISUSE(conc_pool_submit(NULL, misuse_task, NULL, NULL), CONC_EINVAL, "NULL pool");
+    EXPECT_MISUSE(conc_pool_submit(pool, NULL, NULL, NULL), CONC_EINVAL, "NULL task function");
+    EXPECT_MISUSE(conc_pool_submit_timed(pool, misuse_task, NULL, NULL, -1), CONC_EINVAL,
+                  "negative timeout");
+    EXPECT_MISUSE(conc_pool_shutdown_timed(pool, false, -1), CONC_EINVAL, "negative timeout");
+    EXPECT_MISUSE(conc_pool_workers(NULL), CONC_EINVAL, "conc_pool_workers");
+    EXPECT_MISUSE(conc_pool_enumerate_workers(pool, NULL, 2), CONC_EINVAL, "cap");
+    EXPECT_MISUSE(conc_pool_set_exit_timeout(-2), CONC_EINVAL, "negative timeout");
+    conc_map *map = NULL;
+    EXPECT_MISUSE(conc_map_create(&map, NULL, misuse_item, NULL, 1, NULL), CONC_EINVAL,
+                  "conc_map_create");
+    EXPECT_MISUSE(conc_map_next(NULL, NULL, &x, NULL), CONC_EINVAL, "NULL map");
+    EXPECT_MISUSE(conc_map_destroy(NULL), CONC_EINVAL, "conc_map_destroy");
+    conc_task_group *group = NULL;
+    EXPECT_MISUSE(conc_task_group_create(&group, NULL), CONC_EINVAL, "conc_task_group_create");
+    assert_int_equal(conc_task_group_create(&group, pool), 0);
+    EXPECT_MISUSE(conc_task_group_spawn(group, NULL, NULL), CONC_EINVAL, "conc_task_group_spawn");
+    EXPECT_MISUSE(conc_task_group_wait_timed(group, NULL, -1), CONC_EINVAL, "negative timeout");
+    EXPECT_MISUSE(conc_task_group_cancel(NULL), CONC_EINVAL, "conc_task_group_cancel");
+    /* From a task of the pool: waiting for the pool, or the group, waits on itself. */
+    struct misuse_inside in = {.pool = pool, .group = group};
+    assert_int_equal(conc_task_group_spawn(group, misuse_inside_task, &in), 0);
+    assert_int_equal(conc_task_group_wait(group, NULL), 0);
+    assert_int_equal(in.shutdown_rc, CONC_EDEADLK);
+    assert_int_equal(in.group_rc, CONC_EDEADLK);
+    assert_non_null(strstr(in.shutdown_detail, "own tasks"));
+    assert_non_null(strstr(in.group_detail, "own tasks"));
+    assert_int_equal(conc_task_group_destroy(group), 0);
+    EXPECT_MISUSE(conc_parallel_for(pool, 2, 1, misuse_range, NULL, NULL), CONC_EINVAL,
+                  "conc_parallel_for");
+    assert_int_equal(conc_pool_destroy(pool), 0);
+    EXPECT_MISUSE(conc_pool_destroy(NULL), CONC_EINVAL, "conc_pool_destroy");
 
     /* debug */
     EXPECT_MISUSE(conc_debug_dump(-1), CONC_EINVAL, "conc_debug_dump");

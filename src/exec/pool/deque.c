@@ -1,6 +1,7 @@
 /* The work-stealing deque (deque.h): set-up, growth, steal, size. The owner's
  * push and pop fast paths are inline in deque.h. */
 #include "exec/pool/deque.h"
+#include "core/misuse.h"
 
 #include <stdlib.h>
 
@@ -24,7 +25,7 @@ static struct conc__deque_buf *conc__deque_buf_new(unsigned log2)
 int conc__deque_init(struct conc__deque *d, unsigned log2_capacity)
 {
     if (log2_capacity > 40)
-        return CONC_EINVAL;
+        return CONC_EINVAL; /* detail set by caller: never reached from the API */
     struct conc__deque_buf *a = conc__deque_buf_new(log2_capacity);
     if (!a)
         return CONC_ENOMEM;

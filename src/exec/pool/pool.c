@@ -1,6 +1,7 @@
 /* conc_pool: the thread pool executor (pool_impl.h describes where tasks
  * wait, how workers sleep and how a waiting task's worker helps). */
 #include "exec/pool/pool_impl.h"
+#include "core/misuse.h"
 #include "core/deadline.h"
 #include "exec/pool/task_group_impl.h"
 
@@ -542,7 +543,7 @@ static void conc__pool_free(conc_pool *p)
 int conc_pool_create(conc_pool **out, const conc_pool_opts *opts)
 {
     if (!out)
-        return CONC_EINVAL;
+        return CONC__MISUSE(CONC_EINVAL, "NULL pool pointer");
     *out = NULL;
     if (CONC__OPTS_CHECK(opts))
         return CONC_EINVAL;
@@ -596,7 +597,7 @@ int conc_pool_create(conc_pool **out, const conc_pool_opts *opts)
 
 int64_t conc_pool_workers(conc_pool *p)
 {
-    return p ? p->max_workers : CONC_EINVAL;
+    return p ? p->max_workers : CONC__MISUSE(CONC_EINVAL, "NULL pool");
 }
 
 /* ---- submitting ---- */
@@ -668,13 +669,18 @@ int conc__pool_submit(conc_pool *p, conc_task_fn fn, void *arg, int64_t timeout,
     int64_t deadline;
     if (out)
         *out = NULL;
-    if (!p || !fn || conc__deadline(timeout, &deadline))
-        return CONC_EINVAL;
+    if (!p)
+        return conc__misuse_at(CONC_EINVAL, NULL, "NULL pool");
+    if (!fn)
+        return conc__misuse_at(CONC_EINVAL, NULL, "NULL task function");
+    int rc = conc__deadline(timeout, &deadline);
+    if (rc)
+        return rc;
     struct conc__worker *w = conc__worker_self();
     bool inside = w && w->pool == p;
     /* A running task's subtasks are part of work already accepted: they are
      * taken while the pool shuts down, and never wait for room. */
-    int rc = conc__pool_state_error(p);
+    rc = conc__pool_state_error(p);
     if (rc == CONC_EBROKEN || (rc && !inside))
         return rc;
     if (!inside && p->capacity && (rc = conc__pool_reserve(p, deadline)) != 0)
@@ -779,12 +785,16 @@ static bool conc__pool_called_from_inside(conc_pool *p)
 static int conc__pool_stop(conc_pool *p, bool cancel_futures, int64_t timeout)
 {
     int64_t deadline;
-    if (!p || conc__deadline(timeout, &deadline))
-        return CONC_EINVAL;
+    if (!p)
+        return conc__misuse_at(CONC_EINVAL, NULL, "NULL pool");
+    int rc = conc__deadline(timeout, &deadline);
+    if (rc)
+        return rc;
     if (conc__executor_lost(&p->exec))
         return CONC_EBROKEN; /* no workers here to stop or join */
     if (timeout != 0 && conc__pool_called_from_inside(p))
-        return CONC_EDEADLK;
+        return conc__misuse_at(CONC_EDEADLK, NULL,
+                               "waiting for the pool from one of its own tasks");
     uint32_t running = CONC__POOL_RUNNING;
     atomic_compare_exchange_strong_explicit(&p->state, &running, CONC__POOL_SHUTDOWN,
                                             memory_order_acq_rel, memory_order_relaxed);
@@ -793,7 +803,7 @@ static int conc__pool_stop(conc_pool *p, bool cancel_futures, int64_t timeout)
     conc__pool_wake_everyone(p);
     if (timeout == 0)
         return 0;
-    int rc = 0;
+    rc = 0;
     if (deadline == CONC__NO_DEADLINE)
         conc_mutex_lock(&p->join_lock);
     else if ((rc = conc_mutex_lock_timed(&p->join_lock, timeout)) != 0)
@@ -822,7 +832,7 @@ int conc_pool_shutdown_timed(conc_pool *p, bool cancel_futures, int64_t timeout)
 int conc_pool_destroy(conc_pool *p)
 {
     if (!p)
-        return CONC_EINVAL;
+        return CONC__MISUSE(CONC_EINVAL, "NULL pool");
     if (conc__executor_lost(&p->exec))
         return CONC_EBROKEN;
     int rc = conc_pool_shutdown(p, false);

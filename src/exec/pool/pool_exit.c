@@ -17,6 +17,7 @@
  * waits for (exit_busy), and a destroy of that pool waits for the mark to
  * go before it frees the pool. */
 #include "core/deadline.h"
+#include "core/misuse.h"
 #include "core/dlist.h"
 #include "core/fork.h"
 #include "exec/pool/pool_impl.h"
@@ -69,7 +70,7 @@ static void conc__pools_read_env(void)
 int conc_pool_set_exit_timeout(int64_t timeout)
 {
     if (timeout < 0)
-        return CONC_EINVAL;
+        return conc__bad_timeout();
     pthread_once(&conc__pools_env_once, conc__pools_read_env);
     atomic_store(&conc__pools_exit_timeout, timeout);
     return 0;

@@ -10,6 +10,7 @@
  * conc_map_destroy waits for them. Only the calling thread touches the map;
  * a chunk's task touches only its chunk until its future is done. */
 #include "core/deadline.h"
+#include "core/misuse.h"
 #include "exec/pool/pool_impl.h"
 
 #include <stdlib.h>
@@ -111,9 +112,11 @@ static void conc__map_fill(conc_map *m)
 int conc_map_create(conc_map **out, conc_pool *p, conc_map_fn fn, void *arg, size_t n,
                     const conc_map_opts *opts)
 {
-    if (!out || !p || !fn)
-        return CONC_EINVAL;
+    if (!out)
+        return CONC__MISUSE(CONC_EINVAL, "NULL map pointer");
     *out = NULL;
+    if (!p || !fn)
+        return CONC__MISUSE(CONC_EINVAL, "NULL pool or function");
     if (CONC__OPTS_CHECK(opts))
         return CONC_EINVAL;
     conc_map_opts o = opts ? *opts : (conc_map_opts){0};
@@ -196,8 +199,11 @@ int conc_map_next_timed(conc_map *m, size_t *index, int *status, conc_result *ou
                         int64_t timeout)
 {
     int64_t deadline;
-    if (!m || !status || conc__deadline(timeout, &deadline))
-        return CONC_EINVAL;
+    if (!m || !status)
+        return CONC__MISUSE(CONC_EINVAL, "NULL map or status pointer");
+    int drc = conc__deadline(timeout, &deadline);
+    if (drc)
+        return drc;
     conc__map_chunk_free(m->spent);
     m->spent = NULL;
     struct conc__map_chunk *c = m->current;
@@ -247,7 +253,7 @@ int conc_map_next_timed(conc_map *m, size_t *index, int *status, conc_result *ou
 int conc_map_destroy(conc_map *m)
 {
     if (!m)
-        return CONC_EINVAL;
+        return CONC__MISUSE(CONC_EINVAL, "NULL map");
     conc__map_stop(m);
     while (m->live) {
         struct conc__map_chunk *c = conc__map_take(m, 0);

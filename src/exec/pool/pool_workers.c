@@ -6,6 +6,7 @@
  * never more than max_workers, and a stop that reads `started` under the
  * same lock after its state change joins every worker a start made. */
 #include "conc/thread.h"
+#include "core/misuse.h"
 #include "core/deadline.h"
 #include "exec/pool/pool_impl.h"
 
@@ -139,8 +140,10 @@ int conc__pool_live_workers(conc_pool *p)
 
 int64_t conc_pool_enumerate_workers(conc_pool *p, conc_thread_info *out, size_t cap)
 {
-    if (!p || (!out && cap))
-        return CONC_EINVAL;
+    if (!p)
+        return CONC__MISUSE(CONC_EINVAL, "NULL pool");
+    if (!out && cap)
+        return CONC__MISUSE(CONC_EINVAL, "NULL array with cap > 0");
     if (conc__executor_lost(&p->exec))
         return CONC_EBROKEN; /* its workers stayed in the parent */
     conc_mutex_lock(&p->start_lock);

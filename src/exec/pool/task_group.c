@@ -11,6 +11,7 @@
  * sleep on the group's queue until it is zero. The first task that fails
  * stores its status in `first_error` and cancels the scope. */
 #include "conc/thread.h"
+#include "core/misuse.h"
 #include "core/deadline.h"
 #include "exec/pool/pool_impl.h"
 #include "exec/pool/task_group_impl.h"
@@ -34,7 +35,7 @@ static conc_task_group *conc__group_of(conc_future *f)
 int conc_task_group_create(conc_task_group **out, conc_pool *p)
 {
     if (!out || !p)
-        return CONC_EINVAL;
+        return CONC__MISUSE(CONC_EINVAL, "NULL group pointer or pool");
     conc_task_group *g = calloc(1, sizeof *g);
     if (!g) {
         *out = NULL;
@@ -78,14 +79,14 @@ void conc__task_group_ended(conc_future *f)
 int conc_task_group_spawn(conc_task_group *g, conc_task_fn fn, void *arg)
 {
     if (!g || !fn)
-        return CONC_EINVAL;
+        return CONC__MISUSE(CONC_EINVAL, "NULL group or function");
     return conc__pool_submit(g->pool, fn, arg, CONC_FOREVER, &g->scope, NULL);
 }
 
 int conc_task_group_cancel(conc_task_group *g)
 {
     if (!g)
-        return CONC_EINVAL;
+        return CONC__MISUSE(CONC_EINVAL, "NULL group");
     atomic_store_explicit(&g->scope.requested, true, memory_order_relaxed);
     return 0;
 }
@@ -108,11 +109,14 @@ int conc_task_group_wait(conc_task_group *g, int *first_error)
 int conc_task_group_wait_timed(conc_task_group *g, int *first_error, int64_t timeout)
 {
     int64_t deadline;
-    if (!g || conc__deadline(timeout, &deadline))
-        return CONC_EINVAL;
+    if (!g)
+        return CONC__MISUSE(CONC_EINVAL, "NULL group");
+    int drc = conc__deadline(timeout, &deadline);
+    if (drc)
+        return drc;
     conc_future *self = conc__current_task();
     if (self && self->group == &g->scope)
-        return CONC_EDEADLK;
+        return CONC__MISUSE(CONC_EDEADLK, "waiting for the group from one of its own tasks");
     int rc = 0;
     struct conc__helper *h = conc__tls.helper;
     if (h && deadline == CONC__NO_DEADLINE)
@@ -128,7 +132,7 @@ int conc_task_group_wait_timed(conc_task_group *g, int *first_error, int64_t tim
 int conc_task_group_destroy(conc_task_group *g)
 {
     if (!g)
-        return CONC_EINVAL;
+        return CONC__MISUSE(CONC_EINVAL, "NULL group");
     int rc = conc_task_group_wait(g, NULL);
     if (rc)
         return rc;
