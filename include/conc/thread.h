@@ -151,8 +151,8 @@ CONC_API int conc_timer_destroy(conc_timer *t);
  * signals. CONC_FOREVER sleeps for good. Returns 0 or CONC_EINVAL. */
 CONC_API int conc_sleep(int64_t ns);
 
-/* Offers the CPU to another runnable thread. Never blocks. */
-CONC_API void conc_yield(void);
+/* Offers the CPU to another runnable thread. Returns 0. Never blocks. */
+CONC_API int conc_yield(void);
 
 /* The number of CPUs this process may really use: the CPUs of its affinity
  * mask, lowered by a cgroup CPU quota (cpu.max, rounded up), at least 1. A

@@ -546,9 +546,10 @@ int conc_sleep(int64_t ns)
     return 0;
 }
 
-void conc_yield(void)
+int conc_yield(void)
 {
-    sched_yield();
+    sched_yield(); /* cannot fail on Linux */
+    return 0;
 }
 
 /* ---- thread-local storage ---- */
