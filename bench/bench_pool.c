@@ -123,13 +123,13 @@ static int empty_task(void *arg, conc_result *out)
 }
 
 /* A pool of 2 workers that has run one task: its threads are up. */
-static conc_pool *conc_pool_started(void)
+static conc_pool *conc_pool_of(int workers)
 {
     conc_pool *pool;
     conc_future *f;
-    if (conc_pool_create(&pool, &(conc_pool_opts){.max_workers = BENCH_POOL_THREADS}) != 0)
+    if (conc_pool_create(&pool, &(conc_pool_opts){.max_workers = (size_t)workers}) != 0)
         return NULL;
-    int bad = conc_pool_workers(pool) != BENCH_POOL_THREADS ||
+    int bad = conc_pool_workers(pool) != workers ||
               conc_pool_submit(pool, empty_task, NULL, &f) != 0;
     if (!bad) {
         bad = conc_future_result(f, NULL) != 0;
@@ -140,6 +140,11 @@ static conc_pool *conc_pool_started(void)
         return NULL;
     }
     return pool;
+}
+
+static conc_pool *conc_pool_started(void)
+{
+    return conc_pool_of(BENCH_POOL_THREADS);
 }
 
 static int conc_submit_wait(const struct bench_params *p, struct bench_result *r)
@@ -278,7 +283,9 @@ static int conc_map_case(const struct bench_params *p, struct bench_result *r)
 
 /* conc:parallel_for, what the openmp and tbb rows do: one parallel for
  * fills the results array in pieces of at most BENCH_MAP_CHUNK, then the
- * caller sums it in index order. */
+ * caller sums it in index order. The caller works in its parallel for, as
+ * OpenMP's and TBB's do, so its pool has one worker fewer: two threads in
+ * all, as their team and arena of 2. */
 struct conc_pfor_ctx {
     conc_pool *pool;
     uint64_t *results; /* touched by the warm-up run */
@@ -306,7 +313,7 @@ static int conc_pfor_run(void *ctx, long n, uint64_t *sum)
 
 static int conc_pfor_case(const struct bench_params *p, struct bench_result *r)
 {
-    struct conc_pfor_ctx c = {conc_pool_started(),
+    struct conc_pfor_ctx c = {conc_pool_of(BENCH_POOL_THREADS - 1),
                               malloc((size_t)bench_pool_tasks(p) * sizeof(uint64_t))};
     if (!c.pool || !c.results)
         return 1;

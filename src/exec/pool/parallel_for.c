@@ -4,14 +4,27 @@
  * A range is split in halves recursively: the right half becomes a task on
  * the splitting worker's own deque (where an idle worker steals it, the
  * oldest and largest piece first), the left half is split on in place, and
- * a piece no larger than the grain is handed to the body whole. Then the
- * splitter waits for its right half, running other tasks of its own subtree
- * meanwhile (help-while-waiting), so a parallel for nested in a pool task
- * never deadlocks, on any number of workers. A task per split, never per
- * item: n / grain tasks in all.
+ * a piece no larger than the grain is handed to the body whole. A task per
+ * split, never per item: n / grain tasks in all.
  *
- * Every frame a task points at lives in its parent's stack: the parent
- * always waits for its right half before it returns, failure or not.
+ * A for splits lazily (lazy binary splitting, as TBB's auto partitioner
+ * adapts): whoever runs a range — the caller first, as OpenMP's and TBB's
+ * callers work in their loops — takes it a grain at a time from the left,
+ * and before each grain, if a worker of the pool is idle and no half it
+ * split off earlier is still waiting to be taken, splits off the right half
+ * of what it has left as a task for that worker. So a range is cut only
+ * as often as there are idle workers to take the pieces (a few dozen tasks
+ * for a million indices, not one per grain), and every participant walks
+ * its own part in order. The halves are spawned into one task group and
+ * forgotten (each frees its own descriptor): a splitter that waited for its
+ * half would idle whenever a thief runs it, since a waiting worker helps
+ * only with its own deque. Only the caller waits, for the group; from a
+ * pool task that wait helps run the group's tasks, so a nested for never
+ * deadlocks.
+ *
+ * A reduction must join its accumulators in range order, so there a
+ * splitter does wait for its right half (help-while-waiting), and every
+ * frame a task points at lives in its parent's stack.
  *
  * The first failure (a body's non-zero status, or a task the pool refused)
  * is kept; pieces not yet started then skip their body. A reduction keeps
@@ -22,6 +35,7 @@
  */
 #include "conc/pool.h"
 #include "core/misuse.h"
+#include "exec/pool/pool_impl.h"
 
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -44,6 +58,7 @@ struct conc__for {
     const void *identity;
     size_t value_size;
     _Atomic int status;           /* the first failure; 0 while none */
+    _Atomic uint32_t unclaimed;   /* for: halves split off and not yet taken */
 };
 
 struct conc__for_piece {
@@ -59,6 +74,76 @@ static void conc__for_fail(struct conc__for *job, int status)
 }
 
 static int conc__for_piece_task(void *arg, conc_result *out);
+
+/* ---- for: lazy halves, spawned into a group and forgotten ---- */
+
+struct conc__for_half {
+    struct conc__for *job;
+    conc_task_group *group;
+    size_t begin, end;
+};
+
+static int conc__for_half_task(void *arg, conc_result *out);
+
+/* Whether a worker of p would take a task now: one searches or sleeps, or
+ * one more may start. A hint, read without a lock. */
+static bool conc__for_hungry(conc_pool *p)
+{
+    return atomic_load_explicit(&p->searching, memory_order_relaxed) != 0 ||
+           atomic_load_explicit(&p->sleepers, memory_order_relaxed) != 0 ||
+           (!atomic_load_explicit(&p->full, memory_order_relaxed) &&
+            atomic_load_explicit(&p->started, memory_order_relaxed) < p->max_workers);
+}
+
+/* Offers the right half of [begin, end) to an idle worker; returns the
+ * new end, or end when nobody needs work or the pool refused it. */
+static size_t conc__for_split(struct conc__for *job, conc_task_group *g, size_t begin, size_t end)
+{
+    if (end - begin <= job->grain ||
+        atomic_load_explicit(&job->unclaimed, memory_order_relaxed) != 0 ||
+        !conc__for_hungry(job->pool))
+        return end;
+    size_t mid = begin + (end - begin) / 2;
+    struct conc__for_half *h = malloc(sizeof *h);
+    if (!h)
+        return end;
+    *h = (struct conc__for_half){job, g, mid, end};
+    atomic_fetch_add_explicit(&job->unclaimed, 1, memory_order_relaxed);
+    if (conc_task_group_spawn(g, conc__for_half_task, h) != 0) {
+        atomic_fetch_sub_explicit(&job->unclaimed, 1, memory_order_relaxed);
+        free(h);
+        return end; /* refused: this thread runs it all */
+    }
+    return mid;
+}
+
+/* Runs [begin, end) a grain at a time from the left, splitting off halves
+ * for idle workers on the way. */
+static void conc__for_walk(struct conc__for *job, conc_task_group *g, size_t begin, size_t end)
+{
+    while (begin < end) {
+        if (atomic_load_explicit(&job->status, memory_order_relaxed) != 0)
+            return;
+        end = conc__for_split(job, g, begin, end);
+        size_t stop = end - begin > job->grain ? begin + job->grain : end;
+        int rc = job->body(job->arg, begin, stop);
+        if (rc != 0) {
+            conc__for_fail(job, rc);
+            return;
+        }
+        begin = stop;
+    }
+}
+
+static int conc__for_half_task(void *arg, conc_result *out)
+{
+    (void)out;
+    struct conc__for_half h = *(struct conc__for_half *)arg;
+    free(arg);
+    atomic_fetch_sub_explicit(&h.job->unclaimed, 1, memory_order_relaxed);
+    conc__for_walk(h.job, h.group, h.begin, h.end);
+    return 0; /* a failure travels in job->status: the group never cancels a half */
+}
 
 /* Runs [begin, end) of job: splits while larger than the grain. */
 static void conc__for_run(struct conc__for *job, size_t begin, size_t end, void *acc)
@@ -159,7 +244,21 @@ int conc_parallel_for(conc_pool *p, size_t begin, size_t end, conc_range_fn body
         return CONC__MISUSE(CONC_EINVAL, "NULL body");
     struct conc__for job = {.arg = arg, .body = body};
     int rc = conc__for_setup(&job, __func__, p, begin, end, opts);
-    return rc ? rc : conc__for_start(&job, begin, end, NULL);
+    if (rc || end == begin)
+        return rc;
+    /* A pool that takes no work would leave the whole range to the caller:
+     * refuse instead, as a submission would. */
+    rc = conc__pool_state_error(p);
+    struct conc__worker *w = conc__worker_self();
+    if (rc == CONC_EBROKEN || (rc && !(w && w->pool == p))) /* a task's own work is accepted */
+        return rc;
+    conc_task_group *g;
+    if ((rc = conc_task_group_create(&g, p)) != 0)
+        return rc;
+    atomic_init(&job.unclaimed, 0);
+    conc__for_walk(&job, g, begin, end); /* the caller works too */
+    int wrc = conc_task_group_destroy(g); /* waits for every half */
+    return wrc ? wrc : atomic_load(&job.status);
 }
 
 int conc_parallel_reduce(conc_pool *p, size_t begin, size_t end, const void *identity,

@@ -626,7 +626,7 @@ static bool conc__pool_try_reserve(conc_pool *p)
 }
 
 /* A pool inherited across fork() is broken: its workers stayed behind. */
-static int conc__pool_state_error(conc_pool *p)
+int conc__pool_state_error(conc_pool *p)
 {
     if (conc__executor_lost(&p->exec))
         return CONC_EBROKEN;

@@ -121,6 +121,9 @@ static inline struct conc__worker *conc__worker_self(void)
 
 /* Whether a task waits to run: in the submission queue (or being pushed
  * there) or in a started worker's deque. A hint, for wakes and starts. */
+/* 0 while p takes work; CONC_ESHUTDOWN after shutdown, CONC_EBROKEN when
+ * an initializer failed or p was inherited across fork(). */
+int conc__pool_state_error(conc_pool *p);
 bool conc__pool_has_work(conc_pool *p);
 
 /* The worker loop (pool.c), for the start of a worker (pool_workers.c). */
