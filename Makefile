@@ -5,8 +5,8 @@
 #   make test       the whole suite: optimised, ThreadSanitizer, ASan+UBSan
 #   make stress     the stress tests at full size and more (CONC_TEST_SCALE=10)
 #   make bench      conc against its peers, side by side; records the run under
-#                   docs/bench/runs/ (one file per processor) and rewrites
-#                   docs/bench/README.md from them
+#                   docs/bench/runs/ (one file per processor; a CASES=... run
+#                   replaces those cases only) and rewrites docs/bench/README.md
 #                   (CASES=glob picks cases, QUICK=1 shortens, REPS=n repetitions)
 #   make install    install into PREFIX (default /usr/local)
 PREFIX ?= /usr/local

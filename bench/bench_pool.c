@@ -303,7 +303,8 @@ static int conc_pfor_run(void *ctx, long n, uint64_t *sum)
 {
     struct conc_pfor_ctx *c = ctx;
     int rc = conc_parallel_for(c->pool, 0, (size_t)n, conc_pfor_fill, c->results,
-                               &(conc_for_opts){.grain = BENCH_MAP_CHUNK});
+                               &(conc_for_opts){.grain = BENCH_MAP_CHUNK,
+                                                .schedule = CONC_FOR_DYNAMIC});
     uint64_t s = 0;
     for (long i = 0; i < n; i++)
         s += c->results[i];

@@ -202,13 +202,15 @@ def floors(cases):
     return out
 
 
-def case_tables(cases):
+def case_tables(cases, date):
     out = []
     for case, rs in cases.items():
         unit = rs[0]["unit"]
         conc = next((r["value"] for r in rs if r["impl"] == "conc"), None)
         better = "higher" if unit in HIGHER_IS_BETTER else "lower"
-        out += [f"### {case}", "", f"{unit}, {better} is better; {rs[0].get('threads', '?')} thread(s).", ""]
+        when = f" Measured {rs[0]['date']}." if rs[0].get("date") and rs[0]["date"] != date else ""
+        out += [f"### {case}", "",
+                f"{unit}, {better} is better; {rs[0].get('threads', '?')} thread(s).{when}", ""]
         has_cpu = any("cpu_pct" in r for r in rs)
         has_fair = any("fair" in r for r in rs)
         head = "| impl | value | min–max | spread |" + (" CPU % |" if has_cpu else "") + \
@@ -241,17 +243,37 @@ def load_run(path):
 
 
 def record(results, command, docs):
-    """Saves this run as docs/runs/<processor>.jsonl, replacing only that
-    processor's previous run."""
+    """Saves this run in docs/runs/<processor>.jsonl: its cases replace the
+    same cases of that processor's earlier runs, the other cases stay (a run
+    of CASES=... refreshes those only), each row keeping the date it was
+    measured."""
     env = dict(environment())
     runs = os.path.join(docs, "runs")
     os.makedirs(runs, exist_ok=True)
     model = cpu_model()
-    with open(os.path.join(runs, slug(model) + ".jsonl"), "w") as f:
+    path = os.path.join(runs, slug(model) + ".jsonl")
+    new = [json.loads(l) for l in open(results) if l.strip().startswith("{")]
+    for r in new:
+        r["date"] = env["date"]
+    fresh = {}
+    for r in new:
+        fresh.setdefault(r["case"], []).append(r)
+    rows = []  # the earlier order of the cases, each from the newest run that has it
+    if os.path.exists(path):
+        old_header, old_cases = load_run(path)
+        for case, rs in old_cases.items():
+            if case in fresh:
+                rows += fresh.pop(case)
+            else:
+                for r in rs:
+                    r.setdefault("date", old_header["environment"].get("date", "?"))
+                rows += rs
+    for rs in fresh.values():
+        rows += rs
+    with open(path, "w") as f:
         f.write(json.dumps({"environment": env, "command": command, "cpu": model}) + "\n")
-        for l in open(results):
-            if l.strip().startswith("{"):
-                f.write(l.strip() + "\n")
+        for r in rows:
+            f.write(json.dumps(r) + "\n")
 
 
 def page(docs):
@@ -283,7 +305,7 @@ def page(docs):
         out += [f"- {k}: {v}" for k, v in env.items()]
         out.append("")
         out += floors(cases)
-        out += case_tables(cases)
+        out += case_tables(cases, env.get("date"))
     return "\n".join(out)
 
 

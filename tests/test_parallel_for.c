@@ -45,6 +45,7 @@ static void parallel_for_covers_every_index_once(void **state)
     const size_t n = (size_t)conc_test_scaled(200000, 5000);
     const size_t grains[] = {0, 1, 7, 1024, n, n * 2};
     const size_t workers[] = {1, 2, 4};
+    for (int sched = CONC_FOR_SPLIT; sched <= CONC_FOR_DYNAMIC; sched++)
     for (size_t w = 0; w < sizeof workers / sizeof *workers; w++) {
         conc_pool *p = conc_test_pool_new((int)workers[w]);
         for (size_t g = 0; g < sizeof grains / sizeof *grains; g++) {
@@ -55,7 +56,8 @@ static void parallel_for_covers_every_index_once(void **state)
             /* An offset range, so begin is not always 0. */
             size_t lo = n / 10, hi = n - n / 7;
             assert_int_equal(conc_parallel_for(p, lo, hi, mark_range, &m,
-                                               &(conc_for_opts){.grain = grains[g]}),
+                                               &(conc_for_opts){.grain = grains[g],
+                                                                .schedule = sched}),
                              0);
             check_once(&m, lo, hi, n);
             if (grains[g] == 0) /* automatic: pieces, not one per index nor one in all */
@@ -66,7 +68,7 @@ static void parallel_for_covers_every_index_once(void **state)
         for (size_t len = 0; len < 40; len++) {
             struct marks m = {.seen = calloc(64, 1), .grain = 1};
             assert_int_equal(conc_parallel_for(p, 3, 3 + len, mark_range, &m,
-                                               &(conc_for_opts){.grain = 1}),
+                                               &(conc_for_opts){.grain = 1, .schedule = sched}),
                              0);
             check_once(&m, 3, 3 + len, 64);
             assert_int_equal(atomic_load(&m.pieces), len);
@@ -93,8 +95,11 @@ static int outer_rows(void *arg, size_t begin, size_t end)
 {
     struct outer *o = arg;
     for (size_t r = begin; r < end; r++) {
+        /* Inner loops alternate the schedules. */
         int rc = conc_parallel_for(o->p, r * o->cols, (r + 1) * o->cols, inner_row, o->m,
-                                   &(conc_for_opts){.grain = 16});
+                                   &(conc_for_opts){.grain = 16,
+                                                    .schedule = r % 2 ? CONC_FOR_DYNAMIC
+                                                                      : CONC_FOR_SPLIT});
         if (rc != 0)
             return rc;
     }
@@ -131,11 +136,13 @@ static void parallel_for_returns_the_first_failure(void **state)
 {
     (void)state;
     conc_pool *p = conc_test_pool_new(2);
-    _Atomic size_t ran = 0;
-    assert_int_equal(conc_parallel_for(p, 0, 100000, fail_at_500, (void *)&ran,
-                                       &(conc_for_opts){.grain = 100}),
-                     CONC_EIO);
-    assert_true(atomic_load(&ran) >= 100 && atomic_load(&ran) <= 100000);
+    for (int sched = CONC_FOR_SPLIT; sched <= CONC_FOR_DYNAMIC; sched++) {
+        _Atomic size_t ran = 0;
+        assert_int_equal(conc_parallel_for(p, 0, 100000, fail_at_500, (void *)&ran,
+                                           &(conc_for_opts){.grain = 100, .schedule = sched}),
+                         CONC_EIO);
+        assert_true(atomic_load(&ran) >= 100 && atomic_load(&ran) <= 100000);
+    }
     conc_test_pool_free(p);
 }
 
@@ -255,6 +262,10 @@ static void parallel_for_bad_input(void **state)
     assert_int_equal(conc_parallel_for(p, 0, 1, mark_range, &m,
                                        &(conc_for_opts){.reserved_ = {1}}),
                      CONC_EINVAL);
+    assert_int_equal(conc_parallel_for(p, 0, 1, mark_range, &m,
+                                       &(conc_for_opts){.schedule = (conc_for_schedule)7}),
+                     CONC_EINVAL);
+    assert_non_null(strstr(conc_error_detail(), "unknown schedule"));
     uint64_t zero = 0, sum;
     assert_int_equal(conc_parallel_reduce(p, 0, 1, NULL, 8, sum_range, sum_join, NULL, NULL, &sum),
                      CONC_EINVAL);
@@ -271,6 +282,9 @@ static void parallel_for_bad_input(void **state)
     /* After shutdown the pool refuses the work. */
     assert_int_equal(conc_pool_shutdown(p, false), 0);
     assert_int_equal(conc_parallel_for(p, 0, 8, mark_range, &m, NULL), CONC_ESHUTDOWN);
+    assert_int_equal(conc_parallel_for(p, 0, 8, mark_range, &m,
+                                       &(conc_for_opts){.schedule = CONC_FOR_DYNAMIC}),
+                     CONC_ESHUTDOWN);
     free(m.seen);
     conc_test_pool_free(p);
 }

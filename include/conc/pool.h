@@ -198,8 +198,21 @@ CONC_API int conc_map_destroy(conc_map *m);
  * begin, non-zero reserved options). An empty range runs nothing. */
 typedef int (*conc_range_fn)(void *arg, size_t begin, size_t end);
 
+/* How a parallel for hands out its range. SPLIT (the default, TBB's auto
+ * partitioner): halves split off recursively, lazily, whenever a worker is
+ * idle, each participant running a contiguous part. DYNAMIC (OpenMP's
+ * schedule(dynamic, grain)): every participant draws the next grain from
+ * one shared cursor, so a late worker never holds up the end, and a pass
+ * over the results afterwards finds them spread over the cores' caches. A
+ * reduction always splits. */
+typedef enum conc_for_schedule {
+    CONC_FOR_SPLIT = 0,
+    CONC_FOR_DYNAMIC = 1,
+} conc_for_schedule;
+
 typedef struct conc_for_opts {
-    size_t grain; /* the largest piece handed to the body; 0: automatic */
+    size_t grain;               /* the largest piece handed to the body; 0: automatic */
+    conc_for_schedule schedule; /* parallel for only; default CONC_FOR_SPLIT */
     uint64_t reserved_[4];
 } conc_for_opts;
 

@@ -58,7 +58,11 @@ struct conc__for {
     const void *identity;
     size_t value_size;
     _Atomic int status;           /* the first failure; 0 while none */
-    _Atomic uint32_t unclaimed;   /* for: halves split off and not yet taken */
+    _Atomic uint32_t unclaimed;   /* for: halves (or helpers) spawned and not yet taken */
+    /* CONC_FOR_DYNAMIC: grains [0, ngrains) drawn one at a time */
+    conc_task_group *group;
+    size_t base, end, ngrains;
+    _Atomic size_t next_grain;
 };
 
 struct conc__for_piece {
@@ -145,6 +149,50 @@ static int conc__for_half_task(void *arg, conc_result *out)
     return 0; /* a failure travels in job->status: the group never cancels a half */
 }
 
+/* ---- for, CONC_FOR_DYNAMIC: grains drawn from one cursor ----
+ *
+ * OpenMP's schedule(dynamic, grain): every participant — the caller, and a
+ * helper task spawned whenever a worker is idle and no helper waits to be
+ * taken — draws the next grain with a fetch-and-add until none is left.
+ * A late helper takes whatever is left, the caller takes back what nobody
+ * started, and consecutive grains land on alternating cores. */
+
+static int conc__for_draw_task(void *arg, conc_result *out);
+
+static void conc__for_draw(struct conc__for *job)
+{
+    for (;;) {
+        if (atomic_load_explicit(&job->status, memory_order_relaxed) != 0)
+            return;
+        if (atomic_load_explicit(&job->unclaimed, memory_order_relaxed) == 0 &&
+            atomic_load_explicit(&job->next_grain, memory_order_relaxed) + 1 < job->ngrains &&
+            conc__for_hungry(job->pool)) {
+            atomic_fetch_add_explicit(&job->unclaimed, 1, memory_order_relaxed);
+            if (conc_task_group_spawn(job->group, conc__for_draw_task, job) != 0)
+                atomic_fetch_sub_explicit(&job->unclaimed, 1, memory_order_relaxed);
+        }
+        size_t g = atomic_fetch_add_explicit(&job->next_grain, 1, memory_order_relaxed);
+        if (g >= job->ngrains)
+            return;
+        size_t b = job->base + g * job->grain;
+        size_t e = job->end - b > job->grain ? b + job->grain : job->end;
+        int rc = job->body(job->arg, b, e);
+        if (rc != 0) {
+            conc__for_fail(job, rc);
+            return;
+        }
+    }
+}
+
+static int conc__for_draw_task(void *arg, conc_result *out)
+{
+    (void)out;
+    struct conc__for *job = arg;
+    atomic_fetch_sub_explicit(&job->unclaimed, 1, memory_order_relaxed);
+    conc__for_draw(job);
+    return 0;
+}
+
 /* Runs [begin, end) of job: splits while larger than the grain. */
 static void conc__for_run(struct conc__for *job, size_t begin, size_t end, void *acc)
 {
@@ -203,6 +251,8 @@ static int conc__for_setup(struct conc__for *job, const char *fn, conc_pool *p, 
         return conc__misuse_at(CONC_EINVAL, fn, "end is below begin");
     if (opts && !conc__reserved_zero(opts->reserved_, 4))
         return conc__misuse_at(CONC_EINVAL, fn, "reserved option fields are not zero");
+    if (opts && opts->schedule != CONC_FOR_SPLIT && opts->schedule != CONC_FOR_DYNAMIC)
+        return conc__misuse_at(CONC_EINVAL, fn, "unknown schedule");
     int64_t workers = conc_pool_workers(p);
     if (workers < 1)
         workers = 1;
@@ -256,7 +306,16 @@ int conc_parallel_for(conc_pool *p, size_t begin, size_t end, conc_range_fn body
     if ((rc = conc_task_group_create(&g, p)) != 0)
         return rc;
     atomic_init(&job.unclaimed, 0);
-    conc__for_walk(&job, g, begin, end); /* the caller works too */
+    if (opts && opts->schedule == CONC_FOR_DYNAMIC) {
+        job.group = g;
+        job.base = begin;
+        job.end = end;
+        job.ngrains = (end - begin) / job.grain + ((end - begin) % job.grain != 0);
+        atomic_init(&job.next_grain, 0);
+        conc__for_draw(&job); /* the caller works too */
+    } else {
+        conc__for_walk(&job, g, begin, end); /* the caller works too */
+    }
     int wrc = conc_task_group_destroy(g); /* waits for every half */
     return wrc ? wrc : atomic_load(&job.status);
 }
