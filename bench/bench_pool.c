@@ -40,7 +40,10 @@ long bench_pool_tasks(const struct bench_params *p)
     return p->quick ? 300000 : 1000000;
 }
 
-__attribute__((noinline)) int64_t bench_fib_seq(int n)
+/* Aligned: every fib row spends 90% of its time here, and where an edit
+ * elsewhere in this file happened to move it changed every row's time by
+ * 20% alike (measured: 0xcd40 against 0xd260 on an AMD EPYC). */
+__attribute__((noinline, aligned(64))) int64_t bench_fib_seq(int n)
 {
     return n < 2 ? n : bench_fib_seq(n - 1) + bench_fib_seq(n - 2);
 }
