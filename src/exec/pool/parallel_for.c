@@ -68,7 +68,7 @@ struct conc__for {
 struct conc__for_piece {
     struct conc__for *job;
     size_t begin, end;
-    void *acc;                    /* the reduction's accumulator; NULL for a for */
+    void *acc;                    /* the accumulator this piece folds into */
 };
 
 static void conc__for_fail(struct conc__for *job, int status)
@@ -193,8 +193,10 @@ static int conc__for_draw_task(void *arg, conc_result *out)
     return 0;
 }
 
-/* Runs [begin, end) of job: splits while larger than the grain. */
-static void conc__for_run(struct conc__for *job, size_t begin, size_t end, void *acc)
+/* ---- reduce: eager contiguous halves, joined in order ---- */
+
+/* Folds [begin, end) of job into acc: splits while larger than the grain. */
+static void conc__reduce_run(struct conc__for *job, size_t begin, size_t end, void *acc)
 {
     while (end - begin > job->grain) {
         if (atomic_load_explicit(&job->status, memory_order_relaxed) != 0)
@@ -202,32 +204,30 @@ static void conc__for_run(struct conc__for *job, size_t begin, size_t end, void 
         size_t mid = begin + (end - begin) / 2;
         unsigned char inline_acc[CONC__FOR_INLINE_ACC];
         struct conc__for_piece right = {job, mid, end, NULL};
-        if (acc) {
-            right.acc = job->value_size <= sizeof inline_acc ? inline_acc : malloc(job->value_size);
-            if (!right.acc) {
-                conc__for_fail(job, CONC_ENOMEM);
-                return;
-            }
-            memcpy(right.acc, job->identity, job->value_size);
+        right.acc = job->value_size <= sizeof inline_acc ? inline_acc : malloc(job->value_size);
+        if (!right.acc) {
+            conc__for_fail(job, CONC_ENOMEM);
+            return;
         }
+        memcpy(right.acc, job->identity, job->value_size);
         conc_future *f = NULL;
         int rc = conc_pool_submit(job->pool, conc__for_piece_task, &right, &f);
         if (rc != 0) {
             conc__for_fail(job, rc);
         } else {
-            conc__for_run(job, begin, mid, acc);
+            conc__reduce_run(job, begin, mid, acc);
             conc_future_wait(f); /* helps: runs our subtree meanwhile */
             conc_future_release(f);
-            if (acc && atomic_load_explicit(&job->status, memory_order_relaxed) == 0)
+            if (atomic_load_explicit(&job->status, memory_order_relaxed) == 0)
                 job->join(job->arg, acc, right.acc);
         }
-        if (right.acc && right.acc != inline_acc)
+        if (right.acc != inline_acc)
             free(right.acc);
         return;
     }
     if (atomic_load_explicit(&job->status, memory_order_relaxed) != 0)
         return;
-    int rc = acc ? job->reduce(job->arg, begin, end, acc) : job->body(job->arg, begin, end);
+    int rc = job->reduce(job->arg, begin, end, acc);
     if (rc != 0)
         conc__for_fail(job, rc);
 }
@@ -236,7 +236,7 @@ static int conc__for_piece_task(void *arg, conc_result *out)
 {
     (void)out;
     struct conc__for_piece *piece = arg;
-    conc__for_run(piece->job, piece->begin, piece->end, piece->acc);
+    conc__reduce_run(piece->job, piece->begin, piece->end, piece->acc);
     return 0; /* failures travel in job->status */
 }
 
@@ -249,7 +249,8 @@ static int conc__for_setup(struct conc__for *job, const char *fn, conc_pool *p, 
         return conc__misuse_at(CONC_EINVAL, fn, "NULL pool");
     if (end < begin)
         return conc__misuse_at(CONC_EINVAL, fn, "end is below begin");
-    if (opts && !conc__reserved_zero(opts->reserved_, 4))
+    if (opts && !conc__reserved_zero(opts->reserved_,
+                                     sizeof opts->reserved_ / sizeof opts->reserved_[0]))
         return conc__misuse_at(CONC_EINVAL, fn, "reserved option fields are not zero");
     if (opts && opts->schedule != CONC_FOR_SPLIT && opts->schedule != CONC_FOR_DYNAMIC)
         return conc__misuse_at(CONC_EINVAL, fn, "unknown schedule");
@@ -259,7 +260,7 @@ static int conc__for_setup(struct conc__for *job, const char *fn, conc_pool *p, 
     size_t grain = opts ? opts->grain : 0;
     if (grain == 0) {
         size_t pieces = (size_t)workers * CONC__FOR_PIECES_PER_WORKER;
-        grain = (end - begin + pieces - 1) / pieces;
+        grain = (end - begin) / pieces + ((end - begin) % pieces != 0); /* no overflow */
         if (grain == 0)
             grain = 1;
     }
@@ -269,9 +270,9 @@ static int conc__for_setup(struct conc__for *job, const char *fn, conc_pool *p, 
     return 0;
 }
 
-/* Runs the whole range as one task of the pool (so that its splits land on
- * a worker's deque) and waits for it. */
-static int conc__for_start(struct conc__for *job, size_t begin, size_t end, void *acc)
+/* Runs a reduction's whole range as one task of the pool (so that its
+ * splits land on a worker's deque) and waits for it. */
+static int conc__reduce_start(struct conc__for *job, size_t begin, size_t end, void *acc)
 {
     if (end == begin)
         return 0;
@@ -336,5 +337,5 @@ int conc_parallel_reduce(conc_pool *p, size_t begin, size_t end, const void *ide
     /* The caller's result is the leftmost accumulator: it starts as the
      * identity, and the whole range folds into it. */
     memmove(result, identity, value_size);
-    return conc__for_start(&job, begin, end, result);
+    return conc__reduce_start(&job, begin, end, result);
 }
