@@ -313,52 +313,186 @@ QUEUE_BENCH(cq, conc_queue, cq_create_default, conc_queue_destroy, cq_put, cq_ge
 
 /* ---- placement: the default queue wherever malloc would put it ----
  *
- * The same spsc run on queues created after a padding allocation that moves
- * malloc's next blocks by PLACE_STEP bytes more each time: PLACE_COUNT
- * placements across a page. A queue whose speed depends on where its memory
- * lands (false sharing through an alignment it did not choose, 4K aliasing
- * between the producer's and the consumer's lines) shows it as a gap
- * between the slowest and the fastest. The pads stay allocated until the
- * sweep ends, so no queue reuses a freed block. */
+ * The spsc run on PLACE_COUNT queues created one after another, each after a
+ * padding allocation PLACE_STEP bytes longer than the last, so malloc's
+ * blocks for queue k land k * PLACE_STEP bytes further along: 64 placements
+ * across a page. A queue whose speed depends on where its memory lands
+ * (false sharing through an alignment it did not choose, 4K aliasing between
+ * the producer's and the consumer's lines) is slow at some placements in
+ * every round.
+ *
+ * Only the placement may vary. One producer and one consumer thread, started
+ * once, go through the queues in turn, a slice of time each (the producer
+ * puts numbered items, then an end marker; the consumer checks each item and
+ * moves on at the marker), so no slice pays for threads that start on one
+ * CPU and spread later. The host of a virtual machine changes its speed for
+ * seconds at a time (the same queue measured 20 and 40 M items/s a few
+ * seconds apart), so each placement's slice comes between two on a
+ * reference queue (created before the pads): a placement's figure is its
+ * rate over the mean of theirs, the median of PLACE_ROUNDS rounds. Each row is a sweep of its own (the harness measures every row in
+ * a process of its own) and reports its slowest or its fastest placement as
+ * a percentage of the reference. */
 #define PLACE_COUNT 64
 #define PLACE_STEP 64
+#define PLACE_ROUNDS 5
+#define PLACE_SLICE 40 /* slices per p->seconds */
 
-static size_t place_pad;
-static void *place_pads[PLACE_COUNT];
-static int place_next;
+struct place_slice {
+    int64_t start_ns, end_ns; /* the producer's first put, the consumer's marker */
+    uint64_t put, got;
+};
 
-static conc_queue *cq_create_placed(void)
+struct place_sweep {
+    conc_queue *reference, *queues[PLACE_COUNT];
+    int64_t slice_ns;
+    /* [round][k][0]: the reference's slice before placement k's, [1]: k's;
+     * [round][PLACE_COUNT][0]: the reference's slice after the last */
+    struct place_slice slices[PLACE_ROUNDS][PLACE_COUNT + 1][2];
+    _Atomic bool bad;
+};
+
+static conc_queue *place_queue(struct place_sweep *sw, int k, int which)
 {
-    if (place_next < PLACE_COUNT)
-        place_pads[place_next++] = malloc(place_pad);
-    return cq_create_default();
+    return which == 0 ? sw->reference : sw->queues[k];
 }
 
-QUEUE_BENCH(cqpl, conc_queue, cq_create_placed, conc_queue_destroy, cq_put, cq_get)
+/* Whether slot (k, which) is in a round: the reference, then each placement,
+ * then the reference again. */
+static bool place_slot(int k, int which)
+{
+    return k < PLACE_COUNT || which == 0;
+}
 
-/* Runs the sweep; the slowest or the fastest placement is the result. */
+static void *place_producer(void *arg)
+{
+    struct place_sweep *sw = arg;
+    for (int round = 0; round < PLACE_ROUNDS; round++)
+        for (int k = 0; k <= PLACE_COUNT; k++)
+            for (int which = 0; which < 2 && place_slot(k, which); which++) {
+                conc_queue *q = place_queue(sw, k, which);
+                struct place_slice *sl = &sw->slices[round][k][which];
+                int64_t t0 = bench_now_ns(), until = t0 + sw->slice_ns;
+                uint64_t v = 1;
+                while ((v & 1023) != 0 || bench_now_ns() < until) {
+                    if (!cq_put(q, v))
+                        atomic_store(&sw->bad, true);
+                    v++;
+                }
+                sl->start_ns = t0;
+                sl->put = v - 1;
+                if (!cq_put(q, 0))
+                    atomic_store(&sw->bad, true);
+            }
+    return NULL;
+}
+
+static void *place_consumer(void *arg)
+{
+    struct place_sweep *sw = arg;
+    for (int round = 0; round < PLACE_ROUNDS; round++)
+        for (int k = 0; k <= PLACE_COUNT; k++)
+            for (int which = 0; which < 2 && place_slot(k, which); which++) {
+                conc_queue *q = place_queue(sw, k, which);
+                uint64_t v, expect = 1;
+                while (cq_get(q, &v) && v != 0) {
+                    if (v != expect)
+                        atomic_store(&sw->bad, true);
+                    expect++;
+                }
+                sw->slices[round][k][which].end_ns = bench_now_ns();
+                sw->slices[round][k][which].got = expect - 1;
+            }
+    return NULL;
+}
+
+static int place_cmp(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double place_median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, place_cmp);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/* A slice's items a second; 0 if it lost or invented an item. */
+static double place_rate(const struct place_slice *sl)
+{
+    int64_t ns = sl->end_ns - sl->start_ns;
+    if (sl->put != sl->got || ns <= 0) {
+        fprintf(stderr, "queue.spsc.placement: a slice put %llu items, took %llu\n",
+                (unsigned long long)sl->put, (unsigned long long)sl->got);
+        return 0;
+    }
+    return (double)sl->got * 1e9 / (double)ns;
+}
+
+/* Measures every placement: the slowest and the fastest as a fraction of
+ * the reference; 0, or 1 if anything failed. */
+static int place_measure(struct place_sweep *sw, double *slowest, double *fastest)
+{
+    pthread_t producer, consumer;
+    if (pthread_create(&consumer, NULL, place_consumer, sw) != 0 ||
+        pthread_create(&producer, NULL, place_producer, sw) != 0) {
+        perror("pthread_create");
+        exit(1);
+    }
+    pthread_join(producer, NULL);
+    pthread_join(consumer, NULL);
+    if (atomic_load(&sw->bad)) {
+        fprintf(stderr, "queue.spsc.placement: an item out of order or a call failed\n");
+        return 1;
+    }
+    double lo = 1, hi = 1;
+    for (int k = 0; k < PLACE_COUNT; k++) {
+        double ratios[PLACE_ROUNDS];
+        for (int round = 0; round < PLACE_ROUNDS; round++) {
+            double before = place_rate(&sw->slices[round][k][0]);
+            double rate = place_rate(&sw->slices[round][k][1]);
+            double after = place_rate(&sw->slices[round][k + 1][0]);
+            if (before <= 0 || rate <= 0 || after <= 0)
+                return 1;
+            ratios[round] = 2 * rate / (before + after);
+        }
+        double ratio = place_median(ratios, PLACE_ROUNDS);
+        lo = k == 0 || ratio < lo ? ratio : lo;
+        hi = k == 0 || ratio > hi ? ratio : hi;
+    }
+    *slowest = lo;
+    *fastest = hi;
+    return 0;
+}
+
 static int cq_placement_sweep(const struct bench_params *p, struct bench_result *r, bool fastest)
 {
-    struct bench_params short_run = *p;
-    short_run.seconds = p->seconds / 8;
-    double lo = 0, hi = 0;
-    for (int k = 0; k < PLACE_COUNT; k++) {
-        place_pad = (size_t)(k + 1) * PLACE_STEP - 16; /* glibc adds 16 bytes of header */
-        struct bench_result one = {0};
-        if (cqpl_spsc(&short_run, &one) != 0)
-            return 1;
-        if (k == 0 || one.value < lo)
-            lo = one.value;
-        if (k == 0 || one.value > hi)
-            hi = one.value;
+    struct place_sweep *sw = calloc(1, sizeof *sw);
+    void *pads[PLACE_COUNT] = {0};
+    int rc = sw && (sw->reference = cq_create_default()) ? 0 : 1;
+    for (int k = 0; k < PLACE_COUNT && rc == 0; k++) {
+        pads[k] = malloc((size_t)(k + 1) * PLACE_STEP - 16); /* glibc adds 16 bytes of header */
+        sw->queues[k] = cq_create_default();
+        if (!pads[k] || !sw->queues[k])
+            rc = 1;
     }
-    for (int k = 0; k < place_next; k++)
-        free(place_pads[k]);
-    place_next = 0;
-    r->value = fastest ? hi : lo;
-    r->cpu_pct = -1;
-    r->fair = -1;
-    return 0;
+    if (rc == 0) {
+        sw->slice_ns = (int64_t)(p->seconds * 1e9) / PLACE_SLICE;
+        double lo = 0, hi = 0;
+        rc = place_measure(sw, &lo, &hi);
+        r->value = 100 * (fastest ? hi : lo);
+        r->cpu_pct = -1;
+        r->fair = -1;
+    }
+    for (int k = 0; sw && k < PLACE_COUNT; k++) {
+        if (sw->queues[k] && conc_queue_destroy(sw->queues[k]) != 0)
+            rc = 1;
+        free(pads[k]);
+    }
+    if (sw && sw->reference && conc_queue_destroy(sw->reference) != 0)
+        rc = 1;
+    free(sw);
+    return rc;
 }
 
 static int cq_placement_slowest(const struct bench_params *p, struct bench_result *r)
@@ -370,6 +504,7 @@ static int cq_placement_fastest(const struct bench_params *p, struct bench_resul
 {
     return cq_placement_sweep(p, r, true);
 }
+
 QUEUE_BENCH(cqsp, conc_queue, cq_create_spsc, conc_queue_destroy, cq_put, cq_get)
 
 /* ---- the textbook ring: one mutex, two condition variables ---- */
@@ -526,9 +661,11 @@ const struct bench_case bench_queue_spsc = {
     "item checked. ck only spins (it cannot block); glib is unbounded; python:mp is two processes",
     2, spsc_impls};
 const struct bench_case bench_queue_spsc_placement = {
-    "queue.spsc.placement", "items/s",
+    "queue.spsc.placement", "% of ref",
     "queue.spsc's default queue created at 64 placements across a page (a padding allocation "
-    "moves malloc's next blocks 64 bytes more each time): the slowest and the fastest placement",
+    "moves malloc's next blocks 64 bytes more each time), one producer and one consumer going "
+    "through them, each placement's slice paired with one on a reference queue; the slowest and "
+    "the fastest placement, in % of the reference's items/s (median of 5 rounds)",
     2, placement_impls};
 const struct bench_case bench_queue_mpmc = {
     "queue.mpmc", "items/s",

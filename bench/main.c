@@ -163,7 +163,7 @@ static double maximum(const double *v, int n)
 static bool higher_is_better(const char *unit)
 {
     return !strcmp(unit, "ops/s") || !strcmp(unit, "items/s") || !strcmp(unit, "tasks/s") ||
-           !strcmp(unit, "rt/s") || !strcmp(unit, "req/s");
+           !strcmp(unit, "rt/s") || !strcmp(unit, "req/s") || !strcmp(unit, "% of ref");
 }
 
 static void print_row(const struct bench_case *c, const struct row *r, double conc_median)

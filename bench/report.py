@@ -19,7 +19,7 @@ import re
 import subprocess
 import sys
 
-HIGHER_IS_BETTER = {"ops/s", "items/s", "tasks/s", "rt/s", "req/s"}
+HIGHER_IS_BETTER = {"ops/s", "items/s", "tasks/s", "rt/s", "req/s", "% of ref"}
 
 # The floors conc holds itself to, as (case, peer, rule[, factor[, conc row]]): conc
 # must be at least `factor` times as good as the peer (default 1: as good; for a
@@ -168,8 +168,11 @@ READING = ["## Reading the figures", "",
             "  below 1% of a core, i.e. < 20 ms of CPU over the 2 s window (QUICK=1 idles",
             "  0.5 s and scales to 2 s). Read it off the `pool.idle_cpu` table below.",
             "- **queue.spsc.placement** runs the default queue at 64 places across a page",
-            "  (a padding allocation moves where malloc puts it): the slowest and the fastest",
-            "  placement, whose gap shows how much the speed depends on where the queue lands.",
+            "  (a padding allocation moves where malloc puts it), one producer and one consumer",
+            "  going through them, each placement's time slice paired with one on a reference",
+            "  queue just before it (the host's speed drifts for seconds at a time): the slowest",
+            "  and the fastest placement as % of the reference's items/s (median of 5 rounds).",
+            "  Their gap shows how much the speed depends on where the queue lands.",
             ""]
 
 

@@ -1284,6 +1284,81 @@ static void fence_dekker_fallback_stress(void **state)
     conc__membarrier_ok = saved;
 }
 
+/* ---- adaptive spinning (wait.h): the score's rules ---- */
+
+static bool never_ready(void *arg)
+{
+    (void)arg;
+    return false;
+}
+
+static bool said_asleep(void *arg)
+{
+    return *(bool *)arg;
+}
+
+/* Waits on q that do not spin, out of the next n: each one not a probe. */
+static int waits_without_spin(struct conc__waitq *q, int n)
+{
+    int quiet = 0;
+    for (int i = 0; i < n; i++) {
+        bool probe;
+        if (conc__spin_budget(q, &probe) == 0)
+            quiet++;
+        else
+            conc__spin_learn(q, false, probe);
+    }
+    return quiet;
+}
+
+/* A new queue spins; failures stop it; a successful probe resumes spinning
+ * at once; failed probes grow apart up to one in 256 waits, no further. */
+static void spin_score_stops_and_resumes(void **state)
+{
+    (void)state;
+    if (!CONC__SPIN_ENABLED)
+        skip(); /* sanitizer builds never spin */
+    struct conc__waitq q;
+    conc__waitq_init(&q, 0);
+    bool probe;
+    assert_int_equal(conc__spin_budget(&q, &probe), CONC__SPIN_BUDGET);
+    assert_false(probe);
+    for (int i = 0; i < 8; i++)
+        conc__spin_learn(&q, false, false);
+    assert_false(conc__spin_worthwhile(&q));
+    /* Every failed probe doubles the interval, up to 16 << 4 waits. */
+    int quiet = waits_without_spin(&q, 16 * 1024);
+    assert_true(quiet >= 16 * 1024 - 16 * 1024 / 256 - 8);
+    assert_true(quiet < 16 * 1024 - 16 * 1024 / 256 + 8);
+    /* A probe that succeeds resumes spinning for every wait. */
+    while (conc__spin_budget(&q, &probe) == 0)
+        ;
+    assert_true(probe);
+    conc__spin_learn(&q, true, probe);
+    assert_true(conc__spin_worthwhile(&q));
+    assert_int_equal(conc__spin_budget(&q, &probe), CONC__SPIN_BUDGET);
+    assert_false(probe);
+}
+
+/* A spin that fails while the thread it waits for sleeps on the same queue
+ * teaches nothing; one that fails while it is awake counts. */
+static void spin_failure_excused_while_other_side_sleeps(void **state)
+{
+    (void)state;
+    if (!CONC__SPIN_ENABLED)
+        skip();
+    struct conc__waitq q;
+    conc__waitq_init(&q, 0);
+    bool asleep = true;
+    for (int i = 0; i < 8; i++)
+        assert_false(conc__spin_until_awake(&q, never_ready, said_asleep, &asleep));
+    assert_true(conc__spin_worthwhile(&q));
+    asleep = false;
+    for (int i = 0; i < 8; i++)
+        conc__spin_until_awake(&q, never_ready, said_asleep, &asleep);
+    assert_false(conc__spin_worthwhile(&q));
+}
+
 CONC_TEST_MAIN(cmocka_unit_test(sem_wake_one_passes_over_expiring_waiter),
                cmocka_unit_test(wake_one_skips_expiring_waiter),
                cmocka_unit_test(park_honours_wake_after_deadline),
@@ -1302,4 +1377,6 @@ CONC_TEST_MAIN(cmocka_unit_test(sem_wake_one_passes_over_expiring_waiter),
                cmocka_unit_test(multiwait_shares_queue_with_thread_waiter),
                cmocka_unit_test(multiwait_wakes_counted_stress),
                cmocka_unit_test(fence_dekker_stress),
-               cmocka_unit_test(fence_dekker_fallback_stress))
+               cmocka_unit_test(fence_dekker_fallback_stress),
+               cmocka_unit_test(spin_score_stops_and_resumes),
+               cmocka_unit_test(spin_failure_excused_while_other_side_sleeps))

@@ -87,6 +87,8 @@ struct conc__thread_rec {
     struct conc__misuse misuse;
     /* ---- wait ---- */
     unsigned spin_probe;                 /* waits since the last spin probe */
+    /* ---- queue ---- */
+    unsigned gather_probe;               /* spinning gets since the last gather probe */
     struct conc__pending_wakes pending;
     /* ---- thread ---- */
     struct conc_thread *thread;          /* its conc_thread handle, once it has one */

@@ -142,9 +142,9 @@ bool conc__qring_get(struct conc__qring *r, void *out, bool exact)
     return true;
 }
 
-bool conc__qring_can_get(struct conc__qring *r)
+bool conc__qring_can_get(struct conc__qring *r, uint64_t n)
 {
-    uint64_t p = atomic_load_explicit(&r->head, memory_order_relaxed);
+    uint64_t p = atomic_load_explicit(&r->head, memory_order_relaxed) + n - 1;
     return atomic_load_explicit(conc__cell_seq(r, p), memory_order_acquire) == p + 1;
 }
 

@@ -19,6 +19,10 @@
 struct conc__qring {
     _Alignas(64) _Atomic uint64_t tail; /* the next put's position */
     _Alignas(64) _Atomic uint64_t head; /* the next get's position */
+    /* A hint the gets keep on their own line (queue.c, gathering): whether
+     * the producers stream, so that a get on an empty ring may wait for a
+     * few items rather than take the first. */
+    _Atomic uint32_t gather;
     _Alignas(64) size_t cap;
     size_t item_size, cell_size;
     bool single_producer, single_consumer;
@@ -36,12 +40,13 @@ void conc__qring_free(struct conc__qring *r);
 bool conc__qring_put(struct conc__qring *r, const void *item, bool exact);
 /* false when empty; exact as for put, with the roles swapped. */
 bool conc__qring_get(struct conc__qring *r, void *out, bool exact);
-/* Whether a get would find an item now, and whether the next n puts
- * (1 <= n <= cap) would find room: the n-th cell after tail is free. They
- * read one cell only, at head (at tail + n - 1): a thread spinning on them
+/* Whether the next n gets would find an item now (the n-th cell after head
+ * holds one), and whether the next n puts would find room (the n-th cell
+ * after tail is free); 1 <= n <= cap. They read one cell only, at
+ * head + n - 1 (tail + n - 1): a thread spinning on them
  * does not keep pulling the other side's index away from it, which would
  * stall its compare-and-swap. */
-bool conc__qring_can_get(struct conc__qring *r);
+bool conc__qring_can_get(struct conc__qring *r, uint64_t n);
 bool conc__qring_can_put(struct conc__qring *r, uint64_t n);
 /* A snapshot of the number of items. */
 size_t conc__qring_count(struct conc__qring *r);

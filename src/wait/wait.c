@@ -91,7 +91,10 @@ void conc__spin_learn(struct conc__waitq *q, bool success, bool probe)
     unsigned word = atomic_load_explicit(&q->spin, memory_order_relaxed);
     int score = conc__spin_score(word);
     unsigned level = word >> CONC__SPIN_LEVEL_SHIFT;
-    if (success) {
+    if (success && probe) {
+        score = 0; /* spinning pays again: resume it, and let the score judge */
+        level = 0;
+    } else if (success) {
         score = score + 1 > CONC__SPIN_SCORE_MAX ? CONC__SPIN_SCORE_MAX : score + 1;
         level = 0;
     } else {

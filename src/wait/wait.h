@@ -122,10 +122,13 @@ struct conc__multiwait {
  * continues while at least 4 spins in 5 succeed). While the score is not
  * negative, a wait spins for up to CONC__SPIN_BUDGET, long enough to outlast
  * a futex wake-up on the other side. Below 0, a wait spins only as a probe,
- * once every 16 waits; each failed probe doubles that interval (up to 1024),
- * a success resets it. An oversubscribed object thus pays ~20 ns a wait for
- * probing, and a fast pair recovers within a few dozen waits. A new object
- * starts at 0: it spins until spinning proves useless.
+ * once every 16 waits; each failed probe doubles that interval (up to 256),
+ * a successful one sets the score back to 0, resuming the spins. An
+ * oversubscribed object thus pays a fraction of a microsecond a wait for
+ * probing, and a fast pair recovers within a few dozen waits — which, once it
+ * parks, come only a few thousand a second: an interval of 1024 waits kept a
+ * queue's producer and consumer parking for a second and more after one bad
+ * start. A new object starts at 0: it spins until spinning proves useless.
  * Never in sanitizer builds, so that the tests exercise the parking paths.
  * Mutexes do not spin: with the lock bouncing between spinning cores, a
  * contended mutex moves 2-4x fewer operations a second than one whose losers
@@ -140,7 +143,7 @@ struct conc__multiwait {
 #define CONC__SPIN_QUEUED 100       /* the second, short chance after queueing */
 #define CONC__SPIN_SCORE_MAX 16
 #define CONC__SPIN_SCORE_MIN (-16)
-#define CONC__SPIN_PROBE_LEVELS 6   /* probe every 16 << level waits */
+#define CONC__SPIN_PROBE_LEVELS 4   /* probe every 16 << level waits */
 #define CONC__ILOCK_SPIN 100        /* the internal lock: short critical sections */
 
 /* The budget of the next spin on q: 0 for none. *probe tells the learning
@@ -152,8 +155,15 @@ void conc__spin_learn(struct conc__waitq *q, bool success, bool probe);
 bool conc__spin_worthwhile(struct conc__waitq *q);
 
 /* Spins within q's budget until ready(arg) holds, before a waiter takes the
- * slow path. Returns whether it did; either way the outcome is learnt. */
-static inline bool conc__spin_until(struct conc__waitq *q, bool (*ready)(void *), void *arg)
+ * slow path. Returns whether it did. The outcome is learnt, except a failure
+ * while asleep(arg) (if given) says the thread that would make ready() true
+ * is itself parked on q: then a wake-up is on its way to it, and the spin
+ * failed because it is still waking, not because it is off its CPU for want
+ * of one. Two threads handing work back and forth (a queue's producer and
+ * consumer) would otherwise learn to park from the moments they both park,
+ * and keep parking: each one's probe runs while the other is waking. */
+static inline bool conc__spin_until_awake(struct conc__waitq *q, bool (*ready)(void *),
+                                          bool (*asleep)(void *), void *arg)
 {
     bool probe;
     unsigned budget = conc__spin_budget(q, &probe);
@@ -164,9 +174,14 @@ static inline bool conc__spin_until(struct conc__waitq *q, bool (*ready)(void *)
             return true;
         }
     }
-    if (budget)
+    if (budget && !(asleep && asleep(arg)))
         conc__spin_learn(q, false, probe);
     return false;
+}
+
+static inline bool conc__spin_until(struct conc__waitq *q, bool (*ready)(void *), void *arg)
+{
+    return conc__spin_until_awake(q, ready, NULL, arg);
 }
 
 /* ---- the internal lock ---- */
