@@ -6,6 +6,7 @@
 #include <conc/debug.h>
 #include <conc/future.h>
 #include <conc/pool.h>
+#include <conc/process.h>
 #include <conc/queue.h>
 #include <conc/sync.h>
 #include <conc/thread.h>
