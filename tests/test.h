@@ -23,6 +23,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -368,6 +369,49 @@ static inline int conc_test_wait_child(pid_t pid, int seconds)
         nanosleep(&pause, NULL);
     }
 }
+
+/* Forks a child that runs fn(arg) and exits with its result (a child
+ * checks with plain ifs, never cmocka's asserts, and reports through its
+ * exit status). The child dies with its parent (PR_SET_PDEATHSIG), so an
+ * aborted test leaves nothing running. */
+static inline pid_t conc_test_fork(int (*fn)(void *), void *arg)
+{
+    pid_t parent = getpid();
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(99);
+        _exit(fn(arg));
+    }
+    return pid;
+}
+
+/* Waits at most 10 s for the child; kills it and fails if it is late, fails
+ * unless it exited with status 0. */
+static inline void conc_test_reap(pid_t pid)
+{
+    int rc = conc_test_wait_child(pid, 10);
+    if (rc < 0)
+        fail_msg("child %d did not finish within 10 s: killed", (int)pid);
+    if (rc >= 128)
+        fail_msg("child %d killed by signal %d", (int)pid, rc - 128);
+    if (rc != 0)
+        fail_msg("child %d exited with status %d", (int)pid, rc);
+}
+
+/* In a child: report the failed check and return 1 (the exit status). */
+#define CONC_TEST_CHILD_CHECK(c)                                              \
+    do {                                                                      \
+        if (!(c)) {                                                           \
+            fprintf(stderr, "child %d: check failed at %s:%d: %s\n",          \
+                    (int)getpid(), __FILE__, __LINE__, #c);                   \
+            return 1;                                                         \
+        }                                                                     \
+    } while (0)
 
 /* ---- failures nobody read (conc_set_unhandled_hook) ---- */
 

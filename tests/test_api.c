@@ -59,6 +59,11 @@ static void options_with_reserved_bits_are_einval(void **state)
                      CONC_EINVAL);
     assert_null(map);
     assert_int_equal(conc_pool_destroy(p), 0);
+    conc_pmutex pm;
+    assert_int_equal(conc_pmutex_init(&pm, &(conc_pmutex_opts){.reserved_ = {11}}), CONC_EINVAL);
+    conc_shm *shm = NULL;
+    assert_int_equal(conc_shm_create(&shm, 64, &(conc_shm_opts){.reserved_ = {12}}), CONC_EINVAL);
+    assert_null(shm);
 
     /* The same options with zero reserved space work. */
     assert_int_equal(conc_mutex_init(&m, &(conc_mutex_opts){.name = "api.m"}), 0);
@@ -517,6 +522,45 @@ static void every_module_names_its_misuse(void **state)
                   "conc_parallel_for");
     assert_int_equal(conc_pool_destroy(pool), 0);
     EXPECT_MISUSE(conc_pool_destroy(NULL), CONC_EINVAL, "conc_pool_destroy");
+
+    /* robust mutex */
+    conc_pmutex pm, pm_never;
+    memset(&pm_never, 0, sizeof pm_never);
+    EXPECT_MISUSE(conc_pmutex_init(NULL, NULL), CONC_EINVAL, "conc_pmutex_init");
+    EXPECT_MISUSE(conc_pmutex_lock(NULL), CONC_EINVAL, "NULL robust mutex");
+    EXPECT_MISUSE(conc_pmutex_lock(&pm_never), CONC_EINVAL, "never initialised");
+    assert_int_equal(conc_pmutex_init(&pm, NULL), 0);
+    EXPECT_MISUSE(conc_pmutex_lock_timed(&pm, -1), CONC_EINVAL, "negative timeout");
+    EXPECT_MISUSE(conc_pmutex_unlock(&pm), CONC_EPERM, "conc_pmutex_unlock");
+    EXPECT_MISUSE(conc_pmutex_consistent(&pm), CONC_EPERM, "does not hold");
+    assert_int_equal(conc_pmutex_lock(&pm), 0);
+    EXPECT_MISUSE(conc_pmutex_lock_timed(&pm, 0), CONC_EDEADLK, "re-locking");
+    EXPECT_MISUSE(conc_pmutex_lock(&pm), CONC_EDEADLK, "conc_pmutex_lock");
+    EXPECT_MISUSE(conc_pmutex_consistent(&pm), CONC_ESTATE, "no owner died");
+    EXPECT_MISUSE(conc_pmutex_destroy(&pm), CONC_EBUSY, "conc_pmutex_destroy");
+    assert_int_equal(conc_pmutex_unlock(&pm), 0);
+    assert_int_equal(conc_pmutex_destroy(&pm), 0);
+    EXPECT_MISUSE(conc_pmutex_lock(&pm), CONC_EBADF, "destroyed");
+    EXPECT_MISUSE(conc_pmutex_unlock(&pm), CONC_EBADF, "destroyed");
+    EXPECT_MISUSE(conc_pmutex_destroy(&pm), CONC_EBADF, "conc_pmutex_destroy");
+
+    /* shared memory */
+    conc_shm *shm = NULL;
+    EXPECT_MISUSE(conc_shm_create(NULL, 64, NULL), CONC_EINVAL, "conc_shm_create");
+    EXPECT_MISUSE(conc_shm_create(&shm, 0, NULL), CONC_EINVAL, "size is 0");
+    EXPECT_MISUSE(conc_shm_create(&shm, 64, &(conc_shm_opts){.name = "a/b"}), CONC_EINVAL, "'/'");
+    EXPECT_MISUSE(conc_shm_create(&shm, 64, &(conc_shm_opts){.name = ""}), CONC_EINVAL,
+                  "empty segment name");
+    EXPECT_MISUSE(conc_shm_open(&shm, NULL), CONC_EINVAL, "NULL name");
+    EXPECT_MISUSE(conc_shm_open(NULL, "x"), CONC_EINVAL, "conc_shm_open");
+    EXPECT_MISUSE(conc_shm_unlink_name(".."), CONC_EINVAL, "conc_shm_unlink_name");
+    EXPECT_MISUSE(conc_shm_destroy(NULL), CONC_EINVAL, "conc_shm_destroy");
+    EXPECT_MISUSE(conc_shm_size(NULL), CONC_EINVAL, "conc_shm_size");
+    EXPECT_MISUSE(conc_shm_get_name(NULL, buf, sizeof buf), CONC_EINVAL, "conc_shm_get_name");
+    assert_int_equal(conc_shm_create(&shm, 64, NULL), 0);
+    EXPECT_MISUSE(conc_shm_get_name(shm, buf, 0), CONC_EINVAL, "size 0");
+    EXPECT_MISUSE(conc_shm_unlink(shm), CONC_EINVAL, "anonymous");
+    assert_int_equal(conc_shm_destroy(shm), 0);
 
     /* debug */
     EXPECT_MISUSE(conc_debug_dump(-1), CONC_EINVAL, "conc_debug_dump");

@@ -27,14 +27,7 @@
 #define T CONC_SEC(10)
 
 /* In a child: report the failed check and return 1 (the exit status). */
-#define CHECK(c)                                                              \
-    do {                                                                      \
-        if (!(c)) {                                                           \
-            fprintf(stderr, "child %d: check failed at %s:%d: %s\n",          \
-                    (int)getpid(), __FILE__, __LINE__, #c);                   \
-            return 1;                                                         \
-        }                                                                     \
-    } while (0)
+#define CHECK CONC_TEST_CHILD_CHECK
 
 static void *shm_map(size_t size)
 {
@@ -47,37 +40,6 @@ static void *shm_map(size_t size)
 static void shm_unmap(void *p, size_t size)
 {
     assert_int_equal(munmap(p, size), 0);
-}
-
-/* Forks a child that runs fn(arg) and exits with its result. The child dies
- * with its parent (PR_SET_PDEATHSIG), so an aborted test leaves nothing. */
-static pid_t fork_child(int (*fn)(void *), void *arg)
-{
-    pid_t parent = getpid();
-    fflush(stdout);
-    fflush(stderr);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent)
-            _exit(99);
-        _exit(fn(arg));
-    }
-    return pid;
-}
-
-/* Waits at most 10 s for the child; kills it and fails if it is late, fails
- * unless it exited with status 0. */
-static void reap_child(pid_t pid)
-{
-    int rc = conc_test_wait_child(pid, 10);
-    if (rc < 0)
-        fail_msg("child %d did not finish within 10 s: killed", (int)pid);
-    if (rc >= 128)
-        fail_msg("child %d killed by signal %d", (int)pid, rc - 128);
-    if (rc != 0)
-        fail_msg("child %d exited with status %d", (int)pid, rc);
 }
 
 /* A start line in shared memory, so that the processes really run at once
@@ -136,10 +98,10 @@ static void pshared_mutex_counter_exact(void **state)
     conc_mutex_opts o = {.pshared = true};
     assert_int_equal(conc_mutex_init(&sh->m, &o), 0);
     sh->iters = conc_test_scaled(200000, 5000);
-    pid_t pid = fork_child(mtx_child, sh);
+    pid_t pid = conc_test_fork(mtx_child, sh);
     gate_open(&sh->gate, 1);
     assert_int_equal(mtx_increment(sh), 0);
-    reap_child(pid);
+    conc_test_reap(pid);
     assert_int_equal(sh->counter, 2 * sh->iters);
     assert_int_equal(conc_mutex_destroy(&sh->m), 0);
     shm_unmap(sh, sizeof *sh);
@@ -203,7 +165,7 @@ static void pshared_owner_checks_across_processes(void **state)
     assert_int_equal(conc_rmutex_lock(&sh->r), 0);
     assert_int_equal(conc_rmutex_lock(&sh->r), 0);
     assert_int_equal(conc_rwlock_wrlock(&sh->l), 0);
-    reap_child(fork_child(child_is_not_owner, sh));
+    conc_test_reap(conc_test_fork(child_is_not_owner, sh));
     /* still ours, untouched */
     assert_int_equal(conc_mutex_lock(&sh->m), CONC_EDEADLK);
     assert_int_equal(conc_rmutex_depth(&sh->r), 2);
@@ -213,13 +175,13 @@ static void pshared_owner_checks_across_processes(void **state)
     assert_int_equal(conc_rmutex_unlock(&sh->r), 0);
     assert_int_equal(conc_rwlock_unlock(&sh->l), 0);
 
-    pid_t pid = fork_child(child_holds_mutex, sh);
+    pid_t pid = conc_test_fork(child_holds_mutex, sh);
     assert_int_equal(conc_sem_acquire_timed(&sh->to_parent, T), 0);
     assert_int_equal(conc_mutex_unlock(&sh->m), CONC_EPERM);
     assert_int_equal(conc_mutex_lock_timed(&sh->m, 0), CONC_ETIMEDOUT);
     assert_int_equal(conc_mutex_destroy(&sh->m), CONC_EBUSY);
     assert_int_equal(conc_sem_release(&sh->to_child), 0);
-    reap_child(pid);
+    conc_test_reap(pid);
     assert_int_equal(conc_mutex_lock_timed(&sh->m, 0), 0); /* the child let go */
     assert_int_equal(conc_mutex_unlock(&sh->m), 0);
 
@@ -259,14 +221,14 @@ static void pshared_sem_ping_pong(void **state)
     assert_int_equal(conc_sem_init(&sh->ping, 0, &so), 0);
     assert_int_equal(conc_sem_init(&sh->pong, 0, &so), 0);
     sh->rounds = conc_test_scaled(10000, 500);
-    pid_t pid = fork_child(pong_side, sh);
+    pid_t pid = conc_test_fork(pong_side, sh);
     for (long i = 1; i <= sh->rounds; i++) {
         sh->round = i;
         assert_int_equal(conc_sem_release(&sh->ping), 0);
         assert_int_equal(conc_sem_acquire_timed(&sh->pong, T), 0);
         assert_int_equal(sh->round, -i);
     }
-    reap_child(pid);
+    conc_test_reap(pid);
     assert_int_equal(conc_sem_value(&sh->ping), 0);
     assert_int_equal(conc_sem_value(&sh->pong), 0);
     assert_int_equal(conc_sem_destroy(&sh->ping), 0);
@@ -320,12 +282,12 @@ static void pshared_sem_limits_three_processes(void **state)
     so.bound = 1;
     assert_int_equal(conc_sem_init(&sh->binary, 1, &so), 0);
     sh->iters = conc_test_scaled(200000, 5000);
-    pid_t a = fork_child(limited_child, sh);
-    pid_t b = fork_child(limited_child, sh);
+    pid_t a = conc_test_fork(limited_child, sh);
+    pid_t b = conc_test_fork(limited_child, sh);
     gate_open(&sh->gate, 2);
     assert_int_equal(limited_section(sh), 0);
-    reap_child(a);
-    reap_child(b);
+    conc_test_reap(a);
+    conc_test_reap(b);
     print_message("most processes inside at once: %d\n", atomic_load(&sh->max_inside));
     assert_true(atomic_load(&sh->max_inside) <= 2);
     assert_int_equal(atomic_load(&sh->entries), 3 * sh->iters);
@@ -373,7 +335,7 @@ static void pshared_event_set_and_pulse(void **state)
     assert_int_equal(conc_sem_init(&sh->go, 0, &so), 0);
     sh->rounds = conc_test_scaled(200, 20);
     struct conc__waitq *q = conc_test_waitq(&sh->e);
-    pid_t pid = fork_child(event_waiter, sh);
+    pid_t pid = conc_test_fork(event_waiter, sh);
     for (long r = 0; r < sh->rounds; r++) {
         assert_int_equal(conc_event_clear(&sh->e), 0);
         assert_int_equal(conc_sem_release(&sh->go), 0);
@@ -384,7 +346,7 @@ static void pshared_event_set_and_pulse(void **state)
         assert_int_equal(conc_event_wait_timed(&sh->ack, T), 0);
         assert_int_equal(conc_event_clear(&sh->ack), 0);
     }
-    reap_child(pid);
+    conc_test_reap(pid);
     assert_int_equal(atomic_load(&q->nwaiters), 0);
     assert_int_equal(conc_event_destroy(&sh->e), 0);
     assert_int_equal(conc_event_destroy(&sh->ack), 0);
@@ -454,13 +416,13 @@ static void pshared_cond_producer_consumers(void **state)
     assert_int_equal(conc_cond_init(&sh->not_full, &co), 0);
     pid_t pids[CONSUMERS];
     for (int i = 0; i < CONSUMERS; i++)
-        pids[i] = fork_child(consumer, sh);
+        pids[i] = conc_test_fork(consumer, sh);
     for (long i = 1; i <= n; i++)
         produce(sh, i);
     for (int i = 0; i < CONSUMERS; i++)
         produce(sh, 0);
     for (int i = 0; i < CONSUMERS; i++)
-        reap_child(pids[i]);
+        conc_test_reap(pids[i]);
     long taken = 0;
     for (long i = 1; i <= n; i++)
         taken += sh->seen[i];
@@ -518,9 +480,9 @@ static void pshared_barrier_rounds(void **state)
     sh->rounds = rounds;
     conc_barrier_opts bo = {.pshared = true, .action = count_action, .action_arg = sh};
     assert_int_equal(conc_barrier_init(&sh->b, 2, &bo), 0);
-    pid_t pid = fork_child(barrier_child, sh);
+    pid_t pid = conc_test_fork(barrier_child, sh);
     assert_int_equal(barrier_side(sh, 0), 0);
-    reap_child(pid);
+    conc_test_reap(pid);
     for (long r = 0; r < rounds; r++)
         assert_int_equal(sh->idx[r][0] + sh->idx[r][1], 1); /* one 0, one 1 */
     assert_int_equal(sh->actions, 2 * rounds);
@@ -581,10 +543,10 @@ static void pshared_rwlock_readers_writers(void **state)
     conc_rwlock_opts lo = {.pshared = true};
     assert_int_equal(conc_rwlock_init(&sh->l, &lo), 0);
     sh->iters = conc_test_scaled(100000, 3000);
-    pid_t pid = fork_child(rw_child, sh);
+    pid_t pid = conc_test_fork(rw_child, sh);
     gate_open(&sh->gate, 1);
     assert_int_equal(rw_side(sh, 0), 0);
-    reap_child(pid);
+    conc_test_reap(pid);
     long writes = sh->writes[0] + sh->writes[1];
     assert_int_equal(writes + sh->reads[0] + sh->reads[1], 2 * sh->iters);
     assert_int_equal(sh->a, writes);

@@ -63,6 +63,7 @@ CONC_API const char *conc_version_string(void);
     X(ECHILD, -10, "no child process")                                          \
     X(EAGAIN, -11, "resource temporarily unavailable, try again")               \
     X(ENOMEM, -12, "out of memory")                                             \
+    X(EACCES, -13, "permission denied")                                         \
     X(EBUSY, -16, "resource busy (still in use)")                              \
     X(EEXIST, -17, "already exists")                                            \
     X(EINVAL, -22, "invalid argument")                                          \

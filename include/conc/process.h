@@ -21,6 +21,7 @@
 
 #include <conc/base.h>
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -30,9 +31,138 @@ extern "C" {
 
 /* ---- pipes and messages ---- */
 
-/* ---- shared memory ---- */
+/* ---- shared memory ----
+ * A segment is memory several processes map at once: anonymous, shared with
+ * the children forked after its creation (multiprocessing's Value and Array
+ * live in one), or named, opened by name from any process
+ * (multiprocessing.shared_memory.SharedMemory). Either way it starts
+ * zero-filled, page-aligned, mapped read and write. Put process-shared
+ * objects in it (opts.pshared of sync.h, conc_pmutex below): an all-zero
+ * conc_mutex there is a private one, which cannot wake a sleeper in another
+ * process.
+ *
+ * conc_shm is a heap handle (conc_shm_create/open ... conc_shm_destroy). A
+ * forked child has its own copy of the handle and of the mapping: its
+ * destroy unmaps its own, nothing else.
+ *
+ * The name. A named segment belongs to the process that created it: its
+ * destroy removes the name (from /dev/shm) unless opts.keep says otherwise,
+ * and only its own, never a segment made since under the same name.
+ * Processes that have it mapped keep their memory; new opens fail with
+ * CONC_ENOENT. A process that dies before its destroy leaves the name
+ * behind, as every POSIX segment: conc_shm_unlink as soon as every peer has
+ * opened it leaves nothing even then, and conc_shm_unlink_name removes a
+ * name a dead process left. */
+typedef struct conc_shm conc_shm;
 
-/* ---- the robust process-shared mutex ---- */
+/* Names: "name" or "/name" (the same segment), 1 to CONC_SHM_NAME_MAX
+ * characters after the slash, no other '/', not "." or "..". */
+#define CONC_SHM_NAME_MAX 253
+
+typedef struct conc_shm_opts {
+    const char *name; /* NULL: anonymous; else the new segment's name */
+    bool keep;        /* named: keep the name after the creator's destroy */
+    uint64_t reserved_[4];
+} conc_shm_opts;
+
+/* Makes a segment of size bytes (zero-filled) and maps it. A named one is
+ * created only if the name is free, with its memory reserved at once: a
+ * full /dev/shm (a container's 64 MiB) fails here with CONC_ENOMEM rather
+ * than killing the process with SIGBUS at the first touch. Returns 0,
+ * CONC_EEXIST (the name is taken), CONC_EACCES, CONC_EMFILE (out of file
+ * descriptors), CONC_ENOMEM, CONC_EOVERFLOW (size past what can be
+ * mapped), CONC_EINVAL (NULL shm, size 0, a bad name, non-zero reserved
+ * options). *shm is NULL on failure. Thread-safe, never blocks. */
+CONC_API int conc_shm_create(conc_shm **shm, size_t size, const conc_shm_opts *opts);
+/* Maps the whole of an existing named segment (Python's
+ * SharedMemory(name)). Returns 0, CONC_ENOENT (no segment by that name),
+ * CONC_EACCES, CONC_EMFILE, CONC_ENOMEM, CONC_EINVAL (NULL arguments, a bad
+ * name, an empty segment). Thread-safe, never blocks. */
+CONC_API int conc_shm_open(conc_shm **shm, const char *name);
+/* Unmaps the segment and frees the handle (Python's close()); in the
+ * process that created a named segment without opts.keep, also removes its
+ * name, as conc_shm_unlink. Pointers into the segment are invalid after it.
+ * Returns 0, CONC_EINVAL (NULL). Thread-safe for distinct handles; never
+ * blocks. */
+CONC_API int conc_shm_destroy(conc_shm *shm);
+/* Removes the name of shm's segment now (Python's unlink()): mappings stay
+ * valid, new opens fail, the memory goes with the last mapping. Returns 0,
+ * CONC_ENOENT (removed already, by this or another process), CONC_EACCES,
+ * CONC_EINVAL (NULL, an anonymous segment). Never blocks. */
+CONC_API int conc_shm_unlink(conc_shm *shm);
+/* Removes a segment's name without opening it (the leftovers of a process
+ * that died). Returns 0, CONC_ENOENT, CONC_EACCES, CONC_EINVAL (NULL, a bad
+ * name). Never blocks. */
+CONC_API int conc_shm_unlink_name(const char *name);
+/* The segment's first byte (page-aligned), or NULL for a NULL shm. */
+CONC_API void *conc_shm_addr(conc_shm *shm);
+/* Its size in bytes as created (an opened one: the segment's size), or
+ * CONC_EINVAL (NULL). */
+CONC_API int64_t conc_shm_size(conc_shm *shm);
+/* Copies the name ("/name", as /dev/shm shows it without the slash) into
+ * buf, truncated to size - 1 bytes, always terminated; "" for an anonymous
+ * segment. Returns 0, CONC_EINVAL (NULL arguments, size 0). */
+CONC_API int conc_shm_get_name(conc_shm *shm, char *buf, size_t size);
+
+/* ---- the robust process-shared mutex ----
+ * A mutex for shared memory that survives the death of its holder: when the
+ * thread holding it dies (its process killed, crashed, or exiting; or the
+ * thread ending) the next locker gets the lock with CONC_EOWNERDEAD instead
+ * of waiting forever. The data it guards may be half-updated: repair it,
+ * then conc_pmutex_consistent, then unlock as usual. Unlocking without
+ * conc_pmutex_consistent gives up on it: every later lock returns
+ * CONC_ENOTRECOVERABLE until conc_pmutex_destroy and conc_pmutex_init
+ * again.
+ *
+ *     int rc = conc_pmutex_lock_timed(&sh->lock, CONC_SEC(1));
+ *     if (rc == CONC_EOWNERDEAD) {          // ours, but its last owner died
+ *         repair(sh);
+ *         rc = conc_pmutex_consistent(&sh->lock);
+ *     }
+ *     if (rc != 0)
+ *         return rc;                        // CONC_ETIMEDOUT, ...
+ *     ...                                   // the critical section
+ *     conc_pmutex_unlock(&sh->lock);
+ *
+ * It is owned by the OS thread that locked it: the unlock comes from that
+ * thread (CONC_EPERM otherwise), a re-lock is CONC_EDEADLK. It always works
+ * across processes (there is no pshared option) and needs conc_pmutex_init:
+ * an all-zero one answers CONC_EINVAL. It is glibc's robust mutex, which
+ * the kernel releases for a dying thread; conc_mutex with opts.pshared is
+ * the smaller, faster one with no such guarantee (a holder that dies leaves
+ * it locked). Lock-order checking and lock statistics do not see it.
+ * Every function is thread-safe. */
+typedef struct conc_pmutex {
+    _Alignas(8) unsigned char opaque_[64];
+} conc_pmutex;
+
+typedef struct conc_pmutex_opts {
+    uint64_t reserved_[4];
+} conc_pmutex_opts;
+
+/* Initialises p, unlocked (also over a destroyed one). opts may be NULL.
+ * Returns 0, CONC_EINVAL (NULL p, non-zero reserved options), CONC_ENOMEM. */
+CONC_API int conc_pmutex_init(conc_pmutex *p, const conc_pmutex_opts *opts);
+/* Returns 0 (also for one that is not recoverable), CONC_EBUSY (locked by
+ * a live thread, the caller included), CONC_EBADF (destroyed already),
+ * CONC_EINVAL (NULL; never initialised). Never blocks. */
+CONC_API int conc_pmutex_destroy(conc_pmutex *p);
+/* Blocks until p is the caller's. Returns 0, CONC_EOWNERDEAD (the caller
+ * holds it now; its last owner died holding it), CONC_ENOTRECOVERABLE (it
+ * was given up: nobody holds it, nobody can), CONC_EDEADLK (the caller
+ * holds it already), CONC_EBADF (destroyed), CONC_EINVAL (NULL; never
+ * initialised; a negative timeout). The timed form gives up after timeout
+ * ns with CONC_ETIMEDOUT (measured on the monotonic clock); 0 is a try. */
+CONC_API int conc_pmutex_lock(conc_pmutex *p);
+CONC_API int conc_pmutex_lock_timed(conc_pmutex *p, int64_t timeout);
+/* Returns 0, CONC_EPERM (the calling thread does not hold it), CONC_EBADF,
+ * CONC_EINVAL. Never blocks. */
+CONC_API int conc_pmutex_unlock(conc_pmutex *p);
+/* After CONC_EOWNERDEAD, by the new holder: the state is repaired, the
+ * mutex works as before. Returns 0, CONC_EPERM (the caller does not hold
+ * it), CONC_ESTATE (it is consistent: no owner died), CONC_EBADF,
+ * CONC_EINVAL. Never blocks. */
+CONC_API int conc_pmutex_consistent(conc_pmutex *p);
 
 #ifdef __cplusplus
 }
