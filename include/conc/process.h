@@ -3,6 +3,9 @@
  * Processes are the answer to work that must be isolated: their own memory,
  * killable, a crash stays inside. This header gathers what crosses between
  * them:
+ *   - processes: a program started with its arguments, environment and
+ *     standard streams (Python's subprocess.Popen), joined with a timeout,
+ *     terminated or killed, its exit code in Python's convention;
  *   - pipes that carry framed messages (multiprocessing.Pipe's Connection:
  *     send_bytes / recv_bytes), with timeouts, never a SIGPIPE;
  *   - shared memory: anonymous and named segments (multiprocessing's
@@ -28,6 +31,100 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/* ---- processes ----
+ *
+ * conc_process_spawn starts a program (Python's subprocess.Popen with
+ * shell=False): a program name without a '/' is looked up in PATH, a path
+ * is used as it is; a program that does not exist or cannot be executed is
+ * reported by conc_process_spawn itself (CONC_ENOENT, CONC_EACCES, ...),
+ * never as a child that exits with 127.
+ *
+ * Exit codes follow Python's Popen.returncode: the status the child passed
+ * to exit(), or -signum when a signal ended it (-9 for SIGKILL).
+ *
+ * A child never outlives a parent that dies, unless started detached: it
+ * gets SIGKILL when its parent does (PR_SET_PDEATHSIG). Linux sends that
+ * signal when the *thread* that forked the child ends, not the process, so a
+ * child started from any thread but the main one is forked by a thread of
+ * conc's that lives as long as the process: a child started from a pool
+ * worker does not die with that worker. (A main thread that calls
+ * pthread_exit while the program goes on does take its children with it.)
+ *
+ * Children are watched through a pidfd (Linux 5.3): joining sleeps in the
+ * kernel until the child ends or the timeout passes, without polling.
+ *
+ * Every conc_process must be joined (which reaps the child; kill it first
+ * if it must not finish) before conc_process_destroy, as Python's
+ * Process.close refuses a running process: an unjoined child would stay a
+ * zombie once it ends. A program that sets SIGCHLD to SIG_IGN, or reaps
+ * with waitpid(-1), takes the exit codes away: join then answers
+ * CONC_ECHILD. */
+
+typedef struct conc_process conc_process;
+
+/* Where a child's standard stream goes (conc_process_opts.stdio). */
+typedef enum conc_stdio_mode {
+    CONC_STDIO_INHERIT = 0, /* the parent's stream (the default) */
+    CONC_STDIO_NULL,        /* /dev/null */
+    CONC_STDIO_PIPE,        /* a pipe whose other end conc_process_stdio_fd gives the parent */
+    CONC_STDIO_FILE,        /* path: read for stdin; created or truncated (0644) for the others */
+    CONC_STDIO_FD           /* fd, the caller's descriptor (it stays open in the parent) */
+} conc_stdio_mode;
+
+typedef struct conc_stdio {
+    conc_stdio_mode mode;
+    const char *path; /* CONC_STDIO_FILE */
+    int fd;           /* CONC_STDIO_FD */
+} conc_stdio;
+
+typedef struct conc_process_opts {
+    conc_stdio stdio[3]; /* stdin, stdout, stderr; zero: inherited */
+    const char *cwd;     /* the child's working directory; NULL: the parent's */
+    /* Survives its parent: no death signal, and a session of its own
+     * (setsid), so a terminal's hang-up or Ctrl-C does not reach it either. */
+    bool detached;
+    uint64_t reserved_[4]; /* zero */
+} conc_process_opts;
+
+/* Starts program with argv (argv[0] first, NULL-terminated) and envp
+ * (NULL-terminated; NULL: the parent's environment). The child starts with
+ * the calling thread's signal mask and SIGPIPE at its default (as Python's
+ * restore_signals), and no descriptor of the parent but its three streams
+ * and those without FD_CLOEXEC. Returns 0, CONC_ENOENT (no such program or
+ * cwd), CONC_EACCES (not executable), CONC_ENOTSUP (not a format this system
+ * runs), another code of the failed exec (-errno), or
+ * CONC_EINVAL (NULL out, program or argv, an empty argv, a stdio mode
+ * without its path or fd). */
+CONC_API int conc_process_spawn(conc_process **out, const char *program, char *const argv[],
+                                char *const envp[], const conc_process_opts *opts);
+
+/* Waits for the child to end and reaps it; *exit_code (may be NULL) gets
+ * its exit code. Joining again returns the same code. Several threads may
+ * join one process. The timed form returns CONC_ETIMEDOUT when the child
+ * still runs at the deadline (0: a check, as Python's poll()). */
+CONC_API int conc_process_join(conc_process *p, int *exit_code);
+CONC_API int conc_process_join_timed(conc_process *p, int *exit_code, int64_t timeout);
+
+/* 1 while the child runs, 0 once it has ended, or a negative error. */
+CONC_API int conc_process_is_alive(conc_process *p);
+/* The child's process id (positive), or CONC_EINVAL for NULL. */
+CONC_API int64_t conc_process_pid(conc_process *p);
+/* Sends SIGTERM (terminate) or SIGKILL (kill), through the pidfd, so never
+ * to another process that took a reaped child's id. 0 also when the child
+ * had ended already (Python's terminate() does nothing then). */
+CONC_API int conc_process_terminate(conc_process *p);
+CONC_API int conc_process_kill(conc_process *p);
+/* The parent's end of a stream started with CONC_STDIO_PIPE: which is 0
+ * (stdin: write to it), 1 or 2 (stdout, stderr: read from it). The
+ * descriptor belongs to p (closed by destroy; close it earlier with
+ * conc_process_close_stdio, e.g. to send end-of-file to the child's stdin).
+ * CONC_EBADF if that stream is not a pipe or was closed. */
+CONC_API int conc_process_stdio_fd(conc_process *p, int which);
+CONC_API int conc_process_close_stdio(conc_process *p, int which);
+/* Frees p and closes its pipes. CONC_EBUSY while the child has not been
+ * joined (nothing is freed then). NULL: nothing. */
+CONC_API int conc_process_destroy(conc_process *p);
 
 /* ---- pipes and messages ---- */
 

@@ -1,0 +1,40 @@
+/* A started child (conc/process.h), shared by the launcher (spawn.c) and the
+ * handle's calls (process.c). */
+#ifndef CONC_PROCESS_IMPL_H
+#define CONC_PROCESS_IMPL_H
+
+#include "conc/process.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <sys/types.h>
+
+struct conc_process {
+    pid_t pid;
+    int pidfd;          /* -1 where the kernel has no pidfd (then waitid) */
+    int stdio_fd[3];    /* the parent's ends of CONC_STDIO_PIPE streams; -1 */
+    bool detached;
+    /* Reaping: one joiner at a time takes the exit status; the others then
+     * read it. Guarded by lock; reaped is also read without it. */
+    pthread_mutex_t lock;
+    _Atomic bool reaped;
+    int exit_code;
+};
+
+/* Forks and execs what a conc_process_spawn call asked for, from the
+ * calling thread (spawn.c): fills p->pid and p->stdio_fd, returns 0 or the
+ * exec's error as a conc code. */
+struct conc__spawn_req {
+    const char *program;
+    char *const *argv, *const *envp;
+    const conc_process_opts *opts;
+    sigset_t mask; /* the requesting thread's signal mask: the child's */
+    conc_process *p;
+};
+int conc__spawn_here(struct conc__spawn_req *req);
+/* The same, from conc's spawner thread (a thread that lives as long as the
+ * process, so the child's death signal is tied to the process). */
+int conc__spawn_via_spawner(struct conc__spawn_req *req);
+
+#endif

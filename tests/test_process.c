@@ -1,0 +1,351 @@
+/* conc_process (conc/process.h): programs started with their streams, exit
+ * codes in Python's convention, join with a timeout, terminate and kill, a
+ * program that does not exist reported by the start itself, a child that
+ * dies with its SIGKILLed parent but not with the thread that started it,
+ * and bad input. The children are /bin/sh one-liners: what they print or
+ * how they end is the behaviour checked. */
+#define _GNU_SOURCE
+#include "test.h"
+
+#include <conc/process.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define SEC 1000000000LL
+
+/* Runs `sh -c script` with opts, joins it, returns its exit code. */
+static int run_sh(const char *script, const conc_process_opts *opts)
+{
+    char *argv[] = {"sh", "-c", (char *)script, NULL};
+    conc_process *p;
+    assert_int_equal(conc_process_spawn(&p, "sh", argv, NULL, opts), 0);
+    int code = 12345;
+    assert_int_equal(conc_process_join(p, &code), 0);
+    assert_int_equal(conc_process_is_alive(p), 0);
+    assert_int_equal(conc_process_destroy(p), 0);
+    return code;
+}
+
+/* Reads fd to its end into buf (NUL-terminated). */
+static size_t read_all(int fd, char *buf, size_t cap)
+{
+    size_t n = 0;
+    for (;;) {
+        ssize_t r = read(fd, buf + n, cap - 1 - n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        assert_true(r >= 0);
+        if (r == 0)
+            break;
+        n += (size_t)r;
+    }
+    buf[n] = 0;
+    return n;
+}
+
+static int count_open_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    assert_non_null(d);
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d));)
+        n += e->d_name[0] != '.';
+    closedir(d);
+    return n;
+}
+
+/* Exit codes as Python's returncode: the status, or -signum. */
+static void process_exit_codes(void **state)
+{
+    (void)state;
+    assert_int_equal(run_sh("exit 0", NULL), 0);
+    assert_int_equal(run_sh("exit 7", NULL), 7);
+    assert_int_equal(run_sh("exit 255", NULL), 255);
+    assert_int_equal(run_sh("kill -KILL $$", NULL), -SIGKILL);
+    assert_int_equal(run_sh("kill -SEGV $$", NULL), -SIGSEGV);
+    assert_int_equal(run_sh("kill -TERM $$", NULL), -SIGTERM);
+}
+
+/* A program that cannot start is an error from spawn, not an exit of 127. */
+static void process_missing_program_is_enoent(void **state)
+{
+    (void)state;
+    char *argv[] = {"x", NULL};
+    conc_process *p = (conc_process *)&p;
+    assert_int_equal(conc_process_spawn(&p, "/nonexistent/conc-no-such-program", argv, NULL, NULL),
+                     CONC_ENOENT);
+    assert_null(p);
+    assert_int_equal(conc_process_spawn(&p, "conc-no-such-program-in-path", argv, NULL, NULL),
+                     CONC_ENOENT);
+    /* Not executable: a file without its x bit. */
+    char path[] = "/tmp/conc-test-noexec-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "#!/bin/sh\n", 10), 10);
+    close(fd);
+    assert_int_equal(conc_process_spawn(&p, path, argv, NULL, NULL), CONC_EACCES);
+    unlink(path);
+    /* A working directory that does not exist. */
+    char *sh[] = {"sh", "-c", "exit 0", NULL};
+    assert_int_equal(
+        conc_process_spawn(&p, "sh", sh, NULL, &(conc_process_opts){.cwd = "/nonexistent/dir"}),
+        CONC_ENOENT);
+}
+
+/* Join times out while the child runs; terminate then ends it. */
+static void process_join_timeout_then_terminate(void **state)
+{
+    (void)state;
+    char *argv[] = {"sleep", "30", NULL};
+    conc_process *p;
+    assert_int_equal(conc_process_spawn(&p, "sleep", argv, NULL, NULL), 0);
+    assert_true(conc_process_pid(p) > 0);
+    int code = 12345;
+    assert_int_equal(conc_process_join_timed(p, &code, 0), CONC_ETIMEDOUT);
+    assert_int_equal(conc_process_join_timed(p, &code, SEC / 20), CONC_ETIMEDOUT);
+    assert_int_equal(code, 12345);
+    assert_int_equal(conc_process_is_alive(p), 1);
+    assert_int_equal(conc_process_destroy(p), CONC_EBUSY);
+    assert_int_equal(conc_process_terminate(p), 0);
+    assert_int_equal(conc_process_join(p, &code), 0);
+    assert_int_equal(code, -SIGTERM);
+    /* Joining again gives the same code; signalling an ended child is no error. */
+    code = 0;
+    assert_int_equal(conc_process_join_timed(p, &code, 0), 0);
+    assert_int_equal(code, -SIGTERM);
+    assert_int_equal(conc_process_kill(p), 0);
+    assert_int_equal(conc_process_destroy(p), 0);
+}
+
+/* stdin and stdout through pipes, stderr to /dev/null; no descriptor left. */
+static void process_stdio_pipes(void **state)
+{
+    (void)state;
+    int fds_before = count_open_fds();
+    char *argv[] = {"sh", "-c", "read x; echo \"got $x\"; echo noise >&2", NULL};
+    conc_process_opts o = {.stdio = {{CONC_STDIO_PIPE}, {CONC_STDIO_PIPE}, {CONC_STDIO_NULL}}};
+    conc_process *p;
+    assert_int_equal(conc_process_spawn(&p, "sh", argv, NULL, &o), 0);
+    assert_int_equal(conc_process_stdio_fd(p, 2), CONC_EBADF);
+    int in = conc_process_stdio_fd(p, 0);
+    assert_true(in > 2);
+    assert_int_equal(write(in, "hello\n", 6), 6);
+    assert_int_equal(conc_process_close_stdio(p, 0), 0);
+    assert_int_equal(conc_process_stdio_fd(p, 0), CONC_EBADF);
+    char buf[256];
+    read_all(conc_process_stdio_fd(p, 1), buf, sizeof buf);
+    assert_string_equal(buf, "got hello\n");
+    int code;
+    assert_int_equal(conc_process_join(p, &code), 0);
+    assert_int_equal(code, 0);
+    assert_int_equal(conc_process_destroy(p), 0);
+    assert_int_equal(count_open_fds(), fds_before);
+}
+
+/* stdout to a file, a working directory, an environment of our own, a
+ * caller's descriptor as stdout. */
+static void process_file_cwd_env_fd(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/conc-test-out-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    char *env[] = {"CONC_TEST_VAR=sesame", "PATH=/usr/bin:/bin", NULL};
+    char *argv[] = {"sh", "-c", "pwd; echo \"$CONC_TEST_VAR\"", NULL};
+    conc_process *p;
+    conc_process_opts o = {.stdio = {{0}, {CONC_STDIO_FILE, path, 0}, {0}}, .cwd = "/"};
+    assert_int_equal(conc_process_spawn(&p, "sh", argv, env, &o), 0);
+    int code;
+    assert_int_equal(conc_process_join(p, &code), 0);
+    assert_int_equal(code, 0);
+    assert_int_equal(conc_process_destroy(p), 0);
+    char buf[256];
+    read_all(fd, buf, sizeof buf);
+    assert_string_equal(buf, "/\nsesame\n");
+    /* The caller's fd (here at offset 0 again, truncated) as stdout. */
+    assert_int_equal(ftruncate(fd, 0), 0);
+    assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
+    char *echo[] = {"sh", "-c", "echo via-fd", NULL};
+    o = (conc_process_opts){.stdio = {{0}, {CONC_STDIO_FD, NULL, fd}, {0}}};
+    assert_int_equal(conc_process_spawn(&p, "sh", echo, NULL, &o), 0);
+    assert_int_equal(conc_process_join(p, &code), 0);
+    assert_int_equal(conc_process_destroy(p), 0);
+    assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
+    read_all(fd, buf, sizeof buf);
+    assert_string_equal(buf, "via-fd\n");
+    close(fd);
+    unlink(path);
+}
+
+/* ---- a child dies with its parent, not with the thread that started it ---- */
+
+/* Waits up to `ns` for pid (our child, as a subreaper) to end; its status. */
+static int wait_child_status(pid_t pid, int64_t ns)
+{
+    for (int64_t waited = 0; waited < ns; waited += 1000000) {
+        int status;
+        pid_t r = waitpid(pid, &status, WNOHANG);
+        if (r == pid)
+            return status;
+        assert_int_equal(r, 0);
+        usleep(1000);
+    }
+    fail_msg("child %d still alive", (int)pid);
+    return -1;
+}
+
+/* The test makes itself the subreaper, so the orphaned grandchild becomes
+ * its child and can be waited for. A middle process spawns `sleep 30`,
+ * tells us its pid, and is SIGKILLed: the sleeper must die of SIGKILL. */
+static void process_child_dies_with_killed_parent(void **state)
+{
+    (void)state;
+    assert_int_equal(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
+    int ends[2];
+    assert_int_equal(pipe(ends), 0);
+    pid_t middle = fork();
+    assert_true(middle >= 0);
+    if (middle == 0) {
+        char *argv[] = {"sleep", "30", NULL};
+        conc_process *p;
+        if (conc_process_spawn(&p, "sleep", argv, NULL, NULL) != 0)
+            _exit(1);
+        pid_t child = (pid_t)conc_process_pid(p);
+        if (write(ends[1], &child, sizeof child) != sizeof child)
+            _exit(1);
+        pause();
+        _exit(0);
+    }
+    pid_t child = 0;
+    assert_int_equal(read(ends[0], &child, sizeof child), sizeof child);
+    close(ends[0]);
+    close(ends[1]);
+    assert_int_equal(kill(middle, SIGKILL), 0);
+    int status;
+    assert_int_equal(waitpid(middle, &status, 0), middle);
+    status = wait_child_status(child, 10 * SEC);
+    assert_true(WIFSIGNALED(status));
+    assert_int_equal(WTERMSIG(status), SIGKILL);
+    assert_int_equal(prctl(PR_SET_CHILD_SUBREAPER, 0), 0);
+}
+
+struct spawned {
+    conc_process *p;
+    pid_t tid;
+};
+
+static void *spawn_from_thread(void *arg)
+{
+    struct spawned *s = arg;
+    char *argv[] = {"sleep", "30", NULL};
+    s->tid = gettid();
+    assert_int_equal(conc_process_spawn(&s->p, "sleep", argv, NULL, NULL), 0);
+    return NULL;
+}
+
+/* Started from a thread that then ends: the child lives on. */
+static void process_outlives_the_thread_that_started_it(void **state)
+{
+    (void)state;
+    struct spawned s = {0};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, spawn_from_thread, &s), 0);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    /* The kernel sends a death signal while the thread exits; its entry in
+     * /proc goes after that. */
+    char task[64];
+    snprintf(task, sizeof task, "/proc/self/task/%d", (int)s.tid);
+    for (int i = 0; i < 10000 && access(task, F_OK) == 0; i++)
+        usleep(100);
+    assert_int_not_equal(access(task, F_OK), 0);
+    int code = 0;
+    assert_int_equal(conc_process_join_timed(s.p, &code, SEC / 10), CONC_ETIMEDOUT);
+    assert_int_equal(conc_process_is_alive(s.p), 1);
+    assert_int_equal(conc_process_kill(s.p), 0);
+    assert_int_equal(conc_process_join(s.p, &code), 0);
+    assert_int_equal(code, -SIGKILL);
+    assert_int_equal(conc_process_destroy(s.p), 0);
+}
+
+/* Several children at once, started from several threads, all joined. */
+static void *spawn_some(void *arg)
+{
+    int *codes = arg;
+    for (int i = 0; i < 8; i++) {
+        char script[32];
+        snprintf(script, sizeof script, "exit %d", codes[i]);
+        char *argv[] = {"sh", "-c", script, NULL};
+        conc_process *p;
+        assert_int_equal(conc_process_spawn(&p, "sh", argv, NULL, NULL), 0);
+        int code = -1;
+        assert_int_equal(conc_process_join(p, &code), 0);
+        assert_int_equal(code, codes[i]);
+        assert_int_equal(conc_process_destroy(p), 0);
+    }
+    return NULL;
+}
+
+static void process_spawn_from_many_threads(void **state)
+{
+    (void)state;
+    int codes[4][8];
+    pthread_t t[4];
+    for (int k = 0; k < 4; k++) {
+        for (int i = 0; i < 8; i++)
+            codes[k][i] = k * 8 + i;
+        assert_int_equal(pthread_create(&t[k], NULL, spawn_some, codes[k]), 0);
+    }
+    for (int k = 0; k < 4; k++)
+        assert_int_equal(pthread_join(t[k], NULL), 0);
+}
+
+static void process_bad_input(void **state)
+{
+    (void)state;
+    char *argv[] = {"sh", "-c", "exit 0", NULL};
+    char *empty[] = {NULL};
+    conc_process *p;
+    assert_int_equal(conc_process_spawn(NULL, "sh", argv, NULL, NULL), CONC_EINVAL);
+    assert_int_equal(conc_process_spawn(&p, NULL, argv, NULL, NULL), CONC_EINVAL);
+    assert_int_equal(conc_process_spawn(&p, "", argv, NULL, NULL), CONC_EINVAL);
+    assert_int_equal(conc_process_spawn(&p, "sh", NULL, NULL, NULL), CONC_EINVAL);
+    assert_int_equal(conc_process_spawn(&p, "sh", empty, NULL, NULL), CONC_EINVAL);
+    assert_non_null(strstr(conc_error_detail(), "argv"));
+    conc_process_opts o = {.stdio = {{CONC_STDIO_FILE, NULL, 0}}};
+    assert_int_equal(conc_process_spawn(&p, "sh", argv, NULL, &o), CONC_EINVAL);
+    o = (conc_process_opts){.stdio = {{0}, {CONC_STDIO_FD, NULL, -1}}};
+    assert_int_equal(conc_process_spawn(&p, "sh", argv, NULL, &o), CONC_EINVAL);
+    o = (conc_process_opts){.reserved_ = {1}};
+    assert_int_equal(conc_process_spawn(&p, "sh", argv, NULL, &o), CONC_EINVAL);
+    assert_int_equal(conc_process_join(NULL, NULL), CONC_EINVAL);
+    assert_int_equal(conc_process_is_alive(NULL), CONC_EINVAL);
+    assert_int_equal(conc_process_pid(NULL), CONC_EINVAL);
+    assert_int_equal(conc_process_kill(NULL), CONC_EINVAL);
+    assert_int_equal(conc_process_terminate(NULL), CONC_EINVAL);
+    assert_int_equal(conc_process_destroy(NULL), 0);
+    assert_int_equal(conc_process_spawn(&p, "sh", argv, NULL, NULL), 0);
+    assert_int_equal(conc_process_join_timed(p, NULL, -5), CONC_EINVAL);
+    assert_int_equal(conc_process_stdio_fd(p, 3), CONC_EINVAL);
+    assert_int_equal(conc_process_join(p, NULL), 0);
+    assert_int_equal(conc_process_destroy(p), 0);
+}
+
+CONC_TEST_MAIN(cmocka_unit_test(process_exit_codes),
+               cmocka_unit_test(process_missing_program_is_enoent),
+               cmocka_unit_test(process_join_timeout_then_terminate),
+               cmocka_unit_test(process_stdio_pipes),
+               cmocka_unit_test(process_file_cwd_env_fd),
+               cmocka_unit_test(process_child_dies_with_killed_parent),
+               cmocka_unit_test(process_outlives_the_thread_that_started_it),
+               cmocka_unit_test(process_spawn_from_many_threads),
+               cmocka_unit_test(process_bad_input))
