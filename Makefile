@@ -3,7 +3,9 @@
 #   make            build (build/release)
 #   make tour       build and run `conc tour`, the live tour of concurrency
 #   make test       the whole suite: optimised, ThreadSanitizer, ASan+UBSan
-#   make stress     the stress tests at full size and more (CONC_TEST_SCALE=10)
+#   make stress     the stress tests at full size and more (CONC_TEST_SCALE=10),
+#                   then make fuzz
+#   make fuzz       the frame decoder under libFuzzer for FUZZ_SECONDS (300)
 #   make bench      conc against its peers, side by side; records the run under
 #                   docs/bench/runs/ (one file per processor; a CASES=... run
 #                   replaces those cases only) and rewrites docs/bench/README.md
@@ -13,7 +15,7 @@ PREFIX ?= /usr/local
 BUILD := build/release
 JOBS ?= 2
 
-.PHONY: all build tour test stress bench install clean
+.PHONY: all build tour test stress fuzz bench install clean
 
 all: build
 
@@ -36,6 +38,11 @@ test:
 
 stress:
 	@CONC_TEST_SCALE=$${CONC_TEST_SCALE:-10} VARIANTS=$${VARIANTS:-release} tools/run-tests.sh
+	@$(MAKE) --no-print-directory fuzz
+
+# Exit 77 is the script's "clang or libFuzzer missing: skipped".
+fuzz:
+	@FUZZ_SECONDS=$${FUZZ_SECONDS:-300} tools/fuzz-frame.sh || [ $$? -eq 77 ]
 
 bench:
 	@tools/install-deps.sh bench
