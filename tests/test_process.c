@@ -8,6 +8,7 @@
 #include "test.h"
 
 #include <conc/process.h>
+#include <conc/sync.h>
 
 #include <dirent.h>
 #include <errno.h>
@@ -340,6 +341,246 @@ static void process_bad_input(void **state)
     assert_int_equal(conc_process_destroy(p), 0);
 }
 
+/* ---- functions started in a child (through the fork server) ---- */
+
+/* Returns the exit code the argument asks for, after checking its bytes:
+ * arg = {code, n, then n bytes of pattern}. 99: the bytes were wrong. */
+struct fn_arg {
+    int code; /* >= 0: exit with it; -1: SIGKILL itself; -2: abort; -3: sleep 30 s */
+    int n;
+    unsigned char bytes[1000];
+};
+
+static int fn_checked(const void *arg, size_t size)
+{
+    const struct fn_arg *a = arg;
+    if (size != sizeof *a)
+        return 98;
+    for (int i = 0; i < a->n; i++)
+        if (a->bytes[i] != (unsigned char)(i * 7 + 1))
+            return 99;
+    if (a->code == -1)
+        raise(SIGKILL);
+    if (a->code == -2)
+        abort();
+    if (a->code == -3)
+        sleep(30);
+    return a->code;
+}
+
+static conc_process *start_fn(int code)
+{
+    struct fn_arg a = {code, (int)sizeof a.bytes, {0}};
+    for (int i = 0; i < a.n; i++)
+        a.bytes[i] = (unsigned char)(i * 7 + 1);
+    conc_process *p;
+    assert_int_equal(conc_process_start(&p, fn_checked, &a, sizeof a, NULL), 0);
+    assert_true(conc_process_pid(p) > 0);
+    return p;
+}
+
+static int join_fn(conc_process *p)
+{
+    int code = 12345;
+    assert_int_equal(conc_process_join(p, &code), 0);
+    assert_int_equal(conc_process_is_alive(p), 0);
+    assert_int_equal(conc_process_destroy(p), 0);
+    return code;
+}
+
+/* The argument's bytes arrive; the exit code is the return value, or
+ * -signum; a timed join times out while it runs. */
+static void process_start_function_exit_codes(void **state)
+{
+    (void)state;
+    assert_int_equal(join_fn(start_fn(0)), 0);
+    assert_int_equal(join_fn(start_fn(42)), 42);
+    assert_int_equal(join_fn(start_fn(-1)), -SIGKILL);
+    assert_int_equal(join_fn(start_fn(-2)), -SIGABRT);
+    conc_process *p = start_fn(-3);
+    int code = 12345;
+    assert_int_equal(conc_process_join_timed(p, &code, SEC / 20), CONC_ETIMEDOUT);
+    assert_int_equal(conc_process_is_alive(p), 1);
+    assert_int_equal(conc_process_destroy(p), CONC_EBUSY);
+    assert_int_equal(conc_process_terminate(p), 0);
+    assert_int_equal(join_fn(p), -SIGTERM);
+    /* Many at once, joined in reverse: statuses reach the right handles. */
+    conc_process *many[16];
+    for (int i = 0; i < 16; i++)
+        many[i] = start_fn(i);
+    for (int i = 16; i-- > 0;)
+        assert_int_equal(join_fn(many[i]), i);
+}
+
+/* The child starts as a fresh program: what the parent changed since is
+ * not there. */
+static int counter_at_start = 5;
+
+static int fn_report_counter(const void *arg, size_t size)
+{
+    (void)arg;
+    (void)size;
+    return counter_at_start;
+}
+
+static void process_start_function_runs_in_a_fresh_image(void **state)
+{
+    (void)state;
+    counter_at_start = 77;
+    conc_process *p;
+    assert_int_equal(conc_process_start(&p, fn_report_counter, NULL, 0, NULL), 0);
+    assert_int_equal(join_fn(p), 5);
+    counter_at_start = 5;
+}
+
+/* Started from a program that runs busy threads — one holding a conc
+ * mutex throughout, one allocating nonstop — many times: never hangs (the
+ * children never see those locks). */
+struct busy {
+    _Atomic bool stop;
+    conc_mutex m;
+};
+
+static void *busy_locker(void *arg)
+{
+    struct busy *b = arg;
+    conc_mutex_lock(&b->m);
+    while (!atomic_load(&b->stop))
+        usleep(100);
+    conc_mutex_unlock(&b->m);
+    return NULL;
+}
+
+static void *busy_malloc(void *arg)
+{
+    struct busy *b = arg;
+    while (!atomic_load(&b->stop)) {
+        void *x = malloc(64 + (size_t)(rand() % 4096));
+        free(x);
+    }
+    return NULL;
+}
+
+static void process_start_from_threaded_program(void **state)
+{
+    (void)state;
+    struct busy b = {0};
+    assert_int_equal(conc_mutex_init(&b.m, NULL), 0);
+    pthread_t t[8];
+    for (int i = 0; i < 8; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, i == 0 ? busy_locker : busy_malloc, &b), 0);
+    int rounds = 40 * conc_test_scale();
+    for (int i = 0; i < rounds; i++)
+        assert_int_equal(join_fn(start_fn(i % 200)), i % 200);
+    atomic_store(&b.stop, true);
+    for (int i = 0; i < 8; i++)
+        assert_int_equal(pthread_join(t[i], NULL), 0);
+    assert_int_equal(conc_mutex_destroy(&b.m), 0);
+}
+
+/* A function's child dies with the program that started it. */
+static void process_start_child_dies_with_killed_parent(void **state)
+{
+    (void)state;
+    assert_int_equal(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
+    int ends[2];
+    assert_int_equal(pipe(ends), 0);
+    pid_t middle = fork();
+    assert_true(middle >= 0);
+    if (middle == 0) {
+        struct fn_arg a = {-3, 0, {0}};
+        conc_process *p;
+        if (conc_process_start(&p, fn_checked, &a, sizeof a, NULL) != 0)
+            _exit(1);
+        pid_t child = (pid_t)conc_process_pid(p);
+        if (write(ends[1], &child, sizeof child) != sizeof child)
+            _exit(1);
+        pause();
+        _exit(0);
+    }
+    pid_t child = 0;
+    assert_int_equal(read(ends[0], &child, sizeof child), sizeof child);
+    close(ends[0]);
+    close(ends[1]);
+    assert_int_equal(kill(middle, SIGKILL), 0);
+    int status;
+    assert_int_equal(waitpid(middle, &status, 0), middle);
+    /* The server and its child were the middle's: now ours to reap. */
+    int64_t waited = 0;
+    bool child_gone = false;
+    while (!child_gone && waited < 10 * SEC) {
+        pid_t r = waitpid(-1, &status, WNOHANG);
+        if (r == child) {
+            assert_true(WIFSIGNALED(status));
+            assert_int_equal(WTERMSIG(status), SIGKILL);
+            child_gone = true;
+        } else if (r <= 0) {
+            usleep(1000);
+            waited += 1000000;
+        }
+    }
+    assert_true(child_gone);
+    while (waitpid(-1, &status, WNOHANG) > 0) /* the server, if it is done */
+        ;
+    assert_int_equal(prctl(PR_SET_CHILD_SUBREAPER, 0), 0);
+}
+
+static void *start_from_thread(void *arg)
+{
+    struct spawned *s = arg;
+    s->tid = gettid();
+    s->p = start_fn(-3);
+    return NULL;
+}
+
+/* Started (and the server too) from a thread that then ends: both live on. */
+static void process_start_outlives_the_thread_that_started_it(void **state)
+{
+    (void)state;
+    pid_t middle = fork(); /* a process of its own, so the first start is from a thread */
+    assert_true(middle >= 0);
+    if (middle == 0) {
+        struct spawned s = {0};
+        pthread_t t;
+        if (pthread_create(&t, NULL, start_from_thread, &s) != 0 || pthread_join(t, NULL) != 0)
+            _exit(1);
+        char task[64];
+        snprintf(task, sizeof task, "/proc/self/task/%d", (int)s.tid);
+        for (int i = 0; i < 10000 && access(task, F_OK) == 0; i++)
+            usleep(100);
+        int code = 0;
+        if (conc_process_join_timed(s.p, &code, SEC / 10) != CONC_ETIMEDOUT)
+            _exit(2);
+        if (conc_process_kill(s.p) != 0 || conc_process_join(s.p, &code) != 0 || code != -SIGKILL)
+            _exit(3);
+        _exit(conc_process_destroy(s.p) == 0 ? 0 : 4);
+    }
+    int status;
+    assert_int_equal(waitpid(middle, &status, 0), middle);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+static int not_code;
+
+static void process_start_bad_input(void **state)
+{
+    (void)state;
+    conc_process *p;
+    struct fn_arg a = {0};
+    assert_int_equal(conc_process_start(NULL, fn_checked, &a, sizeof a, NULL), CONC_EINVAL);
+    assert_int_equal(conc_process_start(&p, NULL, &a, sizeof a, NULL), CONC_EINVAL);
+    assert_int_equal(conc_process_start(&p, fn_checked, NULL, 4, NULL), CONC_EINVAL);
+    assert_int_equal(conc_process_start(&p, fn_checked, &a, sizeof a, &(conc_process_opts){0}),
+                     CONC_EINVAL);
+    static unsigned char big[CONC_PROCESS_ARG_MAX + 1];
+    assert_int_equal(conc_process_start(&p, fn_checked, big, sizeof big, NULL), CONC_EOVERFLOW);
+    /* Not code: the address of a variable. */
+    assert_int_equal(conc_process_start(&p, (conc_process_fn)(void *)&not_code, NULL, 0, NULL),
+                     CONC_EINVAL);
+    assert_non_null(strstr(conc_error_detail(), "not in the code"));
+}
+
 CONC_TEST_MAIN(cmocka_unit_test(process_exit_codes),
                cmocka_unit_test(process_missing_program_is_enoent),
                cmocka_unit_test(process_join_timeout_then_terminate),
@@ -348,4 +589,10 @@ CONC_TEST_MAIN(cmocka_unit_test(process_exit_codes),
                cmocka_unit_test(process_child_dies_with_killed_parent),
                cmocka_unit_test(process_outlives_the_thread_that_started_it),
                cmocka_unit_test(process_spawn_from_many_threads),
-               cmocka_unit_test(process_bad_input))
+               cmocka_unit_test(process_bad_input),
+               cmocka_unit_test(process_start_function_exit_codes),
+               cmocka_unit_test(process_start_function_runs_in_a_fresh_image),
+               cmocka_unit_test(process_start_from_threaded_program),
+               cmocka_unit_test(process_start_child_dies_with_killed_parent),
+               cmocka_unit_test(process_start_outlives_the_thread_that_started_it),
+               cmocka_unit_test(process_start_bad_input))

@@ -99,6 +99,35 @@ typedef struct conc_process_opts {
 CONC_API int conc_process_spawn(conc_process **out, const char *program, char *const argv[],
                                 char *const envp[], const conc_process_opts *opts);
 
+/* A function a child runs: a copy of the argument bytes given to
+ * conc_process_start, and their size. Its return value (0 to 255) is the
+ * child's exit status. */
+typedef int (*conc_process_fn)(const void *arg, size_t size);
+
+/* The most argument bytes conc_process_start carries. */
+#define CONC_PROCESS_ARG_MAX ((size_t)64 << 10)
+
+/* Runs fn(copy of arg, size) in a new child process (Python's
+ * multiprocessing.Process with the forkserver start method, CPython 3.14's
+ * default on Linux). Safe from a program that runs threads: the child is
+ * forked by conc's fork server, a second image of this program started on
+ * the first call (/proc/self/exe, entered from conc's constructor before
+ * main), which never runs a thread, so no lock is ever held in the child.
+ * The child therefore starts in the state of a fresh program before main —
+ * constructors run, globals at their initial values — and gets what it
+ * needs in its argument bytes. fn must be in the program or in a library
+ * loaded at its start (not by dlopen): CONC_ENOENT otherwise. The child
+ * shares the server's standard streams (the program's, as they were at the
+ * first call) and dies with the program unless it ends first; join,
+ * terminate, kill and destroy work as for a spawned program, and a signal
+ * that ends it gives -signum. opts: NULL (options of a spawn do not apply).
+ * Returns 0, CONC_EINVAL (NULL out or fn, arg NULL with size > 0, opts not
+ * NULL), CONC_EOVERFLOW (size > CONC_PROCESS_ARG_MAX), CONC_ENOENT,
+ * CONC_ENOSYS (the server could not start: conc loaded by dlopen, or no
+ * /proc), or a system error. */
+CONC_API int conc_process_start(conc_process **out, conc_process_fn fn, const void *arg,
+                                size_t size, const conc_process_opts *opts);
+
 /* Waits for the child to end and reaps it; *exit_code (may be NULL) gets
  * its exit code. Joining again returns the same code. Several threads may
  * join one process. The timed form returns CONC_ETIMEDOUT when the child

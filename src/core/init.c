@@ -21,8 +21,13 @@ uint32_t conc__tid_slow(void)
     return conc__tls.tid;
 }
 
+/* process/forkserver.c: in a process started as conc's fork server, serves
+ * and never returns. First, before anything could start a thread. */
+void conc__forkserver_enter_if_asked(void);
+
 __attribute__((constructor)) static void conc__init(void)
 {
+    conc__forkserver_enter_if_asked();
     conc__fence_setup();
     conc__diag_setup();
     conc__unhandled_setup();

@@ -63,7 +63,7 @@ int conc_process_spawn(conc_process **out, const char *program, char *const argv
         p->stdio_fd[i] = -1;
     p->detached = opts && opts->detached;
     pthread_mutex_init(&p->lock, NULL);
-    struct conc__spawn_req req = {program, argv, envp, opts, {{0}}, p};
+    struct conc__spawn_req req = {program, argv, envp, opts, {{0}}, p, -1};
     pthread_sigmask(SIG_BLOCK, NULL, &req.mask);
     /* A child's death signal follows the thread that forks it: the main
      * thread lasts as long as the program, any other may end sooner. */
@@ -81,18 +81,57 @@ int conc_process_spawn(conc_process **out, const char *program, char *const argv
     return 0;
 }
 
+int conc_process_start(conc_process **out, conc_process_fn fn, const void *arg, size_t size,
+                       const conc_process_opts *opts)
+{
+    if (!out)
+        return CONC__MISUSE(CONC_EINVAL, "out is NULL");
+    *out = NULL;
+    if (!fn)
+        return CONC__MISUSE(CONC_EINVAL, "fn is NULL");
+    if (!arg && size > 0)
+        return CONC__MISUSE(CONC_EINVAL, "arg is NULL but size is not 0");
+    if (opts)
+        return CONC__MISUSE(CONC_EINVAL, "a function start takes no options (pass NULL)");
+    if (size > CONC_PROCESS_ARG_MAX)
+        return CONC_EOVERFLOW;
+    conc_process *p = calloc(1, sizeof *p);
+    if (!p)
+        return CONC_ENOMEM;
+    p->pidfd = -1;
+    for (int i = 0; i < 3; i++)
+        p->stdio_fd[i] = -1;
+    pthread_mutex_init(&p->lock, NULL);
+    int rc = conc__forkserver_start(p, fn, arg, size);
+    if (rc != 0) {
+        pthread_mutex_destroy(&p->lock);
+        free(p);
+        return rc;
+    }
+    *out = p;
+    return 0;
+}
+
 /* Python's returncode from a waitid result. */
 static int conc__exit_code(const siginfo_t *info)
 {
     return info->si_code == CLD_EXITED ? info->si_status : -info->si_status;
 }
 
-/* Reaps the ended child, once. 0 or CONC_ECHILD (reaped by someone else). */
-static int conc__reap(conc_process *p)
+/* Reaps the ended child, once. 0 or CONC_ECHILD (reaped by someone else).
+ * A child of the fork server is reaped there: its status comes by message. */
+static int conc__reap(conc_process *p, int64_t deadline)
 {
     int rc = 0;
     pthread_mutex_lock(&p->lock);
-    if (!atomic_load_explicit(&p->reaped, memory_order_relaxed)) {
+    if (!atomic_load_explicit(&p->reaped, memory_order_relaxed) && p->via_server) {
+        int code;
+        rc = conc__forkserver_status(p, deadline, &code);
+        if (rc == 0) {
+            p->exit_code = code;
+            atomic_store_explicit(&p->reaped, true, memory_order_release);
+        }
+    } else if (!atomic_load_explicit(&p->reaped, memory_order_relaxed)) {
         siginfo_t info;
         memset(&info, 0, sizeof info);
         int r;
@@ -159,7 +198,7 @@ int conc_process_join_timed(conc_process *p, int *exit_code, int64_t timeout)
     if (rc == 0 && !atomic_load_explicit(&p->reaped, memory_order_acquire)) {
         rc = conc__wait_end(p, deadline);
         if (rc == 0)
-            rc = conc__reap(p);
+            rc = conc__reap(p, deadline);
     }
     if (rc == 0 && exit_code)
         *exit_code = p->exit_code;

@@ -12,6 +12,9 @@
 
 struct conc_process {
     pid_t pid;
+    bool via_server; /* a function's child, forked by the fork server: its
+                        exit status comes from the server (forkserver.c) */
+    uint32_t gen;    /* the fork generation it was started in */
     int pidfd;          /* -1 where the kernel has no pidfd (then waitid) */
     int stdio_fd[3];    /* the parent's ends of CONC_STDIO_PIPE streams; -1 */
     bool detached;
@@ -31,10 +34,21 @@ struct conc__spawn_req {
     const conc_process_opts *opts;
     sigset_t mask; /* the requesting thread's signal mask: the child's */
     conc_process *p;
+    int keep_fd; /* -1, or a descriptor the child gets as its fd 3 */
 };
 int conc__spawn_here(struct conc__spawn_req *req);
 /* The same, from conc's spawner thread (a thread that lives as long as the
  * process, so the child's death signal is tied to the process). */
 int conc__spawn_via_spawner(struct conc__spawn_req *req);
+
+/* The fork server (forkserver.c). */
+/* Called first by the library's constructor: in a process started as the
+ * fork server, serves and never returns; elsewhere returns at once. */
+void conc__forkserver_enter_if_asked(void);
+/* Starts fn(arg) in a child of the fork server; fills p (pid, pidfd). */
+int conc__forkserver_start(conc_process *p, conc_process_fn fn, const void *arg, size_t size);
+/* The exit code of p, a child of the fork server that has ended (its pidfd
+ * is readable), by the deadline: 0 with *code set, or an error. */
+int conc__forkserver_status(conc_process *p, int64_t deadline, int *code);
 
 #endif

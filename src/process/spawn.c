@@ -30,7 +30,7 @@ extern char **environ;
 
 /* Everything the child needs, prepared by the parent. */
 struct conc__child_plan {
-    int stream_fd[3];  /* what becomes fd 0, 1, 2; -1: inherited */
+    int stream_fd[4];  /* what becomes fd 0, 1, 2 (and 3); -1: inherited (none) */
     int report_fd;     /* write end of the report pipe */
     pid_t parent;
     bool detached;
@@ -103,15 +103,15 @@ static _Noreturn void conc__child(struct conc__child_plan *c)
             sigaction(sig, &dfl, NULL);
         }
     }
-    /* Move the streams' sources above 2 first, so that placing one does not
+    /* Move the streams' sources above 3 first, so that placing one does not
      * overwrite another's source (a caller's fd 1 given as stdin). */
-    int src[3];
-    for (int i = 0; i < 3; i++) {
+    int src[4];
+    for (int i = 0; i < 4; i++) {
         src[i] = -1;
-        if (c->stream_fd[i] >= 0 && (src[i] = fcntl(c->stream_fd[i], F_DUPFD_CLOEXEC, 3)) < 0)
+        if (c->stream_fd[i] >= 0 && (src[i] = fcntl(c->stream_fd[i], F_DUPFD_CLOEXEC, 4)) < 0)
             conc__child_fail(c, errno);
     }
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < 4; i++)
         if (src[i] >= 0 && dup2(src[i], i) < 0) /* dup2 clears FD_CLOEXEC on i */
             conc__child_fail(c, errno);
     if (c->cwd && chdir(c->cwd) != 0)
@@ -178,10 +178,11 @@ int conc__spawn_here(struct conc__spawn_req *req)
     bool owned[3] = {false, false, false};
     int report[2] = {-1, -1};
     int rc = 0;
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < 4; i++)
         c->stream_fd[i] = -1;
     for (int i = 0; i < 3 && rc == 0 && o; i++)
         rc = conc__open_stream(&o->stdio[i], i, &c->stream_fd[i], &owned[i], p);
+    c->stream_fd[3] = req->keep_fd; /* the caller's: not closed here */
     if (rc == 0 && pipe2(report, O_CLOEXEC) != 0)
         rc = -errno;
     if (rc == 0) {
