@@ -2,9 +2,11 @@
  * across fork; CONC_EEMPTY and CONC_EFULL for tries and short timeouts;
  * four producer and four consumer processes deliver every item exactly
  * once, also when a producer or a consumer is SIGKILLed inside a put or a
- * get holding the queue's lock; task_done/join, shutdown (normal and
- * immediate) waking a getter and a putter of another process; a named
- * queue opened by another process; misuse answered with codes.
+ * get holding the queue's lock; a getter asleep when a putter is killed
+ * between its store and its wake-up still gets the item; task_done/join,
+ * shutdown (normal and immediate) waking a getter and a putter of another
+ * process; a named queue opened by another process; misuse answered with
+ * codes.
  *
  * The parent forks before it starts any thread; a child checks with CHECK
  * and reports through its exit status; every wait has a deadline. Named
@@ -340,6 +342,65 @@ static void pqueue_consumer_killed_inside_get_loses_nothing(void **state)
     run_mp(CONSUMER);
 }
 
+/* A getter asleep in another process; the producer is killed after the
+ * store that publishes its item, before it wakes anybody, holding the lock.
+ * Nobody else touches the queue: the getter's bounded re-check finds the
+ * item (its lock meets the dead holder) and takes it, once. */
+struct owed_shm {
+    conc_pqueue *q;
+    atomic_int waiting, stopped;
+    struct item got;
+};
+
+static struct owed_shm *owed;
+
+static void stop_published(conc_pqueue *q)
+{
+    (void)q;
+    atomic_store(&owed->stopped, 1);
+    for (;;)
+        pause();
+}
+
+static int owed_getter(void *arg)
+{
+    struct owed_shm *o = arg;
+    atomic_store(&o->waiting, 1);
+    CHECK(conc_pqueue_get_timed(o->q, &o->got, T) == 0);
+    CHECK(conc_pqueue_get_timed(o->q, &o->got, 0) == CONC_EEMPTY);
+    return 0;
+}
+
+static int owed_putter(void *arg)
+{
+    owed = arg;
+    conc__test_pqueue_put_published = stop_published;
+    struct item it = item_of(2, 7);
+    conc_pqueue_put(owed->q, &it);
+    return 3; /* never: killed inside the put */
+}
+
+static void pqueue_getter_wakes_when_a_killed_putter_owed_the_wake_up(void **state)
+{
+    (void)state;
+    struct owed_shm *o;
+    conc_shm *seg = shm_new(sizeof *o, (void **)&o);
+    o->q = pq_new(4);
+    pid_t getter = conc_test_fork(owed_getter, o);
+    CONC_TEST_POLL_UNTIL(atomic_load(&o->waiting) == 1 && process_in_futex_wait(getter));
+    pid_t putter = conc_test_fork(owed_putter, o);
+    CONC_TEST_POLL_UNTIL(atomic_load(&o->stopped) == 1);
+    assert_int_equal(kill(putter, SIGKILL), 0);
+    assert_int_equal(conc_test_wait_child(putter, 10), 128 + SIGKILL);
+    conc_test_reap(getter);
+    assert_true(item_ok(&o->got));
+    assert_int_equal(o->got.seq, 7);
+    assert_int_equal(conc_pqueue_size(o->q), 0);
+    assert_int_equal(conc_pqueue_put_timed(o->q, &o->got, 0), 0); /* the lock works on */
+    assert_int_equal(conc_pqueue_destroy(o->q), 0);
+    assert_int_equal(conc_shm_destroy(seg), 0);
+}
+
 /* ============================================= task_done and join */
 
 struct join_shm {
@@ -642,6 +703,7 @@ CONC_TEST_MAIN(cmocka_unit_test(pqueue_fifo_order_and_bytes_exact),
                cmocka_unit_test(pqueue_four_producers_four_consumers_exactly_once),
                cmocka_unit_test(pqueue_producer_killed_inside_put_loses_nothing_put),
                cmocka_unit_test(pqueue_consumer_killed_inside_get_loses_nothing),
+               cmocka_unit_test(pqueue_getter_wakes_when_a_killed_putter_owed_the_wake_up),
                cmocka_unit_test(pqueue_task_done_and_join_across_processes),
                cmocka_unit_test(pqueue_shutdown_wakes_a_getter_in_another_process),
                cmocka_unit_test(pqueue_shutdown_wakes_a_putter_in_another_process),

@@ -53,6 +53,7 @@
 #ifdef CONC_TEST_HOOKS
 void (*conc__test_pqueue_put_copied)(conc_pqueue *q);
 void (*conc__test_pqueue_get_copied)(conc_pqueue *q);
+void (*conc__test_pqueue_put_published)(conc_pqueue *q);
 #endif
 
 struct conc__pq_shared {
@@ -149,6 +150,7 @@ static int conc__pq_try_put(conc_pqueue *q, const void *item)
     memcpy(q->slots + (tail % q->capacity) * q->item_size, item, q->item_size);
     CONC__TEST_HOOK(conc__test_pqueue_put_copied, q);
     atomic_store_explicit(&s->tail, tail + 1, memory_order_relaxed);
+    CONC__TEST_HOOK(conc__test_pqueue_put_published, q);
     return 0;
 }
 

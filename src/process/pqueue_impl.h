@@ -11,6 +11,9 @@
  * the item out, before the store that takes it. */
 extern void (*conc__test_pqueue_put_copied)(conc_pqueue *q);
 extern void (*conc__test_pqueue_get_copied)(conc_pqueue *q);
+/* Called by a put after the store that publishes its item, before the
+ * sleepers are told: a process killed there owes them a wake-up. */
+extern void (*conc__test_pqueue_put_published)(conc_pqueue *q);
 #endif
 
 #endif
