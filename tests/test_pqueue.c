@@ -148,9 +148,9 @@ static void pqueue_fifo_order_and_bytes_exact(void **state)
 #define NC 4
 
 struct mp {
-    conc_pqueue *q;    /* the parent's handle: forked children have a copy */
-    long per;          /* items per producer */
-    long stop_at;      /* the victim stops inside its stop_at-th put or get */
+    conc_pqueue *q; /* the parent's handle: forked children have a copy */
+    long per;       /* items per producer */
+    long stop_at;   /* the victim stops inside its stop_at-th put or get */
     atomic_int stopped;
     atomic_long put_ok[NP]; /* puts that returned 0, by producer */
     atomic_long got[NC];
@@ -653,8 +653,7 @@ static void pqueue_bad_input_answers_codes(void **state)
     assert_int_equal(conc_pqueue_create(&q, 8, 4, &(conc_pqueue_opts){.reserved_ = {1}}),
                      CONC_EINVAL);
     assert_non_null(strstr(conc_error_detail(), "reserved"));
-    assert_int_equal(conc_pqueue_create(&q, 8, 4, &(conc_pqueue_opts){.name = "a/b"}),
-                     CONC_EINVAL);
+    assert_int_equal(conc_pqueue_create(&q, 8, 4, &(conc_pqueue_opts){.name = "a/b"}), CONC_EINVAL);
     assert_non_null(strstr(conc_error_detail(), "conc_pqueue_create"));
     assert_int_equal(conc_pqueue_create(&q, SIZE_MAX / 2, 4, NULL), CONC_EOVERFLOW);
     assert_null(q);
