@@ -64,6 +64,10 @@ static void options_with_reserved_bits_are_einval(void **state)
     conc_shm *shm = NULL;
     assert_int_equal(conc_shm_create(&shm, 64, &(conc_shm_opts){.reserved_ = {12}}), CONC_EINVAL);
     assert_null(shm);
+    conc_pqueue *pq = NULL;
+    assert_int_equal(conc_pqueue_create(&pq, 8, 4, &(conc_pqueue_opts){.reserved_ = {13}}),
+                     CONC_EINVAL);
+    assert_null(pq);
 
     /* The same options with zero reserved space work. */
     assert_int_equal(conc_mutex_init(&m, &(conc_mutex_opts){.name = "api.m"}), 0);
@@ -561,6 +565,28 @@ static void every_module_names_its_misuse(void **state)
     EXPECT_MISUSE(conc_shm_get_name(shm, buf, 0), CONC_EINVAL, "size 0");
     EXPECT_MISUSE(conc_shm_unlink(shm), CONC_EINVAL, "anonymous");
     assert_int_equal(conc_shm_destroy(shm), 0);
+
+    /* process queues */
+    conc_pqueue *pq = NULL;
+    EXPECT_MISUSE(conc_pqueue_create(NULL, 8, 4, NULL), CONC_EINVAL, "conc_pqueue_create");
+    EXPECT_MISUSE(conc_pqueue_create(&pq, 0, 4, NULL), CONC_EINVAL, "item_size is 0");
+    EXPECT_MISUSE(conc_pqueue_create(&pq, 8, 0, NULL), CONC_EINVAL, "capacity is 0");
+    EXPECT_MISUSE(conc_pqueue_create(&pq, 8, 4, &(conc_pqueue_opts){.name = "a/b"}), CONC_EINVAL,
+                  "conc_pqueue_create");
+    EXPECT_MISUSE(conc_pqueue_open(&pq, NULL, 8), CONC_EINVAL, "conc_pqueue_open");
+    EXPECT_MISUSE(conc_pqueue_open(NULL, "x", 8), CONC_EINVAL, "NULL output");
+    EXPECT_MISUSE(conc_pqueue_put(NULL, buf), CONC_EINVAL, "NULL queue");
+    EXPECT_MISUSE(conc_pqueue_get_timed(NULL, buf, 0), CONC_EINVAL, "conc_pqueue_get_timed");
+    EXPECT_MISUSE(conc_pqueue_size(NULL), CONC_EINVAL, "conc_pqueue_size");
+    EXPECT_MISUSE(conc_pqueue_destroy(NULL), CONC_EINVAL, "conc_pqueue_destroy");
+    assert_int_equal(conc_pqueue_create(&pq, 8, 4, NULL), 0);
+    EXPECT_MISUSE(conc_pqueue_put(pq, NULL), CONC_EINVAL, "NULL item");
+    EXPECT_MISUSE(conc_pqueue_get(pq, NULL), CONC_EINVAL, "NULL output");
+    EXPECT_MISUSE(conc_pqueue_put_timed(pq, buf, -2), CONC_EINVAL, "negative timeout");
+    EXPECT_MISUSE(conc_pqueue_get_timed(pq, buf, -2), CONC_EINVAL, "negative timeout");
+    EXPECT_MISUSE(conc_pqueue_join_timed(pq, -2), CONC_EINVAL, "negative timeout");
+    EXPECT_MISUSE(conc_pqueue_task_done(pq), CONC_ESTATE, "more times than items");
+    assert_int_equal(conc_pqueue_destroy(pq), 0);
 
     /* debug */
     EXPECT_MISUSE(conc_debug_dump(-1), CONC_EINVAL, "conc_debug_dump");

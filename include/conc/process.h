@@ -13,6 +13,9 @@
  *   - the robust process-shared mutex, conc_pmutex: when its holder dies, the
  *     next locker learns it (CONC_EOWNERDEAD) instead of waiting forever, as
  *     a multiprocessing.Lock would.
+ *   - the process queue, conc_pqueue: a bounded FIFO in shared memory
+ *     (multiprocessing.JoinableQueue) that a process killed in the middle of
+ *     a put or a get cannot corrupt nor block.
  * The non-robust process-shared primitives (mutex, semaphore, condition,
  * event, barrier, rwlock with opts.pshared) are in sync.h.
  *
@@ -395,6 +398,101 @@ CONC_API int conc_pmutex_unlock(conc_pmutex *p);
  * it), CONC_ESTATE (it is consistent: no owner died), CONC_EBADF,
  * CONC_EINVAL. Never blocks. */
 CONC_API int conc_pmutex_consistent(conc_pmutex *p);
+
+/* ---- process queues ----
+ * A bounded FIFO queue between processes (Python's multiprocessing.Queue and
+ * JoinableQueue, with queue.Queue's operations): items of a fixed size,
+ * copied in and out by value, live entirely in a shared memory segment the
+ * queue creates. Anonymous by default: the children forked after
+ * conc_pqueue_create use the same handle. Named (opts.name): any process
+ * attaches with conc_pqueue_open; the name follows conc_shm's rules (the
+ * creator's destroy removes it).
+ *
+ * The operations and their answers are conc_queue's (queue.h): a get that
+ * finds nothing by its deadline (timeout 0: get_nowait) returns CONC_EEMPTY,
+ * a put that finds no room CONC_EFULL; task_done/join count unfinished
+ * tasks; shutdown is Python 3.13's (afterwards put fails with
+ * CONC_ESHUTDOWN, get drains what is left then fails with CONC_ESHUTDOWN,
+ * blocked callers in every process wake; the immediate form discards the
+ * queued items and lowers the unfinished tasks by their number).
+ *
+ * Robust to a killed process: the queue's state is guarded by a conc_pmutex,
+ * and every change of it is one store made after the item's bytes are
+ * copied, so a process killed at any point of a call leaves the queue
+ * consistent and the others go on. Every put that returned 0 is delivered
+ * exactly once; the call a killed process was in is delivered at most once
+ * (a put killed before its item was in is lost; a get killed before it took
+ * the item leaves it for the next get). Sleepers re-check the queue at least
+ * every CONC_PQUEUE_RECHECK_NS, so a wake-up that a killed process owed
+ * costs at most that much delay, never a hang.
+ *
+ * Every function is thread-safe and works from every process that has the
+ * queue mapped. size, empty and full are snapshots. */
+typedef struct conc_pqueue conc_pqueue;
+
+/* The longest a blocked call sleeps before it looks at the queue again:
+ * 100 ms. */
+#define CONC_PQUEUE_RECHECK_NS ((int64_t)100 * 1000 * 1000)
+
+typedef struct conc_pqueue_opts {
+    const char *name; /* NULL: anonymous; else the segment's name (conc_shm's rules) */
+    uint64_t reserved_[4];
+} conc_pqueue_opts;
+
+/* Creates a queue of at most capacity items of item_size bytes in a new
+ * segment; *out is NULL on failure. Returns 0, CONC_EINVAL (NULL out,
+ * item_size or capacity 0, a bad name, non-zero reserved options),
+ * CONC_EOVERFLOW (capacity x item_size overflows), CONC_EEXIST (the name
+ * is taken), CONC_EACCES, CONC_EMFILE, CONC_ENOMEM. Never blocks. */
+CONC_API int conc_pqueue_create(conc_pqueue **out, size_t item_size, size_t capacity,
+                                const conc_pqueue_opts *opts);
+/* Attaches to the named queue another process created. item_size must be
+ * the creator's. Returns 0, CONC_ENOENT (no such name), CONC_EINVAL (NULL
+ * arguments, a bad name, a different item_size, a segment that is not a
+ * queue or whose creator has not finished creating it), CONC_EACCES,
+ * CONC_EMFILE, CONC_ENOMEM. Never blocks. */
+CONC_API int conc_pqueue_open(conc_pqueue **out, const char *name, size_t item_size);
+/* Unmaps the queue from this process and frees the handle; in the process
+ * that created a named queue, also removes the name (conc_shm_destroy).
+ * Other processes keep their mapping. Returns 0, CONC_EINVAL (NULL),
+ * CONC_EBUSY while a thread of this process is blocked in it. Never blocks. */
+CONC_API int conc_pqueue_destroy(conc_pqueue *q);
+
+/* Copies item in, waiting for room. Returns 0, CONC_EFULL (timed form: no
+ * room by the deadline), CONC_ESHUTDOWN, CONC_ENOTRECOVERABLE (the queue's
+ * lock was given up: not by conc), CONC_EINVAL (NULL q or item, bad
+ * timeout). */
+CONC_API int conc_pqueue_put(conc_pqueue *q, const void *item);
+CONC_API int conc_pqueue_put_timed(conc_pqueue *q, const void *item, int64_t timeout);
+/* Copies the next item into out, waiting for one. Returns 0, CONC_EEMPTY
+ * (timed form: none by the deadline), CONC_ESHUTDOWN (shut down and empty),
+ * CONC_ENOTRECOVERABLE, CONC_EINVAL. */
+CONC_API int conc_pqueue_get(conc_pqueue *q, void *out);
+CONC_API int conc_pqueue_get_timed(conc_pqueue *q, void *out, int64_t timeout);
+
+/* Snapshots: the number of items; 1 if empty (full), 0 if not. A negative
+ * error (CONC_EINVAL for NULL). Never block. */
+CONC_API int64_t conc_pqueue_size(conc_pqueue *q);
+CONC_API int conc_pqueue_empty(conc_pqueue *q);
+CONC_API int conc_pqueue_full(conc_pqueue *q);
+/* Snapshots: 1 if shut down, 0 if not; the items put and not yet
+ * task_done'd nor discarded. CONC_EINVAL for NULL. Never block. */
+CONC_API int conc_pqueue_is_shutdown(conc_pqueue *q);
+CONC_API int64_t conc_pqueue_unfinished_tasks(conc_pqueue *q);
+
+/* One item taken earlier is finished. Returns 0, CONC_ESTATE (called more
+ * times than items were taken), CONC_ENOTRECOVERABLE, CONC_EINVAL (NULL).
+ * Never blocks but for the queue's lock. */
+CONC_API int conc_pqueue_task_done(conc_pqueue *q);
+/* Waits until every item put has been task_done'd (or discarded). Returns
+ * 0, CONC_ETIMEDOUT (timed form), CONC_ENOTRECOVERABLE, CONC_EINVAL. */
+CONC_API int conc_pqueue_join(conc_pqueue *q);
+CONC_API int conc_pqueue_join_timed(conc_pqueue *q, int64_t timeout);
+/* Shuts the queue down for every process; immediate also discards the items
+ * queued. A second shutdown is allowed (an immediate one after a normal one
+ * still discards). Returns 0, CONC_ENOTRECOVERABLE or CONC_EINVAL. Never
+ * blocks but for the queue's lock. */
+CONC_API int conc_pqueue_shutdown(conc_pqueue *q, bool immediate);
 
 #ifdef __cplusplus
 }
