@@ -55,6 +55,12 @@ TARGETS = [
      "conc:parallel_for"),
     ("queue.spsc.placement", "conc:fastest",
      "the slowest placement within 1.3× of the fastest", 1 / 1.3, "conc:slowest"),
+    ("process.spawn_join", "fork", "conc µs within 1.1× fork + waitpid (through the fork server)",
+     1 / 1.1),
+    ("process.spawn_join", "posix_spawn", "conc µs ≤ posix_spawn of /bin/true", 1),
+    ("process.spawn_program", "posix_spawn", "conc µs within 1.1× posix_spawn", 1 / 1.1),
+    ("pqueue.spsc", "python", "conc items/s ≥ 10× multiprocessing.Queue", 10),
+    ("pqueue.spsc", "pipe", "conc items/s ≥ 2× a plain pipe", 2),
     ("trace.event", "conc", "tracing on costs ≤ 10× the same run's mutex lock+unlock per event",
      0.1, "conc:trace"),
 ]

@@ -13,6 +13,7 @@ import json
 import multiprocessing
 import queue
 import resource
+import subprocess
 import sys
 import threading
 import time
@@ -344,6 +345,39 @@ def pool_map():
     return {"value": POOL_N / wall, "cpu_pct": cpu}
 
 
+def mp_noop():
+    pass
+
+
+def process_spawn_join():
+    """A forkserver Process that returns at once, started and joined."""
+    ctx = multiprocessing.get_context("forkserver")
+    warm = ctx.Process(target=mp_noop)  # starts the server: not a round
+    warm.start()
+    warm.join()
+    n = 20 if QUICK else 100
+
+    def rounds():
+        for _ in range(n):
+            p = ctx.Process(target=mp_noop)
+            p.start()
+            p.join()
+            if p.exitcode != 0:
+                raise AssertionError("the child failed")
+    _, wall, cpu = window(rounds)
+    return {"value": wall * 1e6 / n, "cpu_pct": cpu}
+
+
+def process_spawn_program():
+    n = 50 if QUICK else 200
+
+    def rounds():
+        for _ in range(n):
+            subprocess.run(["/bin/true"], check=True)
+    _, wall, cpu = window(rounds)
+    return {"value": wall * 1e6 / n, "cpu_pct": cpu}
+
+
 CASES = {
     "mutex.uncontended": pairs(threading.Lock),
     "mutex.contended": contended(2),
@@ -359,6 +393,9 @@ CASES = {
     "queue.pingpong": queue_pingpong,
     "pool.submit_wait": pool_submit_wait,
     "pool.map": pool_map,
+    "process.spawn_join": process_spawn_join,
+    "process.spawn_program": process_spawn_program,
+    "pqueue.spsc": mp_spsc,
 }
 
 # The variants of the python row: IMPL -> {case: function}.
