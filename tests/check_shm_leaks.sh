@@ -1,6 +1,7 @@
 #!/bin/sh
 # No shared memory segment of the tests outlives them: every named segment a
 # test makes starts with PREFIX (CONC_TEST_SHM_PREFIX, one per build folder,
+# after conc's kind prefix for a named mutex or semaphore,
 # tests/CMakeLists.txt), and after the tests nothing with it may be left in
 # /dev/shm. Each one found is named and removed (so that one leak does not
 # fail the next run too), and the check fails.
@@ -11,7 +12,8 @@ set -u
 
 check() { # PREFIX
   bad=0
-  for f in /dev/shm/"$1"*; do
+  # conc's own objects put a kind before the name: conc.mutex.NAME, conc.sem.NAME
+  for f in /dev/shm/"$1"* /dev/shm/conc.*."$1"*; do
     [ -e "$f" ] || continue
     echo "left in /dev/shm: ${f#/dev/shm/}"
     rm -f "$f"

@@ -399,6 +399,43 @@ CONC_API int conc_pmutex_unlock(conc_pmutex *p);
  * CONC_EINVAL. Never blocks. */
 CONC_API int conc_pmutex_consistent(conc_pmutex *p);
 
+/* ---- system-wide mutexes and semaphores ----
+ *
+ * Opened by name from any process of the same user, related or not (a
+ * multiprocessing.Lock must be inherited; these need only the name): the
+ * first open creates the object, later ones attach to it — POSIX's sem_open
+ * and Windows' named mutexes. The named mutex is robust, as conc_pmutex:
+ * when a holder dies, the next locker gets CONC_EOWNERDEAD with the lock,
+ * repairs what it guards and calls conc_named_mutex_consistent, or every
+ * later lock answers CONC_ENOTRECOVERABLE. The semaphore is a
+ * process-shared conc_sem; value is its start value when this open creates
+ * it (ignored otherwise).
+ *
+ * Each lives in a shared memory segment named "conc.mutex.NAME" or
+ * "conc.sem.NAME" (in /dev/shm, mode 0600). The name stays until
+ * conc_named_*_unlink removes it, whoever created it: no process owns it.
+ * Open returns 0, CONC_EINVAL (NULL out, an empty or too long name, a name
+ * that holds the other kind), CONC_EPERM (another user's), CONC_EBROKEN (its
+ * creator died before initialising it: unlink the name), or a system error.
+ * close frees the handle (NULL: nothing); the object and its name stay. */
+typedef struct conc_named_mutex conc_named_mutex;
+typedef struct conc_named_sem conc_named_sem;
+
+CONC_API int conc_named_mutex_open(conc_named_mutex **out, const char *name);
+CONC_API int conc_named_mutex_lock(conc_named_mutex *m);
+CONC_API int conc_named_mutex_lock_timed(conc_named_mutex *m, int64_t timeout);
+CONC_API int conc_named_mutex_unlock(conc_named_mutex *m);
+CONC_API int conc_named_mutex_consistent(conc_named_mutex *m);
+CONC_API int conc_named_mutex_close(conc_named_mutex *m);
+CONC_API int conc_named_mutex_unlink(const char *name);
+
+CONC_API int conc_named_sem_open(conc_named_sem **out, const char *name, size_t value);
+CONC_API int conc_named_sem_acquire(conc_named_sem *s);
+CONC_API int conc_named_sem_acquire_timed(conc_named_sem *s, int64_t timeout);
+CONC_API int conc_named_sem_release(conc_named_sem *s);
+CONC_API int conc_named_sem_close(conc_named_sem *s);
+CONC_API int conc_named_sem_unlink(const char *name);
+
 /* ---- process queues ----
  * A bounded FIFO queue between processes (Python's multiprocessing.Queue and
  * JoinableQueue, with queue.Queue's operations): items of a fixed size,
