@@ -401,6 +401,22 @@ static long ex6_parse_race(const char *out, long opening, long *final)
     return paid;
 }
 
+/* ex8: the holder is killed holding the named mutex; the second program's
+ * lock reports it, and it repairs the torn transfer: the total is whole
+ * again, and the mutex usable. */
+static void ex8_system_mutex_recovers_from_a_killed_holder(void **state)
+{
+    (void)state;
+    static char out[OUT_MAX];
+    assert_exited_zero(run_example("ex8_system_mutex", "", out, sizeof out));
+    assert_non_null(strstr(out, "holder:    took the lock"));
+    assert_non_null(strstr(out, "the holder died with exit code -9"));
+    assert_non_null(strstr(out, "recoverer: lock answered EOWNERDEAD"));
+    assert_non_null(strstr(out, "(a=70, b=30, total 100)"));
+    assert_non_null(strstr(out, "the next lock answers OK"));
+    assert_non_null(strstr(out, "the recoverer exited with 0"));
+}
+
 static void ex6_race_fixed_balances_exactly(void **state)
 {
     (void)state;
@@ -663,4 +679,5 @@ CONC_TEST_MAIN(cmocka_unit_test(ex1_joins_show_status_and_timeout),
                cmocka_unit_test(ex6_livelock_caught_by_the_bound),
                cmocka_unit_test(ex6_livelock_fixed_by_random_backoff),
                cmocka_unit_test(ex6_starvation_waits_measured),
-               cmocka_unit_test(ex6_no_argument_runs_the_safe_demos), )
+               cmocka_unit_test(ex6_no_argument_runs_the_safe_demos),
+               cmocka_unit_test(ex8_system_mutex_recovers_from_a_killed_holder), )

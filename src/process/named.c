@@ -101,7 +101,7 @@ static int conc__named_open(struct conc__named *n, const char *kind_name, uint32
             continue;
         if (rc == 0 && conc_shm_size(n->shm) < (int64_t)sizeof *n->seg) {
             conc_shm_destroy(n->shm);
-            rc = CONC_EINVAL; /* not sized yet by its creator, or not ours */
+            rc = CONC_EAGAIN; /* not sized yet by its creator: try again */
         }
         if (rc == 0) {
             n->seg = conc_shm_addr(n->shm);
@@ -121,7 +121,7 @@ static int conc__named_open(struct conc__named *n, const char *kind_name, uint32
             return 0;
         }
         if (conc__expired(deadline))
-            return rc == CONC_EINVAL ? CONC_EBROKEN : rc;
+            return rc == CONC_EAGAIN || rc == CONC_EINVAL ? CONC_EBROKEN : rc;
         struct timespec ts = {0, 100000};
         nanosleep(&ts, NULL);
     }
