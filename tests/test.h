@@ -18,6 +18,7 @@
 
 #include "conc/conc.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -412,6 +413,62 @@ static inline void conc_test_reap(pid_t pid)
             return 1;                                                         \
         }                                                                     \
     } while (0)
+
+/* ---- processes: shared memory names, a process asleep ---- */
+
+/* The prefix of every named segment the tests make: the build folder's
+ * (CONC_TEST_SHM_PREFIX, tests/CMakeLists.txt), so that the leak check after
+ * the suite finds what a test left. */
+static inline const char *conc_test_shm_prefix(void)
+{
+    const char *p = getenv("CONC_TEST_SHM_PREFIX");
+    return p && *p ? p : "conc-test-";
+}
+
+/* Fails if a segment of this process (its names begin with the prefix and
+ * the pid) is left in /dev/shm; each one found is removed, so that one
+ * failure does not spill into other tests. */
+static inline void conc_test_assert_no_segment_left(void)
+{
+    char mine[256];
+    snprintf(mine, sizeof mine, "%s%d-", conc_test_shm_prefix(), (int)getpid());
+    DIR *d = opendir("/dev/shm");
+    assert_non_null(d);
+    int left = 0;
+    for (struct dirent *e; (e = readdir(d));) {
+        if (strncmp(e->d_name, mine, strlen(mine)) == 0) {
+            print_error("left in /dev/shm: %s\n", e->d_name);
+            conc_shm_unlink_name(e->d_name);
+            left++;
+        }
+    }
+    closedir(d);
+    assert_int_equal(left, 0);
+}
+
+/* Whether process pid is asleep in a futex wait: its syscall file, or where
+ * the kernel hides that, its state. */
+static inline bool conc_test_in_futex_wait(pid_t pid)
+{
+    char path[64], buf[256];
+    snprintf(path, sizeof path, "/proc/%d/syscall", (int)pid);
+    FILE *f = fopen(path, "r");
+    long nr = -1;
+    if (f) {
+        int got = fscanf(f, "%ld", &nr);
+        fclose(f);
+        if (got == 1)
+            return nr == SYS_futex;
+    }
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    if (!(f = fopen(path, "r")))
+        return false;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    const char *p = strrchr(buf, ')');
+    return p && p[1] == ' ' && p[2] == 'S';
+}
 
 /* ---- failures nobody read (conc_set_unhandled_hook) ---- */
 

@@ -21,8 +21,7 @@
 static const char *test_name(const char *what)
 {
     static char buf[128];
-    const char *p = getenv("CONC_TEST_SHM_PREFIX");
-    snprintf(buf, sizeof buf, "%s%s-%d", p ? p : "conc-test-", what, (int)getpid());
+    snprintf(buf, sizeof buf, "%s%d-%s", conc_test_shm_prefix(), (int)getpid(), what);
     return buf;
 }
 

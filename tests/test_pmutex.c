@@ -159,30 +159,6 @@ static int waiter(void *arg)
     return recover(sh, rc);
 }
 
-/* Whether process pid is asleep in a futex wait: its syscall file, or where
- * the kernel hides that, its state. */
-static bool process_in_futex_wait(pid_t pid)
-{
-    char path[64], buf[256];
-    snprintf(path, sizeof path, "/proc/%d/syscall", (int)pid);
-    FILE *f = fopen(path, "r");
-    long nr = -1;
-    if (f) {
-        int got = fscanf(f, "%ld", &nr);
-        fclose(f);
-        if (got == 1)
-            return nr == SYS_futex;
-    }
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    if (!(f = fopen(path, "r")))
-        return false;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = 0;
-    const char *p = strrchr(buf, ')');
-    return p && p[1] == ' ' && p[2] == 'S';
-}
-
 /* A holder killed with SIGKILL while another process sleeps in an untimed
  * lock: the kernel wakes the sleeper, which gets CONC_EOWNERDEAD. */
 static void pmutex_killed_holder_wakes_a_sleeping_waiter(void **state)
@@ -194,7 +170,7 @@ static void pmutex_killed_holder_wakes_a_sleeping_waiter(void **state)
     pid_t holder = conc_test_fork(holder_waits_for_kill, sh);
     CONC_TEST_POLL_UNTIL(atomic_load(&sh->held) == 1);
     pid_t w = conc_test_fork(waiter, sh);
-    CONC_TEST_POLL_UNTIL(atomic_load(&sh->locking) == 1 && process_in_futex_wait(w));
+    CONC_TEST_POLL_UNTIL(atomic_load(&sh->locking) == 1 && conc_test_in_futex_wait(w));
     assert_int_equal(kill(holder, SIGKILL), 0);
     assert_int_equal(conc_test_wait_child(holder, 10), 128 + SIGKILL);
     conc_test_reap(w);

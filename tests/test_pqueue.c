@@ -66,29 +66,6 @@ static conc_shm *shm_new(size_t size, void **addr)
     return s;
 }
 
-/* Whether process pid is asleep in a futex wait (as tests/test_pmutex.c). */
-static bool process_in_futex_wait(pid_t pid)
-{
-    char path[64], buf[256];
-    snprintf(path, sizeof path, "/proc/%d/syscall", (int)pid);
-    FILE *f = fopen(path, "r");
-    long nr = -1;
-    if (f) {
-        int got = fscanf(f, "%ld", &nr);
-        fclose(f);
-        if (got == 1)
-            return nr == SYS_futex;
-    }
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    if (!(f = fopen(path, "r")))
-        return false;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = 0;
-    const char *p = strrchr(buf, ')');
-    return p && p[1] == ' ' && p[2] == 'S';
-}
-
 /* ===================================================== order and bytes */
 
 #define SMALL 8
@@ -387,7 +364,7 @@ static void pqueue_getter_wakes_when_a_killed_putter_owed_the_wake_up(void **sta
     conc_shm *seg = shm_new(sizeof *o, (void **)&o);
     o->q = pq_new(4);
     pid_t getter = conc_test_fork(owed_getter, o);
-    CONC_TEST_POLL_UNTIL(atomic_load(&o->waiting) == 1 && process_in_futex_wait(getter));
+    CONC_TEST_POLL_UNTIL(atomic_load(&o->waiting) == 1 && conc_test_in_futex_wait(getter));
     pid_t putter = conc_test_fork(owed_putter, o);
     CONC_TEST_POLL_UNTIL(atomic_load(&o->stopped) == 1);
     assert_int_equal(kill(putter, SIGKILL), 0);
@@ -433,7 +410,7 @@ static void pqueue_task_done_and_join_across_processes(void **state)
         assert_int_equal(conc_pqueue_put(j->q, &(struct item){.seq = i}), 0);
     assert_int_equal(conc_pqueue_unfinished_tasks(j->q), 3);
     pid_t pid = conc_test_fork(child_joins, j);
-    CONC_TEST_POLL_UNTIL(atomic_load(&j->joining) == 1 && process_in_futex_wait(pid));
+    CONC_TEST_POLL_UNTIL(atomic_load(&j->joining) == 1 && conc_test_in_futex_wait(pid));
     struct item it;
     for (int i = 0; i < 3; i++) {
         assert_int_equal(conc_pqueue_get(j->q, &it), 0);
@@ -482,7 +459,7 @@ static void shutdown_wakes(int (*child)(void *), bool fill)
     if (fill)
         assert_int_equal(conc_pqueue_put(s->q, &(struct item){0}), 0);
     pid_t pid = conc_test_fork(child, s);
-    CONC_TEST_POLL_UNTIL(atomic_load(&s->waiting) == 1 && process_in_futex_wait(pid));
+    CONC_TEST_POLL_UNTIL(atomic_load(&s->waiting) == 1 && conc_test_in_futex_wait(pid));
     assert_int_equal(conc_pqueue_shutdown(s->q, false), 0);
     conc_test_reap(pid);
     assert_int_equal(conc_pqueue_is_shutdown(s->q), 1);
@@ -538,30 +515,6 @@ static void pqueue_shutdown_drains_then_immediate_discards(void **state)
 
 /* ===================================================== named queues */
 
-static const char *prefix(void)
-{
-    const char *p = getenv("CONC_TEST_SHM_PREFIX");
-    return p && *p ? p : "conc-test-";
-}
-
-static void assert_no_segment_left(void)
-{
-    char mine[256];
-    snprintf(mine, sizeof mine, "%s%d-", prefix(), (int)getpid());
-    DIR *d = opendir("/dev/shm");
-    assert_non_null(d);
-    int left = 0;
-    for (struct dirent *e; (e = readdir(d));) {
-        if (strncmp(e->d_name, mine, strlen(mine)) == 0) {
-            print_error("left in /dev/shm: %s\n", e->d_name);
-            conc_shm_unlink_name(e->d_name);
-            left++;
-        }
-    }
-    closedir(d);
-    assert_int_equal(left, 0);
-}
-
 static char queue_name[256];
 
 static int child_opens_by_name(void *arg)
@@ -588,7 +541,7 @@ static int child_opens_by_name(void *arg)
 static void pqueue_named_opened_by_another_process(void **state)
 {
     (void)state;
-    snprintf(queue_name, sizeof queue_name, "%s%d-pqueue", prefix(), (int)getpid());
+    snprintf(queue_name, sizeof queue_name, "%s%d-pqueue", conc_test_shm_prefix(), (int)getpid());
     conc_pqueue *q = NULL;
     conc_pqueue_opts o = {.name = queue_name};
     assert_int_equal(conc_pqueue_create(&q, sizeof(struct item), 4, &o), 0);
@@ -610,7 +563,7 @@ static void pqueue_named_opened_by_another_process(void **state)
     assert_int_equal(conc_pqueue_destroy(again), 0);
     assert_int_equal(conc_pqueue_destroy(q), 0);
     assert_int_equal(conc_pqueue_open(&again, queue_name, sizeof(struct item)), CONC_ENOENT);
-    assert_no_segment_left();
+    conc_test_assert_no_segment_left();
 }
 
 /* A named segment that is not a queue is refused. */
@@ -618,7 +571,7 @@ static void pqueue_open_refuses_a_segment_that_is_not_a_queue(void **state)
 {
     (void)state;
     char name[256];
-    snprintf(name, sizeof name, "%s%d-notq", prefix(), (int)getpid());
+    snprintf(name, sizeof name, "%s%d-notq", conc_test_shm_prefix(), (int)getpid());
     conc_shm *s = NULL;
     assert_int_equal(conc_shm_create(&s, 4096, &(conc_shm_opts){.name = name}), 0);
     conc_pqueue *q = NULL;
@@ -626,7 +579,7 @@ static void pqueue_open_refuses_a_segment_that_is_not_a_queue(void **state)
     assert_non_null(strstr(conc_error_detail(), "not a process queue"));
     assert_null(q);
     assert_int_equal(conc_shm_destroy(s), 0);
-    assert_no_segment_left();
+    conc_test_assert_no_segment_left();
 }
 
 /* ============================================================= misuse */

@@ -190,21 +190,6 @@ static void process_file_cwd_env_fd(void **state)
 
 /* ---- a child dies with its parent, not with the thread that started it ---- */
 
-/* Waits up to `ns` for pid (our child, as a subreaper) to end; its status. */
-static int wait_child_status(pid_t pid, int64_t ns)
-{
-    for (int64_t waited = 0; waited < ns; waited += 1000000) {
-        int status;
-        pid_t r = waitpid(pid, &status, WNOHANG);
-        if (r == pid)
-            return status;
-        assert_int_equal(r, 0);
-        usleep(1000);
-    }
-    fail_msg("child %d still alive", (int)pid);
-    return -1;
-}
-
 /* How a child ends when its parent dies: killed by its death signal, or —
  * if the parent died before the child had armed that signal — by its own
  * check right after arming it (exit 127, before it runs anything). */
@@ -213,6 +198,26 @@ static bool died_with_parent(int status)
     if (WIFSIGNALED(status))
         return WTERMSIG(status) == SIGKILL;
     return WIFEXITED(status) && WEXITSTATUS(status) == 127;
+}
+
+/* Waits up to 10 s for pid — an orphan of a killed parent, ours as the
+ * subreaper — to end, reaping the other orphans on the way (a fork server),
+ * and checks that it died with its parent. */
+static void assert_orphan_died_with_parent(pid_t pid)
+{
+    for (int64_t waited = 0; waited < 10 * SEC; waited += 1000000) {
+        int status;
+        pid_t r = waitpid(-1, &status, WNOHANG);
+        if (r == pid) {
+            assert_true(died_with_parent(status));
+            while (waitpid(-1, &status, WNOHANG) > 0) /* the server, if it is done */
+                ;
+            return;
+        }
+        if (r <= 0)
+            usleep(1000);
+    }
+    fail_msg("child %d still alive", (int)pid);
 }
 
 /* The test makes itself the subreaper, so the orphaned grandchild becomes
@@ -244,8 +249,7 @@ static void process_child_dies_with_killed_parent(void **state)
     assert_int_equal(kill(middle, SIGKILL), 0);
     int status;
     assert_int_equal(waitpid(middle, &status, 0), middle);
-    status = wait_child_status(child, 10 * SEC);
-    assert_true(died_with_parent(status));
+    assert_orphan_died_with_parent(child);
     assert_int_equal(prctl(PR_SET_CHILD_SUBREAPER, 0), 0);
 }
 
@@ -515,21 +519,7 @@ static void process_start_child_dies_with_killed_parent(void **state)
     int status;
     assert_int_equal(waitpid(middle, &status, 0), middle);
     /* The server and its child were the middle's: now ours to reap. */
-    int64_t waited = 0;
-    bool child_gone = false;
-    while (!child_gone && waited < 10 * SEC) {
-        pid_t r = waitpid(-1, &status, WNOHANG);
-        if (r == child) {
-            assert_true(died_with_parent(status));
-            child_gone = true;
-        } else if (r <= 0) {
-            usleep(1000);
-            waited += 1000000;
-        }
-    }
-    assert_true(child_gone);
-    while (waitpid(-1, &status, WNOHANG) > 0) /* the server, if it is done */
-        ;
+    assert_orphan_died_with_parent(child);
     assert_int_equal(prctl(PR_SET_CHILD_SUBREAPER, 0), 0);
 }
 

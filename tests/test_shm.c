@@ -16,16 +16,10 @@
 
 #define CHECK CONC_TEST_CHILD_CHECK
 
-static const char *prefix(void)
-{
-    const char *p = getenv("CONC_TEST_SHM_PREFIX");
-    return p && *p ? p : "conc-test-";
-}
-
 /* This process's segment name for tag, without the leading slash. */
 static const char *name_of(char *buf, size_t size, const char *tag)
 {
-    snprintf(buf, size, "%s%d-%s", prefix(), (int)getpid(), tag);
+    snprintf(buf, size, "%s%d-%s", conc_test_shm_prefix(), (int)getpid(), tag);
     return buf;
 }
 
@@ -34,26 +28,6 @@ static bool segment_exists(const char *name)
     char path[512];
     snprintf(path, sizeof path, "/dev/shm/%s", name[0] == '/' ? name + 1 : name);
     return access(path, F_OK) == 0;
-}
-
-/* The cleanliness check: no segment of this process is left in /dev/shm
- * (any found is removed, so that one failure does not spill into others). */
-static void assert_no_segment_left(void)
-{
-    char mine[256];
-    snprintf(mine, sizeof mine, "%s%d-", prefix(), (int)getpid());
-    DIR *d = opendir("/dev/shm");
-    assert_non_null(d);
-    int left = 0;
-    for (struct dirent *e; (e = readdir(d));) {
-        if (strncmp(e->d_name, mine, strlen(mine)) == 0) {
-            print_error("left in /dev/shm: %s\n", e->d_name);
-            conc_shm_unlink_name(e->d_name);
-            left++;
-        }
-    }
-    closedir(d);
-    assert_int_equal(left, 0);
 }
 
 static bool all_bytes(const unsigned char *p, size_t n, unsigned char v)
@@ -213,7 +187,7 @@ static void shm_named_created_opened_and_removed_by_its_creator(void **state)
     q[1] = 1;
     assert_int_equal(conc_shm_unlink(twin), CONC_ENOENT);
     assert_int_equal(conc_shm_destroy(twin), 0);
-    assert_no_segment_left();
+    conc_test_assert_no_segment_left();
 }
 
 struct named_with_handle {
@@ -241,7 +215,7 @@ static void shm_named_child_copy_does_not_remove_the_name(void **state)
     assert_true(segment_exists(h.n.name));
     assert_int_equal(conc_shm_destroy(h.s), 0);
     assert_false(segment_exists(h.n.name));
-    assert_no_segment_left();
+    conc_test_assert_no_segment_left();
 }
 
 /* unlink early (the name goes, the memory stays), unlink by name, and
@@ -275,7 +249,7 @@ static void shm_named_unlink_early_by_name_and_keep(void **state)
     snprintf(slashed, sizeof slashed, "/%s", name);
     assert_int_equal(conc_shm_unlink_name(slashed), 0);
     assert_false(segment_exists(name));
-    assert_no_segment_left();
+    conc_test_assert_no_segment_left();
 }
 
 /* The creator's name was removed and taken by a new segment: the creator's
@@ -299,7 +273,7 @@ static void shm_named_destroy_spares_a_new_segment_of_the_same_name(void **state
     assert_int_equal(conc_shm_destroy(o), 0);
     assert_int_equal(conc_shm_destroy(young), 0);
     assert_false(segment_exists(name));
-    assert_no_segment_left();
+    conc_test_assert_no_segment_left();
 }
 
 /* ================================================= bad input, limits */
@@ -309,7 +283,7 @@ static void shm_bad_names_sizes_and_handles(void **state)
     (void)state;
     conc_shm *s = (conc_shm *)&s;
     char longest[CONC_SHM_NAME_MAX + 2], too_long[CONC_SHM_NAME_MAX + 2];
-    snprintf(longest, sizeof longest, "%s%d-", prefix(), (int)getpid());
+    snprintf(longest, sizeof longest, "%s%d-", conc_test_shm_prefix(), (int)getpid());
     size_t n = strlen(longest);
     memset(longest + n, 'n', CONC_SHM_NAME_MAX - n);
     longest[CONC_SHM_NAME_MAX] = '\0';
@@ -353,7 +327,7 @@ static void shm_bad_names_sizes_and_handles(void **state)
     assert_int_equal(conc_shm_open(&s, name), CONC_EINVAL);
     assert_non_null(strstr(conc_error_detail(), "empty"));
     assert_int_equal(conc_shm_unlink_name(name), 0);
-    assert_no_segment_left();
+    conc_test_assert_no_segment_left();
 }
 
 /* More than /dev/shm holds: CONC_ENOMEM at create (not SIGBUS at a touch),
@@ -375,7 +349,7 @@ static void shm_named_larger_than_dev_shm_is_enomem(void **state)
                      CONC_ENOMEM);
     assert_null(s);
     assert_false(segment_exists(name));
-    assert_no_segment_left();
+    conc_test_assert_no_segment_left();
 }
 
 CONC_TEST_MAIN(cmocka_unit_test(shm_anonymous_zeroed_and_shared_with_children),

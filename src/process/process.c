@@ -40,6 +40,19 @@ static int conc__check_stdio(const conc_process_opts *o)
     return 0;
 }
 
+/* A handle with no child yet: no descriptors, its lock ready. */
+static conc_process *conc__process_alloc(void)
+{
+    conc_process *p = calloc(1, sizeof *p);
+    if (!p)
+        return NULL;
+    p->pidfd = -1;
+    for (int i = 0; i < 3; i++)
+        p->stdio_fd[i] = -1;
+    pthread_mutex_init(&p->lock, NULL);
+    return p;
+}
+
 int conc_process_spawn(conc_process **out, const char *program, char *const argv[],
                        char *const envp[], const conc_process_opts *opts)
 {
@@ -55,14 +68,10 @@ int conc_process_spawn(conc_process **out, const char *program, char *const argv
         rc = conc__check_stdio(opts);
     if (rc != 0)
         return rc;
-    conc_process *p = calloc(1, sizeof *p);
+    conc_process *p = conc__process_alloc();
     if (!p)
         return CONC_ENOMEM;
-    p->pidfd = -1;
-    for (int i = 0; i < 3; i++)
-        p->stdio_fd[i] = -1;
     p->detached = opts && opts->detached;
-    pthread_mutex_init(&p->lock, NULL);
     struct conc__spawn_req req = {program, argv, envp, opts, {{0}}, p, -1};
     pthread_sigmask(SIG_BLOCK, NULL, &req.mask);
     /* A child's death signal follows the thread that forks it: the main
@@ -95,13 +104,9 @@ int conc_process_start(conc_process **out, conc_process_fn fn, const void *arg, 
         return CONC__MISUSE(CONC_EINVAL, "a function start takes no options (pass NULL)");
     if (size > CONC_PROCESS_ARG_MAX)
         return CONC_EOVERFLOW;
-    conc_process *p = calloc(1, sizeof *p);
+    conc_process *p = conc__process_alloc();
     if (!p)
         return CONC_ENOMEM;
-    p->pidfd = -1;
-    for (int i = 0; i < 3; i++)
-        p->stdio_fd[i] = -1;
-    pthread_mutex_init(&p->lock, NULL);
     int rc = conc__forkserver_start(p, fn, arg, size);
     if (rc != 0) {
         pthread_mutex_destroy(&p->lock);
