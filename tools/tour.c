@@ -15,6 +15,7 @@ const struct tour_chapter *const tour_chapters[] = {
     &tour_semaphores,
     &tour_queues,
     &tour_pools,
+    &tour_processes,
     &tour_bugs,
     NULL,
 };

@@ -45,6 +45,7 @@ extern const struct tour_chapter tour_locks;
 extern const struct tour_chapter tour_semaphores;
 extern const struct tour_chapter tour_queues;
 extern const struct tour_chapter tour_pools;
+extern const struct tour_chapter tour_processes;
 extern const struct tour_chapter tour_bugs;
 
 #endif
