@@ -559,6 +559,35 @@ static void process_start_outlives_the_thread_that_started_it(void **state)
     assert_int_equal(WEXITSTATUS(status), 0);
 }
 
+/* ---- registered functions ---- */
+
+static int fn_forty_two(const void *arg, size_t size)
+{
+    (void)arg;
+    return (int)size + 40;
+}
+
+CONC_PROCESS_FN(forty_two, fn_forty_two)
+CONC_PROCESS_FN(checked, fn_checked)
+
+static void process_start_named_function(void **state)
+{
+    (void)state;
+    assert_ptr_equal(conc_process_fn_lookup("forty_two"), fn_forty_two);
+    assert_ptr_equal(conc_process_fn_lookup("checked"), fn_checked);
+    assert_null(conc_process_fn_lookup("no_such_function"));
+    assert_null(conc_process_fn_lookup(NULL));
+    conc_process *p;
+    assert_int_equal(conc_process_start_named(&p, "forty_two", "ab", 2, NULL), 0);
+    assert_int_equal(join_fn(p), 42);
+    struct fn_arg a = {7, 3, {1, 8, 15}};
+    assert_int_equal(conc_process_start_named(&p, "checked", &a, sizeof a, NULL), 0);
+    assert_int_equal(join_fn(p), 7);
+    assert_int_equal(conc_process_start_named(&p, "no_such_function", NULL, 0, NULL), CONC_ENOENT);
+    assert_null(p);
+    assert_int_equal(conc_process_start_named(&p, NULL, NULL, 0, NULL), CONC_EINVAL);
+}
+
 static int not_code;
 
 static void process_start_bad_input(void **state)
@@ -593,4 +622,5 @@ CONC_TEST_MAIN(cmocka_unit_test(process_exit_codes),
                cmocka_unit_test(process_start_from_threaded_program),
                cmocka_unit_test(process_start_child_dies_with_killed_parent),
                cmocka_unit_test(process_start_outlives_the_thread_that_started_it),
-               cmocka_unit_test(process_start_bad_input))
+               cmocka_unit_test(process_start_bad_input),
+               cmocka_unit_test(process_start_named_function))

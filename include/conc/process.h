@@ -131,6 +131,38 @@ typedef int (*conc_process_fn)(const void *arg, size_t size);
 CONC_API int conc_process_start(conc_process **out, conc_process_fn fn, const void *arg,
                                 size_t size, const conc_process_opts *opts);
 
+/* Registered functions: a name that means the same function in every image
+ * of the program — this process, its fork server, and the processes of a
+ * job on other machines, which load the program at other addresses.
+ * CONC_PROCESS_FN(name, fn), at file scope, registers fn under the
+ * identifier name when the program (or the library holding it) is loaded;
+ * conc_process_start_named starts it by that name. Names are unique in a
+ * program: a second registration of a name shadows the first. */
+struct conc_process_fn_entry {
+    const char *name;
+    conc_process_fn fn;
+    struct conc_process_fn_entry *next; /* the registry's */
+};
+
+/* What CONC_PROCESS_FN calls from a constructor: e must stay valid for good
+ * (a static). Safe from several threads; never fails. */
+CONC_API void conc_process_fn_register(struct conc_process_fn_entry *e);
+
+#define CONC_PROCESS_FN(name, fn)                                                     \
+    static struct conc_process_fn_entry conc__process_fn_entry_##name = {#name, fn, 0}; \
+    __attribute__((constructor)) static void conc__process_fn_register_##name(void)     \
+    {                                                                                 \
+        conc_process_fn_register(&conc__process_fn_entry_##name);                     \
+    }
+
+/* The function registered under name, or NULL. */
+CONC_API conc_process_fn conc_process_fn_lookup(const char *name);
+
+/* conc_process_start of the function registered under name: CONC_ENOENT if
+ * none is, CONC_EINVAL for a NULL name; otherwise as conc_process_start. */
+CONC_API int conc_process_start_named(conc_process **out, const char *name, const void *arg,
+                                      size_t size, const conc_process_opts *opts);
+
 /* Waits for the child to end and reaps it; *exit_code (may be NULL) gets
  * its exit code. Joining again returns the same code. Several threads may
  * join one process. The timed form returns CONC_ETIMEDOUT when the child

@@ -117,6 +117,48 @@ int conc_process_start(conc_process **out, conc_process_fn fn, const void *arg, 
     return 0;
 }
 
+/* ---- registered functions: a list pushed by constructors, never shrunk ---- */
+
+static _Atomic(struct conc_process_fn_entry *) conc__process_fns;
+
+void conc_process_fn_register(struct conc_process_fn_entry *e)
+{
+    if (!e || !e->name || !e->fn)
+        return;
+    struct conc_process_fn_entry *head = atomic_load_explicit(&conc__process_fns, memory_order_relaxed);
+    do
+        e->next = head;
+    while (!atomic_compare_exchange_weak_explicit(&conc__process_fns, &head, e,
+                                                  memory_order_release, memory_order_relaxed));
+}
+
+conc_process_fn conc_process_fn_lookup(const char *name)
+{
+    if (!name)
+        return NULL;
+    for (struct conc_process_fn_entry *e = atomic_load_explicit(&conc__process_fns, memory_order_acquire);
+         e; e = e->next)
+        if (strcmp(e->name, name) == 0)
+            return e->fn;
+    return NULL;
+}
+
+/* The name is resolved here, and the function travels as any other (module
+ * and offset): the fork server is entered from conc's constructor, before
+ * the program's own constructors have registered anything in it. */
+int conc_process_start_named(conc_process **out, const char *name, const void *arg, size_t size,
+                             const conc_process_opts *opts)
+{
+    if (out)
+        *out = NULL;
+    if (!name)
+        return CONC__MISUSE(CONC_EINVAL, "name is NULL");
+    conc_process_fn fn = conc_process_fn_lookup(name);
+    if (!fn)
+        return CONC_ENOENT;
+    return conc_process_start(out, fn, arg, size, opts);
+}
+
 /* Python's returncode from a waitid result. */
 static int conc__exit_code(const siginfo_t *info)
 {
