@@ -559,6 +559,32 @@ static void process_start_outlives_the_thread_that_started_it(void **state)
     assert_int_equal(WEXITSTATUS(status), 0);
 }
 
+/* The fork server never joins an MPI job the program belongs to: its
+ * environment (its children's) has no OMPI_* or PMIX_* variable; the rest
+ * of the program's environment is there. */
+static int fn_env_scrubbed(const void *arg, size_t size)
+{
+    (void)arg;
+    (void)size;
+    if (getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMIX_RANK"))
+        return 1;
+    const char *kept = getenv("CONC_TEST_KEPT");
+    return kept && strcmp(kept, "yes") == 0 ? 0 : 2;
+}
+
+static void process_start_scrubs_mpi_variables(void **state)
+{
+    (void)state;
+    /* Before the first start of this process: the server takes the
+     * environment it starts with. */
+    assert_int_equal(setenv("OMPI_COMM_WORLD_SIZE", "4", 1), 0);
+    assert_int_equal(setenv("PMIX_RANK", "0", 1), 0);
+    assert_int_equal(setenv("CONC_TEST_KEPT", "yes", 1), 0);
+    conc_process *p;
+    assert_int_equal(conc_process_start(&p, fn_env_scrubbed, NULL, 0, NULL), 0);
+    assert_int_equal(join_fn(p), 0);
+}
+
 /* ---- registered functions ---- */
 
 static int fn_forty_two(const void *arg, size_t size)
@@ -623,4 +649,5 @@ CONC_TEST_MAIN(cmocka_unit_test(process_exit_codes),
                cmocka_unit_test(process_start_child_dies_with_killed_parent),
                cmocka_unit_test(process_start_outlives_the_thread_that_started_it),
                cmocka_unit_test(process_start_bad_input),
-               cmocka_unit_test(process_start_named_function))
+               cmocka_unit_test(process_start_named_function),
+               cmocka_unit_test(process_start_scrubs_mpi_variables))
