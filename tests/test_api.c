@@ -68,6 +68,15 @@ static void options_with_reserved_bits_are_einval(void **state)
     assert_int_equal(conc_pqueue_create(&pq, 8, 4, &(conc_pqueue_opts){.reserved_ = {13}}),
                      CONC_EINVAL);
     assert_null(pq);
+    conc_pipe *pa = NULL, *pb = NULL;
+    assert_int_equal(conc_pipe_create(&pa, &pb, &(conc_pipe_opts){.reserved_ = {14}}), CONC_EINVAL);
+    assert_null(pa);
+    conc_process *proc = NULL;
+    char *argv[] = {"true", NULL};
+    assert_int_equal(
+        conc_process_spawn(&proc, "true", argv, NULL, &(conc_process_opts){.reserved_ = {15}}),
+        CONC_EINVAL);
+    assert_null(proc);
 
     /* The same options with zero reserved space work. */
     assert_int_equal(conc_mutex_init(&m, &(conc_mutex_opts){.name = "api.m"}), 0);
