@@ -124,4 +124,21 @@ int bench_tbb_idle_cpu(const struct bench_params *p, struct bench_result *r);
 }
 #endif
 
+/* Defines NAME(p, r): runs BODY (which may `return 1` on a failure) COUNT
+ * times in a timed window; r gets microseconds per round and cpu%. */
+#define BENCH_ROUNDS(NAME, COUNT, BODY)                                                  \
+    static int NAME(const struct bench_params *p, struct bench_result *r)               \
+    {                                                                                  \
+        long n = (COUNT);                                                              \
+        struct bench_window w;                                                         \
+        bench_window_start(&w);                                                        \
+        for (long i = 0; i < n; i++) {                                                 \
+            BODY                                                                       \
+        }                                                                              \
+        bench_window_stop(&w);                                                         \
+        r->value = (double)w.wall_ns / 1e3 / (double)n;                                \
+        r->cpu_pct = bench_window_cpu_pct(&w);                                         \
+        return 0;                                                                      \
+    }
+
 #endif

@@ -285,20 +285,7 @@ static long spawn_count(const struct bench_params *p)
     return p->quick ? 500 : 2000;
 }
 
-#define SPAWN_BENCH(NAME, BODY)                                                            \
-    static int NAME##_spawn(const struct bench_params *p, struct bench_result *r)          \
-    {                                                                                      \
-        long n = spawn_count(p);                                                           \
-        struct bench_window w;                                                             \
-        bench_window_start(&w);                                                            \
-        for (long i = 0; i < n; i++) {                                                     \
-            BODY                                                                           \
-        }                                                                                  \
-        bench_window_stop(&w);                                                             \
-        r->value = (double)w.wall_ns / 1e3 / (double)n;                                    \
-        r->cpu_pct = bench_window_cpu_pct(&w);                                             \
-        return 0;                                                                          \
-    }
+#define SPAWN_BENCH(NAME, BODY) BENCH_ROUNDS(NAME##_spawn, spawn_count(p), BODY)
 
 SPAWN_BENCH(conc, {
     conc_thread *t;

@@ -35,21 +35,7 @@ static long spawn_rounds(const struct bench_params *p)
     return p->quick ? 100 : 500;
 }
 
-/* Runs body n times; us per round. */
-#define ROUNDS_BENCH(NAME, BODY)                                                                   \
-    static int NAME(const struct bench_params *p, struct bench_result *r)                         \
-    {                                                                                              \
-        long n = spawn_rounds(p);                                                                  \
-        struct bench_window w;                                                                     \
-        bench_window_start(&w);                                                                    \
-        for (long i = 0; i < n; i++) {                                                             \
-            BODY                                                                                   \
-        }                                                                                          \
-        bench_window_stop(&w);                                                                     \
-        r->value = (double)w.wall_ns / 1e3 / (double)n;                                            \
-        r->cpu_pct = bench_window_cpu_pct(&w);                                                     \
-        return 0;                                                                                  \
-    }
+#define ROUNDS_BENCH(NAME, BODY) BENCH_ROUNDS(NAME, spawn_rounds(p), BODY)
 
 static int noop_fn(const void *arg, size_t size)
 {

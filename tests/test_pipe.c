@@ -24,15 +24,6 @@
 
 #define T CONC_SEC(10)
 
-#define CHECK(c)                                                              \
-    do {                                                                      \
-        if (!(c)) {                                                           \
-            fprintf(stderr, "child %d: check failed at %s:%d: %s\n",          \
-                    (int)getpid(), __FILE__, __LINE__, #c);                   \
-            return 1;                                                         \
-        }                                                                     \
-    } while (0)
-
 /* The byte i of message number seq of size n: every message differs. */
 static unsigned char pat(size_t seq, size_t n, size_t i)
 {
@@ -152,19 +143,19 @@ static void test_many_in_order_both_ways(void **state)
 
 static int echo_child(conc_pipe *mine, conc_pipe *theirs)
 {
-    CHECK(conc_pipe_destroy(theirs) == 0);
+    CONC_TEST_CHILD_CHECK(conc_pipe_destroy(theirs) == 0);
     unsigned char *buf = malloc(1 << 20);
-    CHECK(buf);
+    CONC_TEST_CHILD_CHECK(buf);
     for (;;) {
         size_t len;
         int rc = conc_pipe_recv_timed(mine, buf, 1 << 20, &len, T);
         if (rc == CONC_EPIPE)
             break;
-        CHECK(rc == 0);
-        CHECK(conc_pipe_send_timed(mine, buf, len, T) == 0);
+        CONC_TEST_CHILD_CHECK(rc == 0);
+        CONC_TEST_CHILD_CHECK(conc_pipe_send_timed(mine, buf, len, T) == 0);
     }
     free(buf);
-    CHECK(conc_pipe_destroy(mine) == 0);
+    CONC_TEST_CHILD_CHECK(conc_pipe_destroy(mine) == 0);
     return 0;
 }
 

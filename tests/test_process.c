@@ -221,23 +221,19 @@ static void assert_orphan_died_with_parent(pid_t pid)
 }
 
 /* The test makes itself the subreaper, so the orphaned grandchild becomes
- * its child and can be waited for. A middle process spawns `sleep 30`,
- * tells us its pid, and is SIGKILLed: the sleeper must die of SIGKILL. */
-static void process_child_dies_with_killed_parent(void **state)
+ * its child and can be waited for. A middle process starts a child that
+ * would run for 30 s (start() gives its pid), tells us that pid, and is
+ * SIGKILLed: the child must die with it. */
+static void check_child_dies_with_killed_parent(pid_t (*start)(void))
 {
-    (void)state;
     assert_int_equal(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
     int ends[2];
     assert_int_equal(pipe(ends), 0);
     pid_t middle = fork();
     assert_true(middle >= 0);
     if (middle == 0) {
-        char *argv[] = {"sleep", "30", NULL};
-        conc_process *p;
-        if (conc_process_spawn(&p, "sleep", argv, NULL, NULL) != 0)
-            _exit(1);
-        pid_t child = (pid_t)conc_process_pid(p);
-        if (write(ends[1], &child, sizeof child) != sizeof child)
+        pid_t child = start();
+        if (child <= 0 || write(ends[1], &child, sizeof child) != sizeof child)
             _exit(1);
         pause();
         _exit(0);
@@ -249,8 +245,22 @@ static void process_child_dies_with_killed_parent(void **state)
     assert_int_equal(kill(middle, SIGKILL), 0);
     int status;
     assert_int_equal(waitpid(middle, &status, 0), middle);
+    /* The child (and a fork server) were the middle's: now ours to reap. */
     assert_orphan_died_with_parent(child);
     assert_int_equal(prctl(PR_SET_CHILD_SUBREAPER, 0), 0);
+}
+
+static pid_t spawn_sleeper(void)
+{
+    char *argv[] = {"sleep", "30", NULL};
+    conc_process *p;
+    return conc_process_spawn(&p, "sleep", argv, NULL, NULL) == 0 ? (pid_t)conc_process_pid(p) : 0;
+}
+
+static void process_child_dies_with_killed_parent(void **state)
+{
+    (void)state;
+    check_child_dies_with_killed_parent(spawn_sleeper);
 }
 
 struct spawned {
@@ -492,35 +502,19 @@ static void process_start_from_threaded_program(void **state)
 }
 
 /* A function's child dies with the program that started it. */
+static pid_t start_sleeper(void)
+{
+    struct fn_arg a = {-3, 0, {0}};
+    conc_process *p;
+    return conc_process_start(&p, fn_checked, &a, sizeof a, NULL) == 0
+               ? (pid_t)conc_process_pid(p)
+               : 0;
+}
+
 static void process_start_child_dies_with_killed_parent(void **state)
 {
     (void)state;
-    assert_int_equal(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
-    int ends[2];
-    assert_int_equal(pipe(ends), 0);
-    pid_t middle = fork();
-    assert_true(middle >= 0);
-    if (middle == 0) {
-        struct fn_arg a = {-3, 0, {0}};
-        conc_process *p;
-        if (conc_process_start(&p, fn_checked, &a, sizeof a, NULL) != 0)
-            _exit(1);
-        pid_t child = (pid_t)conc_process_pid(p);
-        if (write(ends[1], &child, sizeof child) != sizeof child)
-            _exit(1);
-        pause();
-        _exit(0);
-    }
-    pid_t child = 0;
-    assert_int_equal(read(ends[0], &child, sizeof child), sizeof child);
-    close(ends[0]);
-    close(ends[1]);
-    assert_int_equal(kill(middle, SIGKILL), 0);
-    int status;
-    assert_int_equal(waitpid(middle, &status, 0), middle);
-    /* The server and its child were the middle's: now ours to reap. */
-    assert_orphan_died_with_parent(child);
-    assert_int_equal(prctl(PR_SET_CHILD_SUBREAPER, 0), 0);
+    check_child_dies_with_killed_parent(start_sleeper);
 }
 
 static void *start_from_thread(void *arg)
@@ -583,6 +577,49 @@ static void process_start_scrubs_mpi_variables(void **state)
     conc_process *p;
     assert_int_equal(conc_process_start(&p, fn_env_scrubbed, NULL, 0, NULL), 0);
     assert_int_equal(join_fn(p), 0);
+}
+
+/* The fork server: the child of this process named conc-forkserver. */
+static pid_t find_fork_server(void)
+{
+    char path[64], comm[64];
+    snprintf(path, sizeof path, "/proc/self/task/%d/children", (int)getpid());
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    int pid, server = 0;
+    while (!server && fscanf(f, "%d", &pid) == 1) {
+        snprintf(path, sizeof path, "/proc/%d/comm", pid);
+        FILE *c = fopen(path, "r");
+        if (c && fgets(comm, sizeof comm, c) && strncmp(comm, "conc-forkserver", 15) == 0)
+            server = pid;
+        if (c)
+            fclose(c);
+    }
+    fclose(f);
+    return server;
+}
+
+/* A fork server killed under a running child: the child dies with it, its
+ * join says the status is lost, its handle can be freed, and the next
+ * start brings a new server. */
+static void process_start_survives_a_killed_fork_server(void **state)
+{
+    (void)state;
+    conc_process *p = start_fn(-3);
+    pid_t server = find_fork_server();
+    assert_true(server > 0);
+    assert_int_equal(kill(server, SIGKILL), 0);
+    int code = 12345;
+    assert_int_equal(conc_process_join(p, &code), CONC_EBROKEN);
+    assert_int_equal(code, 12345);
+    assert_int_equal(conc_process_is_alive(p), 0); /* it died with the server */
+    assert_int_equal(conc_process_join_timed(p, &code, 0), CONC_EBROKEN);
+    assert_int_equal(conc_process_destroy(p), 0);
+    assert_int_equal(join_fn(start_fn(9)), 9);
+    pid_t again = find_fork_server();
+    assert_true(again > 0 && again != server);
+    /* The dead server was reaped: no zombie child is left behind. */
+    assert_int_equal(waitpid(server, NULL, WNOHANG), -1);
 }
 
 /* ---- registered functions ---- */
@@ -650,4 +687,5 @@ CONC_TEST_MAIN(cmocka_unit_test(process_exit_codes),
                cmocka_unit_test(process_start_outlives_the_thread_that_started_it),
                cmocka_unit_test(process_start_bad_input),
                cmocka_unit_test(process_start_named_function),
-               cmocka_unit_test(process_start_scrubs_mpi_variables))
+               cmocka_unit_test(process_start_scrubs_mpi_variables),
+               cmocka_unit_test(process_start_survives_a_killed_fork_server))

@@ -123,7 +123,10 @@ typedef int (*conc_process_fn)(const void *arg, size_t size);
  * shares the server's standard streams (the program's, as they were at the
  * first call) and dies with the program unless it ends first; join,
  * terminate, kill and destroy work as for a spawned program, and a signal
- * that ends it gives -signum. opts: NULL (options of a spawn do not apply).
+ * that ends it gives -signum. If the fork server itself is killed, its
+ * children die with it and their exit codes with it: join answers
+ * CONC_EBROKEN (and destroy then frees the handle), and the next start
+ * starts a new server. opts: NULL (options of a spawn do not apply).
  * Returns 0, CONC_EINVAL (NULL out or fn, arg NULL with size > 0, opts not
  * NULL), CONC_EOVERFLOW (size > CONC_PROCESS_ARG_MAX), CONC_ENOENT,
  * CONC_ENOSYS (the server could not start: conc loaded by dlopen, or no

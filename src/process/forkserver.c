@@ -30,7 +30,8 @@
  * arrive whenever children end, between other replies: the client keeps
  * the ones nobody has asked for yet.
  *
- * Lifetimes: the server dies with the client (it watches the client's
+ * Lifetimes: a server that dies (killed by someone) is reaped and
+ * forgotten, and the next start starts a new one. The server dies with the client (it watches the client's
  * pidfd and its socket) and its children die with it (death signal). It is
  * started like any child of conc's (spawn.c): from the main thread or the
  * spawner thread, so it does not die with the thread that first asked.
@@ -350,13 +351,31 @@ static struct {
     pthread_mutex_t lock; /* the socket (one request or read at a time) and the lists;
                              held across the server's start */
     uint32_t gen;         /* the fork generation the server belongs to */
+    uint32_t epoch;       /* which server of this process: bumped by each start */
     int sock;             /* -1: no server */
     pid_t server;
     int server_pidfd;
     uint32_t next_token;
     struct conc__fs_ended *ended; /* statuses read but not yet asked for */
     size_t n_ended, cap_ended;
-} conc__fs = {PTHREAD_MUTEX_INITIALIZER, 0, -1, 0, -1, 1, NULL, 0, 0};
+} conc__fs = {PTHREAD_MUTEX_INITIALIZER, 0, 0, -1, 0, -1, 1, NULL, 0, 0};
+
+/* With the lock held: forgets a server that died or broke the protocol
+ * (killed, say, by the OOM killer): it is killed if need be and reaped, and
+ * the next start starts a new one. Its children die with it (their death
+ * signal); whoever joins one learns that its status is lost (CONC_EBROKEN). */
+static void conc__fs_drop_locked(void)
+{
+    kill(conc__fs.server, SIGKILL);
+    while (waitpid(conc__fs.server, NULL, 0) < 0 && errno == EINTR)
+        ;
+    close(conc__fs.sock);
+    if (conc__fs.server_pidfd >= 0)
+        close(conc__fs.server_pidfd);
+    conc__fs.sock = -1;
+    conc__fs.server_pidfd = -1;
+    conc__fs.n_ended = 0;
+}
 
 /* After fork(), in the child: the server is the parent's. Not a lock
  * taken around the fork (as the fork table's others are), since the client
@@ -451,6 +470,7 @@ static int conc__fs_connect_locked(void)
     conc__fs.server = child.pid;
     conc__fs.server_pidfd = (int)syscall(SYS_pidfd_open, child.pid, 0);
     conc__fs.gen = gen;
+    conc__fs.epoch++;
     return 0;
 }
 
@@ -467,15 +487,16 @@ static int conc__fs_read_locked(uint32_t token, struct conc__fs_msg *m, int *fd,
     int r = ppoll(&pfd, 1, left < 0 ? NULL : &ts, NULL);
     if (r == 0)
         return CONC_ETIMEDOUT;
-    if (r < 0)
-        return errno == EINTR ? 0 : -errno;
-    ssize_t n = conc__fs_recv(conc__fs.sock, m, sizeof *m, fd, 0);
-    if (n == 0)
-        return CONC_EBROKEN; /* the server is gone */
-    if (n < 0)
-        return (int)n;
-    if (n != (ssize_t)sizeof *m || m->magic != CONC__FS_MAGIC)
-        return CONC_EIO;
+    if (r < 0 && errno == EINTR)
+        return 0;
+    ssize_t n = r < 0 ? -errno : conc__fs_recv(conc__fs.sock, m, sizeof *m, fd, 0);
+    if (n <= 0 || n != (ssize_t)sizeof *m || m->magic != CONC__FS_MAGIC) {
+        if (*fd >= 0)
+            close(*fd);
+        *fd = -1;
+        conc__fs_drop_locked(); /* gone (end of file), or not speaking the protocol */
+        return CONC_EBROKEN;
+    }
     if (m->kind == CONC__FS_STARTED && m->token == token)
         return 1;
     if (*fd >= 0)
@@ -520,6 +541,10 @@ int conc__forkserver_start(conc_process *p, conc_process_fn fn, const void *arg,
                                  .offset = w.offset, .name_len = (uint32_t)name_len,
                                  .arg_len = (uint32_t)size};
         rc = conc__fs_send(conc__fs.sock, &m, tail, name_len + size, -1);
+        if (rc != 0) {
+            conc__fs_drop_locked();
+            rc = CONC_EBROKEN;
+        }
         int fd = -1;
         while (rc == 0 && (rc = conc__fs_read_locked(token, &m, &fd, CONC__NO_DEADLINE)) == 0)
             ;
@@ -532,6 +557,7 @@ int conc__forkserver_start(conc_process *p, conc_process_fn fn, const void *arg,
                 p->pidfd = fd;
                 p->via_server = true;
                 p->gen = conc__fs.gen;
+                p->epoch = conc__fs.epoch;
             } else if (fd >= 0) {
                 close(fd);
             }
@@ -547,7 +573,10 @@ int conc__forkserver_status(conc_process *p, int64_t deadline, int *code)
     pthread_mutex_lock(&conc__fs.lock);
     /* A child forked from the server's client has no server of its own
      * for a process its parent started. */
-    int rc = conc__fs.sock >= 0 && p->gen == conc__fork_generation() ? 0 : CONC_ECHILD;
+    int rc = p->gen != conc__fork_generation() ? CONC_ECHILD
+             : conc__fs.sock < 0 || p->epoch != conc__fs.epoch
+                 ? CONC_EBROKEN /* its server died: the status went with it */
+                 : 0;
     for (;;) {
         if (rc != 0)
             break;

@@ -177,6 +177,8 @@ static int conc__reap(conc_process *p, int64_t deadline)
         if (rc == 0) {
             p->exit_code = code;
             atomic_store_explicit(&p->reaped, true, memory_order_release);
+        } else if (rc == CONC_EBROKEN || rc == CONC_ECHILD) {
+            atomic_store_explicit(&p->lost, rc, memory_order_release); /* for good */
         }
     } else if (!atomic_load_explicit(&p->reaped, memory_order_relaxed)) {
         siginfo_t info;
@@ -242,6 +244,9 @@ int conc_process_join_timed(conc_process *p, int *exit_code, int64_t timeout)
         return CONC__MISUSE(CONC_EINVAL, "p is NULL");
     int64_t deadline;
     int rc = conc__deadline(timeout, &deadline);
+    int lost = atomic_load_explicit(&p->lost, memory_order_acquire);
+    if (rc == 0 && lost)
+        return lost;
     if (rc == 0 && !atomic_load_explicit(&p->reaped, memory_order_acquire)) {
         rc = conc__wait_end(p, deadline);
         if (rc == 0)
@@ -324,7 +329,8 @@ int conc_process_destroy(conc_process *p)
 {
     if (!p)
         return 0;
-    if (!atomic_load_explicit(&p->reaped, memory_order_acquire))
+    if (!atomic_load_explicit(&p->reaped, memory_order_acquire) &&
+        !atomic_load_explicit(&p->lost, memory_order_acquire))
         return CONC__MISUSE(CONC_EBUSY, "the child has not been joined (join it, or kill and join it)");
     for (int i = 0; i < 3; i++)
         if (p->stdio_fd[i] >= 0)

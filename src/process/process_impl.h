@@ -15,6 +15,9 @@ struct conc_process {
     bool via_server; /* a function's child, forked by the fork server: its
                         exit status comes from the server (forkserver.c) */
     uint32_t gen;    /* the fork generation it was started in */
+    uint32_t epoch;  /* and the server (forkserver.c) */
+    _Atomic int lost; /* 0, or why its status can never come: CONC_EBROKEN
+                        (its server died), CONC_ECHILD (a fork's copy) */
     int pidfd;          /* -1 where the kernel has no pidfd (then waitid) */
     int stdio_fd[3];    /* the parent's ends of CONC_STDIO_PIPE streams; -1 */
     bool detached;

@@ -189,11 +189,9 @@ int conc__spawn_here(struct conc__spawn_req *req)
 {
     conc_process *p = req->p;
     const conc_process_opts *o = req->opts;
-    static struct conc__child_plan zero_plan;
-    struct conc__child_plan *c = malloc(sizeof *c);
+    struct conc__child_plan *c = calloc(1, sizeof *c);
     if (!c)
         return CONC_ENOMEM;
-    *c = zero_plan;
     bool owned[3] = {false, false, false};
     int report[2] = {-1, -1};
     int rc = 0;
