@@ -40,13 +40,14 @@
 #define _GNU_SOURCE
 #include "process/process_impl.h"
 
+#include "process/fnref.h"
+
 #include "core/deadline.h"
 #include "core/fork.h"
 #include "core/misuse.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <link.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -62,7 +63,8 @@ extern char **environ;
 
 #define CONC__FS_ENV "CONC__FORKSERVER_FD"
 #define CONC__FS_MAGIC 0x636e4653u /* "cnFS" */
-#define CONC__FS_NAME_MAX 1024
+#define CONC__FS_NAME_MAX CONC__FNREF_NAME_MAX
+#define CONC__FS_FDS_MAX 4 /* descriptors a START passes to its child */
 
 enum { CONC__FS_HELLO = 1, CONC__FS_START, CONC__FS_STARTED, CONC__FS_ENDED };
 
@@ -71,70 +73,33 @@ struct conc__fs_msg {
     int32_t pid, err, status;
     uint64_t offset;
     uint32_t name_len, arg_len; /* START: the module's name, then the argument */
+    uint32_t nfds;              /* START: descriptors passed along, the child's 3.. */
 };
 
 #define CONC__FS_MSG_MAX (sizeof(struct conc__fs_msg) + CONC__FS_NAME_MAX + CONC_PROCESS_ARG_MAX)
 
-/* ---- where a function lives: (module name, offset) in either image ---- */
-
-/* Looks a module up by the address of a function in it (name NULL), or a
- * function up by its module's name and offset (name set): either way the
- * address must fall in an executable segment of the module. */
-struct conc__fs_where {
-    const char *name; /* in: the module, or NULL to find it by addr */
-    uint64_t offset;  /* in (by name): out (by address) */
-    uintptr_t addr;   /* in (by address): out (by name) */
-    const char *found_name;
-    bool found;
-};
-
-static int conc__fs_where_cb(struct dl_phdr_info *info, size_t size, void *arg)
-{
-    (void)size;
-    struct conc__fs_where *w = arg;
-    const char *name = info->dlpi_name ? info->dlpi_name : "";
-    uintptr_t addr = w->addr;
-    if (w->name) {
-        if (strcmp(name, w->name) != 0)
-            return 0;
-        addr = info->dlpi_addr + (uintptr_t)w->offset;
-    }
-    for (int i = 0; i < info->dlpi_phnum; i++) {
-        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-        if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X))
-            continue;
-        uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
-        if (addr >= lo && addr - lo < ph->p_memsz) {
-            w->found = true;
-            w->found_name = name;
-            w->addr = addr;
-            w->offset = addr - info->dlpi_addr;
-            return 1;
-        }
-    }
-    return w->name ? 1 : 0; /* the named module, but not there: stop */
-}
-
 /* ---- messages ---- */
 
+/* Sends m, then tail_len bytes of tail, with nfds descriptors (at most
+ * CONC__FS_FDS_MAX). */
 static int conc__fs_send(int sock, const struct conc__fs_msg *m, const void *tail, size_t tail_len,
-                         int pass_fd)
+                         const int *fds, size_t nfds)
 {
     struct iovec iov[2] = {{(void *)m, sizeof *m}, {(void *)tail, tail_len}};
     union {
         struct cmsghdr align;
-        char buf[CMSG_SPACE(sizeof(int))];
+        char buf[CMSG_SPACE(CONC__FS_FDS_MAX * sizeof(int))];
     } control;
     struct msghdr mh = {.msg_iov = iov, .msg_iovlen = tail_len ? 2 : 1};
-    if (pass_fd >= 0) {
+    if (nfds > 0) {
         memset(&control, 0, sizeof control);
         mh.msg_control = control.buf;
-        mh.msg_controllen = sizeof control.buf;
+        mh.msg_controllen = CMSG_SPACE(nfds * sizeof(int));
         struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
         c->cmsg_level = SOL_SOCKET;
         c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(sizeof(int));
-        memcpy(CMSG_DATA(c), &pass_fd, sizeof(int));
+        c->cmsg_len = CMSG_LEN(nfds * sizeof(int));
+        memcpy(CMSG_DATA(c), fds, nfds * sizeof(int));
     }
     ssize_t n;
     while ((n = sendmsg(sock, &mh, MSG_NOSIGNAL)) < 0 && errno == EINTR)
@@ -142,30 +107,40 @@ static int conc__fs_send(int sock, const struct conc__fs_msg *m, const void *tai
     return n == (ssize_t)(sizeof *m + tail_len) ? 0 : n < 0 ? -errno : CONC_EIO;
 }
 
-/* Receives one message into buf (cap bytes); a passed descriptor into
- * *fd (else -1). Returns its length, 0 at end of file, or -errno. */
-static ssize_t conc__fs_recv(int sock, void *buf, size_t cap, int *fd, int flags)
+/* Closes the descriptors fds[0..n) that are open (>= 0). */
+static void conc__fs_close_fds(int *fds, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+}
+
+/* Receives one message into buf (cap bytes); passed descriptors into
+ * fds[0..CONC__FS_FDS_MAX) (-1 where none came), close-on-exec. Returns its
+ * length, 0 at end of file, or -errno. */
+static ssize_t conc__fs_recv(int sock, void *buf, size_t cap, int fds[CONC__FS_FDS_MAX], int flags)
 {
     struct iovec iov = {buf, cap};
     union {
         struct cmsghdr align;
-        char buf[CMSG_SPACE(sizeof(int))];
+        char buf[CMSG_SPACE(CONC__FS_FDS_MAX * sizeof(int))];
     } control;
     struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
                         .msg_controllen = sizeof control.buf};
-    *fd = -1;
+    for (size_t i = 0; i < CONC__FS_FDS_MAX; i++)
+        fds[i] = -1;
     ssize_t n;
     while ((n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC | flags)) < 0 && errno == EINTR)
         ;
     if (n < 0)
         return -errno;
     for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
-        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
-            memcpy(fd, CMSG_DATA(c), sizeof(int));
-    if (n > 0 && (mh.msg_flags & MSG_TRUNC)) {
-        if (*fd >= 0)
-            close(*fd);
-        *fd = -1;
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+            size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+            memcpy(fds, CMSG_DATA(c), (k < CONC__FS_FDS_MAX ? k : CONC__FS_FDS_MAX) * sizeof(int));
+        }
+    if (n > 0 && (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
+        conc__fs_close_fds(fds, CONC__FS_FDS_MAX);
         return CONC_EIO;
     }
     return n;
@@ -183,9 +158,11 @@ struct conc__fs_server {
     size_t n, cap;
 };
 
-/* The child of the server: runs the function and exits with its status. */
+/* The child of the server: runs the function and exits with its status.
+ * The descriptors passed with its START become its 3, 4, ... (without
+ * close-on-exec), in order. */
 static _Noreturn void conc__fs_child_run(struct conc__fs_server *sv, conc_process_fn fn,
-                                         const void *arg, size_t size)
+                                         const void *arg, size_t size, int *fds, size_t nfds)
 {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != sv->self)
@@ -194,6 +171,20 @@ static _Noreturn void conc__fs_child_run(struct conc__fs_server *sv, conc_proces
     close(sv->client_pidfd);
     for (size_t i = 0; i < sv->n; i++)
         close(sv->children[i].pidfd);
+    /* Out of the way first (above 3 + CONC__FS_FDS_MAX), so that placing
+     * one cannot close another. */
+    for (size_t i = 0; i < nfds; i++) {
+        int high = fcntl(fds[i], F_DUPFD_CLOEXEC, 3 + CONC__FS_FDS_MAX);
+        if (high < 0)
+            _exit(127);
+        close(fds[i]);
+        fds[i] = high;
+    }
+    for (size_t i = 0; i < nfds; i++) {
+        if (dup2(fds[i], 3 + (int)i) < 0) /* dup2's copy has no close-on-exec */
+            _exit(127);
+        close(fds[i]);
+    }
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
@@ -202,43 +193,45 @@ static _Noreturn void conc__fs_child_run(struct conc__fs_server *sv, conc_proces
     _exit(rc & 0xff);
 }
 
-/* Serves one START message of len bytes at buf. */
-static void conc__fs_serve_start(struct conc__fs_server *sv, const unsigned char *buf, size_t len)
+/* Serves one START message of len bytes at buf, which came with the
+ * descriptors fds[0..CONC__FS_FDS_MAX) (-1: none); closes them. */
+static void conc__fs_serve_start(struct conc__fs_server *sv, const unsigned char *buf, size_t len,
+                                 int *fds)
 {
     struct conc__fs_msg m;
     memcpy(&m, buf, sizeof m);
     struct conc__fs_msg reply = {.magic = CONC__FS_MAGIC, .kind = CONC__FS_STARTED,
                                  .token = m.token};
     char name[CONC__FS_NAME_MAX + 1];
+    size_t nfds = 0;
+    while (nfds < CONC__FS_FDS_MAX && fds[nfds] >= 0)
+        nfds++;
     if (m.name_len > CONC__FS_NAME_MAX || m.arg_len > CONC_PROCESS_ARG_MAX ||
-        sizeof m + m.name_len + m.arg_len != len) {
+        sizeof m + m.name_len + m.arg_len != len || m.nfds != nfds) {
         reply.err = CONC_EIO;
-        conc__fs_send(sv->sock, &reply, NULL, 0, -1);
-        return;
+        goto refuse;
     }
     memcpy(name, buf + sizeof m, m.name_len);
-    name[m.name_len] = 0;
-    struct conc__fs_where w = {.name = name, .offset = m.offset};
-    dl_iterate_phdr(conc__fs_where_cb, &w);
-    if (!w.found) {
+    void (*fn)(void) = conc__fnref_resolve(name, m.name_len, m.offset);
+    if (!fn) {
         reply.err = CONC_ENOENT;
-        conc__fs_send(sv->sock, &reply, NULL, 0, -1);
-        return;
+        goto refuse;
     }
     if (sv->n == sv->cap) {
         size_t cap = sv->cap ? 2 * sv->cap : 16;
         void *more = realloc(sv->children, cap * sizeof *sv->children);
         if (!more) {
             reply.err = CONC_ENOMEM;
-            conc__fs_send(sv->sock, &reply, NULL, 0, -1);
-            return;
+            goto refuse;
         }
         sv->children = more;
         sv->cap = cap;
     }
     pid_t pid = fork();
     if (pid == 0)
-        conc__fs_child_run(sv, (conc_process_fn)w.addr, buf + sizeof m + m.name_len, m.arg_len);
+        conc__fs_child_run(sv, (conc_process_fn)fn, buf + sizeof m + m.name_len, m.arg_len, fds,
+                           nfds);
+    conc__fs_close_fds(fds, nfds);
     int pidfd = pid > 0 ? (int)syscall(SYS_pidfd_open, pid, 0) : -1;
     if (pid < 0 || pidfd < 0) {
         reply.err = -errno;
@@ -246,12 +239,16 @@ static void conc__fs_serve_start(struct conc__fs_server *sv, const unsigned char
             kill(pid, SIGKILL);
             waitpid(pid, NULL, 0);
         }
-        conc__fs_send(sv->sock, &reply, NULL, 0, -1);
+        conc__fs_send(sv->sock, &reply, NULL, 0, NULL, 0);
         return;
     }
     sv->children[sv->n++] = (struct conc__fs_child){pid, pidfd};
     reply.pid = pid;
-    conc__fs_send(sv->sock, &reply, NULL, 0, pidfd);
+    conc__fs_send(sv->sock, &reply, NULL, 0, &pidfd, 1);
+    return;
+refuse:
+    conc__fs_close_fds(fds, CONC__FS_FDS_MAX);
+    conc__fs_send(sv->sock, &reply, NULL, 0, NULL, 0);
 }
 
 /* Reaps child i, which has ended, and tells the client. */
@@ -265,7 +262,7 @@ static void conc__fs_reap(struct conc__fs_server *sv, size_t i)
                              .pid = sv->children[i].pid,
                              .status = info.si_code == CLD_EXITED ? info.si_status
                                                                   : -info.si_status};
-    conc__fs_send(sv->sock, &m, NULL, 0, -1);
+    conc__fs_send(sv->sock, &m, NULL, 0, NULL, 0);
     close(sv->children[i].pidfd);
     sv->children[i] = sv->children[--sv->n];
 }
@@ -278,7 +275,7 @@ static _Noreturn void conc__fs_serve(int sock)
     prctl(PR_SET_NAME, "conc-forkserver");
     struct conc__fs_msg hello = {.magic = CONC__FS_MAGIC, .kind = CONC__FS_HELLO,
                                  .pid = sv.self};
-    if (sv.client_pidfd < 0 || conc__fs_send(sock, &hello, NULL, 0, -1) != 0)
+    if (sv.client_pidfd < 0 || conc__fs_send(sock, &hello, NULL, 0, NULL, 0) != 0)
         _exit(1);
     unsigned char *buf = malloc(CONC__FS_MSG_MAX);
     struct pollfd *pfd = NULL;
@@ -308,18 +305,19 @@ static _Noreturn void conc__fs_serve(int sock)
         if (pfd[0].revents & (POLLHUP | POLLERR) && !(pfd[0].revents & POLLIN))
             break;
         if (pfd[0].revents & POLLIN) {
-            int fd;
-            ssize_t n = conc__fs_recv(sock, buf, CONC__FS_MSG_MAX, &fd, 0);
-            if (fd >= 0)
-                close(fd);
+            int fds[CONC__FS_FDS_MAX];
+            ssize_t n = conc__fs_recv(sock, buf, CONC__FS_MSG_MAX, fds, 0);
             if (n <= 0)
                 break; /* the client closed its end */
             struct conc__fs_msg m;
             if ((size_t)n >= sizeof m) {
                 memcpy(&m, buf, sizeof m);
-                if (m.magic == CONC__FS_MAGIC && m.kind == CONC__FS_START)
-                    conc__fs_serve_start(&sv, buf, (size_t)n);
+                if (m.magic == CONC__FS_MAGIC && m.kind == CONC__FS_START) {
+                    conc__fs_serve_start(&sv, buf, (size_t)n, fds);
+                    continue;
+                }
             }
+            conc__fs_close_fds(fds, CONC__FS_FDS_MAX);
         }
     }
     for (size_t i = 0; i < sv.n; i++) /* they would die with us anyway */
@@ -453,12 +451,11 @@ static int conc__fs_connect_locked(void)
      * only later (dlopen) never serves. */
     struct pollfd pfd = {.fd = sv[0], .events = POLLIN};
     struct conc__fs_msg hello;
-    int fd = -1;
-    if (poll(&pfd, 1, 10000) != 1 || conc__fs_recv(sv[0], &hello, sizeof hello, &fd, 0) !=
+    int fds[CONC__FS_FDS_MAX] = {-1, -1, -1, -1};
+    if (poll(&pfd, 1, 10000) != 1 || conc__fs_recv(sv[0], &hello, sizeof hello, fds, 0) !=
                                          (ssize_t)sizeof hello ||
         hello.magic != CONC__FS_MAGIC || hello.kind != CONC__FS_HELLO) {
-        if (fd >= 0)
-            close(fd);
+        conc__fs_close_fds(fds, CONC__FS_FDS_MAX);
         close(sv[0]);
         kill(child.pid, SIGKILL);
         waitpid(child.pid, NULL, 0);
@@ -489,7 +486,10 @@ static int conc__fs_read_locked(uint32_t token, struct conc__fs_msg *m, int *fd,
         return CONC_ETIMEDOUT;
     if (r < 0 && errno == EINTR)
         return 0;
-    ssize_t n = r < 0 ? -errno : conc__fs_recv(conc__fs.sock, m, sizeof *m, fd, 0);
+    int fds[CONC__FS_FDS_MAX] = {-1, -1, -1, -1};
+    ssize_t n = r < 0 ? -errno : conc__fs_recv(conc__fs.sock, m, sizeof *m, fds, 0);
+    *fd = fds[0];
+    conc__fs_close_fds(fds + 1, CONC__FS_FDS_MAX - 1); /* a reply passes one at most */
     if (n <= 0 || n != (ssize_t)sizeof *m || m->magic != CONC__FS_MAGIC) {
         if (*fd >= 0)
             close(*fd);
@@ -516,31 +516,29 @@ static int conc__fs_read_locked(uint32_t token, struct conc__fs_msg *m, int *fd,
     return 0;
 }
 
-int conc__forkserver_start(conc_process *p, conc_process_fn fn, const void *arg, size_t size)
+int conc__forkserver_start(conc_process *p, conc_process_fn fn, const void *arg, size_t size,
+                           const int *fds, size_t nfds)
 {
-    struct conc__fs_where w = {.addr = (uintptr_t)fn};
-    dl_iterate_phdr(conc__fs_where_cb, &w);
-    if (!w.found)
+    struct conc__fnref ref;
+    if (!conc__fnref_of((void (*)(void))fn, &ref))
         return conc__misuse_at(CONC_EINVAL, "conc_process_start",
                                "fn is not in the code of a loaded module");
-    size_t name_len = strlen(w.found_name);
-    if (name_len > CONC__FS_NAME_MAX)
-        return conc__misuse_at(CONC_EINVAL, "conc_process_start",
-                               "the path of fn's module is too long");
-    unsigned char *tail = malloc(name_len + size + 1);
+    if (nfds > CONC__FS_FDS_MAX)
+        return conc__misuse_at(CONC_EINVAL, "conc_process_start", "too many descriptors");
+    unsigned char *tail = malloc(ref.module_len + size + 1);
     if (!tail)
         return CONC_ENOMEM;
-    memcpy(tail, w.found_name, name_len);
+    memcpy(tail, ref.module, ref.module_len);
     if (size)
-        memcpy(tail + name_len, arg, size);
+        memcpy(tail + ref.module_len, arg, size);
     pthread_mutex_lock(&conc__fs.lock);
     int rc = conc__fs_connect_locked();
     if (rc == 0) {
         uint32_t token = conc__fs.next_token++;
         struct conc__fs_msg m = {.magic = CONC__FS_MAGIC, .kind = CONC__FS_START, .token = token,
-                                 .offset = w.offset, .name_len = (uint32_t)name_len,
-                                 .arg_len = (uint32_t)size};
-        rc = conc__fs_send(conc__fs.sock, &m, tail, name_len + size, -1);
+                                 .offset = ref.offset, .name_len = (uint32_t)ref.module_len,
+                                 .arg_len = (uint32_t)size, .nfds = (uint32_t)nfds};
+        rc = conc__fs_send(conc__fs.sock, &m, tail, ref.module_len + size, fds, nfds);
         if (rc != 0) {
             conc__fs_drop_locked();
             rc = CONC_EBROKEN;

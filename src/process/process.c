@@ -96,18 +96,26 @@ int conc_process_start(conc_process **out, conc_process_fn fn, const void *arg, 
     if (!out)
         return CONC__MISUSE(CONC_EINVAL, "out is NULL");
     *out = NULL;
+    if (opts)
+        return CONC__MISUSE(CONC_EINVAL, "a function start takes no options (pass NULL)");
     if (!fn)
         return CONC__MISUSE(CONC_EINVAL, "fn is NULL");
     if (!arg && size > 0)
         return CONC__MISUSE(CONC_EINVAL, "arg is NULL but size is not 0");
-    if (opts)
-        return CONC__MISUSE(CONC_EINVAL, "a function start takes no options (pass NULL)");
+    return conc__process_start_fds(out, fn, arg, size, NULL, 0);
+}
+
+/* fn set, arg set when size is. */
+int conc__process_start_fds(conc_process **out, conc_process_fn fn, const void *arg, size_t size,
+                            const int *fds, size_t nfds)
+{
+    *out = NULL;
     if (size > CONC_PROCESS_ARG_MAX)
         return CONC_EOVERFLOW;
     conc_process *p = conc__process_alloc();
     if (!p)
         return CONC_ENOMEM;
-    int rc = conc__forkserver_start(p, fn, arg, size);
+    int rc = conc__forkserver_start(p, fn, arg, size, fds, nfds);
     if (rc != 0) {
         pthread_mutex_destroy(&p->lock);
         free(p);

@@ -48,8 +48,13 @@ int conc__spawn_via_spawner(struct conc__spawn_req *req);
 /* Called first by the library's constructor: in a process started as the
  * fork server, serves and never returns; elsewhere returns at once. */
 void conc__forkserver_enter_if_asked(void);
-/* Starts fn(arg) in a child of the fork server; fills p (pid, pidfd). */
-int conc__forkserver_start(conc_process *p, conc_process_fn fn, const void *arg, size_t size);
+/* Starts fn(arg) in a child of the fork server; fills p (pid, pidfd). The
+ * child gets fds[0..nfds) (at most 4) as its descriptors 3, 4, ... */
+int conc__forkserver_start(conc_process *p, conc_process_fn fn, const void *arg, size_t size,
+                           const int *fds, size_t nfds);
+/* conc_process_start with descriptors passed to the child, as above. */
+int conc__process_start_fds(conc_process **out, conc_process_fn fn, const void *arg, size_t size,
+                            const int *fds, size_t nfds);
 /* The exit code of p, a child of the fork server that has ended (its pidfd
  * is readable), by the deadline: 0 with *code set, or an error. */
 int conc__forkserver_status(conc_process *p, int64_t deadline, int *code);
