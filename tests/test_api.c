@@ -77,6 +77,10 @@ static void options_with_reserved_bits_are_einval(void **state)
         conc_process_spawn(&proc, "true", argv, NULL, &(conc_process_opts){.reserved_ = {15}}),
         CONC_EINVAL);
     assert_null(proc);
+    conc_procpool *pp = NULL;
+    assert_int_equal(conc_procpool_create(&pp, &(conc_procpool_opts){.reserved_ = {16}}),
+                     CONC_EINVAL);
+    assert_null(pp);
 
     /* The same options with zero reserved space work. */
     assert_int_equal(conc_mutex_init(&m, &(conc_mutex_opts){.name = "api.m"}), 0);

@@ -22,6 +22,7 @@ thread         sync wait core arch
 queue          sync wait core arch
 exec           thread sync wait core arch
 exec/pool      exec queue thread sync wait core arch
+exec/procpool  exec process thread sync wait core arch
 process        sync wait core arch
 '
 
