@@ -15,7 +15,10 @@
  *     a multiprocessing.Lock would.
  *   - the process queue, conc_pqueue: a bounded FIFO in shared memory
  *     (multiprocessing.JoinableQueue) that a process killed in the middle of
- *     a put or a get cannot corrupt nor block.
+ *     a put or a get cannot corrupt nor block;
+ *   - the process pool, conc_procpool: Python's ProcessPoolExecutor, whose
+ *     futures are the thread pool's, and which a crashed worker does not
+ *     take down.
  * The non-robust process-shared primitives (mutex, semaphore, condition,
  * event, barrier, rwlock with opts.pshared) are in sync.h.
  *
@@ -26,6 +29,8 @@
 #define CONC_PROCESS_H
 
 #include <conc/base.h>
+#include <conc/future.h>
+#include <conc/pool.h>
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -565,6 +570,127 @@ CONC_API int conc_pqueue_join_timed(conc_pqueue *q, int64_t timeout);
  * still discards). Returns 0, CONC_ENOTRECOVERABLE or CONC_EINVAL. Never
  * blocks but for the queue's lock. */
 CONC_API int conc_pqueue_shutdown(conc_pqueue *q, bool immediate);
+
+/* ---- the process pool ----
+ * Python's concurrent.futures.ProcessPoolExecutor: tasks run in worker
+ * processes, and each submission gives the same conc_future as the thread
+ * pool (future.h): wait for it, take its result, add callbacks, cancel it
+ * while it waits, mix it with any other future in conc_wait and
+ * as-completed; conc_procpool_map gives a conc_map (pool.h).
+ *
+ * Arguments and results cross through shared memory, by value, never
+ * serialized: a task gets a copy of the argument bytes, and what it leaves
+ * in its conc_result (value, and up to opts.result_max bytes of data) is
+ * copied back into the parent, where the future owns it.
+ *
+ * The workers are started as conc_process_start starts a function: forked
+ * by conc's fork server, so a program that runs threads may create a pool
+ * at any time. A task function (and the initializer) must be in the
+ * program or in a library loaded at its start (CONC_EINVAL otherwise); it
+ * sees the globals of a fresh program, as left by the initializer, never
+ * the parent's memory.
+ *
+ * A worker that dies while it runs a task (a crash, a kill, an exit())
+ * fails that task's future only, with CONC_EWORKERDIED; the result's value
+ * is then the worker's exit code in Python's convention (-9 for SIGKILL).
+ * A new worker takes its place and every other future goes on — where
+ * Python's ProcessPoolExecutor breaks for good (BrokenProcessPool).
+ *
+ * conc_future_request_cancel reaches a running task: conc_cancel_requested()
+ * turns true in its worker.
+ *
+ * Every function is thread-safe. */
+typedef struct conc_procpool conc_procpool;
+
+/* A task, run in a worker: arg and size are a copy of the submitted bytes;
+ * out (zeroed) receives the result as a thread pool task's does: a value,
+ * and data/len, which are copied to the parent (free_fn, if set, is then
+ * called on data in the worker). Returns the task's status. */
+typedef int (*conc_proc_task_fn)(const void *arg, size_t size, conc_result *out);
+
+/* An initializer, run once by each worker before its first task. A status
+ * other than 0 breaks the pool (Python's BrokenProcessPool): the futures
+ * not yet run fail with CONC_EBROKEN, later submissions are refused with
+ * it, and no worker is started again. */
+typedef int (*conc_proc_init_fn)(const void *arg, size_t size);
+
+/* The argument and result size a pool carries by default. */
+#define CONC_PROCPOOL_DATA_DEFAULT ((size_t)64 << 10)
+
+typedef struct conc_procpool_opts {
+    size_t max_workers;           /* 0: the CPUs this process may run on */
+    size_t max_tasks_per_child;   /* a worker ends after this many tasks, and a
+                                     fresh one replaces it; 0: never */
+    size_t arg_max;               /* the largest argument, bytes; 0: CONC_PROCPOOL_DATA_DEFAULT */
+    size_t result_max;            /* the largest result data; 0: CONC_PROCPOOL_DATA_DEFAULT */
+    conc_proc_init_fn initializer; /* NULL: none */
+    const void *initargs;         /* its argument bytes, copied; at most arg_max */
+    size_t initargs_size;
+    uint64_t reserved_[4];        /* zero */
+} conc_procpool_opts;
+
+/* Creates a pool and starts its workers. Returns 0, CONC_EINVAL (NULL pp,
+ * non-zero reserved options, an initializer not in a loaded module's code,
+ * initargs larger than arg_max or NULL with a size), CONC_ENOMEM,
+ * CONC_ENOSYS (the fork server could not start), or the error of a
+ * worker's start. */
+CONC_API int conc_procpool_create(conc_procpool **pp, const conc_procpool_opts *opts);
+
+/* Submits fn(copy of arg[0..size)) and stores its future in *f (may be
+ * NULL: fire and forget). Never blocks: a task that finds no idle worker
+ * waits in the parent. Returns 0, CONC_EINVAL (NULL pp or fn, arg NULL
+ * with size > 0, fn not in a loaded module's code), CONC_EOVERFLOW (size
+ * above the pool's arg_max), CONC_ESHUTDOWN, CONC_EBROKEN (the initializer
+ * failed), CONC_ENOMEM. A result larger than result_max fails its future
+ * with CONC_EOVERFLOW. */
+CONC_API int conc_procpool_submit(conc_procpool *pp, conc_proc_task_fn fn, const void *arg,
+                                  size_t size, conc_future **f);
+
+/* Python's map over n items of item_size bytes at items (which must stay
+ * valid until the map is destroyed): fn(item, item_size, out) runs in the
+ * workers, chunksize items per task, and the results come out of
+ * conc_map_next in index order (or as completed), as a thread pool's map.
+ * A chunk's items must fit arg_max (CONC_EOVERFLOW otherwise); the results
+ * of one chunk together must fit result_max (16 bytes per item plus its
+ * data): the item that does not fit ends with CONC_EOVERFLOW. A worker that
+ * dies in a chunk ends the map at that chunk's first index with
+ * CONC_EWORKERDIED. Returns 0, CONC_EINVAL (NULL m, pp or fn, items NULL
+ * with n > 0, item_size 0, non-zero reserved options), CONC_EOVERFLOW,
+ * CONC_ESHUTDOWN, CONC_EBROKEN, CONC_ENOMEM. */
+CONC_API int conc_procpool_map(conc_map **m, conc_procpool *pp, conc_proc_task_fn fn,
+                               const void *items, size_t item_size, size_t n,
+                               const conc_map_opts *opts);
+
+/* Python's shutdown(wait=True, cancel_futures): submissions fail with
+ * CONC_ESHUTDOWN from now on; cancel_futures cancels the tasks not yet
+ * started; then waits until every started or queued task has ended and the
+ * workers have exited. The timed form gives up at the deadline with
+ * CONC_ETIMEDOUT (the pool stays shut down; 0: shut down and return, as
+ * wait=False). Returns 0, CONC_ETIMEDOUT, CONC_EINVAL. A second call is
+ * allowed. */
+CONC_API int conc_procpool_shutdown(conc_procpool *pp, bool cancel_futures);
+CONC_API int conc_procpool_shutdown_timed(conc_procpool *pp, bool cancel_futures,
+                                          int64_t timeout);
+
+/* Python 3.14's terminate_workers and kill_workers: shuts the pool down,
+ * cancels the tasks not started, and sends SIGTERM (SIGKILL) to every
+ * worker; the tasks they were running fail with CONC_EWORKERDIED. Does not
+ * wait (conc_procpool_shutdown or destroy does). Returns 0 or CONC_EINVAL. */
+CONC_API int conc_procpool_terminate_workers(conc_procpool *pp);
+CONC_API int conc_procpool_kill_workers(conc_procpool *pp);
+
+/* Shuts down, waits for every task (conc_procpool_shutdown), and frees the
+ * pool. Futures still referenced stay valid. Returns 0 or CONC_EINVAL
+ * (NULL: nothing). */
+CONC_API int conc_procpool_destroy(conc_procpool *pp);
+
+/* The pool's max_workers. CONC_EINVAL for NULL. Never blocks. */
+CONC_API int64_t conc_procpool_workers(conc_procpool *pp);
+
+/* Stores the process ids of the live workers into pids[0..min(n, cap))
+ * and returns n, their number (a snapshot). CONC_EINVAL (NULL pp, or NULL
+ * pids with cap > 0). */
+CONC_API int64_t conc_procpool_worker_pids(conc_procpool *pp, int64_t *pids, size_t cap);
 
 #ifdef __cplusplus
 }
