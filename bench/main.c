@@ -245,7 +245,11 @@ static void run_case(const struct bench_case *c, const char *self, bool quick, i
     }
     if (progress)
         fprintf(stderr, "\r\033[K");
-    double conc_median = rows[0].n ? median(rows[0].value, rows[0].n) : 0;
+    /* Ratios are against the conc row; a case built without one has none. */
+    double conc_median = 0;
+    for (int k = 0; k < nimpl; k++)
+        if (!strcmp(rows[k].impl, "conc") && rows[k].n)
+            conc_median = median(rows[k].value, rows[k].n);
     for (int k = 0; k < nimpl; k++)
         print_row(c, &rows[k], conc_median);
 }
