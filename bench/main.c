@@ -35,6 +35,7 @@ extern const struct bench_case bench_mutex_uncontended, bench_mutex_uncontended_
 extern const struct bench_case bench_trace_event;
 extern const struct bench_case bench_process_spawn_join, bench_process_spawn_program,
     bench_pqueue_spsc;
+extern const struct bench_case bench_procpool_roundtrip, bench_procpool_map;
 
 const struct bench_case *const bench_cases[] = {
     &bench_mutex_uncontended, &bench_mutex_uncontended_st, &bench_mutex_uncontended_lockdep,
@@ -42,7 +43,8 @@ const struct bench_case *const bench_cases[] = {
     &bench_sem_pingpong4, &bench_event_pingpong, &bench_thread_spawn_join, &bench_queue_spsc,
     &bench_queue_spsc_placement, &bench_queue_mpmc, &bench_queue_pingpong, &bench_pool_submit_wait, &bench_pool_fib,
     &bench_pool_fib_fine, &bench_pool_map, &bench_pool_idle_cpu, &bench_process_spawn_join,
-    &bench_process_spawn_program, &bench_pqueue_spsc, &bench_trace_event, NULL};
+    &bench_process_spawn_program, &bench_pqueue_spsc, &bench_procpool_roundtrip,
+    &bench_procpool_map, &bench_trace_event, NULL};
 
 #define MAX_REPS 15
 #define MAX_IMPLS 12
