@@ -35,6 +35,7 @@ extern const struct bench_case bench_mutex_uncontended, bench_mutex_uncontended_
 extern const struct bench_case bench_trace_event;
 extern const struct bench_case bench_process_spawn_join, bench_process_spawn_program,
     bench_pqueue_spsc;
+extern const struct bench_case bench_procpool_roundtrip, bench_procpool_map;
 
 const struct bench_case *const bench_cases[] = {
     &bench_mutex_uncontended, &bench_mutex_uncontended_st, &bench_mutex_uncontended_lockdep,
@@ -42,7 +43,8 @@ const struct bench_case *const bench_cases[] = {
     &bench_sem_pingpong4, &bench_event_pingpong, &bench_thread_spawn_join, &bench_queue_spsc,
     &bench_queue_spsc_placement, &bench_queue_mpmc, &bench_queue_pingpong, &bench_pool_submit_wait, &bench_pool_fib,
     &bench_pool_fib_fine, &bench_pool_map, &bench_pool_idle_cpu, &bench_process_spawn_join,
-    &bench_process_spawn_program, &bench_pqueue_spsc, &bench_trace_event, NULL};
+    &bench_process_spawn_program, &bench_pqueue_spsc, &bench_procpool_roundtrip,
+    &bench_procpool_map, &bench_trace_event, NULL};
 
 #define MAX_REPS 15
 #define MAX_IMPLS 12
@@ -245,7 +247,11 @@ static void run_case(const struct bench_case *c, const char *self, bool quick, i
     }
     if (progress)
         fprintf(stderr, "\r\033[K");
-    double conc_median = rows[0].n ? median(rows[0].value, rows[0].n) : 0;
+    /* Ratios are against the conc row; a case built without one has none. */
+    double conc_median = 0;
+    for (int k = 0; k < nimpl; k++)
+        if (!strcmp(rows[k].impl, "conc") && rows[k].n)
+            conc_median = median(rows[k].value, rows[k].n);
     for (int k = 0; k < nimpl; k++)
         print_row(c, &rows[k], conc_median);
 }

@@ -378,6 +378,84 @@ def process_spawn_program():
     return {"value": wall * 1e6 / n, "cpu_pct": cpu}
 
 
+# ---- process pools: the same programs as bench/bench_procpool.c, 2 workers ----
+#
+# Workers come from multiprocessing's default start method (fork on Linux
+# before Python 3.14) and are up, having run tasks, before the window opens.
+
+PP_ROUNDTRIPS = 300 if QUICK else 1000
+PP_ITEMS = 100_000
+PP_CHUNK = 100
+
+
+def plus_one(x):
+    return x + 1
+
+
+def double(x):
+    return x * 2
+
+
+def roundtrips(call):
+    """call(v) runs plus_one(v) in a worker and returns its result: a few
+    untimed round trips, then PP_ROUNDTRIPS timed ones, each checked."""
+    for v in range(20):
+        if call(v) != v + 1:
+            raise AssertionError("a warm-up round trip failed")
+
+    def go():
+        for v in range(PP_ROUNDTRIPS):
+            got = call(v)
+            if got != v + 1:
+                raise AssertionError(f"round trip {v} answered {got}")
+    _, wall, _ = window(go)
+    return {"value": wall * 1e6 / PP_ROUNDTRIPS}
+
+
+def timed_maps(map_fn):
+    """map_fn(f, items, chunksize) maps in a pool: a warm-up map, then maps
+    for SECONDS (1 at least), each result list checked after its map."""
+    items = range(PP_ITEMS)
+    expected = [x * 2 for x in items]
+    if list(map_fn(double, items, PP_CHUNK)) != expected:
+        raise AssertionError("the warm-up map gave a wrong result")
+    runs, t0 = 0, time.perf_counter()
+    while runs < 1 or time.perf_counter() - t0 < SECONDS:
+        out = list(map_fn(double, items, PP_CHUNK))
+        runs += 1
+        if out != expected:
+            raise AssertionError("a map gave a wrong result")
+    return {"value": PP_ITEMS * runs / (time.perf_counter() - t0)}
+
+
+def started_process_pool():
+    """ProcessPoolExecutor(2) whose two workers have run a task each."""
+    ex = concurrent.futures.ProcessPoolExecutor(max_workers=2)
+    for f in [ex.submit(plus_one, i) for i in range(2)]:
+        f.result()
+    return ex
+
+
+def ppe_roundtrip():
+    with started_process_pool() as ex:
+        return roundtrips(lambda v: ex.submit(plus_one, v).result())
+
+
+def mp_roundtrip():
+    with multiprocessing.Pool(2) as pool:
+        return roundtrips(lambda v: pool.apply(plus_one, (v,)))
+
+
+def ppe_map():
+    with started_process_pool() as ex:
+        return timed_maps(lambda f, items, chunk: ex.map(f, items, chunksize=chunk))
+
+
+def mp_map():
+    with multiprocessing.Pool(2) as pool:
+        return timed_maps(lambda f, items, chunk: pool.map(f, items, chunksize=chunk))
+
+
 CASES = {
     "mutex.uncontended": pairs(threading.Lock),
     "mutex.contended": contended(2),
@@ -396,11 +474,14 @@ CASES = {
     "process.spawn_join": process_spawn_join,
     "process.spawn_program": process_spawn_program,
     "pqueue.spsc": mp_spsc,
+    "procpool.roundtrip": ppe_roundtrip,
+    "procpool.map": ppe_map,
 }
 
 # The variants of the python row: IMPL -> {case: function}.
 VARIANTS = {
-    "python:mp": {"queue.spsc": mp_spsc},
+    "python:mp": {"queue.spsc": mp_spsc, "procpool.roundtrip": mp_roundtrip,
+                  "procpool.map": mp_map},
 }
 
 if __name__ == "__main__":

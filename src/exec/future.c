@@ -334,6 +334,11 @@ int conc_future_wait_timed(conc_future *f, int64_t timeout)
     }
     if (timeout == 0)
         return CONC_ETIMEDOUT;
+    if (f->exec && f->exec->ops->await) {
+        f->exec->ops->await(f, deadline);
+        if (conc__future_is_done(f))
+            return 0;
+    }
     return conc__future_block(f, deadline);
 }
 

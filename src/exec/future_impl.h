@@ -44,6 +44,13 @@ struct conc__future_ops {
     /* Cancellation was requested while the task runs; the token is set
      * already. NULL: the token is all the executor needs. */
     void (*cancel_requested)(conc_future *f);
+    /* A thread is about to sleep until f is done (a single-future wait
+     * with a timeout other than 0): the executor may bring the end about
+     * in this thread instead of waking it later — a process pool watches
+     * the worker's slot for a short task's result and finishes the future
+     * itself, saving two wake-ups. Returns by the deadline, done or not;
+     * NULL: nothing to do. */
+    void (*await)(conc_future *f, int64_t deadline);
 };
 
 /* A cancellation shared by many tasks: a task group's (task_group.c, whose

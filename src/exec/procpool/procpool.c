@@ -22,6 +22,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -35,8 +36,10 @@
 #define CONC__PP_REAP_CHECK_NS 1000000
 
 static void conc__pp_cancel_requested(conc_future *f);
+static void conc__pp_await(conc_future *f, int64_t deadline);
 
-static const struct conc__future_ops conc__pp_ops = {NULL, conc__pp_cancel_requested};
+static const struct conc__future_ops conc__pp_ops = {NULL, conc__pp_cancel_requested,
+                                                     conc__pp_await};
 
 static struct conc__pp_slot *conc__pp_slot(conc_procpool *pp, size_t i)
 {
@@ -71,8 +74,10 @@ static void conc__pp_post(conc_procpool *pp, size_t i, const struct conc__fnref 
     s->arg_len = size;
     if (size)
         memcpy(s->data, arg, size);
-    CONC__FUTURE_EXEC(f, struct conc__pp_fexec)->worker = (uint32_t)i;
+    atomic_store_explicit(&CONC__FUTURE_EXEC(f, struct conc__pp_fexec)->worker, (uint32_t)i,
+                          memory_order_relaxed);
     atomic_store_explicit(&s->cancel, conc__future_cancel_wanted(f), memory_order_relaxed);
+    atomic_store_explicit(&s->parent_cpu, sched_getcpu(), memory_order_relaxed);
     w->state = CONC__PPW_BUSY;
     w->running = f;
     pp->in_flight++;
@@ -90,7 +95,8 @@ static void conc__pp_retire(conc_procpool *pp, size_t i)
 static void conc__pp_cancel_requested(conc_future *f)
 {
     conc_procpool *pp = (conc_procpool *)f->exec;
-    size_t i = CONC__FUTURE_EXEC(f, struct conc__pp_fexec)->worker;
+    size_t i = atomic_load_explicit(&CONC__FUTURE_EXEC(f, struct conc__pp_fexec)->worker,
+                                    memory_order_relaxed);
     pthread_mutex_lock(&pp->lock);
     if (i < pp->nworkers && pp->workers[i].running == f)
         atomic_store_explicit(&conc__pp_slot(pp, i)->cancel, true, memory_order_relaxed);
@@ -155,6 +161,7 @@ static void conc__pp_take_result(conc_procpool *pp, size_t i, struct conc__pp_en
         }
     }
     conc__pp_ends_add(e, w->running, status, r);
+    atomic_store_explicit(&s->state, CONC__PP_READY, memory_order_relaxed); /* taken */
     w->running = NULL;
     w->tasks++;
     pp->in_flight--;
@@ -183,39 +190,47 @@ static bool conc__pp_dispatch(conc_procpool *pp, size_t i)
     return false;
 }
 
+/* With the lock held: looks at worker i's slot once. Returns whether
+ * anything moved. */
+static bool conc__pp_scan_worker(conc_procpool *pp, size_t i, struct conc__pp_ends *e)
+{
+    struct conc__pp_worker *w = &pp->workers[i];
+    uint32_t st = atomic_load_explicit(&conc__pp_slot(pp, i)->state, memory_order_acquire);
+    bool moved = false;
+    if (w->state == CONC__PPW_STARTING && st == CONC__PP_READY) {
+        w->state = CONC__PPW_IDLE;
+        moved = true;
+    } else if (w->state == CONC__PPW_STARTING && st == CONC__PP_INIT_FAILED) {
+        if (!pp->broken)
+            pp->broken = conc__pp_slot(pp, i)->status;
+        w->state = CONC__PPW_RETIRING; /* it exits by itself */
+        moved = true;
+    } else if (w->state == CONC__PPW_BUSY && st == CONC__PP_DONE) {
+        conc__pp_take_result(pp, i, e);
+        moved = true;
+        if (pp->max_tasks_per_child && w->tasks >= pp->max_tasks_per_child) {
+            conc__pp_retire(pp, i);
+            return true;
+        }
+    }
+    if (w->state != CONC__PPW_IDLE)
+        return moved;
+    if (!pp->broken && conc__pp_dispatch(pp, i)) {
+        conc__pp_wake_worker(pp, i);
+        return true;
+    }
+    if (pp->shutdown || pp->broken)
+        conc__pp_retire(pp, i);
+    return moved;
+}
+
 /* With the lock held: looks at every worker's slot once. Returns whether
  * anything moved. */
 static bool conc__pp_scan(conc_procpool *pp, struct conc__pp_ends *e)
 {
     bool moved = false;
-    for (size_t i = 0; i < pp->nworkers; i++) {
-        struct conc__pp_worker *w = &pp->workers[i];
-        uint32_t st = atomic_load_explicit(&conc__pp_slot(pp, i)->state, memory_order_acquire);
-        if (w->state == CONC__PPW_STARTING && st == CONC__PP_READY) {
-            w->state = CONC__PPW_IDLE;
-            moved = true;
-        } else if (w->state == CONC__PPW_STARTING && st == CONC__PP_INIT_FAILED) {
-            if (!pp->broken)
-                pp->broken = conc__pp_slot(pp, i)->status;
-            w->state = CONC__PPW_RETIRING; /* it exits by itself */
-            moved = true;
-        } else if (w->state == CONC__PPW_BUSY && st == CONC__PP_DONE) {
-            conc__pp_take_result(pp, i, e);
-            moved = true;
-            if (pp->max_tasks_per_child && w->tasks >= pp->max_tasks_per_child) {
-                conc__pp_retire(pp, i);
-                continue;
-            }
-        }
-        if (w->state != CONC__PPW_IDLE)
-            continue;
-        if (!pp->broken && conc__pp_dispatch(pp, i)) {
-            moved = true;
-            conc__pp_wake_worker(pp, i);
-        } else if (pp->shutdown || pp->broken) {
-            conc__pp_retire(pp, i);
-        }
-    }
+    for (size_t i = 0; i < pp->nworkers; i++)
+        moved |= conc__pp_scan_worker(pp, i, e);
     if (pp->broken && pp->head) { /* nothing queued will ever run */
         struct conc__pp_pending **end = &e->failed;
         while (*end)
@@ -387,6 +402,79 @@ static void *conc__pp_collector(void *arg)
     pthread_cond_broadcast(&pp->ended);
     pthread_mutex_unlock(&pp->lock);
     return NULL;
+}
+
+/* ---- a waiter that takes its own result ---- */
+
+/* How long a waiter watches the slots before it sleeps. */
+#define CONC__PP_AWAIT_SPIN_NS 30000
+
+/* Whether some slot holds a result not yet taken (no lock: a hint). */
+static bool conc__pp_any_done(conc_procpool *pp)
+{
+    for (size_t i = 0; i < pp->nworkers; i++)
+        if (atomic_load_explicit(&conc__pp_slot(pp, i)->state, memory_order_relaxed) ==
+            CONC__PP_DONE)
+            return true;
+    return false;
+}
+
+/* Whether a worker that runs a task, or spins for one, last ran on this
+ * CPU (no lock: a hint). Spinning there would only delay it. */
+static bool conc__pp_worker_here(conc_procpool *pp)
+{
+    int cpu = sched_getcpu();
+    for (size_t i = 0; i < pp->nworkers; i++) {
+        struct conc__pp_slot *s = conc__pp_slot(pp, i);
+        if (atomic_load_explicit(&s->worker_cpu, memory_order_relaxed) == cpu &&
+            atomic_load_explicit(&s->state, memory_order_relaxed) != CONC__PP_EMPTY)
+            return true;
+    }
+    return false;
+}
+
+/* With the lock let go: takes the results that are in, posts queued tasks
+ * to the workers that freed up, finishes the futures. */
+static void conc__pp_collect_now(conc_procpool *pp)
+{
+    struct conc__pp_end end[pp->nworkers];
+    struct conc__pp_ends e = {.v = end, .cap = pp->nworkers};
+    pthread_mutex_lock(&pp->lock);
+    (void)conc__pp_scan(pp, &e);
+    pthread_mutex_unlock(&pp->lock);
+    conc__pp_ends_finish(&e);
+}
+
+/* The future_ops await: for a while, this thread does the collector's
+ * work itself — watches every slot, takes the results that come (its own
+ * among them) and posts queued tasks — until f is done. The collector
+ * would have had to be woken for each result, then wake us. */
+static void conc__pp_await(conc_future *f, int64_t deadline)
+{
+    conc_procpool *pp = (conc_procpool *)f->exec;
+    int64_t until = conc__now() + CONC__PP_AWAIT_SPIN_NS;
+    if (until > deadline)
+        until = deadline;
+    atomic_fetch_add_explicit(&pp->sh->watchers, 1, memory_order_seq_cst);
+    for (unsigned n = 0; !conc__future_is_done(f); n++) {
+        if (conc__pp_any_done(pp)) {
+            conc__pp_collect_now(pp);
+            continue;
+        }
+        if ((n & 63) == 63 && conc__now() >= until)
+            break;
+        if ((n & 7) == 7 && conc__pp_worker_here(pp))
+            sched_yield(); /* a worker runs on this CPU: let it */
+        else
+            conc__cpu_relax();
+    }
+    /* Unwatched before the last look: a DONE stored after it rings the
+     * collector; one stored before it is seen here (the workers' notify
+     * is the other half of this pair). */
+    atomic_fetch_sub_explicit(&pp->sh->watchers, 1, memory_order_seq_cst);
+    atomic_thread_fence(memory_order_seq_cst);
+    if (conc__pp_any_done(pp))
+        conc__pp_collect_now(pp);
 }
 
 /* ---- the API ---- */

@@ -12,9 +12,13 @@
  *
  * The slot's state word is the hand-off, and a futex: the worker sleeps on
  * it (flagging worker_sleeps, so the parent wakes it only when it sleeps).
- * The worker tells the parent through an eventfd (its descriptor 4), only
- * when the parent's collector thread flagged itself asleep; a dead worker
- * the collector learns from its pidfd. Nothing the parent trusts is in a
+ * A thread that waits for a future of the pool watches every slot itself
+ * for a few microseconds (counted in watchers), taking the results that
+ * come and posting queued tasks, as the collector would: a short task's
+ * round trip then costs no wake-up at all. Otherwise
+ * the worker tells the parent's collector thread through an eventfd (its
+ * descriptor 4), only when the collector flagged itself asleep; a dead
+ * worker the collector learns from its pidfd. Nothing the parent trusts is in a
  * worker's hands but its own slot: a worker that dies in the middle of
  * writing a result has not set DONE, and its task fails with
  * CONC_EWORKERDIED.
@@ -31,16 +35,20 @@
 #include "exec/future_impl.h"
 #include "process/fnref.h"
 
+#include "arch/cpu.h"
+
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 
 #define CONC__PP_MAGIC 0x636e5050u /* "cnPP" */
 
 enum conc__pp_state {
     CONC__PP_EMPTY = 0,       /* no worker has attached yet */
-    CONC__PP_READY = 1,       /* the worker is initialized and waits (worker) */
+    CONC__PP_READY = 1,       /* the worker waits: it is initialized (worker), or
+                                 its last result was taken (parent) */
     CONC__PP_TASK = 2,        /* a task is posted (parent) */
-    CONC__PP_DONE = 3,        /* its result is in; the worker waits (worker) */
+    CONC__PP_DONE = 3,        /* its result is in, not yet taken; the worker waits (worker) */
     CONC__PP_EXIT = 4,        /* the worker is to exit (parent) */
     CONC__PP_INIT_FAILED = 5, /* the initializer failed: status says how (worker) */
 };
@@ -49,6 +57,9 @@ struct conc__pp_slot {
     _Atomic uint32_t state;         /* enum conc__pp_state; a process-shared futex */
     _Atomic uint32_t worker_sleeps; /* 1 while the worker sleeps, or is about to */
     _Atomic bool cancel;            /* the running task's cancellation token */
+    /* Where each side last ran while it spun for the other: two spinners
+     * on one CPU must yield to each other (procpool_spin). */
+    _Atomic int32_t worker_cpu, parent_cpu;
     /* The task (parent, before TASK): its function and argument. */
     uint32_t module_len;
     uint64_t offset;
@@ -76,8 +87,12 @@ struct conc__pp_shared {
     uint64_t init_offset;
     uint64_t initargs_len;
     char init_module[CONC__FNREF_NAME_MAX];
-    /* Written by every worker's notify: a line of its own. */
+    /* Read by every worker's notify: a line of their own. */
     _Alignas(64) _Atomic uint32_t collector_sleeps;
+    /* Parent threads that watch every slot for DONE themselves (waiters
+     * on a future of the pool, helping while they spin): while any does,
+     * no worker needs to ring the collector. */
+    _Atomic uint32_t watchers;
 };
 
 /* The slot of worker i in the mapping at base. */
@@ -85,6 +100,28 @@ static inline struct conc__pp_slot *conc__pp_slot_at(void *base, size_t i)
 {
     struct conc__pp_shared *sh = base;
     return (struct conc__pp_slot *)((char *)base + sh->slot_size * (i + 1));
+}
+
+/* One step of a spin for the other side of a slot (the parent's thread
+ * for a worker, the worker for the parent's): a pause, unless the other
+ * side last ran on this CPU — then only a yield lets it go on, which the
+ * scheduler would otherwise give it at the end of our time slice, or
+ * when it moves one of us to an idle CPU, milliseconds later. Both sides
+ * spin briefly where a futex wake-up would cost more (a virtual machine's
+ * wake-up of an idle CPU costs tens of microseconds). */
+static inline void conc__pp_spin_step(_Atomic int32_t *mine, const _Atomic int32_t *other,
+                                      unsigned n)
+{
+    if ((n & 7) != 0) {
+        conc__cpu_relax();
+        return;
+    }
+    int cpu = sched_getcpu();
+    atomic_store_explicit(mine, cpu, memory_order_relaxed);
+    if (cpu == atomic_load_explicit(other, memory_order_relaxed))
+        sched_yield();
+    else
+        conc__cpu_relax();
 }
 
 /* The worker's main (procpool_worker.c), started through the fork server
@@ -152,7 +189,7 @@ struct conc_procpool {
 
 /* The executor area of a pool's future: which worker runs it. */
 struct conc__pp_fexec {
-    uint32_t worker;
+    _Atomic uint32_t worker; /* also read, as a hint, without the lock */
 };
 CONC__FUTURE_EXEC_CHECK(struct conc__pp_fexec);
 

@@ -5,6 +5,7 @@
  * bytes, 8-byte aligned. The parent reads the records out of the chunk's
  * future (collect); the chunk keeps the future, so the results may point
  * into its buffer. */
+#define _GNU_SOURCE
 #include "exec/map_impl.h"
 #include "exec/procpool/procpool_impl.h"
 

@@ -17,6 +17,7 @@
 #include "core/tls.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,38 +29,47 @@ size_t conc__pp_worker_result_max;
 /* How long a worker spins for its next task before it sleeps. */
 #define CONC__PP_WORKER_SPIN_NS 20000
 
-/* Tells the parent the slot changed: through the eventfd, only when the
- * collector flagged itself asleep. */
+/* Tells the parent the slot changed (its state was just stored, seq_cst):
+ * through the eventfd, only when no parent thread watches the slots and
+ * the collector flagged itself asleep. */
 static void conc__pp_notify(struct conc__pp_shared *sh, int eventfd)
 {
-    if (atomic_load_explicit(&sh->collector_sleeps, memory_order_seq_cst)) {
+    if (!atomic_load_explicit(&sh->watchers, memory_order_seq_cst) &&
+        atomic_load_explicit(&sh->collector_sleeps, memory_order_seq_cst)) {
         uint64_t one = 1;
         while (write(eventfd, &one, sizeof one) < 0 && errno == EINTR)
             ;
     }
 }
 
-/* Waits until the parent moves the slot out of `from`; returns the state. */
-static uint32_t conc__pp_await(struct conc__pp_slot *s, uint32_t from)
+static bool conc__pp_waiting(uint32_t st)
+{
+    return st == CONC__PP_READY || st == CONC__PP_DONE;
+}
+
+/* Waits until the parent posts a task or says exit; returns the state. */
+static uint32_t conc__pp_await(struct conc__pp_slot *s)
 {
     uint32_t st;
     int64_t until = conc__now() + CONC__PP_WORKER_SPIN_NS;
     for (unsigned n = 0;; n++) {
         st = atomic_load_explicit(&s->state, memory_order_acquire);
-        if (st != from)
+        if (!conc__pp_waiting(st))
             return st;
         if ((n & 63) == 63 && conc__now() >= until)
             break;
-        conc__cpu_relax();
+        conc__pp_spin_step(&s->worker_cpu, &s->parent_cpu, n);
     }
     for (;;) {
+        /* The parent's move from DONE to READY wakes nobody: whichever of
+         * the two we sleep on, only a task or an exit ends the sleep. */
         atomic_store_explicit(&s->worker_sleeps, 1, memory_order_seq_cst);
         st = atomic_load_explicit(&s->state, memory_order_seq_cst);
-        if (st == from)
-            (void)conc__futex_wait(&s->state, from, CONC__NO_DEADLINE, true);
+        if (conc__pp_waiting(st))
+            (void)conc__futex_wait(&s->state, st, CONC__NO_DEADLINE, true);
         atomic_store_explicit(&s->worker_sleeps, 0, memory_order_relaxed);
         st = atomic_load_explicit(&s->state, memory_order_acquire);
-        if (st != from)
+        if (!conc__pp_waiting(st))
             return st;
     }
 }
@@ -117,14 +127,12 @@ int conc__pp_worker_main(const void *arg, size_t size)
     conc__context()->cancel = &s->cancel;
     atomic_store_explicit(&s->state, CONC__PP_READY, memory_order_seq_cst);
     conc__pp_notify(sh, eventfd);
-    uint32_t st = CONC__PP_READY;
     for (;;) {
-        st = conc__pp_await(s, st);
-        if (st != CONC__PP_TASK)
+        if (conc__pp_await(s) != CONC__PP_TASK)
             return 0; /* EXIT (or a state only a broken parent would write) */
+        atomic_store_explicit(&s->worker_cpu, sched_getcpu(), memory_order_relaxed);
         conc__pp_run_task(s, sh->data_max, sh->result_max);
         atomic_store_explicit(&s->state, CONC__PP_DONE, memory_order_seq_cst);
         conc__pp_notify(sh, eventfd);
-        st = CONC__PP_DONE;
     }
 }
