@@ -1,4 +1,5 @@
-/* ex4_thread_pools — a pool of worker threads, futures, map, as_completed.
+/* ex4_thread_pools — pools of worker threads and of worker processes,
+ * futures, map, as_completed.
  *
  * ex1 started one thread per job. That costs a thread start per job, and a
  * thousand jobs would mean a thousand threads. A pool starts a few worker
@@ -13,34 +14,48 @@
  *   as_completed(fs)                         conc_as_completed_create / _next
  *   ex.shutdown(wait=True)                   conc_pool_destroy(pool)
  *
+ *   ex = ProcessPoolExecutor()               conc_procpool_create(&pp, &opts)
+ *   f = ex.submit(fn, arg)                   conc_procpool_submit(pp, fn, &arg,
+ *                                                                 sizeof arg, &f)
+ *
  * The difference you feel first: a task is `int fn(void *arg, conc_result
  * *out)`. It returns a status (0: fine) where Python would raise, and leaves
  * its result in out->value (or a buffer in out->data). And a future is
  * reference counted: submit gives you one reference, which you release.
+ * A process pool's task gets a copy of its argument bytes instead of a
+ * pointer, `int fn(const void *arg, size_t size, conc_result *out)`, and
+ * its future is the same conc_future.
  *
  * The program shows:
- *   1. CPU-bound work (counting primes) serially and on a pool: with no GIL,
- *      the workers compute at the same time, one per core;
+ *   1. CPU-bound work (counting primes) serially, on a thread pool and on a
+ *      process pool: with no GIL, the threads compute at the same time, one
+ *      per core, as the processes do — C needs no processes for speed;
  *   2. I/O-bound work (tasks that block 5 ms, standing in for a network call)
  *      on 1, 4 and 16 workers: a waiting thread uses no core, so more workers
  *      than cores still help — Python's rule for threads, without the GIL;
  *   3. conc_map with a chunksize: the results come back in index order;
  *   4. as_completed: results in the order the tasks finish;
  *   5. fork-join: tasks that submit tasks and wait for them, on ONE worker —
- *      the pattern that deadlocks a Python ThreadPoolExecutor.
+ *      the pattern that deadlocks a Python ThreadPoolExecutor;
+ *   6. what processes buy: a task that kills its own worker process fails
+ *      its future alone (CONC_EWORKERDIED, with the signal); the tasks
+ *      around it complete and the pool, its worker replaced, goes on — where
+ *      a crash in a thread takes the whole program down, and Python's
+ *      ProcessPoolExecutor breaks for good (BrokenProcessPool).
  *
  * Build and run:  make && build/release/examples/ex4_thread_pools [SPAN]
  * SPAN (default 80000) is how many numbers each prime-counting job checks.
  * Every result is checked; the last line is "ok", and the exit status 0,
- * only if they were all right. (The process pool half of this comparison
- * comes with conc/process.h.)
+ * only if they were all right.
  */
 #include <conc/conc.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #define NJOBS 16         /* CPU-bound jobs */
 #define PRIME_LO 1000000 /* the jobs cover [PRIME_LO, PRIME_LO + NJOBS * SPAN) */
@@ -81,13 +96,44 @@ static bool is_prime(uint32_t x)
     return true;
 }
 
+/* Job j's numbers: [lo, hi). */
+struct range {
+    uint32_t lo, hi;
+};
+
+static struct range job_range(intptr_t j)
+{
+    uint32_t lo = PRIME_LO + (uint32_t)j * (uint32_t)span;
+    return (struct range){lo, lo + (uint32_t)span};
+}
+
+static int64_t count_range(struct range r)
+{
+    int64_t n = 0;
+    for (uint32_t x = r.lo; x < r.hi; x++)
+        n += is_prime(x);
+    return n;
+}
+
 /* A task: counts the primes in job number (intptr_t)arg's range. The count
  * goes in out->value, the status is 0. Python: def count(job): ... return n */
 static int count_primes_task(void *arg, conc_result *out)
 {
-    uint32_t lo = PRIME_LO + (uint32_t)(intptr_t)arg * (uint32_t)span;
-    for (uint32_t x = lo; x < lo + (uint32_t)span; x++)
-        out->value += is_prime(x);
+    out->value = count_range(job_range((intptr_t)arg));
+    return 0;
+}
+
+/* The same job as a process pool task. It runs in a worker process, a fresh
+ * image of this program that never ran main: its `span` is still 80000
+ * whatever argv said, so the job's range comes in the argument bytes, which
+ * the pool copies into the worker (where Python would pickle the arguments). */
+static int count_primes_proc_task(const void *arg, size_t size, conc_result *out)
+{
+    struct range r;
+    if (size != sizeof r)
+        return CONC_EINVAL;
+    memcpy(&r, arg, sizeof r);
+    out->value = count_range(r);
     return 0;
 }
 
@@ -103,6 +149,21 @@ static long count_serially(void)
     return total;
 }
 
+/* Waits for each future, adds up the results and releases the futures:
+ * Python's sum(f.result() for f in fs). */
+static long sum_results(conc_future **fs, int n, const char *what)
+{
+    long total = 0;
+    for (int j = 0; j < n; j++) {
+        conc_result r;
+        /* Waits until the task is done, then gives its status and result. */
+        if (check(conc_future_result(fs[j], &r), what) == 0)
+            total += (long)r.value;
+        check(conc_future_release(fs[j]), "release"); /* our reference: done with it */
+    }
+    return total;
+}
+
 /* Submits every job, then collects every result: Python's
  *   fs = [ex.submit(count, j) for j in range(NJOBS)]
  *   total = sum(f.result() for f in fs)                                    */
@@ -114,37 +175,61 @@ static long count_on_pool(conc_pool *pool)
            check(conc_pool_submit(pool, count_primes_task, (void *)(intptr_t)n, &fs[n]),
                  "submit") == 0)
         n++;
-    long total = 0;
-    for (int j = 0; j < n; j++) {
-        conc_result r;
-        /* Waits until the task is done, then gives its status and result. */
-        if (check(conc_future_result(fs[j], &r), "count_primes_task") == 0)
-            total += (long)r.value;
-        check(conc_future_release(fs[j]), "release"); /* our reference: done with it */
+    return sum_results(fs, n, "count_primes_task");
+}
+
+/* The same on the process pool: each job's range is copied into its task. */
+static long count_on_procpool(conc_procpool *pp)
+{
+    conc_future *fs[NJOBS];
+    int n = 0;
+    while (n < NJOBS) {
+        struct range r = job_range(n);
+        if (check(conc_procpool_submit(pp, count_primes_proc_task, &r, sizeof r, &fs[n]),
+                  "procpool submit"))
+            break;
+        n++;
     }
-    return total;
+    return sum_results(fs, n, "count_primes_proc_task");
 }
 
 static void cpu_bound(void)
 {
     conc_pool *pool;
+    conc_procpool *pp;
     /* max_workers 0: one worker per usable CPU, right for CPU-bound work. */
     conc_pool_opts opts = {.max_workers = 0};
+    conc_procpool_opts pp_opts = {.max_workers = 0};
     if (check(conc_pool_create(&pool, &opts), "pool create"))
         return;
+    /* A process pool starts its workers now: a process start each, paid
+     * once (timed apart, as the thread pool's start is not timed either). */
     int64_t t0 = conc_now_ns();
+    if (check(conc_procpool_create(&pp, &pp_opts), "procpool create")) {
+        check(conc_pool_destroy(pool), "pool destroy");
+        return;
+    }
+    double start_ms = ms_since(t0);
+    t0 = conc_now_ns();
     long serial = count_serially();
     double serial_ms = ms_since(t0);
     t0 = conc_now_ns();
     long pooled = count_on_pool(pool);
     double pool_ms = ms_since(t0);
-    printf("1. CPU-bound: %d jobs counting primes in [%ld, %ld)\n", NJOBS, (long)PRIME_LO,
-           PRIME_LO + NJOBS * span);
-    printf("   serially:               %7.1f ms, %ld primes\n", serial_ms, serial);
-    printf("   on a pool of %2d workers: %7.1f ms, %ld primes (speed-up %.2fx)\n",
+    t0 = conc_now_ns();
+    long in_procs = count_on_procpool(pp);
+    double procs_ms = ms_since(t0);
+    printf("1. CPU-bound: %d jobs counting primes in [%ld, %ld), %d CPUs here\n", NJOBS,
+           (long)PRIME_LO, PRIME_LO + NJOBS * span, (int)conc_cpu_count());
+    printf("   serially:                         %7.1f ms, %ld primes\n", serial_ms, serial);
+    printf("   on a thread pool of %2d workers:   %7.1f ms, %ld primes (speed-up %.2fx)\n",
            (int)conc_pool_workers(pool), pool_ms, pooled, serial_ms / pool_ms);
-    failures += pooled != serial;
+    printf("   on a process pool of %2d workers:  %7.1f ms, %ld primes (speed-up %.2fx)\n",
+           (int)conc_procpool_workers(pp), procs_ms, in_procs, serial_ms / procs_ms);
+    printf("   (starting the process pool's workers took %.1f ms, before the clock)\n", start_ms);
+    failures += pooled != serial || in_procs != serial;
     check(conc_pool_destroy(pool), "pool destroy"); /* Python: ex.shutdown(wait=True) */
+    check(conc_procpool_destroy(pp), "procpool destroy");
 }
 
 /* ---------------------------------------------------------- 2. I/O-bound */
@@ -351,6 +436,101 @@ static void fork_join(void)
     check(conc_pool_destroy(pool), "pool destroy");
 }
 
+/* ------------------------------------------- 6. a crash in a process pool */
+
+#define NCRASH 7   /* tasks in the batch */
+#define CRASH_AT 3 /* the one that kills its worker */
+#define NAFTER 8   /* tasks submitted after the crash */
+#define CRASH_WORKERS 2
+
+/* Task i returns i * i; task CRASH_AT first kills the worker process it runs
+ * in, as a stray pointer or an abort() would. SIGKILL runs no handler at all,
+ * not even a sanitizer's, so the death is the same in every build. */
+static int square_or_crash(const void *arg, size_t size, conc_result *out)
+{
+    int64_t i;
+    if (size != sizeof i)
+        return CONC_EINVAL;
+    memcpy(&i, arg, sizeof i);
+    if (i == CRASH_AT)
+        raise(SIGKILL);
+    out->value = i * i;
+    return 0;
+}
+
+/* Submits tasks first, first + 1, ... (n of them) into fs; returns how many
+ * were submitted. */
+static int submit_squares(conc_procpool *pp, int64_t first, int n, conc_future **fs)
+{
+    for (int k = 0; k < n; k++) {
+        int64_t i = first + k;
+        if (check(conc_procpool_submit(pp, square_or_crash, &i, sizeof i, &fs[k]),
+                  "procpool submit"))
+            return k;
+    }
+    return n;
+}
+
+/* Collects tasks first .. first + n - 1 (but CRASH_AT) and releases them;
+ * returns how many gave their right square. */
+static int count_right_squares(conc_future **fs, int64_t first, int n)
+{
+    int right = 0;
+    for (int k = 0; k < n; k++) {
+        int64_t i = first + k;
+        conc_result r;
+        if (i != CRASH_AT && check(conc_future_result(fs[k], &r), "square_or_crash") == 0)
+            right += r.value == i * i;
+        check(conc_future_release(fs[k]), "release");
+    }
+    return right;
+}
+
+/* The pool starts a dead worker's replacement from its own thread, just
+ * after it failed the future: waits (5 s at most) until the pool has all
+ * its workers again, and returns how many it has. */
+static int64_t live_workers(conc_procpool *pp)
+{
+    int64_t n, deadline = conc_now_ns() + CONC_SEC(5);
+    while ((n = conc_procpool_worker_pids(pp, NULL, 0)) < CRASH_WORKERS && conc_now_ns() < deadline)
+        conc_sleep(CONC_MSEC(1));
+    return n;
+}
+
+static void crash_in_process_pool(void)
+{
+    conc_procpool *pp;
+    conc_procpool_opts opts = {.max_workers = CRASH_WORKERS};
+    if (check(conc_procpool_create(&pp, &opts), "procpool create"))
+        return;
+    conc_future *fs[NCRASH > NAFTER ? NCRASH : NAFTER];
+    int n = submit_squares(pp, 0, NCRASH, fs);
+    printf("\n6. a process pool of %d workers runs %d tasks (each returns i*i);\n"
+           "   task %d kills its own worker process with SIGKILL:\n",
+           CRASH_WORKERS, NCRASH, CRASH_AT);
+    conc_result r = {0};
+    int st = n > CRASH_AT ? conc_future_result(fs[CRASH_AT], &r) : CONC_EINVAL;
+    /* The value of a dead worker's future is its exit code as Python gives
+     * it: -signum for a signal. */
+    printf("   task %d: %s, its worker ended by signal %lld%s\n", CRASH_AT, conc_err_name(st),
+           (long long)-r.value, r.value == -SIGKILL ? " (SIGKILL)" : "");
+    failures += st != CONC_EWORKERDIED || r.value != -SIGKILL;
+    int right = count_right_squares(fs, 0, n);
+    printf("   the %d other tasks: %d right results\n", NCRASH - 1, right);
+    failures += n != NCRASH || right != NCRASH - 1;
+
+    /* More tasks, numbered on from NCRASH (none of them crashes): the pool
+     * serves them as before. */
+    n = submit_squares(pp, NCRASH, NAFTER, fs);
+    right = count_right_squares(fs, NCRASH, n);
+    int64_t workers = live_workers(pp);
+    printf("   afterwards: %d more tasks, %d right results; %lld workers (the dead one "
+           "replaced)\n",
+           NAFTER, right, (long long)workers);
+    failures += n != NAFTER || right != NAFTER || workers != CRASH_WORKERS;
+    check(conc_procpool_destroy(pp), "procpool destroy");
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1)
@@ -372,6 +552,7 @@ int main(int argc, char **argv)
     }
 
     fork_join();
+    crash_in_process_pool();
     printf("\n%s\n", failures ? "FAILED" : "ok");
     return failures ? 1 : 0;
 }

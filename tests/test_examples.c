@@ -8,12 +8,16 @@
  * its unlocked line must be consistent (lost = expected - got, never negative);
  * ex3 must deliver every item exactly once, its per-thread counts must add up
  * to the totals, and its consumers must all leave after the shutdown.
- * ex4's prime counts, serial and pooled, must both be the count the test finds
- * itself with a sieve; its I/O runs must get every result back and take no
+ * ex4's prime counts, serial, on the thread pool and on the process pool,
+ * must all be the count the test finds itself with a sieve; both pools must
+ * have one worker per usable CPU; its I/O runs must get every result back and take no
  * less than a pool of that many workers can (a one-worker pool runs its tasks
  * one at a time); its map must give every result in index order with the
  * right sum; its as_completed must yield every task exactly once, each with
- * its own sleep; and its fork-join must compute the right fib on one worker.
+ * its own sleep; its fork-join must compute the right fib on one worker; and
+ * in its process pool the task that kills its worker must fail alone with
+ * EWORKERDIED and signal 9, every other task's result be right, and the pool
+ * serve the tasks after it with its workers all there.
  * ex6's fixed tellers must balance to the unit, its broken ones must pay out
  * at least the account; ThreadSanitizer must report the broken race (naming
  * the function and the variable) and find nothing in the fixed one — a
@@ -261,21 +265,27 @@ static void ex4_cpu_part_counts_right(const char *out, long span)
     assert_int_equal(
         sscanf(line, "1. CPU-bound: %d jobs counting primes in [%ld, %ld)", &jobs, &lo, &hi), 3);
     assert_int_equal(hi - lo, jobs * span);
-    double serial_ms, pool_ms, up;
+    double serial_ms;
     line = find_line(out, "   serially: ");
     assert_non_null(line);
     assert_int_equal(sscanf(line, "   serially: %lf ms, %ld primes", &serial_ms, &serial), 2);
-    line = find_line(out, "   on a pool of ");
-    assert_non_null(line);
-    int workers;
-    assert_int_equal(sscanf(line, "   on a pool of %d workers: %lf ms, %ld primes (speed-up %lfx)",
-                            &workers, &pool_ms, &pooled, &up),
-                     4);
-    assert_int_equal(workers, conc_cpu_count()); /* max_workers 0: one per usable CPU */
     long want = sieve_count(lo, hi);
     assert_int_equal(serial, want);
-    assert_int_equal(pooled, want);
-    print_message("CPU-bound on %d workers: %.2fx\n", workers, up);
+    static const char *const kinds[] = {"thread", "process"};
+    for (int i = 0; i < 2; i++) {
+        char prefix[32], fmt[96];
+        snprintf(prefix, sizeof prefix, "   on a %s pool of ", kinds[i]);
+        snprintf(fmt, sizeof fmt,
+                 "   on a %s pool of %%d workers: %%lf ms, %%ld primes (speed-up %%lfx)", kinds[i]);
+        line = find_line(out, prefix);
+        assert_non_null(line);
+        int workers;
+        double ms, up;
+        assert_int_equal(sscanf(line, fmt, &workers, &ms, &pooled, &up), 4);
+        assert_int_equal(workers, conc_cpu_count()); /* max_workers 0: one per usable CPU */
+        assert_int_equal(pooled, want);
+        print_message("CPU-bound on a %s pool of %d workers: %.2fx\n", kinds[i], workers, up);
+    }
 }
 
 /* Each run of 32 tasks of 5 ms on w workers (the example's NIO and IO_MS)
@@ -366,6 +376,16 @@ static void ex4_fork_join_part_right_on_one_worker(const char *out)
     assert_true(tasks > 0); /* it really was fork-join, not one task */
 }
 
+/* The example's NCRASH 7, CRASH_AT 3, NAFTER 8 and CRASH_WORKERS 2. */
+static void ex4_crash_part_fails_one_future(const char *out)
+{
+    const char *line = find_line(out, "6. a process pool of 2 workers runs 7 tasks");
+    assert_non_null(line);
+    assert_non_null(find_line(out, "   task 3: EWORKERDIED, its worker ended by signal 9 "));
+    assert_non_null(find_line(out, "   the 6 other tasks: 6 right results\n"));
+    assert_non_null(find_line(out, "   afterwards: 8 more tasks, 8 right results; 2 workers "));
+}
+
 static void ex4_pool_results_right(void **state)
 {
     (void)state;
@@ -379,6 +399,7 @@ static void ex4_pool_results_right(void **state)
     ex4_map_part_in_order(out);
     ex4_as_completed_part_yields_each_once(out);
     ex4_fork_join_part_right_on_one_worker(out);
+    ex4_crash_part_fails_one_future(out);
     assert_non_null(find_line(out, "ok\n"));
 }
 
