@@ -38,8 +38,73 @@
         const struct CMUnitTest tests[] = {__VA_ARGS__};                     \
         if (argc > 1)                                                        \
             cmocka_set_test_filter(argv[1]);                                 \
-        return cmocka_run_group_tests(tests, NULL, NULL);                    \
+        return cmocka_run_group_tests(tests, conc_test_note_fds,             \
+                                      conc_test_check_leftovers);            \
     }
+
+/* ---- what a test may not leave behind: descriptors, zombies ----
+ * Every test process notes its open descriptors before its tests and, after
+ * them, fails (a group teardown error) if one more is open — but for the
+ * two conc keeps on purpose, its connection to the fork server — or if a
+ * child of its ended and was never reaped. */
+
+/* The fork server connection's descriptors (forkserver.c), -1 if none. */
+void conc__forkserver_fds(int fds[2]);
+
+#define CONC_TEST_FD_MAX 1024
+static bool conc_test_fds_before[CONC_TEST_FD_MAX];
+
+/* Marks in open[] the descriptors open now. */
+static inline void conc_test_open_fds(bool open[CONC_TEST_FD_MAX])
+{
+    memset(open, 0, CONC_TEST_FD_MAX);
+    DIR *d = opendir("/proc/self/fd");
+    if (!d)
+        return;
+    int self = dirfd(d);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        int fd = atoi(e->d_name);
+        if (e->d_name[0] != '.' && fd != self && fd >= 0 && fd < CONC_TEST_FD_MAX)
+            open[fd] = true;
+    }
+    closedir(d);
+}
+
+static inline int conc_test_note_fds(void **state)
+{
+    (void)state;
+    conc_test_open_fds(conc_test_fds_before);
+    return 0;
+}
+
+static inline int conc_test_check_leftovers(void **state)
+{
+    (void)state;
+    int bad = 0;
+    bool now[CONC_TEST_FD_MAX];
+    conc_test_open_fds(now);
+    int kept[2];
+    conc__forkserver_fds(kept);
+    for (int fd = 0; fd < CONC_TEST_FD_MAX; fd++) {
+        if (!now[fd] || conc_test_fds_before[fd] || fd == kept[0] || fd == kept[1])
+            continue;
+        char path[64], target[256] = "?";
+        snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+        ssize_t n = readlink(path, target, sizeof target - 1);
+        target[n > 0 ? n : 1] = 0;
+        fprintf(stderr, "leak: descriptor %d (%s) is still open after the tests\n", fd, target);
+        bad = 1;
+    }
+    siginfo_t info;
+    memset(&info, 0, sizeof info);
+    if (waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) == 0 && info.si_pid != 0) {
+        fprintf(stderr, "leak: child %d ended and was never reaped (a zombie)\n",
+                (int)info.si_pid);
+        bad = 1;
+    }
+    return bad;
+}
 
 /* CONC_TEST_SCALE sizes every stress test: about 0.1 under the sanitizers,
  * 1 in the optimised run, 10 and more in `make stress`. */

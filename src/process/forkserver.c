@@ -566,6 +566,14 @@ int conc__forkserver_start(conc_process *p, conc_process_fn fn, const void *arg,
     return rc;
 }
 
+void conc__forkserver_fds(int fds[2])
+{
+    pthread_mutex_lock(&conc__fs.lock);
+    fds[0] = conc__fs.sock;
+    fds[1] = conc__fs.server_pidfd;
+    pthread_mutex_unlock(&conc__fs.lock);
+}
+
 int conc__forkserver_status(conc_process *p, int64_t deadline, int *code)
 {
     pthread_mutex_lock(&conc__fs.lock);

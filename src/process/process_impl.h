@@ -55,6 +55,9 @@ int conc__forkserver_start(conc_process *p, conc_process_fn fn, const void *arg,
 /* conc_process_start with descriptors passed to the child, as above. */
 int conc__process_start_fds(conc_process **out, conc_process_fn fn, const void *arg, size_t size,
                             const int *fds, size_t nfds);
+/* The fork server connection's socket and pidfd (-1: none), which live as
+ * long as the process: what a descriptor-leak check must not count. */
+void conc__forkserver_fds(int fds[2]);
 /* The exit code of p, a child of the fork server that has ended (its pidfd
  * is readable), by the deadline: 0 with *code set, or an error. */
 int conc__forkserver_status(conc_process *p, int64_t deadline, int *code);

@@ -468,13 +468,13 @@ static void conc__pp_await(conc_future *f, int64_t deadline)
         else
             conc__cpu_relax();
     }
-    /* Unwatched before the last look: a DONE stored after it rings the
-     * collector; one stored before it is seen here (the workers' notify
-     * is the other half of this pair). */
+    /* Unwatched before the last look: a state stored after it rings the
+     * collector; one stored before it (a DONE, or a new worker's READY,
+     * which the loop above does not look for) is seen here: the workers'
+     * notify is the other half of this pair. */
     atomic_fetch_sub_explicit(&pp->sh->watchers, 1, memory_order_seq_cst);
     atomic_thread_fence(memory_order_seq_cst);
-    if (conc__pp_any_done(pp))
-        conc__pp_collect_now(pp);
+    conc__pp_collect_now(pp);
 }
 
 /* ---- the API ---- */
