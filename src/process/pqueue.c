@@ -21,6 +21,11 @@
  * was made, else as never started: a put that returned 0 is delivered
  * exactly once, the killed call at most once.
  *
+ * Spinning. A call that must wait first watches `seq` for ~20 µs without
+ * the lock (the other side is usually mid-call; a sleep would cost a futex
+ * call on each side per item), yielding when the last change was made on
+ * its own CPU.
+ *
  * Sleeping. Blocked callers sleep on the futex word `seq` (process-shared),
  * which every change bumps under the lock before the lock is let go; a
  * sleeper reads it and counts itself in `sleepers` under the lock, so a
@@ -36,12 +41,14 @@
  */
 #define _GNU_SOURCE
 #include "conc/process.h"
+#include "arch/cpu.h"
 #include "core/deadline.h"
 #include "core/misuse.h"
 #include "core/platform.h"
 #include "process/pqueue_impl.h"
 
 #include <limits.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,6 +71,7 @@ struct conc__pq_shared {
     _Atomic uint32_t shut;
     _Atomic uint32_t seq;      /* bumped by every change: the sleepers' futex word */
     _Atomic uint32_t sleepers; /* a hint: at least the processes' threads asleep */
+    _Atomic int32_t changer_cpu; /* where the last change was made (a spinner's hint) */
 };
 
 /* The slots start on a cache line of their own. */
@@ -83,6 +91,7 @@ enum conc__pq_op { CONC__PQ_PUT, CONC__PQ_GET, CONC__PQ_JOIN };
 
 static void conc__pq_bump(struct conc__pq_shared *s)
 {
+    atomic_store_explicit(&s->changer_cpu, sched_getcpu(), memory_order_relaxed);
     atomic_fetch_add_explicit(&s->seq, 1, memory_order_release);
 }
 
@@ -196,6 +205,32 @@ static void conc__pq_sleep(conc_pqueue *q, int64_t deadline)
     atomic_fetch_sub_explicit(&s->sleepers, 1, memory_order_relaxed);
 }
 
+/* How long a blocked call watches the queue before it sleeps. */
+#define CONC__PQ_SPIN_NS 20000
+
+/* Called with the lock held, which it lets go: waits, spinning, until the
+ * state changes, the deadline, or CONC__PQ_SPIN_NS went by. */
+static void conc__pq_spin(struct conc__pq_shared *s, int64_t deadline)
+{
+    uint32_t seen = atomic_load_explicit(&s->seq, memory_order_relaxed);
+    conc_pmutex_unlock(&s->lock);
+    int64_t until = conc__now() + CONC__PQ_SPIN_NS;
+    if (until > deadline)
+        until = deadline;
+    for (unsigned n = 0; atomic_load_explicit(&s->seq, memory_order_relaxed) == seen; n++) {
+        if ((n & 63) == 63) {
+            if (conc__now() >= until)
+                return;
+            /* The other side last changed the queue on this CPU: it may
+             * wait for it, and only a yield lets it run before our time
+             * slice ends. */
+            if (atomic_load_explicit(&s->changer_cpu, memory_order_relaxed) == sched_getcpu())
+                sched_yield();
+        }
+        conc__cpu_relax();
+    }
+}
+
 /* Every blocking call: op until it is done, fails, or the deadline passes
  * (then `expired`, the call's own code). The lock is held only for a copy,
  * so waiting for it is not counted against the timeout. */
@@ -206,7 +241,7 @@ static int conc__pq_wait(conc_pqueue *q, enum conc__pq_op op, void *buf, int64_t
     int rc = conc__deadline(timeout, &deadline);
     if (rc != 0)
         return rc;
-    bool slept = false;
+    bool slept = false, spun = false;
     for (;;) {
         if ((rc = conc__pq_lock(q->sh)) != 0)
             break;
@@ -219,6 +254,14 @@ static int conc__pq_wait(conc_pqueue *q, enum conc__pq_op op, void *buf, int64_t
             conc__pq_unlock(q->sh, false);
             rc = expired;
             break;
+        }
+        if (!spun) {
+            /* First, a few microseconds watching for a change: the other
+             * side is usually mid-call, and a sleep would cost both of us
+             * a futex call (theirs to wake us) per item. */
+            spun = true;
+            conc__pq_spin(q->sh, deadline);
+            continue;
         }
         /* Counted from the first sleep to the return, re-checks included:
          * destroy must not free the handle between two sleeps. */
