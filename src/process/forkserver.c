@@ -24,6 +24,10 @@
  *   client -> server  START {token, offset, name, arg}     one per start
  *   server -> client  STARTED {token, pid, err} + pidfd    (SCM_RIGHTS)
  *   server -> client  ENDED {pid, status}                  when a child ends
+ * The server keeps one child forked ahead of need, the spare, waiting on a
+ * socket of its own: a START hands it the function (already resolved) and
+ * the descriptors, the reply goes out at once, and only then is the next
+ * spare forked — a start never waits for a fork.
  * The client holds the child's pidfd (sent by the server, which forked it),
  * so it can wait for it and signal it without races; only its exit status,
  * which only its parent can reap, comes from the server. ENDED messages
@@ -156,21 +160,22 @@ struct conc__fs_server {
         int pidfd;
     } *children;
     size_t n, cap;
+    /* A child forked ahead of need, waiting on its socket for a function
+     * to run (pid 0: none): a start hands it the function at once and
+     * forks the next spare after its reply, so the client never waits for
+     * a fork. */
+    struct conc__fs_spare {
+        pid_t pid;
+        int pidfd, sock;
+    } spare;
+    unsigned char *buf; /* CONC__FS_MSG_MAX bytes: a message (the spare's copy too) */
 };
 
-/* The child of the server: runs the function and exits with its status.
- * The descriptors passed with its START become its 3, 4, ... (without
- * close-on-exec), in order. */
-static _Noreturn void conc__fs_child_run(struct conc__fs_server *sv, conc_process_fn fn,
-                                         const void *arg, size_t size, int *fds, size_t nfds)
+/* Runs fn in a child of the server, the descriptors fds[0..nfds) as its 3,
+ * 4, ... (without close-on-exec), in order; exits with fn's status. */
+static _Noreturn void conc__fs_child_run(conc_process_fn fn, const void *arg, size_t size,
+                                         int *fds, size_t nfds)
 {
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != sv->self)
-        _exit(127);
-    close(sv->sock);
-    close(sv->client_pidfd);
-    for (size_t i = 0; i < sv->n; i++)
-        close(sv->children[i].pidfd);
     /* Out of the way first (above 3 + CONC__FS_FDS_MAX), so that placing
      * one cannot close another. */
     for (size_t i = 0; i < nfds; i++) {
@@ -191,6 +196,92 @@ static _Noreturn void conc__fs_child_run(struct conc__fs_server *sv, conc_proces
     int rc = fn(arg, size);
     fflush(NULL);
     _exit(rc & 0xff);
+}
+
+/* The spare, once forked: drops the server's descriptors, waits for its
+ * job (a START whose offset is the function's address in this image,
+ * already resolved by the server), runs it. Without a job (the server
+ * went), it exits. */
+static _Noreturn void conc__fs_spare_main(struct conc__fs_server *sv, int job_sock)
+{
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != sv->self)
+        _exit(127);
+    close(sv->sock);
+    close(sv->client_pidfd);
+    for (size_t i = 0; i < sv->n; i++)
+        close(sv->children[i].pidfd);
+    int fds[CONC__FS_FDS_MAX];
+    ssize_t n = conc__fs_recv(job_sock, sv->buf, CONC__FS_MSG_MAX, fds, 0);
+    close(job_sock);
+    struct conc__fs_msg m;
+    if (n < (ssize_t)sizeof m)
+        _exit(0);
+    memcpy(&m, sv->buf, sizeof m);
+    if (m.magic != CONC__FS_MAGIC || m.nfds > CONC__FS_FDS_MAX ||
+        sizeof m + m.arg_len != (size_t)n)
+        _exit(127);
+    conc__fs_child_run((conc_process_fn)(uintptr_t)m.offset, sv->buf + sizeof m, m.arg_len, fds,
+                       m.nfds);
+}
+
+/* Forks a new spare. Returns 0 or -errno. */
+static int conc__fs_make_spare(struct conc__fs_server *sv)
+{
+    int pair[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0)
+        return -errno;
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(pair[0]);
+        conc__fs_spare_main(sv, pair[1]);
+    }
+    int err = pid < 0 ? -errno : 0;
+    close(pair[1]);
+    int pidfd = pid > 0 ? (int)syscall(SYS_pidfd_open, pid, 0) : -1;
+    if (pid > 0 && pidfd < 0) { /* no pidfd: nobody could wait for it */
+        err = -errno;
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+    }
+    if (err) {
+        close(pair[0]);
+        return err;
+    }
+    sv->spare = (struct conc__fs_spare){pid, pidfd, pair[0]};
+    return 0;
+}
+
+/* Ends the spare (it died, or the server does). */
+static void conc__fs_drop_spare(struct conc__fs_server *sv)
+{
+    if (!sv->spare.pid)
+        return;
+    kill(sv->spare.pid, SIGKILL);
+    while (waitpid(sv->spare.pid, NULL, 0) < 0 && errno == EINTR)
+        ;
+    close(sv->spare.pidfd);
+    close(sv->spare.sock);
+    sv->spare.pid = 0;
+}
+
+/* Hands fn(arg) and the descriptors to the spare (one made now if there is
+ * none, or if the one there died). Returns 0 or an error. */
+static int conc__fs_hand_to_spare(struct conc__fs_server *sv, void (*fn)(void), const void *arg,
+                                  uint32_t arg_len, const int *fds, size_t nfds)
+{
+    struct conc__fs_msg job = {.magic = CONC__FS_MAGIC, .kind = CONC__FS_START,
+                               .offset = (uint64_t)(uintptr_t)fn, .arg_len = arg_len,
+                               .nfds = (uint32_t)nfds};
+    int rc = -1;
+    for (int tries = 0; tries < 2 && rc != 0; tries++) {
+        if (!sv->spare.pid && (rc = conc__fs_make_spare(sv)) != 0)
+            return rc;
+        rc = conc__fs_send(sv->spare.sock, &job, arg, arg_len, fds, nfds);
+        if (rc != 0)
+            conc__fs_drop_spare(sv); /* killed while it waited: another */
+    }
+    return rc;
 }
 
 /* Serves one START message of len bytes at buf, which came with the
@@ -227,24 +318,21 @@ static void conc__fs_serve_start(struct conc__fs_server *sv, const unsigned char
         sv->children = more;
         sv->cap = cap;
     }
-    pid_t pid = fork();
-    if (pid == 0)
-        conc__fs_child_run(sv, (conc_process_fn)fn, buf + sizeof m + m.name_len, m.arg_len, fds,
-                           nfds);
+    int rc = conc__fs_hand_to_spare(sv, fn, buf + sizeof m + m.name_len, m.arg_len, fds, nfds);
     conc__fs_close_fds(fds, nfds);
-    int pidfd = pid > 0 ? (int)syscall(SYS_pidfd_open, pid, 0) : -1;
-    if (pid < 0 || pidfd < 0) {
-        reply.err = -errno;
-        if (pid > 0) { /* no pidfd: nobody could wait for it */
-            kill(pid, SIGKILL);
-            waitpid(pid, NULL, 0);
-        }
+    if (rc != 0) {
+        reply.err = rc;
         conc__fs_send(sv->sock, &reply, NULL, 0, NULL, 0);
         return;
     }
-    sv->children[sv->n++] = (struct conc__fs_child){pid, pidfd};
-    reply.pid = pid;
-    conc__fs_send(sv->sock, &reply, NULL, 0, &pidfd, 1);
+    /* The spare is the child now; the next spare is forked after the
+     * reply, while the client goes on. */
+    close(sv->spare.sock);
+    sv->children[sv->n++] = (struct conc__fs_child){sv->spare.pid, sv->spare.pidfd};
+    reply.pid = sv->spare.pid;
+    conc__fs_send(sv->sock, &reply, NULL, 0, &sv->spare.pidfd, 1);
+    sv->spare.pid = 0;
+    (void)conc__fs_make_spare(sv); /* failed: the next start tries again */
     return;
 refuse:
     conc__fs_close_fds(fds, CONC__FS_FDS_MAX);
@@ -269,7 +357,7 @@ static void conc__fs_reap(struct conc__fs_server *sv, size_t i)
 
 static _Noreturn void conc__fs_serve(int sock)
 {
-    struct conc__fs_server sv = {.sock = sock, .self = getpid()};
+    struct conc__fs_server sv = {.sock = sock, .self = getpid(), .buf = malloc(CONC__FS_MSG_MAX)};
     /* The client is our parent: we end when it does. */
     sv.client_pidfd = (int)syscall(SYS_pidfd_open, getppid(), 0);
     prctl(PR_SET_NAME, "conc-forkserver");
@@ -277,30 +365,36 @@ static _Noreturn void conc__fs_serve(int sock)
                                  .pid = sv.self};
     if (sv.client_pidfd < 0 || conc__fs_send(sock, &hello, NULL, 0, NULL, 0) != 0)
         _exit(1);
-    unsigned char *buf = malloc(CONC__FS_MSG_MAX);
+    unsigned char *buf = sv.buf;
+    if (buf)
+        (void)conc__fs_make_spare(&sv);
     struct pollfd *pfd = NULL;
     size_t pfd_cap = 0;
     for (;;) {
-        if (pfd_cap < sv.n + 2) {
-            pfd_cap = sv.n + 2 + 16;
+        if (pfd_cap < sv.n + 3) {
+            pfd_cap = sv.n + 3 + 16;
             pfd = realloc(pfd, pfd_cap * sizeof *pfd);
         }
         if (!buf || !pfd)
             break;
         pfd[0] = (struct pollfd){.fd = sock, .events = POLLIN};
         pfd[1] = (struct pollfd){.fd = sv.client_pidfd, .events = POLLIN};
+        /* The spare's pidfd, or nothing (a negative fd is skipped). */
+        pfd[2] = (struct pollfd){.fd = sv.spare.pid ? sv.spare.pidfd : -1, .events = POLLIN};
         for (size_t i = 0; i < sv.n; i++)
-            pfd[2 + i] = (struct pollfd){.fd = sv.children[i].pidfd, .events = POLLIN};
+            pfd[3 + i] = (struct pollfd){.fd = sv.children[i].pidfd, .events = POLLIN};
         size_t polled = sv.n;
-        if (poll(pfd, 2 + polled, -1) < 0) {
+        if (poll(pfd, 3 + polled, -1) < 0) {
             if (errno == EINTR)
                 continue;
             break;
         }
         if (pfd[1].revents) /* the client ended */
             break;
+        if (pfd[2].revents) /* the spare died waiting (killed) */
+            conc__fs_drop_spare(&sv);
         for (size_t i = polled; i-- > 0;) /* from the end: reaping moves the last in */
-            if (pfd[2 + i].revents)
+            if (pfd[3 + i].revents)
                 conc__fs_reap(&sv, i);
         if (pfd[0].revents & (POLLHUP | POLLERR) && !(pfd[0].revents & POLLIN))
             break;
@@ -322,6 +416,7 @@ static _Noreturn void conc__fs_serve(int sock)
     }
     for (size_t i = 0; i < sv.n; i++) /* they would die with us anyway */
         kill(sv.children[i].pid, SIGKILL);
+    conc__fs_drop_spare(&sv);
     _exit(0);
 }
 
