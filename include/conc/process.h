@@ -493,10 +493,10 @@ CONC_API int conc_named_sem_unlink(const char *name);
  * blocked callers in every process wake; the immediate form discards the
  * queued items and lowers the unfinished tasks by their number).
  *
- * Robust to a killed process: the queue's state is guarded by a conc_pmutex,
- * and every change of it is one store made after the item's bytes are
- * copied, so a process killed at any point of a call leaves the queue
- * consistent and the others go on. Every put that returned 0 is delivered
+ * Robust to a killed process: the queue's state is guarded by two
+ * conc_pmutex (one for puts, one for gets), and every change of it is one
+ * store made after the item's bytes are copied, so a process killed at any
+ * point of a call leaves the queue consistent and the others go on. Every put that returned 0 is delivered
  * exactly once; the call a killed process was in is delivered at most once
  * (a put killed before its item was in is lost; a get killed before it took
  * the item leaves it for the next get). Sleepers re-check the queue at least

@@ -2,8 +2,7 @@
  * own.
  *
  * The segment holds a header (struct conc__pq_shared) and `capacity` slots
- * of `item_size` bytes. The state is four words, all guarded by `lock`, a
- * conc_pmutex:
+ * of `item_size` bytes. The state is four words:
  *   tail  items ever put       head  items ever taken
  *   done  task_done calls      shut  0, normal or immediate shutdown
  * The item at position i lives in slot i % capacity; the queue holds
@@ -12,32 +11,41 @@
  * head - done (at least 0) after an immediate shutdown, which is how one
  * store discards every queued item.
  *
+ * Two locks, each a conc_pmutex, as the two-lock queue of Michael and
+ * Scott: puts take `put_lock`, which guards tail; gets, task_done and join
+ * take `get_lock`, which guards head and done; a shutdown takes both (put
+ * first). A producer and a consumer therefore never wait for each other's
+ * lock; each reads the other's index without a lock (acquire), and a slot
+ * is written only after the get that emptied it stored head (release), and
+ * read only after the put that filled it stored tail (release).
+ *
  * Death of a holder. Every change is a single store made after the bytes it
  * publishes are in place: a put copies its item into slot tail % capacity,
  * then stores tail + 1; a get copies the item out, then stores head + 1. A
- * process killed with the lock held has made the store or not, so the
- * next locker, which gets CONC_EOWNERDEAD, finds a whole state and only
- * marks the lock consistent. The killed call counts as done if its store
- * was made, else as never started: a put that returned 0 is delivered
- * exactly once, the killed call at most once.
+ * process killed with a lock held has made the store or not, so the next
+ * locker, which gets CONC_EOWNERDEAD, finds a whole state and only marks
+ * the lock consistent. The killed call counts as done if its store was
+ * made, else as never started: a put that returned 0 is delivered exactly
+ * once, the killed call at most once.
  *
- * Spinning. A call that must wait first watches `seq` for ~20 µs without
- * the lock (the other side is usually mid-call; a sleep would cost a futex
- * call on each side per item), yielding when the last change was made on
- * its own CPU.
+ * Spinning. A call that must wait first watches `seq` for ~20 µs without a
+ * lock (the other side is usually mid-call; a sleep would cost a futex call
+ * on each side per item), yielding when the last change was made on its
+ * own CPU.
  *
  * Sleeping. Blocked callers sleep on the futex word `seq` (process-shared),
- * which every change bumps under the lock before the lock is let go; a
- * sleeper reads it and counts itself in `sleepers` under the lock, so a
- * change made after it looked cannot miss it. `sleepers` is a hint (a
- * killed sleeper leaves it high: a needless wake-up, never a missed one).
- * A process killed between its store and the bump owes a wake-up nobody
- * will make: sleepers therefore sleep at most CONC_PQUEUE_RECHECK_NS before
- * looking again, and the locker that finds a dead owner bumps and wakes at
- * once. Every wake-up wakes all sleepers (getters, putters and joiners share
- * the word): with a few processes that costs less than the bookkeeping of
- * waking the right one, and a waiter that gives up cannot swallow a wake-up
- * another needed.
+ * which every change bumps after its store. A caller reads `seq` before it
+ * looks at the state, and sleeps only while `seq` still has that value, so
+ * a change it did not see makes the sleep return at once; a changer wakes
+ * only when `sleepers` (counted before the sleep, seq_cst on both sides)
+ * says someone may sleep. `sleepers` is a hint (a killed sleeper leaves it
+ * high: a needless wake-up, never a missed one). A process killed between
+ * its store and the bump owes a wake-up nobody will make: sleepers
+ * therefore sleep at most CONC_PQUEUE_RECHECK_NS before looking again, and
+ * the locker that finds a dead owner bumps and wakes at once. Every wake-up
+ * wakes all sleepers (getters, putters and joiners share the word): with a
+ * few processes that costs less than the bookkeeping of waking the right
+ * one, and a waiter that gives up cannot swallow a wake-up another needed.
  */
 #define _GNU_SOURCE
 #include "conc/process.h"
@@ -66,12 +74,15 @@ void (*conc__test_pqueue_put_published)(conc_pqueue *q);
 struct conc__pq_shared {
     _Atomic uint64_t magic; /* CONC__PQ_MAGIC, stored last by create */
     uint64_t item_size, capacity;
-    conc_pmutex lock;
-    _Atomic uint64_t head, tail, done; /* under lock; read alone by snapshots */
-    _Atomic uint32_t shut;
-    _Atomic uint32_t seq;      /* bumped by every change: the sleepers' futex word */
-    _Atomic uint32_t sleepers; /* a hint: at least the processes' threads asleep */
+    _Atomic uint32_t shut;       /* under both locks; read under either, or alone */
+    _Atomic uint32_t seq;        /* bumped by every change: the sleepers' futex word */
+    _Atomic uint32_t sleepers;   /* a hint: at least the processes' threads asleep */
     _Atomic int32_t changer_cpu; /* where the last change was made (a spinner's hint) */
+    /* The producers' line, then the consumers'. */
+    _Alignas(64) conc_pmutex put_lock;
+    _Atomic uint64_t tail;       /* under put_lock; read alone by the others */
+    _Alignas(64) conc_pmutex get_lock;
+    _Atomic uint64_t head, done; /* under get_lock; read alone by the others */
 };
 
 /* The slots start on a cache line of their own. */
@@ -92,39 +103,37 @@ enum conc__pq_op { CONC__PQ_PUT, CONC__PQ_GET, CONC__PQ_JOIN };
 static void conc__pq_bump(struct conc__pq_shared *s)
 {
     atomic_store_explicit(&s->changer_cpu, sched_getcpu(), memory_order_relaxed);
-    atomic_fetch_add_explicit(&s->seq, 1, memory_order_release);
+    atomic_fetch_add_explicit(&s->seq, 1, memory_order_seq_cst);
 }
 
-/* Takes the lock. A dead holder left a whole state (see above); it may owe
- * the sleepers a wake-up, which this locker makes. */
-static int conc__pq_lock(struct conc__pq_shared *s)
+/* Takes lock. A dead holder left a whole state (see above); it may owe the
+ * sleepers a wake-up, which this locker makes. */
+static int conc__pq_lock(struct conc__pq_shared *s, conc_pmutex *lock)
 {
-    int rc = conc_pmutex_lock(&s->lock);
-    if (rc == CONC_EOWNERDEAD && (rc = conc_pmutex_consistent(&s->lock)) == 0) {
+    int rc = conc_pmutex_lock(lock);
+    if (rc == CONC_EOWNERDEAD && (rc = conc_pmutex_consistent(lock)) == 0) {
         conc__pq_bump(s);
         conc__futex_wake(&s->seq, INT_MAX, true);
     }
     return rc;
 }
 
-/* Lets the lock go, after telling the sleepers of a change. */
-static void conc__pq_unlock(struct conc__pq_shared *s, bool changed)
+/* Lets lock go, after telling the sleepers of a change. */
+static void conc__pq_unlock(struct conc__pq_shared *s, conc_pmutex *lock, bool changed)
 {
-    uint32_t sleepers = 0;
+    conc_pmutex_unlock(lock);
     if (changed) {
         conc__pq_bump(s);
-        sleepers = atomic_load_explicit(&s->sleepers, memory_order_relaxed);
+        if (atomic_load_explicit(&s->sleepers, memory_order_seq_cst))
+            conc__futex_wake(&s->seq, INT_MAX, true);
     }
-    conc_pmutex_unlock(&s->lock);
-    if (sleepers)
-        conc__futex_wake(&s->seq, INT_MAX, true);
 }
 
 /* ---- the state ---- */
 
 static uint64_t conc__pq_load(_Atomic uint64_t *w)
 {
-    return atomic_load_explicit(w, memory_order_relaxed);
+    return atomic_load_explicit(w, memory_order_acquire);
 }
 
 /* The items queued (a snapshot without the lock: at most capacity). */
@@ -146,7 +155,7 @@ static uint64_t conc__pq_unfinished(struct conc__pq_shared *s)
     return upto > done ? upto - done : 0;
 }
 
-/* Called with the lock held: 0 (done, the state changed), CONC_ESHUTDOWN,
+/* Called with put_lock held: 0 (done, the state changed), CONC_ESHUTDOWN,
  * or CONC_EAGAIN (must wait). */
 static int conc__pq_try_put(conc_pqueue *q, const void *item)
 {
@@ -158,11 +167,12 @@ static int conc__pq_try_put(conc_pqueue *q, const void *item)
         return CONC_EAGAIN;
     memcpy(q->slots + (tail % q->capacity) * q->item_size, item, q->item_size);
     CONC__TEST_HOOK(conc__test_pqueue_put_copied, q);
-    atomic_store_explicit(&s->tail, tail + 1, memory_order_relaxed);
+    atomic_store_explicit(&s->tail, tail + 1, memory_order_release);
     CONC__TEST_HOOK(conc__test_pqueue_put_published, q);
     return 0;
 }
 
+/* Called with get_lock held: as conc__pq_try_put. */
 static int conc__pq_try_get(conc_pqueue *q, void *out)
 {
     struct conc__pq_shared *s = q->sh;
@@ -174,7 +184,7 @@ static int conc__pq_try_get(conc_pqueue *q, void *out)
         return shut ? CONC_ESHUTDOWN : CONC_EAGAIN;
     memcpy(out, q->slots + (head % q->capacity) * q->item_size, q->item_size);
     CONC__TEST_HOOK(conc__test_pqueue_get_copied, q);
-    atomic_store_explicit(&s->head, head + 1, memory_order_relaxed);
+    atomic_store_explicit(&s->head, head + 1, memory_order_release);
     return 0;
 }
 
@@ -192,14 +202,17 @@ static int conc__pq_try(conc_pqueue *q, enum conc__pq_op op, void *buf)
 
 /* ---- waiting ---- */
 
-/* Called with the lock held, which it lets go: sleeps until the state
- * changes, the deadline passes, or CONC_PQUEUE_RECHECK_NS went by. */
-static void conc__pq_sleep(conc_pqueue *q, int64_t deadline)
+/* The lock op takes. */
+static conc_pmutex *conc__pq_lock_of(struct conc__pq_shared *s, enum conc__pq_op op)
 {
-    struct conc__pq_shared *s = q->sh;
-    uint32_t seen = atomic_load_explicit(&s->seq, memory_order_relaxed);
-    atomic_fetch_add_explicit(&s->sleepers, 1, memory_order_relaxed);
-    conc_pmutex_unlock(&s->lock);
+    return op == CONC__PQ_PUT ? &s->put_lock : &s->get_lock;
+}
+
+/* Sleeps until seq leaves `seen`, the deadline passes, or
+ * CONC_PQUEUE_RECHECK_NS went by. */
+static void conc__pq_sleep(struct conc__pq_shared *s, uint32_t seen, int64_t deadline)
+{
+    atomic_fetch_add_explicit(&s->sleepers, 1, memory_order_seq_cst);
     int64_t recheck = conc__now() + CONC_PQUEUE_RECHECK_NS;
     conc__futex_wait(&s->seq, seen, deadline < recheck ? deadline : recheck, true);
     atomic_fetch_sub_explicit(&s->sleepers, 1, memory_order_relaxed);
@@ -208,12 +221,10 @@ static void conc__pq_sleep(conc_pqueue *q, int64_t deadline)
 /* How long a blocked call watches the queue before it sleeps. */
 #define CONC__PQ_SPIN_NS 20000
 
-/* Called with the lock held, which it lets go: waits, spinning, until the
- * state changes, the deadline, or CONC__PQ_SPIN_NS went by. */
-static void conc__pq_spin(struct conc__pq_shared *s, int64_t deadline)
+/* Waits, spinning, until seq leaves `seen`, the deadline, or
+ * CONC__PQ_SPIN_NS went by. */
+static void conc__pq_spin(struct conc__pq_shared *s, uint32_t seen, int64_t deadline)
 {
-    uint32_t seen = atomic_load_explicit(&s->seq, memory_order_relaxed);
-    conc_pmutex_unlock(&s->lock);
     int64_t until = conc__now() + CONC__PQ_SPIN_NS;
     if (until > deadline)
         until = deadline;
@@ -232,7 +243,7 @@ static void conc__pq_spin(struct conc__pq_shared *s, int64_t deadline)
 }
 
 /* Every blocking call: op until it is done, fails, or the deadline passes
- * (then `expired`, the call's own code). The lock is held only for a copy,
+ * (then `expired`, the call's own code). A lock is held only for a copy,
  * so waiting for it is not counted against the timeout. */
 static int conc__pq_wait(conc_pqueue *q, enum conc__pq_op op, void *buf, int64_t timeout,
                          int expired)
@@ -241,17 +252,20 @@ static int conc__pq_wait(conc_pqueue *q, enum conc__pq_op op, void *buf, int64_t
     int rc = conc__deadline(timeout, &deadline);
     if (rc != 0)
         return rc;
+    struct conc__pq_shared *s = q->sh;
+    conc_pmutex *lock = conc__pq_lock_of(s, op);
     bool slept = false, spun = false;
     for (;;) {
-        if ((rc = conc__pq_lock(q->sh)) != 0)
+        /* Before the look: a change after it moves seq, and the wait for
+         * seq to move returns at once. */
+        uint32_t seen = atomic_load_explicit(&s->seq, memory_order_seq_cst);
+        if ((rc = conc__pq_lock(s, lock)) != 0)
             break;
         rc = conc__pq_try(q, op, buf);
-        if (rc != CONC_EAGAIN) {
-            conc__pq_unlock(q->sh, rc == 0 && op != CONC__PQ_JOIN);
+        conc__pq_unlock(s, lock, rc == 0 && op != CONC__PQ_JOIN);
+        if (rc != CONC_EAGAIN)
             break;
-        }
         if (timeout == 0 || conc__expired(deadline)) {
-            conc__pq_unlock(q->sh, false);
             rc = expired;
             break;
         }
@@ -260,7 +274,7 @@ static int conc__pq_wait(conc_pqueue *q, enum conc__pq_op op, void *buf, int64_t
              * side is usually mid-call, and a sleep would cost both of us
              * a futex call (theirs to wake us) per item. */
             spun = true;
-            conc__pq_spin(q->sh, deadline);
+            conc__pq_spin(s, seen, deadline);
             continue;
         }
         /* Counted from the first sleep to the return, re-checks included:
@@ -268,7 +282,7 @@ static int conc__pq_wait(conc_pqueue *q, enum conc__pq_op op, void *buf, int64_t
         if (!slept)
             atomic_fetch_add_explicit(&q->blocked, 1, memory_order_relaxed);
         slept = true;
-        conc__pq_sleep(q, deadline);
+        conc__pq_sleep(s, seen, deadline);
     }
     if (slept)
         atomic_fetch_sub_explicit(&q->blocked, 1, memory_order_relaxed);
@@ -322,7 +336,8 @@ int conc_pqueue_create(conc_pqueue **out, size_t item_size, size_t capacity,
     struct conc__pq_shared *s = conc_shm_addr(shm);
     s->item_size = item_size;
     s->capacity = capacity;
-    if ((rc = conc_pmutex_init(&s->lock, NULL)) == 0)
+    if ((rc = conc_pmutex_init(&s->put_lock, NULL)) == 0 &&
+        (rc = conc_pmutex_init(&s->get_lock, NULL)) == 0)
         rc = conc__pq_handle(out, shm, item_size, capacity);
     if (rc != 0) {
         conc_shm_destroy(shm);
@@ -429,13 +444,13 @@ int conc_pqueue_task_done(conc_pqueue *q)
 {
     if (!q)
         return CONC__MISUSE(CONC_EINVAL, "NULL queue");
-    int rc = conc__pq_lock(q->sh);
+    int rc = conc__pq_lock(q->sh, &q->sh->get_lock);
     if (rc != 0)
         return rc;
     bool any = conc__pq_unfinished(q->sh) > 0;
     if (any)
-        atomic_store_explicit(&q->sh->done, conc__pq_load(&q->sh->done) + 1, memory_order_relaxed);
-    conc__pq_unlock(q->sh, any);
+        atomic_store_explicit(&q->sh->done, conc__pq_load(&q->sh->done) + 1, memory_order_release);
+    conc__pq_unlock(q->sh, &q->sh->get_lock, any);
     return any ? 0 : CONC__MISUSE(CONC_ESTATE, "called more times than items were put");
 }
 
@@ -443,14 +458,20 @@ int conc_pqueue_shutdown(conc_pqueue *q, bool immediate)
 {
     if (!q)
         return CONC__MISUSE(CONC_EINVAL, "NULL queue");
-    int rc = conc__pq_lock(q->sh);
+    struct conc__pq_shared *s = q->sh;
+    int rc = conc__pq_lock(s, &s->put_lock);
     if (rc != 0)
         return rc;
-    uint32_t shut = atomic_load_explicit(&q->sh->shut, memory_order_relaxed);
+    if ((rc = conc__pq_lock(s, &s->get_lock)) != 0) {
+        conc__pq_unlock(s, &s->put_lock, false);
+        return rc;
+    }
+    uint32_t shut = atomic_load_explicit(&s->shut, memory_order_relaxed);
     uint32_t want = immediate ? CONC__PQ_SHUT_IMMEDIATE : CONC__PQ_SHUT_NORMAL;
     if (want > shut)
-        atomic_store_explicit(&q->sh->shut, want, memory_order_relaxed);
-    conc__pq_unlock(q->sh, want > shut);
+        atomic_store_explicit(&s->shut, want, memory_order_relaxed);
+    conc__pq_unlock(s, &s->get_lock, false);
+    conc__pq_unlock(s, &s->put_lock, want > shut);
     return 0;
 }
 

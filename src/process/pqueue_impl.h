@@ -6,9 +6,9 @@
 #include "conc/process.h"
 
 #ifdef CONC_TEST_HOOKS
-/* Called with the queue's lock held: by a put after it copied its item into
- * the slot, before the store that publishes it; by a get after it copied
- * the item out, before the store that takes it. */
+/* Called with the call's lock held: by a put after it copied its item
+ * into the slot, before the store that publishes it; by a get after it
+ * copied the item out, before the store that takes it. */
 extern void (*conc__test_pqueue_put_copied)(conc_pqueue *q);
 extern void (*conc__test_pqueue_get_copied)(conc_pqueue *q);
 /* Called by a put after the store that publishes its item, before the
