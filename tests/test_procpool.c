@@ -589,6 +589,38 @@ static void procpool_create_from_busy_threads_stress(void **state)
     conc_mutex_destroy(&b.m);
 }
 
+/* Threads still inside a wait on the pool's futures while another
+ * destroys it: the destroy waits for them to leave the pool's memory
+ * (ASan would see a use after free). */
+static int wait_future(void *arg)
+{
+    return conc_future_wait(arg);
+}
+
+static void procpool_destroy_while_others_wait(void **state)
+{
+    (void)state;
+    long rounds = conc_test_scaled(20, 3);
+    for (long k = 0; k < rounds; k++) {
+        conc_procpool *pp = make_pool(2, 0);
+        conc_future *fs[4];
+        conc_thread *t[4];
+        for (int i = 0; i < 4; i++) {
+            fs[i] = submit_int(pp, i % 2 ? task_inc : task_sleep_ms, i % 2 ? i : 5);
+            assert_int_equal(conc_thread_create(&t[i], wait_future, fs[i], NULL), 0);
+        }
+        assert_int_equal(conc_procpool_destroy(pp), 0);
+        for (int i = 0; i < 4; i++) {
+            int st = -1;
+            assert_int_equal(conc_thread_join(t[i], &st), 0);
+            assert_int_equal(st, 0);
+            conc_thread_destroy(t[i]);
+            assert_int_equal(conc_future_result(fs[i], NULL), 0);
+            conc_future_release(fs[i]);
+        }
+    }
+}
+
 static int not_code;
 
 static void procpool_bad_input(void **state)
@@ -653,4 +685,5 @@ CONC_TEST_MAIN(cmocka_unit_test(procpool_results_by_value),
                cmocka_unit_test(procpool_result_too_large_is_eoverflow),
                cmocka_unit_test(procpool_map_every_item_once),
                cmocka_unit_test(procpool_create_from_busy_threads_stress),
+               cmocka_unit_test(procpool_destroy_while_others_wait),
                cmocka_unit_test(procpool_bad_input))

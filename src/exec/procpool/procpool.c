@@ -406,6 +406,10 @@ static void *conc__pp_collector(void *arg)
 
 /* ---- a waiter that takes its own result ---- */
 
+/* Threads between entering conc__pp_await and counting themselves in
+ * their pool's `awaiting` (any pool). */
+static _Atomic uint32_t conc__pp_entering;
+
 /* How long a waiter watches the slots before it sleeps. */
 #define CONC__PP_AWAIT_SPIN_NS 30000
 
@@ -452,6 +456,15 @@ static void conc__pp_collect_now(conc_procpool *pp)
 static void conc__pp_await(conc_future *f, int64_t deadline)
 {
     conc_procpool *pp = (conc_procpool *)f->exec;
+    /* The pool may be destroyed by another thread once f is done: only a
+     * count the destroy waits for keeps it (conc__pp_quiesce). */
+    atomic_fetch_add_explicit(&conc__pp_entering, 1, memory_order_seq_cst);
+    bool done = conc__future_is_done(f);
+    if (!done)
+        atomic_fetch_add_explicit(&pp->awaiting, 1, memory_order_seq_cst);
+    atomic_fetch_sub_explicit(&conc__pp_entering, 1, memory_order_seq_cst);
+    if (done)
+        return;
     int64_t until = conc__now() + CONC__PP_AWAIT_SPIN_NS;
     if (until > deadline)
         until = deadline;
@@ -475,6 +488,20 @@ static void conc__pp_await(conc_future *f, int64_t deadline)
     atomic_fetch_sub_explicit(&pp->sh->watchers, 1, memory_order_seq_cst);
     atomic_thread_fence(memory_order_seq_cst);
     conc__pp_collect_now(pp);
+    atomic_fetch_sub_explicit(&pp->awaiting, 1, memory_order_seq_cst);
+}
+
+/* Before destroy frees pp, whose futures are all done: waits for the
+ * threads inside conc__pp_await to leave it. One that enters later finds
+ * its future done and touches nothing of pp; one that entered earlier has
+ * counted itself in pp->awaiting by the time conc__pp_entering is 0 — a
+ * count held for a few instructions, so that moment comes at once. */
+static void conc__pp_quiesce(conc_procpool *pp)
+{
+    while (atomic_load_explicit(&conc__pp_entering, memory_order_seq_cst))
+        sched_yield();
+    while (atomic_load_explicit(&pp->awaiting, memory_order_seq_cst))
+        sched_yield(); /* a watch lasts at most CONC__PP_AWAIT_SPIN_NS */
 }
 
 /* ---- the API ---- */
@@ -779,6 +806,7 @@ int conc_procpool_destroy(conc_procpool *pp)
         return CONC_EBROKEN; /* its collector stayed in the parent */
     (void)conc_procpool_shutdown(pp, false);
     pthread_join(pp->collector, NULL);
+    conc__pp_quiesce(pp);
     conc__pp_free(pp);
     return 0;
 }

@@ -184,7 +184,7 @@ struct conc_procpool {
     bool collector_done;         /* the collector has ended (set under lock) */
     pthread_cond_t ended;        /* signalled when collector_done becomes true */
     pthread_t collector;
-    bool collector_joined;
+    _Atomic uint32_t awaiting;   /* threads inside the await hook (procpool.c) */
 };
 
 /* The executor area of a pool's future: which worker runs it. */
