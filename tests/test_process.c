@@ -566,17 +566,26 @@ static int fn_env_scrubbed(const void *arg, size_t size)
     return kept && strcmp(kept, "yes") == 0 ? 0 : 2;
 }
 
+/* In a fresh child of the test, so that its first start starts a server
+ * of its own, which takes the environment it starts with. */
+static int scrub_check(void *arg)
+{
+    (void)arg;
+    CONC_TEST_CHILD_CHECK(setenv("OMPI_COMM_WORLD_SIZE", "4", 1) == 0);
+    CONC_TEST_CHILD_CHECK(setenv("PMIX_RANK", "0", 1) == 0);
+    CONC_TEST_CHILD_CHECK(setenv("CONC_TEST_KEPT", "yes", 1) == 0);
+    conc_process *p;
+    CONC_TEST_CHILD_CHECK(conc_process_start(&p, fn_env_scrubbed, NULL, 0, NULL) == 0);
+    int code = -1;
+    CONC_TEST_CHILD_CHECK(conc_process_join(p, &code) == 0);
+    CONC_TEST_CHILD_CHECK(conc_process_destroy(p) == 0);
+    return code;
+}
+
 static void process_start_scrubs_mpi_variables(void **state)
 {
     (void)state;
-    /* Before the first start of this process: the server takes the
-     * environment it starts with. */
-    assert_int_equal(setenv("OMPI_COMM_WORLD_SIZE", "4", 1), 0);
-    assert_int_equal(setenv("PMIX_RANK", "0", 1), 0);
-    assert_int_equal(setenv("CONC_TEST_KEPT", "yes", 1), 0);
-    conc_process *p;
-    assert_int_equal(conc_process_start(&p, fn_env_scrubbed, NULL, 0, NULL), 0);
-    assert_int_equal(join_fn(p), 0);
+    conc_test_reap(conc_test_fork(scrub_check, NULL));
 }
 
 /* The fork server: the child of this process named conc-forkserver. */

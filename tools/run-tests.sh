@@ -41,6 +41,12 @@ run_ctest() { # variant dir
   grep -E "tests passed|tests failed|The following tests|^\s+[0-9]+ - " "build/$2/ctest.log" | tail -n 20
   summaries="$summaries$(printf '%-8s %s' "$1:" "$(grep -E 'tests passed' "build/$2/ctest.log" || echo 'ctest did not finish')")
 "
+  # The names of the failed tests go into the summary too: the last lines
+  # are what a CI log shows.
+  failures=$(sed -n '/The following tests FAILED/,$p' "build/$2/ctest.log" | grep -E '^\s+[0-9]+ - ' |
+    sed 's/^\s*[0-9]* - /  /')
+  [ -z "$failures" ] || summaries="$summaries$failures
+"
   [ $rc -eq 0 ] || { tail -n 60 "build/$2/ctest.log"; return $rc; }
 }
 

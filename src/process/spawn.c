@@ -298,10 +298,14 @@ static void conc__spawner_parent(void)
 
 static void conc__spawner_child(void)
 {
-    /* The spawner thread did not come along: the next spawn starts one. */
+    /* The spawner thread did not come along: the next spawn starts one.
+     * The condition variable counts it among its waiters, which a
+     * broadcast would wait for forever: a fresh one. */
     conc__spawner.running = false;
     conc__spawner.req = NULL;
     conc__spawner.served = false;
+    pthread_cond_t fresh = PTHREAD_COND_INITIALIZER;
+    conc__spawner.cond = fresh;
     pthread_mutex_unlock(&conc__spawner.lock);
 }
 
