@@ -6,6 +6,9 @@
 #   make stress     the stress tests at full size and more (CONC_TEST_SCALE=10),
 #                   then make fuzz
 #   make fuzz       the frame decoder under libFuzzer for FUZZ_SECONDS (300)
+#   make test-aarch64  the coroutine tests cross-compiled for aarch64 and run
+#                   under qemu-user (also part of make test, in the optimised
+#                   build; installs gcc-aarch64-linux-gnu and qemu-user)
 #   make bench      conc against its peers, side by side; records the run under
 #                   docs/bench/runs/ (one file per processor; a CASES=... run
 #                   replaces those cases only) and rewrites docs/bench/README.md
@@ -15,7 +18,7 @@ PREFIX ?= /usr/local
 BUILD := build/release
 JOBS ?= 2
 
-.PHONY: all build tour test stress fuzz bench install clean
+.PHONY: all build tour test test-aarch64 stress fuzz bench install clean
 
 all: build
 
@@ -35,6 +38,10 @@ tour:
 
 test:
 	@tools/run-tests.sh
+
+# Exit 77 is the script's "cross compiler or qemu missing: skipped".
+test-aarch64:
+	@tools/test-aarch64.sh || [ $$? -eq 77 ]
 
 stress:
 	@CONC_TEST_SCALE=$${CONC_TEST_SCALE:-10} VARIANTS=$${VARIANTS:-release} tools/run-tests.sh

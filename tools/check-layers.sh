@@ -24,6 +24,7 @@ exec           thread sync wait core arch
 exec/pool      exec queue thread sync wait core arch
 exec/procpool  exec process thread sync wait core arch
 process        sync wait core arch
+aio            core arch
 '
 
 check() { # SRC_DIR

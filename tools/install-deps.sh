@@ -1,7 +1,7 @@
 #!/bin/sh
 # Installs the Debian packages a step needs, only those that are missing, so a
 # warm machine stays fast (apt-get update runs first, once, and only then).
-#   tools/install-deps.sh test|bench
+#   tools/install-deps.sh test|bench|aarch64
 set -eu
 # test: the TSan build is clang's; its runtime (libclang_rt.tsan) is in
 # libclang-rt-dev, and its reports name functions and globals with
@@ -9,7 +9,10 @@ set -eu
 case "${1:-test}" in
   test)  pkgs="libcmocka-dev pkg-config clang libclang-rt-dev llvm" ;;
   bench) pkgs="pkg-config g++ libck-dev libglib2.0-dev libtbb-dev python3" ;;
-  *) echo "usage: $0 test|bench" >&2; exit 2 ;;
+  # aarch64: the cross compiler, its C library, and qemu-user to run what
+  # it builds (tools/test-aarch64.sh).
+  aarch64) pkgs="gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user" ;;
+  *) echo "usage: $0 test|bench|aarch64" >&2; exit 2 ;;
 esac
 missing=""
 for p in $pkgs; do

@@ -26,6 +26,7 @@ enum conc__fork_rank {
     CONC__FORK_REPORTER,     /* diag: one report at a time */
     CONC__FORK_UNHANDLED,    /* core: the unhandled-failure hook */
     CONC__FORK_FUTURE_SLABS, /* exec: the futures' free slabs (a leaf) */
+    CONC__FORK_STACKS,       /* aio: the coroutine stacks' shared pool (a leaf) */
     CONC__FORK_FORKSERVER,   /* process: the fork server's client (no lock: the child starts over) */
     CONC__FORK_SPAWNER,      /* process: the spawner thread's request slot (a leaf) */
     CONC__FORK_RANKS

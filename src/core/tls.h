@@ -10,7 +10,7 @@
  * identity conc__self() returns (lock ownership, EDEADLK, lock-order
  * checks), the task it runs, its cancel token, what it sleeps on. A thread
  * runs its own context (conc__tls.own) until a pool task is helped in on it
- * (conc__future_execute) — and, later, a coroutine is switched to: either
+ * (conc__future_execute) or a coroutine is resumed (aio/coro.c): either
  * switches the record's one pointer, conc__tls.ctx, and the identity cached
  * beside it. A context costs its few words, not a slab or a trace ring: a
  * hundred thousand of them share their threads' records.
@@ -42,6 +42,8 @@ struct conc__helper;
 struct conc__dthread;
 struct ld_thread;
 struct conc__held_locks;
+struct conc__coro;
+struct conc__stack;
 
 /* What runs. */
 struct conc__context {
@@ -72,6 +74,13 @@ struct conc__slab_cursor {
     bool registered;       /* the exit destructor knows this cursor */
 };
 
+/* The stacks a thread keeps for its next coroutines (aio/stack.c). */
+struct conc__stack_cache {
+    struct conc__stack *head; /* a list through the stacks' own records */
+    size_t bytes;             /* their mappings, summed */
+    bool registered;          /* the exit destructor knows this cache */
+};
+
 /* The last misuse code's detail (core/misuse.h). */
 struct conc__misuse {
     const char *fn, *what; /* static strings; NULL: none yet */
@@ -96,6 +105,9 @@ struct conc__thread_rec {
     struct conc__helper *helper;         /* help-while-waiting; NULL: none */
     struct conc__worker *worker;         /* the pool worker it is; NULL: none */
     struct conc__slab_cursor slab;
+    /* ---- aio ---- */
+    struct conc__coro *coro;             /* the coroutine running here; NULL: none */
+    struct conc__stack_cache stacks;
     /* ---- diag ---- */
     struct conc__dthread *diag;          /* its record in the registry; NULL: none yet */
     bool diag_ended;                     /* that record is gone: no other */
