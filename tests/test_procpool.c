@@ -194,6 +194,16 @@ static void procpool_results_by_value(void **state)
     assert_int_equal(conc_procpool_destroy(pp), 0);
 }
 
+/* More workers than a collecting pass takes results from at once (16): the
+ * passes that fill up are followed by more, and nothing is left behind. */
+static void procpool_many_workers(void **state)
+{
+    (void)state;
+    conc_procpool *pp = make_pool(18, 0);
+    run_incs(pp, conc_test_scaled(500, 100));
+    conc_procpool_destroy(pp);
+}
+
 /* The pool's futures are the thread pool's: conc_wait and as-completed mix
  * them, callbacks run. */
 static int count_cb(conc_future *f, void *arg)
@@ -673,6 +683,7 @@ static void procpool_bad_input(void **state)
 }
 
 CONC_TEST_MAIN(cmocka_unit_test(procpool_results_by_value),
+               cmocka_unit_test(procpool_many_workers),
                cmocka_unit_test(procpool_futures_mix_with_thread_pool),
                cmocka_unit_test(procpool_killed_worker_fails_only_its_future),
                cmocka_unit_test(procpool_worker_killed_from_outside),

@@ -111,17 +111,25 @@ struct conc__pp_end {
     conc_result r;
 };
 
+/* Room for this many per pass; a pass that fills it stops, and its caller
+ * passes again once they are finished. */
+#define CONC__PP_ENDS 16
+
 struct conc__pp_ends {
-    struct conc__pp_end *v;
-    size_t n, cap;
+    struct conc__pp_end v[CONC__PP_ENDS];
+    size_t n;
     struct conc__pp_pending *failed; /* queued tasks to fail with `failed_status` */
     int failed_status;
 };
 
+static bool conc__pp_ends_full(const struct conc__pp_ends *e)
+{
+    return e->n == CONC__PP_ENDS;
+}
+
 static void conc__pp_ends_add(struct conc__pp_ends *e, conc_future *f, int status, conc_result r)
 {
-    /* cap is nworkers: each worker ends at most one task per scan. */
-    e->v[e->n++] = (struct conc__pp_end){f, status, r};
+    e->v[e->n++] = (struct conc__pp_end){f, status, r}; /* the callers checked the room */
 }
 
 static void conc__pp_ends_finish(struct conc__pp_ends *e)
@@ -177,7 +185,6 @@ static bool conc__pp_dispatch(conc_procpool *pp, size_t i)
         pp->head = p->next;
         if (!pp->head)
             pp->tail = NULL;
-        pp->queued--;
         bool claimed = conc__future_claim(p->f);
         if (claimed)
             conc__pp_post(pp, i, &p->fn, p->arg, p->size, p->f);
@@ -224,20 +231,23 @@ static bool conc__pp_scan_worker(conc_procpool *pp, size_t i, struct conc__pp_en
     return moved;
 }
 
-/* With the lock held: looks at every worker's slot once. Returns whether
+/* With the lock held: looks at every worker's slot once, or until e is
+ * full (then it says it moved: the caller passes again). Returns whether
  * anything moved. */
 static bool conc__pp_scan(conc_procpool *pp, struct conc__pp_ends *e)
 {
     bool moved = false;
-    for (size_t i = 0; i < pp->nworkers; i++)
+    for (size_t i = 0; i < pp->nworkers; i++) {
+        if (conc__pp_ends_full(e))
+            return true;
         moved |= conc__pp_scan_worker(pp, i, e);
+    }
     if (pp->broken && pp->head) { /* nothing queued will ever run */
         struct conc__pp_pending **end = &e->failed;
         while (*end)
             end = &(*end)->next;
         *end = pp->head;
         pp->head = pp->tail = NULL;
-        pp->queued = 0;
         e->failed_status = CONC_EBROKEN;
         moved = true;
     }
@@ -334,8 +344,8 @@ static void conc__pp_poll(conc_procpool *pp, int timeout_ms, struct conc__pp_end
         (void)!read(pp->eventfd, &count, sizeof count);
     }
     pthread_mutex_lock(&pp->lock);
-    for (size_t j = 1; j < k; j++)
-        if (pfd[j].revents)
+    for (size_t j = 1; j < k; j++) /* one left out stays readable for the next poll */
+        if (pfd[j].revents && !conc__pp_ends_full(e))
             conc__pp_reap(pp, who[j], e);
     pthread_mutex_unlock(&pp->lock);
 }
@@ -355,8 +365,7 @@ static bool conc__pp_over(conc_procpool *pp)
 static void *conc__pp_collector(void *arg)
 {
     conc_procpool *pp = arg;
-    struct conc__pp_end ends[pp->nworkers];
-    struct conc__pp_ends e = {.v = ends, .cap = pp->nworkers};
+    struct conc__pp_ends e = {.n = 0};
     int64_t spin_until = 0, next_reap_check = conc__now() + CONC__PP_REAP_CHECK_NS;
     for (;;) {
         pthread_mutex_lock(&pp->lock);
@@ -441,12 +450,15 @@ static bool conc__pp_worker_here(conc_procpool *pp)
  * to the workers that freed up, finishes the futures. */
 static void conc__pp_collect_now(conc_procpool *pp)
 {
-    struct conc__pp_end end[pp->nworkers];
-    struct conc__pp_ends e = {.v = end, .cap = pp->nworkers};
-    pthread_mutex_lock(&pp->lock);
-    (void)conc__pp_scan(pp, &e);
-    pthread_mutex_unlock(&pp->lock);
-    conc__pp_ends_finish(&e);
+    struct conc__pp_ends e = {.n = 0};
+    bool again;
+    do {
+        pthread_mutex_lock(&pp->lock);
+        (void)conc__pp_scan(pp, &e);
+        again = conc__pp_ends_full(&e);
+        pthread_mutex_unlock(&pp->lock);
+        conc__pp_ends_finish(&e);
+    } while (again);
 }
 
 /* The future_ops await: for a while, this thread does the collector's
@@ -688,7 +700,6 @@ int conc__pp_submit(conc_procpool *pp, const struct conc__fnref *fn, const void 
             else
                 pp->head = p;
             pp->tail = p;
-            pp->queued++;
         }
     }
     pthread_mutex_unlock(&pp->lock);
@@ -731,7 +742,6 @@ static void conc__pp_stop(conc_procpool *pp, bool cancel_futures, int signal)
     if (cancel_futures) {
         cancelled = pp->head;
         pp->head = pp->tail = NULL;
-        pp->queued = 0;
     }
     if (signal)
         for (size_t i = 0; i < pp->nworkers; i++)

@@ -177,7 +177,6 @@ struct conc_procpool {
     size_t initargs_size;
     struct conc__pp_worker *workers;
     struct conc__pp_pending *head, *tail; /* the queue */
-    size_t queued;
     size_t in_flight;            /* BUSY workers */
     bool shutdown;
     int broken;                  /* 0, or why: the initializer's failure */
